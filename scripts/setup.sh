@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up everything kvshard and its tests need on a fresh Debian machine:
+# Debian packages (only those missing), a virtualenv in .venv, and the package with its
+# test extras installed in editable mode. Safe to run again; it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(gcc)
+# a python3 >= 3.11 that can make venvs (Debian's, or pyenv's) is all we need of Python
+if ! python3 -c "import sys, venv, ensurepip; assert sys.version_info >= (3, 11)" 2>/dev/null; then
+    APT_PACKAGES+=(python3 python3-venv python3-dev)
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "setup: installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "setup: ready (.venv)"

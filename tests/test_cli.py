@@ -1,0 +1,44 @@
+"""The kvshard command line: version, bad flags, clean start and stop."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from kvshard import __version__
+
+
+def kvshard(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kvshard.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_version() -> None:
+    r = kvshard("-V")
+    assert r.returncode == 0 and r.stdout.strip() == f"kvshard {__version__}"
+
+
+def test_unknown_flag_is_a_one_line_usage_error() -> None:
+    r = kvshard("--no-such-flag")
+    assert r.returncode == 64
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("kvshard: ")
+
+
+def test_bad_thread_count() -> None:
+    r = kvshard("-t", "0")
+    assert r.returncode == 64 and "threads" in r.stderr
+
+
+def test_starts_and_stops_on_sigterm() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "kvshard.cli", "-t", "2", "-v"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    assert proc.stderr is not None
+    seen = ""
+    while "all 2 shards running" not in seen:
+        assert time.monotonic() < deadline, seen
+        seen += proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0

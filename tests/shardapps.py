@@ -212,7 +212,7 @@ async def slow_consumer(app: ScenarioApp, shard: Shard) -> dict[str, Any]:
     max_pending = max_queued_bytes = 0
     for n in range(count):
         while not shard.send(1, "slow_consumer", 0, n, blob):
-            max_pending = max(max_pending, len(link.pending))
+            max_pending = max(max_pending, link.pending_count)
             max_queued_bytes = max(max_queued_bytes, link.queued_bytes)
             await shard.wait_writable(1)
         if n % 1000 == 0:

@@ -134,30 +134,18 @@ def _two_cpus() -> list[int]:
     return cpus[:2] if len(cpus) >= 2 else cpus * 2
 
 
-def _queue_child(requests: Any, replies: Any, messages: int, roundtrips: int, cpu: int) -> None:
+def _baseline_child(get: Any, put: Any, messages: int, roundtrips: int, cpu: int) -> None:
+    """The receiving process of a Queue/Pipe baseline (forked: the endpoints are inherited)."""
     os.sched_setaffinity(0, {cpu})
     received = 0
     handlers = {"bench.sink": lambda i: None}
     for _ in range(messages):
-        name, args = requests.get()
+        name, args = get()
         handlers[name](*args)
         received += 1
-    replies.put(received)
+    put(received)
     for _ in range(roundtrips):
-        replies.put(requests.get()[1][0])
-
-
-def _pipe_child(conn: Any, messages: int, roundtrips: int, cpu: int) -> None:
-    os.sched_setaffinity(0, {cpu})
-    received = 0
-    handlers = {"bench.sink": lambda i: None}
-    for _ in range(messages):
-        name, args = conn.recv()
-        handlers[name](*args)
-        received += 1
-    conn.send(received)
-    for _ in range(roundtrips):
-        conn.send(conn.recv()[1][0])
+        put(get()[1][0])
 
 
 def _measure_baseline(kind: str, messages: int, roundtrips: int) -> dict[str, float]:
@@ -168,12 +156,13 @@ def _measure_baseline(kind: str, messages: int, roundtrips: int) -> dict[str, fl
     try:
         if kind == "queue":
             requests, replies = ctx.Queue(), ctx.Queue()
-            child = ctx.Process(target=_queue_child, args=(requests, replies, messages, roundtrips, cpus[1]))
+            child_ends = (requests.get, replies.put)
             put, get = requests.put, replies.get
         else:
             parent_end, child_end = ctx.Pipe()
-            child = ctx.Process(target=_pipe_child, args=(child_end, messages, roundtrips, cpus[1]))
+            child_ends = (child_end.recv, child_end.send)
             put, get = parent_end.send, parent_end.recv
+        child = ctx.Process(target=_baseline_child, args=(*child_ends, messages, roundtrips, cpus[1]))
         child.start()
         t0 = time.perf_counter()
         for i in range(messages):

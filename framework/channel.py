@@ -24,7 +24,8 @@ Ordering: per link, messages are packed and written in the order they were queue
 consumer handles records in ring order, so messages between a pair are never reordered.
 
 Back-pressure, without unbounded queues and without deadlock:
-  * calls: at most ``max_inflight`` unanswered REQUESTs per peer; ``submit_to`` waits for a slot.
+  * calls: at most ``max_inflight`` unanswered REQUESTs per peer; later calls wait, in order,
+    in the link's ``overflow`` queue (whose callers bound it: a connection stops reading).
   * one-way messages: ``send`` refuses (returns False) when the link has ``max_queued`` messages
     or ring-capacity bytes waiting locally; the sender awaits ``wait_writable``.
   * replies are never refused: their number is bounded by the peer's in-flight limit.
@@ -56,6 +57,7 @@ from .ring import FRAGMENT_HEADER_BYTES, RingConsumer, RingProducer, full_fence
 
 __all__ = [
     "Handler",
+    "ReplyCallback",
     "Messenger",
     "PeerLink",
     "DEFAULT_MAX_INFLIGHT",
@@ -69,6 +71,7 @@ DEFAULT_MAX_INFLIGHT = 1024
 DEFAULT_MAX_QUEUED = 65536
 
 Handler = Callable[..., Any]
+ReplyCallback = Callable[[Any, "BaseException | None"], None]
 
 _packb = msgpack.packb
 
@@ -88,7 +91,7 @@ class PeerLink:
     __slots__ = (
         "peer", "out", "inp", "doorbell_fd", "up", "epoch", "pending", "pending_count",
         "run_name", "run", "queued",
-        "queued_bytes", "calls", "next_call_id", "slot_waiters", "space_waiters",
+        "queued_bytes", "calls", "next_call_id", "overflow", "space_waiters",
         "dirty", "blocked",
     )
 
@@ -105,9 +108,10 @@ class PeerLink:
         self.run: list[tuple[Any, ...]] = []
         self.queued: deque[memoryview] = deque()
         self.queued_bytes = 0
-        self.calls: dict[int, asyncio.Future[Any]] = {}
+        self.calls: dict[int, ReplyCallback] = {}
         self.next_call_id = 0
-        self.slot_waiters: deque[asyncio.Future[None]] = deque()
+        # calls made while ``max_inflight`` are in flight wait here, in order
+        self.overflow: deque[tuple[str, tuple[Any, ...], ReplyCallback]] = deque()
         self.space_waiters: deque[asyncio.Future[None]] = deque()
         self.dirty = False
         self.blocked = False
@@ -178,8 +182,10 @@ class Messenger:
             self._up_links.remove(link)
         link.up = False
         link.epoch += 1
-        calls = list(link.calls.values())
+        callbacks = list(link.calls.values())
         link.calls.clear()
+        parked = [entry[2] for entry in link.overflow]
+        link.overflow.clear()
         link.pending.clear()
         link.pending_count = 0
         link.run_name = None
@@ -191,14 +197,14 @@ class Messenger:
             self._dirty.remove(link)
         link.out.discard_unread()
         link.inp.discard_unread()
-        for fut in calls:
+        for callback in callbacks:
+            self._run_callback(callback, None, ShardUnavailable(shard, "shard died with the call in flight"))
+        for callback in parked:
+            self._run_callback(callback, None, ShardUnavailable(shard, "shard died before the call was sent"))
+        while link.space_waiters:
+            fut = link.space_waiters.popleft()
             if not fut.done():
-                fut.set_exception(ShardUnavailable(shard, "shard died with the call in flight"))
-        for waiters in (link.slot_waiters, link.space_waiters):
-            while waiters:
-                fut = waiters.popleft()
-                if not fut.done():
-                    fut.set_exception(ShardUnavailable(shard))
+                fut.set_exception(ShardUnavailable(shard))
 
     # ----- sending ---------------------------------------------------------------------
 
@@ -218,24 +224,33 @@ class Messenger:
             if _is_awaitable(result):
                 result = await result
             return result
-        link = self.link(shard)
-        if not link.up:
-            raise ShardUnavailable(shard)
-        while len(link.calls) >= self.max_inflight:
-            waiter = self._loop.create_future()
-            link.slot_waiters.append(waiter)
-            await waiter
-        return await self._call(link, name, args)
+        fut: asyncio.Future[Any] = self._loop.create_future()
 
-    def _call(self, link: PeerLink, name: str, args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        if not link.up:
-            raise ShardUnavailable(link.peer)
+        def settle(result: Any, error: BaseException | None) -> None:
+            if not fut.done():
+                if error is None:
+                    fut.set_result(result)
+                else:
+                    fut.set_exception(error)
+
+        self.call(shard, name, args, settle)
+        return await fut
+
+    def call(self, shard: int, name: str, args: tuple[Any, ...], on_reply: ReplyCallback) -> None:
+        """Run handler ``name(*args)`` on remote ``shard``; ``on_reply(result, None)`` or
+        ``on_reply(None, exception)`` runs when the answer arrives (inside the poller: keep it
+        short, never raise). At most ``max_inflight`` calls per peer are in flight; later ones
+        wait in order. Raises ShardUnavailable at once if the peer is down."""
+        link = self._links.get(shard)
+        if link is None or not link.up:
+            raise ShardUnavailable(self.link(shard).peer)
+        if len(link.calls) >= self.max_inflight:
+            link.overflow.append((name, args, on_reply))
+            return
         call_id = link.next_call_id
         link.next_call_id = call_id + 1
-        fut: asyncio.Future[Any] = self._loop.create_future()
-        link.calls[call_id] = fut
+        link.calls[call_id] = on_reply
         self._queue(link, (REQUEST, call_id, name, args))
-        return fut
 
     def writable(self, shard: int) -> bool:
         """True if a one-way message to ``shard`` would be accepted now."""
@@ -245,7 +260,12 @@ class Messenger:
         return link.up and self._has_room(link)
 
     def _has_room(self, link: PeerLink) -> bool:
-        return link.pending_count < self.max_queued and link.queued_bytes < link.out.capacity
+        # never let a one-way message overtake a call parked in ``overflow``
+        return (
+            link.pending_count < self.max_queued
+            and link.queued_bytes < link.out.capacity
+            and not link.overflow
+        )
 
     def send(self, shard: int, name: str, *args: Any) -> bool:
         """Queue a one-way message; False (nothing queued) if the link is full: await
@@ -254,7 +274,11 @@ class Messenger:
         link = self._links.get(shard)
         if link is None or not link.up:
             return self._send_slow(shard, name, args)
-        if link.pending_count >= self.max_queued or link.queued_bytes >= link.out.capacity:
+        if (
+            link.pending_count >= self.max_queued
+            or link.queued_bytes >= link.out.capacity
+            or link.overflow
+        ):
             return False
         link.pending_count += 1
         if link.run_name == name:
@@ -386,11 +410,7 @@ class Messenger:
                 link.blocked = False
                 out.set_waiting(False)
         if link.space_waiters and self._has_room(link):
-            waiters = link.space_waiters
-            while waiters:
-                fut = waiters.popleft()
-                if not fut.done():
-                    fut.set_result(None)
+            self._wake_space_waiters(link)
         if out.has_unpublished():
             out.publish()
             return True
@@ -485,22 +505,32 @@ class Messenger:
             self._queue(link, (REPLY, call_id, task.result()))
 
     def _settle(self, link: PeerLink, call_id: int, result: Any, error: BaseException | None) -> None:
-        fut = link.calls.pop(call_id, None)
-        if fut is not None and not fut.done():
-            if error is None:
-                fut.set_result(result)
-            else:
-                fut.set_exception(error)
-        if link.slot_waiters:
-            self._wake(link.slot_waiters)
+        callback = link.calls.pop(call_id, None)
+        if callback is not None:
+            self._run_callback(callback, result, error)
+        if link.overflow and link.up:
+            name, args, parked = link.overflow.popleft()
+            call_id = link.next_call_id
+            link.next_call_id = call_id + 1
+            link.calls[call_id] = parked
+            self._queue(link, (REQUEST, call_id, name, args))
+            if not link.overflow and link.space_waiters:
+                self._wake_space_waiters(link)
 
     @staticmethod
-    def _wake(waiters: deque[asyncio.Future[None]]) -> None:
+    def _wake_space_waiters(link: PeerLink) -> None:
+        waiters = link.space_waiters
         while waiters:
             fut = waiters.popleft()
             if not fut.done():
                 fut.set_result(None)
-                return
+
+    @staticmethod
+    def _run_callback(callback: ReplyCallback, result: Any, error: BaseException | None) -> None:
+        try:
+            callback(result, error)
+        except Exception:
+            log.exception("reply callback raised")
 
     @staticmethod
     def _log_oneway_failure(task: asyncio.Task[Any]) -> None:

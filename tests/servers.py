@@ -1,0 +1,115 @@
+"""Start a memcached-compatible server for a test: kvshard, or a real memcached to compare.
+
+``start_server(kind, *extra_args)`` is a context manager yielding a :class:`Server` whose
+``port`` answers ``version`` once the block starts. Kinds:
+
+* ``kvshard``: ``python -m kvshard.cli -l 127.0.0.1 -p PORT -t 2`` plus extra args;
+* ``memcached``: the Debian ``memcached`` binary with the same flags (``-U 0``, as root ``-u root``).
+
+``server_kinds()`` lists the kinds to parametrize over: memcached only where it is installed;
+under CI (CI=true) a missing memcached is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import pytest
+
+__all__ = ["Server", "start_server", "server_kinds", "free_port", "in_ci", "require_tool"]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; skip the test without it (fail under CI)."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (scripts/setup.sh installs it)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    kind: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    host: str = "127.0.0.1"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        return socket.create_connection(self.address, timeout=timeout)
+
+
+def _command(kind: str, port: int, threads: int, extra: tuple[str, ...]) -> list[str]:
+    if kind == "kvshard":
+        return [sys.executable, "-m", "kvshard.cli", "-l", "127.0.0.1", "-p", str(port), "-t", str(threads), *extra]
+    if kind == "memcached":
+        binary = require_tool("memcached")
+        user = ["-u", "root"] if os.geteuid() == 0 else []
+        return [binary, *user, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", str(threads), *extra]
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
+def _wait_ready(server: Server, deadline: float) -> None:
+    while True:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.kind} exited with status {server.proc.returncode} at start")
+        try:
+            with server.connect(timeout=1.0) as s:
+                s.sendall(b"version\r\n")
+                if s.recv(100).startswith(b"VERSION "):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.kind} did not answer on port {server.port}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def start_server(kind: str, *extra: str, threads: int = 2, port: int | None = None) -> Iterator[Server]:
+    port = port or free_port()
+    proc = subprocess.Popen(_command(kind, port, threads, extra), stdin=subprocess.DEVNULL)
+    server = Server(kind, port, proc)
+    try:
+        _wait_ready(server, time.monotonic() + 30)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def server_kinds() -> list[str]:
+    kinds = ["kvshard"]
+    if shutil.which("memcached") or in_ci():
+        kinds.append("memcached")
+    return kinds

@@ -220,7 +220,7 @@ class Messenger:
     async def submit_to(self, shard: int, name: str, *args: Any) -> Any:
         """Run handler ``name`` on ``shard`` and return its result (or raise its exception)."""
         if shard == self.shard_id:
-            result = self._local_handler(name)(*args)
+            result = self.local_handler(name)(*args)
             if _is_awaitable(result):
                 result = await result
             return result
@@ -296,7 +296,7 @@ class Messenger:
 
     def _send_slow(self, shard: int, name: str, args: tuple[Any, ...]) -> bool:
         if shard == self.shard_id:
-            result = self._local_handler(name)(*args)
+            result = self.local_handler(name)(*args)
             if _is_awaitable(result):
                 self._loop.create_task(result).add_done_callback(self._log_oneway_failure)
             return True
@@ -312,7 +312,7 @@ class Messenger:
             link.space_waiters.append(waiter)
             await waiter
 
-    def _local_handler(self, name: str) -> Handler:
+    def local_handler(self, name: str) -> Handler:
         try:
             return self._handlers[name]
         except KeyError:

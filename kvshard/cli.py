@@ -1,23 +1,33 @@
-"""The ``kvshard`` command.
+"""The ``kvshard`` command: memcached's flags, one shard per CPU.
 
-Today it starts the shard runtime (one pinned process per CPU, shared-memory channels,
-supervised, clean stop on SIGTERM/SIGINT). The memcached protocol and memcached's full flag set
-come with the ASCII server (issue 3).
+    kvshard [-p PORT] [-l ADDR[,ADDR]] [-m MB] [-c CONNS] [-t SHARDS] [-I SIZE] [-U PORT]
+            [-v|-vv] [--network-stack posix]
+
+Bad or unknown flags print one line and exit 64 (EX_USAGE); an address that cannot be listened
+on exits 71 (EX_OSERR), as memcached does.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import time
 
-from framework import ShardApp, run
+from framework import run
+from net_backends import STACKS
+from net_backends.posix import check_can_listen
 
 from . import __version__
+from .server import PROTOCOL_VERSION, KVServerApp, ServerConfig
 
-__all__ = ["main"]
+__all__ = ["main", "parse_size", "EX_USAGE", "EX_OSERR"]
 
 EX_USAGE = 64
+EX_OSERR = 71
+MIN_ITEM_SIZE = 1024
+MAX_ITEM_SIZE = 1 << 30
 
 
 class _UsageError(Exception):
@@ -29,25 +39,89 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
+def parse_size(text: str) -> int:
+    """memcached's -I syntax: bytes, or a number with a k/m (KiB/MiB) suffix."""
+    t = text.strip().lower()
+    scale = 1
+    if t.endswith("k"):
+        scale, t = 1024, t[:-1]
+    elif t.endswith("m"):
+        scale, t = 1024 * 1024, t[:-1]
+    if not t.isdigit():
+        raise ValueError(f"invalid size {text!r}")
+    return int(t) * scale
+
+
+def _positive(name: str, minimum: int = 1, maximum: int | None = None):  # type: ignore[no-untyped-def]
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, not {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"{name} must be {bound}, not {value}")
+        return value
+
+    return convert
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="kvshard", description="memcached-compatible key-value server, one shard per core")
-    p.add_argument("-t", "--threads", type=int, default=None, help="number of shards (default: CPUs)")
+    p.add_argument("-p", "--port", type=_positive("port", 1, 65535), default=11211, help="TCP port (11211)")
+    p.add_argument("-l", "--listen", default="127.0.0.1", help="address(es) to listen on, comma separated (127.0.0.1)")
+    p.add_argument("-m", "--memory-limit", type=_positive("memory limit", 1), default=64, help="item memory in megabytes (64)")
+    p.add_argument("-c", "--conn-limit", type=_positive("connection limit", 1), default=1024, help="max simultaneous connections (1024)")
+    p.add_argument("-t", "--threads", type=_positive("threads", 1, 1024), default=None, help="number of shards (default: CPUs)")
+    p.add_argument("-I", "--max-item-size", default="1m", help="max item size, k/m suffix allowed (1m)")
+    p.add_argument("-U", "--udp-port", type=_positive("udp port", 0, 65535), default=0, help="UDP port (0 = off)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     p.add_argument("-V", "--version", action="version", version=f"kvshard {__version__}")
+    p.add_argument("--network-stack", choices=STACKS, default="posix", help="network stack (posix)")
     return p
+
+
+def _config(args: argparse.Namespace) -> ServerConfig:
+    try:
+        item_size = parse_size(args.max_item_size)
+    except ValueError as exc:
+        raise _UsageError(f"-I: {exc}") from None
+    memory = args.memory_limit * 1024 * 1024
+    if item_size < MIN_ITEM_SIZE:
+        raise _UsageError(f"-I: item size must be at least {MIN_ITEM_SIZE} bytes")
+    if item_size > MAX_ITEM_SIZE:
+        raise _UsageError("-I: cannot set item size limit higher than 1 gigabyte")
+    if item_size > memory // 2:
+        raise _UsageError("-I: cannot set item size limit higher than 1/2 of memory max")
+    if args.udp_port:
+        raise _UsageError("-U: UDP is not supported yet; use -U 0")
+    listen = tuple(a.strip() for a in args.listen.split(",") if a.strip())
+    if not listen:
+        raise _UsageError("-l: no address given")
+    return ServerConfig(
+        port=args.port, listen=listen, memory_bytes=memory, max_connections=args.conn_limit,
+        max_item_size=item_size, udp_port=args.udp_port, verbosity=args.verbose,
+        network_stack=args.network_stack, version=f"{PROTOCOL_VERSION}-kvshard-{__version__}",
+        started=time.time(), pid=os.getpid(),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        if args.threads is not None and args.threads < 1:
-            raise _UsageError("-t/--threads must be at least 1")
+        config = _config(args)
     except _UsageError as exc:
         print(f"kvshard: {exc}", file=sys.stderr)
         return EX_USAGE
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return run(ShardApp(), args.threads)
+    for host in config.listen:
+        try:
+            check_can_listen(host, config.port)
+        except OSError as exc:
+            print(f"kvshard: failed to listen on {host} port {config.port}: {exc.strerror or exc}", file=sys.stderr)
+            return EX_OSERR
+    return run(KVServerApp(config), args.threads)
 
 
 if __name__ == "__main__":

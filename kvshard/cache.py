@@ -1,0 +1,291 @@
+"""One shard's share of the cache: items, LRU eviction, expiry, CAS, counters.
+
+Theory of operation
+-------------------
+Each shard owns one :class:`Cache`; only that shard's thread touches it, so there are no locks.
+Items live in an ``OrderedDict`` ordered from least to most recently used: a hit moves the key
+to the end, eviction pops from the front.
+
+An item is the tuple ``(value, flags, expire_at, cas)``:
+  * ``expire_at`` is 0 (never) or an absolute Unix time (float). memcached's rules turn the
+    protocol's exptime into it (:meth:`Cache.expire_at`): 0 never, negative already expired,
+    up to 30 days relative to now, larger an absolute Unix time.
+  * ``cas`` is unique across shards: ``counter * shard_count + shard_id``.
+
+Memory: every item is charged ``len(key) + len(value) + ITEM_OVERHEAD`` against ``limit``
+(the shard's share of ``-m``). ``ITEM_OVERHEAD`` is what CPython really spends per item beyond
+the key and value bytes (two bytes objects' headers, the tuple, the CAS int, the ordered-dict
+entry and node), measured and rounded up, so the process RSS follows ``-m``. A store that
+would pass the limit first evicts least recently used items; an item larger than the whole
+limit is refused (``SERVER_ERROR out of memory storing object``).
+
+Expiry is lazy (an expired item found by a command is removed then) plus a periodic reclaim
+(:meth:`Cache.reclaim`) driven by a heap of (expire_at, key) for items that have an expiry.
+Stale heap entries (the key was overwritten or deleted) are skipped; the heap is rebuilt when
+it holds far more entries than items.
+
+``flush_all`` clears everything now; with a delay the server calls :meth:`Cache.flush` when
+the delay has passed (memcached's semantics: items stored before that moment are gone).
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+import time
+from collections import OrderedDict
+from typing import Callable, Final
+
+__all__ = [
+    "Cache",
+    "ITEM_OVERHEAD",
+    "RELATIVE_EXPTIME_LIMIT",
+    "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "NO_MEMORY", "NON_NUMERIC",
+]
+
+ITEM_OVERHEAD: Final = 320
+RELATIVE_EXPTIME_LIMIT: Final = 60 * 60 * 24 * 30
+_UINT64: Final = 1 << 64
+
+# store() results (small ints: they cross shards as one byte)
+STORED: Final = 0
+NOT_STORED: Final = 1
+EXISTS: Final = 2
+NOT_FOUND: Final = 3
+NO_MEMORY: Final = 4
+# arith() result for a value that is not a number (else the new value, or None if missing)
+NON_NUMERIC: Final = -1
+
+_COUNTER = re.compile(rb"[ \t\n\v\f\r]*\+?([0-9]+)")
+_SPACE = frozenset(b" \t\n\v\f\r")
+
+Item = tuple[bytes, int, float, int]
+
+_STAT_NAMES = (
+    "cmd_get", "cmd_set", "cmd_touch", "cmd_flush", "get_hits", "get_misses", "get_expired",
+    "delete_hits", "delete_misses", "incr_hits", "incr_misses", "decr_hits", "decr_misses",
+    "cas_hits", "cas_misses", "cas_badval", "touch_hits", "touch_misses", "evictions",
+    "total_items", "reclaimed", "store_too_large", "store_no_memory",
+)
+
+
+def _parse_counter(value: bytes) -> int | None:
+    """memcached's safe_strtoull on an item's data: leading blanks, digits, then end or a
+    blank; at most 2**64 - 1."""
+    m = _COUNTER.match(value)
+    if m is None:
+        return None
+    end = m.end()
+    if end < len(value) and value[end] not in _SPACE:
+        return None
+    number = int(m.group(1))
+    return number if number < _UINT64 else None
+
+
+class Cache:
+    """The items of one shard."""
+
+    def __init__(
+        self,
+        limit: int,
+        shard_id: int = 0,
+        shard_count: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.limit = limit
+        self._items: OrderedDict[bytes, Item] = OrderedDict()
+        self._expiries: list[tuple[float, bytes]] = []
+        self._clock = clock
+        self._cas_counter = 0
+        self._shard_id = shard_id
+        self._shard_count = shard_count
+        self.used = 0
+        self.stats: dict[str, int] = dict.fromkeys(_STAT_NAMES, 0)
+
+    # ----- helpers ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def expire_at(self, exptime: int) -> float:
+        """The protocol's exptime as an absolute time (0 = never)."""
+        if exptime == 0:
+            return 0.0
+        if exptime < 0:
+            return 1.0  # in the past: already expired
+        if exptime <= RELATIVE_EXPTIME_LIMIT:
+            return self._clock() + exptime
+        return float(exptime)
+
+    def _next_cas(self) -> int:
+        self._cas_counter += 1
+        return self._cas_counter * self._shard_count + self._shard_id
+
+    def _live(self, key: bytes) -> Item | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        expire_at = item[2]
+        if expire_at and expire_at <= self._clock():
+            self._remove(key, item)
+            self.stats["get_expired"] += 1
+            return None
+        return item
+
+    def _remove(self, key: bytes, item: Item) -> None:
+        del self._items[key]
+        self.used -= len(key) + len(item[0]) + ITEM_OVERHEAD
+
+    def _put(self, key: bytes, value: bytes, flags: int, expire_at: float) -> int:
+        """Insert or replace; evict as needed. Returns STORED or NO_MEMORY."""
+        size = len(key) + len(value) + ITEM_OVERHEAD
+        old = self._items.get(key)
+        if old is not None:
+            self._remove(key, old)
+        if size > self.limit:
+            self.stats["store_no_memory"] += 1
+            return NO_MEMORY
+        items = self._items
+        while self.used + size > self.limit and items:
+            victim, victim_item = items.popitem(last=False)
+            self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
+            self.stats["evictions"] += 1
+        items[key] = (value, flags, expire_at, self._next_cas())
+        self.used += size
+        self.stats["total_items"] += 1
+        if expire_at:
+            heapq.heappush(self._expiries, (expire_at, key))
+        return STORED
+
+    # ----- commands ----------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> Item | None:
+        """A hit moves the item to the most recently used end."""
+        self.stats["cmd_get"] += 1
+        item = self._live(key)
+        if item is None:
+            self.stats["get_misses"] += 1
+            return None
+        self.stats["get_hits"] += 1
+        self._items.move_to_end(key)
+        return item
+
+    def touch(self, key: bytes, exptime: int, counts_as_get: bool = False) -> Item | None:
+        """Set a new expiry (touch, and gat/gats when ``counts_as_get``)."""
+        stats = self.stats
+        stats["cmd_touch"] += 1
+        if counts_as_get:
+            stats["cmd_get"] += 1
+        item = self._live(key)
+        if item is None:
+            stats["touch_misses"] += 1
+            if counts_as_get:
+                stats["get_misses"] += 1
+            return None
+        stats["touch_hits"] += 1
+        if counts_as_get:
+            stats["get_hits"] += 1
+        expire_at = self.expire_at(exptime)
+        item = (item[0], item[1], expire_at, item[3])
+        self._items[key] = item
+        self._items.move_to_end(key)
+        if expire_at:
+            heapq.heappush(self._expiries, (expire_at, key))
+        return item
+
+    def store(self, op: bytes, key: bytes, flags: int, exptime: int, value: bytes, cas: int = 0) -> int:
+        """set/add/replace/append/prepend/cas: STORED, NOT_STORED, EXISTS, NOT_FOUND or
+        NO_MEMORY."""
+        stats = self.stats
+        stats["cmd_set"] += 1
+        if op == b"set":
+            return self._put(key, value, flags, self.expire_at(exptime))
+        current = self._live(key)
+        if op == b"add":
+            if current is not None:
+                self._items.move_to_end(key)
+                return NOT_STORED
+            return self._put(key, value, flags, self.expire_at(exptime))
+        if op == b"replace":
+            if current is None:
+                return NOT_STORED
+            return self._put(key, value, flags, self.expire_at(exptime))
+        if op == b"append" or op == b"prepend":
+            if current is None:
+                return NOT_STORED
+            joined = current[0] + value if op == b"append" else value + current[0]
+            return self._put(key, joined, current[1], current[2])
+        if op == b"cas":
+            if current is None:
+                stats["cas_misses"] += 1
+                return NOT_FOUND
+            if current[3] != cas:
+                stats["cas_badval"] += 1
+                return EXISTS
+            stats["cas_hits"] += 1
+            return self._put(key, value, flags, self.expire_at(exptime))
+        raise ValueError(f"unknown storage command {op!r}")
+
+    def discard(self, key: bytes) -> None:
+        """Remove ``key`` if present, counting nothing (a refused overwrite drops the old item)."""
+        item = self._items.get(key)
+        if item is not None:
+            self._remove(key, item)
+
+    def delete(self, key: bytes) -> bool:
+        item = self._live(key)
+        if item is None:
+            self.stats["delete_misses"] += 1
+            return False
+        self._remove(key, item)
+        self.stats["delete_hits"] += 1
+        return True
+
+    def arith(self, incr: bool, key: bytes, delta: int) -> int | None:
+        """incr/decr: the new value, None if the key is missing, NON_NUMERIC if the value is
+        not a number. incr wraps at 2**64, decr stops at 0. A result no longer than the old
+        value is written in place, padded with spaces, as memcached does."""
+        prefix = "incr" if incr else "decr"
+        item = self._live(key)
+        if item is None:
+            self.stats[prefix + "_misses"] += 1
+            return None
+        number = _parse_counter(item[0])
+        if number is None:
+            return NON_NUMERIC
+        self.stats[prefix + "_hits"] += 1
+        number = (number + delta) % _UINT64 if incr else max(number - delta, 0)
+        digits = b"%d" % number
+        old = item[0]
+        if len(digits) <= len(old):
+            digits = digits.ljust(len(old))
+            self._items[key] = (digits, item[1], item[2], self._next_cas())
+            self._items.move_to_end(key)
+        else:
+            self._put(key, digits, item[1], item[2])
+        return number
+
+    def flush(self) -> None:
+        """Drop every item (flush_all)."""
+        self.stats["cmd_flush"] += 1
+        self._items.clear()
+        self._expiries.clear()
+        self.used = 0
+
+    def reclaim(self, budget: int = 10_000) -> int:
+        """Remove up to ``budget`` expired items; returns how many were removed."""
+        now = self._clock()
+        heap = self._expiries
+        removed = 0
+        while heap and heap[0][0] <= now and budget > 0:
+            expire_at, key = heapq.heappop(heap)
+            budget -= 1
+            item = self._items.get(key)
+            if item is not None and item[2] == expire_at:
+                self._remove(key, item)
+                removed += 1
+        self.stats["reclaimed"] += removed
+        if len(heap) > 2 * len(self._items) + 1024:
+            self._expiries = [(item[2], key) for key, item in self._items.items() if item[2]]
+            heapq.heapify(self._expiries)
+        return removed

@@ -1,0 +1,371 @@
+"""One client connection speaking memcached's ASCII protocol, on any network stack.
+
+Theory of operation
+-------------------
+The connection is an asyncio ``Protocol``: it only sees ``data_received`` and a ``Transport``,
+so it runs unchanged over uvloop's sockets or the native stack.
+
+Each read is fed to the sans-IO parser; each command is executed at once, in order:
+  * a key owned by this shard is served inline from the local :class:`KVService`;
+  * a key owned by another shard becomes a call over the runtime's channels (``kv.*``
+    handlers), batched with everything else this shard sends that peer in this loop iteration;
+  * a multi-key get is split per owning shard, the local part served inline, and the parts
+    merged back in key order when the last one arrives;
+  * ``noreply`` commands for another shard are one-way messages (nothing comes back).
+
+Replies leave in request order. While no reply is outstanding, a reply goes straight to the
+output list, written once at the end of the read. Once a remote reply is outstanding, every
+later reply (ready or not) queues behind it in ``_queue``; whenever the head of the queue is
+complete, the queue drains up to the next incomplete entry and that output is written.
+
+Ordering of *effects* needs nothing more: commands for one shard travel one FIFO channel, so a
+``set`` followed by a ``get`` of the same key (same owner) are applied in that order.
+
+Back-pressure: more than :data:`MAX_QUEUED_REPLIES` outstanding replies, or a transport that
+asks us to stop writing, pauses reading until the backlog drains to a quarter of that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import zlib
+from collections import deque
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Final
+
+from framework import ShardUnavailable
+
+from .protocol import ascii as proto
+
+if TYPE_CHECKING:
+    from .server import ShardContext
+
+__all__ = ["AsciiConnection", "MAX_QUEUED_REPLIES"]
+
+log = logging.getLogger("kvshard.connection")
+
+MAX_QUEUED_REPLIES: Final = 4096
+_RESUME_BELOW: Final = MAX_QUEUED_REPLIES // 4
+_crc32 = zlib.crc32
+_END = proto.R_END
+
+
+class _Pending:
+    """A reply that is not complete yet (waiting for one or more shards)."""
+
+    __slots__ = ("data", "parts", "missing")
+
+    def __init__(self, parts: list[Any] | None = None, missing: int = 1) -> None:
+        self.data: bytes | None = None
+        self.parts = parts
+        self.missing = missing
+
+
+def _server_error(error: BaseException) -> bytes:
+    if isinstance(error, ShardUnavailable):
+        return b"SERVER_ERROR shard unavailable\r\n"
+    return b"SERVER_ERROR %s\r\n" % str(error).encode("ascii", "replace")[:200]
+
+
+class AsciiConnection(asyncio.Protocol):
+    """Serves one client; see the module docstring for the rules."""
+
+    def __init__(self, ctx: "ShardContext") -> None:
+        self._ctx = ctx
+        self._parser = proto.AsciiParser(ctx.max_item_size)
+        self._transport: asyncio.Transport | None = None
+        self._queue: deque[bytes | _Pending] = deque()
+        self._out: list[bytes] = []
+        self._quitting = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._counted = False
+
+    # ----- transport callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
+        stats = self._ctx.service.conn_stats
+        if stats["curr_connections"] >= self._ctx.max_connections:
+            stats["rejected_connections"] += 1
+            transport.write(b"ERROR Too many open connections\r\n")  # type: ignore[attr-defined]
+            transport.close()
+            return
+        self._counted = True
+        stats["curr_connections"] += 1
+        stats["total_connections"] += 1
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted:
+            self._ctx.service.conn_stats["curr_connections"] -= 1
+            self._counted = False
+        self._transport = None
+        self._queue.clear()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None or self._quitting or not self._counted:
+            return
+        self._ctx.service.conn_stats["bytes_read"] += len(data)
+        execute = self._execute
+        for cmd in self._parser.feed(data):
+            execute(cmd)
+            if self._quitting:
+                break
+        self._write_out()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too, as memcached does
+
+    # ----- output ------------------------------------------------------------------------------
+
+    def reply(self, data: bytes) -> None:
+        if self._queue:
+            self._queue.append(data)
+        elif data:
+            self._out.append(data)
+
+    def _hold(self, pending: _Pending) -> None:
+        self._queue.append(pending)
+        if len(self._queue) > MAX_QUEUED_REPLIES:
+            self._update_reading()
+
+    def _complete(self, pending: _Pending, data: bytes) -> None:
+        pending.data = data
+        queue = self._queue
+        if queue and queue[0] is pending:
+            out = self._out
+            while queue:
+                head = queue[0]
+                if type(head) is bytes:
+                    if head:
+                        out.append(head)
+                elif head.data is not None:  # type: ignore[union-attr]
+                    if head.data:  # type: ignore[union-attr]
+                        out.append(head.data)  # type: ignore[union-attr]
+                else:
+                    break
+                queue.popleft()
+            self._write_out()
+            if self._reading_paused:
+                self._update_reading()
+
+    def _write_out(self) -> None:
+        out = self._out
+        transport = self._transport
+        if transport is None:
+            out.clear()
+            return
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self._ctx.service.conn_stats["bytes_written"] += len(data)
+            transport.write(data)
+        if self._quitting and not self._queue:
+            transport.close()
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        backlog = len(self._queue)
+        if not self._reading_paused and (self._writing_paused or backlog > MAX_QUEUED_REPLIES):
+            self._reading_paused = True
+            transport.pause_reading()
+        elif self._reading_paused and not self._writing_paused and backlog < _RESUME_BELOW:
+            self._reading_paused = False
+            transport.resume_reading()
+
+    # ----- remote calls -------------------------------------------------------------------------
+
+    def _call(self, owner: int, name: str, args: tuple[Any, ...], finish: Callable[[Any], bytes]) -> None:
+        """Run ``name`` on ``owner`` and reply ``finish(result)`` in this reply's turn."""
+        pending = _Pending()
+        self._hold(pending)
+        try:
+            self._ctx.messenger.call(owner, name, args, partial(self._on_reply, pending, finish))
+        except ShardUnavailable as exc:
+            self._complete(pending, _server_error(exc))
+
+    def _on_reply(self, pending: _Pending, finish: Callable[[Any], bytes], result: Any, error: BaseException | None) -> None:
+        self._complete(pending, finish(result) if error is None else _server_error(error))
+
+    def _send_noreply(self, owner: int, name: str, args: tuple[Any, ...]) -> None:
+        """A noreply command for another shard: a one-way message, or (when that link is
+        backed up) a call whose answer is dropped, so order is kept either way."""
+        try:
+            if not self._ctx.messenger.send(owner, name, *args):
+                self._call(owner, name, args, _nothing)
+        except ShardUnavailable:
+            pass
+
+    def _keyed(self, key: bytes, name: str, args: tuple[Any, ...], noreply: bool) -> None:
+        ctx = self._ctx
+        owner = _crc32(key) % ctx.shards
+        if owner == ctx.shard_id:
+            result = ctx.local[name](*args)
+            if not noreply:
+                self.reply(result)
+        elif noreply:
+            self._send_noreply(owner, "kv." + name, args)
+        else:
+            self._call(owner, "kv." + name, args, _same)
+
+    # ----- commands ------------------------------------------------------------------------------
+
+    def _execute(self, cmd: tuple[Any, ...]) -> None:
+        op = cmd[0]
+        if op == proto.GET:
+            self._get(cmd[1], cmd[2], None)
+        elif op == proto.STORE:
+            _, verb, key, flags, exptime, value, cas, noreply = cmd
+            self._keyed(key, "store", (verb, key, flags, exptime, value, cas), noreply)
+        elif op == proto.REPLY:
+            self.reply(cmd[1])
+        elif op == proto.DELETE:
+            self._keyed(cmd[1], "delete", (cmd[1],), cmd[2])
+        elif op == proto.ARITH:
+            self._keyed(cmd[2], "arith", (cmd[1], cmd[2], cmd[3]), cmd[4])
+        elif op == proto.TOUCH:
+            self._keyed(cmd[1], "touch", (cmd[1], cmd[2]), cmd[3])
+        elif op == proto.GAT:
+            self._get(cmd[1], cmd[2], cmd[3])
+        elif op == proto.TOO_LARGE:
+            _, verb, key, noreply = cmd
+            self._keyed(key, "too_large", (verb, key), True)
+            if not noreply:
+                self.reply(proto.R_TOO_LARGE)
+        elif op == proto.FLUSH:
+            self._flush_all(cmd[1], cmd[2])
+        elif op == proto.VERSION:
+            self.reply(b"VERSION %s\r\n" % self._ctx.version.encode())
+        elif op == proto.VERBOSITY:
+            self._ctx.set_verbosity(cmd[1])
+            if not cmd[2]:
+                self.reply(proto.R_OK)
+        elif op == proto.STATS:
+            self._ctx.stats_command(self, cmd[1])
+        elif op == proto.QUIT:
+            self._quitting = True
+        elif op == proto.CLOSE:
+            self._quitting = True
+            self._queue.clear()
+            self._out.clear()
+        else:  # pragma: no cover - the parser emits nothing else
+            self.reply(proto.R_ERROR)
+
+    def _get(self, keys: list[bytes], with_cas: bool, exptime: int | None) -> None:
+        ctx = self._ctx
+        shards = ctx.shards
+        me = ctx.shard_id
+        name, args = ("get", (with_cas,)) if exptime is None else ("gat", (with_cas, exptime))
+        if len(keys) == 1:
+            owner = _crc32(keys[0]) % shards
+            if owner == me:
+                self.reply(ctx.local[name](keys, *args)[0] + _END)
+            else:
+                self._call(owner, "kv." + name, (keys, *args), _join_end)
+            return
+        by_owner: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            by_owner.setdefault(_crc32(key) % shards, []).append(i)
+        parts: list[bytes] = [b""] * len(keys)
+        local = by_owner.pop(me, None)
+        if local is not None:
+            for i, value in zip(local, ctx.local[name]([keys[i] for i in local], *args)):
+                parts[i] = value
+        if not by_owner:
+            self.reply(b"".join(parts) + _END)
+            return
+        pending = _Pending(parts, len(by_owner))
+        self._hold(pending)
+        for owner, positions in by_owner.items():
+            try:
+                ctx.messenger.call(
+                    owner, "kv." + name, ([keys[i] for i in positions], *args),
+                    partial(self._on_part, pending, positions),
+                )
+            except ShardUnavailable as exc:
+                self._on_part(pending, positions, None, exc)
+
+    def _on_part(self, pending: _Pending, positions: list[int], result: Any, error: BaseException | None) -> None:
+        parts = pending.parts
+        assert parts is not None
+        if error is not None:
+            pending.parts = None
+            self._complete(pending, _server_error(error))
+            return
+        for i, value in zip(positions, result):
+            parts[i] = value
+        pending.missing -= 1
+        if pending.missing == 0:
+            pending.parts = None
+            self._complete(pending, b"".join(parts) + _END)
+
+    def _flush_all(self, delay: int, noreply: bool) -> None:
+        ctx = self._ctx
+        if noreply:
+            for shard in range(ctx.shards):
+                if shard == ctx.shard_id:
+                    ctx.service.flush(delay)
+                else:
+                    self._send_noreply(shard, "kv.flush", (delay,))
+            return
+        self.fan_out("kv.flush", (delay,), lambda results: proto.R_OK)
+
+    def fan_out(self, name: str, args: tuple[Any, ...], finish: Callable[[list[Any]], bytes]) -> None:
+        """Run ``name`` on every shard (this one inline) and reply ``finish(results in shard
+        order)``; any failure answers SERVER_ERROR."""
+        ctx = self._ctx
+        results: list[Any] = [None] * ctx.shards
+        pending = _Pending(results, ctx.shards)
+        self._hold(pending)
+
+        def done(shard: int, result: Any, error: BaseException | None) -> None:
+            if pending.parts is None:
+                return  # already failed
+            if error is not None:
+                pending.parts = None
+                self._complete(pending, _server_error(error))
+                return
+            results[shard] = result
+            pending.missing -= 1
+            if pending.missing == 0:
+                pending.parts = None
+                self._complete(pending, finish(results))
+
+        for shard in range(ctx.shards):
+            if shard == ctx.shard_id:
+                done(shard, ctx.handler(name)(*args), None)
+            else:
+                try:
+                    ctx.messenger.call(shard, name, args, partial(done, shard))
+                except ShardUnavailable as exc:
+                    done(shard, None, exc)
+
+
+def _same(result: bytes) -> bytes:
+    return result
+
+
+def _nothing(result: Any) -> bytes:
+    return b""
+
+
+def _join_end(result: list[bytes]) -> bytes:
+    return result[0] + _END

@@ -1,0 +1,380 @@
+"""memcached's classic ASCII protocol, sans-IO: bytes in, commands out; replies out as bytes.
+
+Theory of operation
+-------------------
+:class:`AsciiParser` is fed whatever the transport read and returns the commands completed so
+far, in order. It is in one of two states:
+
+    LINE   looking for the next ``\\n``. The line (a trailing ``\\r`` stripped) is split on
+           single spaces (runs of spaces collapse, tabs are not separators, as in memcached)
+           and turned into a command tuple, an error reply, or a storage header.
+    DATA   a storage header announced ``n`` bytes: wait for exactly ``n + 2`` bytes. If they
+           end in ``\\r\\n`` the STORE command is emitted, otherwise ``CLIENT_ERROR bad data
+           chunk`` and the bytes are dropped (memcached then parses whatever follows as the
+           next command, and so do we). An item over the size limit is read the same way but
+           discarded (SWALLOW) and answered ``SERVER_ERROR object too large for cache``.
+
+Limits, stated out loud (see the constants below):
+  * a key is 1..250 bytes with no control characters or spaces (bytes 0x00-0x20, 0x7f);
+  * a command line without ``\\n`` may grow to :data:`MAX_LINE` (2048) bytes; past that the
+    connection is closed (memcached does the same), unless the line starts with ``get ``/``gets ``
+    (multi-gets are long), which may grow to :data:`MAX_GET_LINE`;
+  * an item is at most ``max_item_size`` bytes *including* memcached's per-item header
+    (:func:`item_too_large` mirrors memcached 1.6's arithmetic, so the largest accepted value is
+    the same byte for byte).
+
+Numbers are parsed the way memcached's ``safe_strto*`` helpers parse them: decimal digits with
+an optional sign where C allows one; flags wrap to 32 bits, exptime and length to signed 32
+bits; anything else is ``CLIENT_ERROR bad command line format``.
+
+Error replies respect ``noreply`` exactly as memcached 1.6 does: a command that ends in
+``noreply`` gets no reply at all, not even an error, except for ``ERROR`` (unknown command or
+wrong token count), which is always sent.
+
+Commands are plain tuples whose first item is an opcode (see ``GET`` ... ``CLOSE``); their
+layouts are documented next to the opcodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+__all__ = [
+    "AsciiParser",
+    "KEY_MAX_LENGTH",
+    "MAX_LINE",
+    "MAX_GET_LINE",
+    "item_too_large",
+    "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
+    "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE",
+    "STORE_OPS",
+    "R_ERROR", "R_STORED", "R_NOT_STORED", "R_EXISTS", "R_NOT_FOUND", "R_DELETED",
+    "R_TOUCHED", "R_OK", "R_END", "R_RESET", "R_BAD_FORMAT", "R_BAD_CHUNK", "R_TOO_LARGE",
+    "R_NON_NUMERIC", "R_BAD_DELTA", "R_BAD_EXPTIME", "R_DELETE_USAGE", "R_OUT_OF_MEMORY",
+    "value_line", "number_line",
+]
+
+KEY_MAX_LENGTH: Final = 250
+MAX_LINE: Final = 2048
+MAX_GET_LINE: Final = 1 << 20
+_ITEM_HEADER: Final = 48 + 8  # memcached 1.6's item header plus the CAS field
+_INT32: Final = 1 << 32
+_UINT64_MAX: Final = (1 << 64) - 1
+_INT64_MAX: Final = (1 << 63) - 1
+
+# ----- replies -------------------------------------------------------------------------------
+R_ERROR: Final = b"ERROR\r\n"
+R_STORED: Final = b"STORED\r\n"
+R_NOT_STORED: Final = b"NOT_STORED\r\n"
+R_EXISTS: Final = b"EXISTS\r\n"
+R_NOT_FOUND: Final = b"NOT_FOUND\r\n"
+R_DELETED: Final = b"DELETED\r\n"
+R_TOUCHED: Final = b"TOUCHED\r\n"
+R_OK: Final = b"OK\r\n"
+R_END: Final = b"END\r\n"
+R_RESET: Final = b"RESET\r\n"
+R_BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
+R_BAD_CHUNK: Final = b"CLIENT_ERROR bad data chunk\r\n"
+R_TOO_LARGE: Final = b"SERVER_ERROR object too large for cache\r\n"
+R_OUT_OF_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
+R_NON_NUMERIC: Final = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+R_BAD_DELTA: Final = b"CLIENT_ERROR invalid numeric delta argument\r\n"
+R_BAD_EXPTIME: Final = b"CLIENT_ERROR invalid exptime argument\r\n"
+R_DELETE_USAGE: Final = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+
+
+def value_line(key: bytes, flags: int, value: bytes, cas: int | None) -> bytes:
+    """One ``VALUE`` entry of a get reply, data block included."""
+    if cas is None:
+        return b"VALUE %b %d %d\r\n%b\r\n" % (key, flags, len(value), value)
+    return b"VALUE %b %d %d %d\r\n%b\r\n" % (key, flags, len(value), cas, value)
+
+
+def number_line(n: int) -> bytes:
+    return b"%d\r\n" % n
+
+
+# ----- commands ------------------------------------------------------------------------------
+GET: Final = 0        # (GET, keys: list[bytes], with_cas: bool)
+GAT: Final = 1        # (GAT, keys, with_cas, exptime: int)
+STORE: Final = 2      # (STORE, op: bytes, key, flags, exptime, value: bytes, cas: int, noreply)
+DELETE: Final = 3     # (DELETE, key, noreply)
+ARITH: Final = 4      # (ARITH, incr: bool, key, delta: int, noreply)
+TOUCH: Final = 5      # (TOUCH, key, exptime, noreply)
+FLUSH: Final = 6      # (FLUSH, delay: int, noreply)
+VERSION: Final = 7    # (VERSION,)
+VERBOSITY: Final = 8  # (VERBOSITY, level: int, noreply)
+QUIT: Final = 9       # (QUIT,)
+STATS: Final = 10     # (STATS, args: list[bytes])
+REPLY: Final = 11     # (REPLY, reply: bytes): answer with these bytes, nothing to execute
+TOO_LARGE: Final = 12  # (TOO_LARGE, op, key, noreply): item swallowed; a set drops the old item
+CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long)
+
+STORE_OPS: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
+
+_NOREPLY: Final = b"noreply"
+_ASCII_DIGITS = frozenset(b"0123456789")
+_BAD_KEY_BYTES = bytes(range(0x21)) + b"\x7f"
+
+
+def item_too_large(key_length: int, flags: int, value_length: int, max_item_size: int) -> bool:
+    """memcached 1.6's size check: header + key + NUL + flags suffix + value + CRLF."""
+    total = _ITEM_HEADER + key_length + 1 + (4 if flags else 0) + value_length + 2
+    return total > max_item_size
+
+
+def _key_ok(key: bytes) -> bool:
+    return 0 < len(key) <= KEY_MAX_LENGTH and key.translate(None, _BAD_KEY_BYTES) == key
+
+
+def _digits(tok: bytes) -> bool:
+    return bool(tok) and tok.isdigit()
+
+
+def _strtol32(tok: bytes) -> int | None:
+    """safe_strtol into an int32: optional sign, digits; wraps like the C cast."""
+    body = tok[1:] if tok[:1] in (b"+", b"-") else tok
+    if not _digits(body):
+        return None
+    value = int(tok)
+    if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+        return None
+    value %= _INT32
+    return value - _INT32 if value >= 1 << 31 else value
+
+
+def _strtoul32(tok: bytes) -> int | None:
+    """safe_strtoul into a uint32 (flags): digits with an optional '+', wraps to 32 bits."""
+    body = tok[1:] if tok[:1] == b"+" else tok
+    if not _digits(body):
+        return None
+    value = int(body)
+    return None if value > _UINT64_MAX else value % _INT32
+
+
+def _strtoull(tok: bytes) -> int | None:
+    """safe_strtoull (deltas, CAS): digits with an optional '+', at most 2**64 - 1."""
+    body = tok[1:] if tok[:1] == b"+" else tok
+    if not _digits(body):
+        return None
+    value = int(body)
+    return None if value > _UINT64_MAX else value
+
+
+class AsciiParser:
+    """Incremental parser for one connection. Feed bytes; get command tuples."""
+
+    __slots__ = ("max_item_size", "_buf", "_chunks", "_chunks_len", "_want", "_pending", "_closed")
+
+    def __init__(self, max_item_size: int = 1 << 20) -> None:
+        self.max_item_size = max_item_size
+        self._buf = b""
+        self._chunks: list[bytes] = []  # a data block being collected (DATA state)
+        self._chunks_len = 0
+        self._want = 0  # bytes still owed to the data block (0 = LINE state)
+        self._pending: tuple[Any, ...] | None = None  # the storage header awaiting its data
+        self._closed = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held back waiting for the rest of a line or data block."""
+        return len(self._buf) + self._chunks_len
+
+    def feed(self, data: bytes) -> list[tuple[Any, ...]]:
+        """Consume ``data``; return the commands it completed, in order."""
+        out: list[tuple[Any, ...]] = []
+        if self._closed or not data:
+            return out
+        if self._want:  # DATA state carried over from an earlier read
+            want = self._want
+            if len(data) < want:
+                self._chunks.append(data)
+                self._chunks_len += len(data)
+                self._want = want - len(data)
+                return out
+            self._chunks.append(data[:want])
+            block = b"".join(self._chunks)
+            self._chunks = []
+            self._chunks_len = 0
+            self._want = 0
+            self._finish_block(block, out)
+            buf, pos = data, want
+        else:
+            buf, pos = (self._buf + data if self._buf else data), 0
+            self._buf = b""
+        end = len(buf)
+        while pos < end:
+            want = self._want
+            if want:  # DATA state entered in this buffer
+                if end - pos < want:
+                    self._chunks = [buf[pos:]]
+                    self._chunks_len = end - pos
+                    self._want = want - (end - pos)
+                    return out
+                self._want = 0
+                self._finish_block(buf[pos : pos + want], out)
+                pos += want
+                continue
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                break
+            line = buf[pos : nl - 1] if nl > pos and buf[nl - 1] == 13 else buf[pos:nl]
+            pos = nl + 1
+            cmd = self._command(line)
+            if cmd is not None:
+                out.append(cmd)
+                if cmd[0] == QUIT:
+                    self._closed = True
+                    return out
+        if pos < end:
+            rest = buf[pos:]
+            if len(rest) > MAX_LINE and not self._long_get_ok(rest):
+                self._closed = True
+                out.append((CLOSE,))
+                return out
+            self._buf = rest
+        return out
+
+    @staticmethod
+    def _long_get_ok(rest: bytes) -> bool:
+        stripped = rest.lstrip(b" ")
+        if len(rest) - len(stripped) > 100 or len(rest) > MAX_GET_LINE:
+            return False
+        return stripped.startswith(b"get ") or stripped.startswith(b"gets ")
+
+    def _finish_block(self, block: bytes, out: list[tuple[Any, ...]]) -> None:
+        """A whole data block (value + CRLF) arrived for the pending storage header."""
+        header = self._pending
+        self._pending = None
+        assert header is not None
+        if header[0] == TOO_LARGE:
+            out.append(header)
+        elif block[-2:] != b"\r\n":
+            if not header[7]:
+                out.append((REPLY, R_BAD_CHUNK))
+        else:
+            out.append((STORE, header[1], header[2], header[3], header[4], block[:-2], header[6], header[7]))
+
+    # ----- one line -------------------------------------------------------------------------
+
+    def _command(self, line: bytes) -> tuple[Any, ...] | None:
+        tokens = line.split(b" ")
+        if b"" in tokens:
+            tokens = [t for t in tokens if t]
+        if not tokens:
+            return (REPLY, R_ERROR)
+        name = tokens[0]
+        n = len(tokens)
+        if name == b"get" or name == b"gets":
+            if n < 2:
+                return (REPLY, R_ERROR)
+            keys = tokens[1:]
+            for key in keys:
+                if not _key_ok(key):
+                    return (REPLY, R_BAD_FORMAT)
+            return (GET, keys, name == b"gets")
+        if name in STORE_OPS:
+            return self._storage(name, tokens)
+        if name == b"delete":
+            return self._delete(tokens)
+        if name == b"incr" or name == b"decr":
+            if n not in (3, 4):
+                return (REPLY, R_ERROR)
+            noreply = tokens[-1] == _NOREPLY
+            if not _key_ok(tokens[1]):
+                return (REPLY, R_BAD_FORMAT) if not noreply else (REPLY, b"")
+            delta = _strtoull(tokens[2])
+            if delta is None:
+                return (REPLY, b"" if noreply else R_BAD_DELTA)
+            return (ARITH, name == b"incr", tokens[1], delta, noreply)
+        if name == b"touch":
+            if n not in (3, 4):
+                return (REPLY, R_ERROR)
+            noreply = tokens[-1] == _NOREPLY
+            if not _key_ok(tokens[1]):
+                return (REPLY, b"" if noreply else R_BAD_FORMAT)
+            exptime = _strtol32(tokens[2])
+            if exptime is None:
+                return (REPLY, b"" if noreply else R_BAD_EXPTIME)
+            return (TOUCH, tokens[1], exptime, noreply)
+        if name == b"gat" or name == b"gats":
+            if n < 2:
+                return (REPLY, R_ERROR)
+            exptime = _strtol32(tokens[1])
+            if exptime is None:
+                return (REPLY, R_BAD_EXPTIME)
+            keys = tokens[2:]
+            for key in keys:
+                if not _key_ok(key):
+                    return (REPLY, R_BAD_FORMAT)
+            return (GAT, keys, name == b"gats", exptime)
+        if name == b"flush_all":
+            if n > 3:
+                return (REPLY, R_ERROR)
+            noreply = tokens[-1] == _NOREPLY
+            delay = 0
+            if n != (2 if noreply else 1):  # a delay token is there
+                parsed = _strtol32(tokens[1])
+                if parsed is None:
+                    return (REPLY, b"" if noreply else R_BAD_EXPTIME)
+                delay = parsed
+            return (FLUSH, delay, noreply)
+        if name == b"version":
+            return (VERSION,)
+        if name == b"verbosity":
+            if n not in (2, 3):
+                return (REPLY, R_ERROR)
+            noreply = tokens[-1] == _NOREPLY
+            level = _strtoul32(tokens[1])
+            if level is None:
+                return (REPLY, b"" if noreply else R_BAD_FORMAT)
+            return (VERBOSITY, level, noreply)
+        if name == b"quit":
+            return (QUIT,)
+        if name == b"stats":
+            return (STATS, tokens[1:])
+        return (REPLY, R_ERROR)
+
+    def _storage(self, name: bytes, tokens: list[bytes]) -> tuple[Any, ...] | None:
+        n = len(tokens)
+        is_cas = name == b"cas"
+        if n not in ((6, 7) if is_cas else (5, 6)):
+            return (REPLY, R_ERROR)
+        noreply = tokens[-1] == _NOREPLY
+        key = tokens[1]
+        if not _key_ok(key):
+            return (REPLY, b"" if noreply else R_BAD_FORMAT)
+        flags = _strtoul32(tokens[2])
+        exptime = _strtol32(tokens[3])
+        length = _strtol32(tokens[4])
+        if flags is None or exptime is None or length is None:
+            return (REPLY, b"" if noreply else R_BAD_FORMAT)
+        cas = 0
+        if is_cas:
+            parsed = _strtoull(tokens[5])
+            if parsed is None:
+                return (REPLY, b"" if noreply else R_BAD_FORMAT)
+            cas = parsed
+        if length < 0:
+            return (REPLY, b"" if noreply else R_BAD_FORMAT)
+        self._want = length + 2
+        if item_too_large(len(key), flags, length, self.max_item_size):
+            self._pending = (TOO_LARGE, name, key, noreply)
+        else:
+            self._pending = (STORE, name, key, flags, exptime, None, cas, noreply)
+        return None
+
+    @staticmethod
+    def _delete(tokens: list[bytes]) -> tuple[Any, ...]:
+        n = len(tokens)
+        if n < 2 or n > 4:
+            return (REPLY, R_ERROR)
+        noreply = tokens[-1] == _NOREPLY
+        if n > 2:
+            hold_is_zero = tokens[2] == b"0"
+            valid = (n == 3 and (hold_is_zero or noreply)) or (n == 4 and hold_is_zero and noreply)
+            if not valid:
+                return (REPLY, b"" if noreply else R_DELETE_USAGE)
+        if not _key_ok(tokens[1]):
+            return (REPLY, b"" if noreply else R_BAD_FORMAT)
+        return (DELETE, tokens[1], noreply)

@@ -1,0 +1,137 @@
+"""The memcached server as a shard application: what every shard runs.
+
+``setup``: make this shard's cache (its share of ``-m``) and register the ``kv.*`` handlers.
+``start``: open this shard's listeners on the chosen network stack and start the expiry reclaim.
+``stop``: close the listeners (open connections are closed when the process exits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from framework import Shard, ShardApp
+from net_backends.posix import PosixStack
+
+from . import stats as stats_fmt
+from .cache import Cache
+from .connection import AsciiConnection
+from .protocol import ascii as proto
+from .service import KVService
+
+__all__ = ["ServerConfig", "KVServerApp", "ShardContext", "PROTOCOL_VERSION"]
+
+log = logging.getLogger("kvshard.server")
+
+# The memcached release whose protocol we answer like; clients parse the version as x.y.z.
+PROTOCOL_VERSION = "1.6.18"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    port: int = 11211
+    listen: tuple[str, ...] = ("127.0.0.1",)
+    memory_bytes: int = 64 << 20
+    max_connections: int = 1024
+    max_item_size: int = 1 << 20
+    udp_port: int = 0
+    verbosity: int = 0
+    network_stack: str = "posix"
+    version: str = PROTOCOL_VERSION
+    started: float = 0.0
+    pid: int = 0
+
+
+@dataclass
+class ShardContext:
+    """What a connection needs from its shard."""
+
+    shard_id: int
+    shards: int
+    service: KVService
+    messenger: Any
+    local: dict[str, Callable[..., Any]]
+    handler: Callable[[str], Callable[..., Any]]
+    max_item_size: int
+    max_connections: int
+    version: str
+    info: stats_fmt.ServerInfo
+    verbosity: list[int] = field(default_factory=lambda: [0])
+
+    def set_verbosity(self, level: int) -> None:
+        self.verbosity[0] = level
+
+    def stats_command(self, conn: AsciiConnection, args: list[bytes]) -> None:
+        if not args:
+            conn.fan_out("kv.stats", (), lambda r: stats_fmt.general(self.info, stats_fmt.sum_shards(r)))
+        elif args == [b"settings"]:
+            conn.reply(stats_fmt.settings(self.info, self.verbosity[0]))
+        elif args == [b"items"]:
+            conn.fan_out("kv.stats", (), lambda r: stats_fmt.items(stats_fmt.sum_shards(r)))
+        elif args == [b"slabs"]:
+            conn.fan_out("kv.stats", (), lambda r: stats_fmt.slabs(stats_fmt.sum_shards(r)))
+        elif args == [b"reset"]:
+            conn.fan_out("kv.stats_reset", (), lambda r: proto.R_RESET)
+        else:
+            conn.reply(proto.R_ERROR)
+
+
+class KVServerApp(ShardApp):
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._servers: list[asyncio.AbstractServer] = []
+        self._service: KVService | None = None
+        self._ctx: ShardContext | None = None
+
+    async def setup(self, shard: Shard) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        cache = Cache(cfg.memory_bytes // shard.count, shard.id, shard.count)
+        service = KVService(cache, loop)
+        service.register(shard)
+        self._service = service
+        info = stats_fmt.ServerInfo(
+            pid=cfg.pid or os.getppid(), started=cfg.started, version=cfg.version,
+            shards=shard.count, max_connections=cfg.max_connections,
+            memory_bytes=cfg.memory_bytes, max_item_size=cfg.max_item_size, port=cfg.port,
+            udp_port=cfg.udp_port, listen=",".join(cfg.listen),
+        )
+        messenger = shard.messenger
+        self._ctx = ShardContext(
+            shard_id=shard.id,
+            shards=shard.count,
+            service=service,
+            messenger=messenger,
+            local={
+                "get": service.get, "gat": service.gat, "store": service.store,
+                "delete": service.delete, "arith": service.arith, "touch": service.touch,
+                "too_large": service.too_large,
+            },
+            handler=messenger.local_handler,
+            max_item_size=cfg.max_item_size,
+            # the connection limit is shared out over the shards (rounded up)
+            max_connections=-(-cfg.max_connections // shard.count),
+            version=cfg.version,
+            info=info,
+            verbosity=[cfg.verbosity],
+        )
+
+    async def start(self, shard: Shard) -> None:
+        assert self._ctx is not None and self._service is not None
+        ctx = self._ctx
+        stack = PosixStack(asyncio.get_running_loop())
+        for host in self.config.listen:
+            server = await stack.listen_tcp(lambda: AsciiConnection(ctx), host, self.config.port)
+            self._servers.append(server)
+        self._service.start()
+        log.info("shard %d listening on %s port %d", shard.id, ",".join(self.config.listen), self.config.port)
+
+    async def stop(self, shard: Shard) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        if self._service is not None:
+            self._service.stop()

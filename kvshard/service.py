@@ -1,0 +1,151 @@
+"""The key-value service of one shard: the operations the owner of a key runs, as handlers.
+
+Every operation runs on the shard that owns the key (:func:`shard_of`). A connection calls these
+methods directly when it is that shard, and through the runtime's channels (handler names
+``kv.*``, registered by :meth:`KVService.register`) when it is not. Each returns the reply
+bytes of the memcached protocol, so the connection only has to put them in order; a reply that
+crosses shards is one bytes object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+import zlib
+from typing import Any, Final
+
+from framework import Shard
+
+from . import cache as c
+from .protocol import ascii as proto
+
+__all__ = ["KVService", "shard_of", "RECLAIM_INTERVAL"]
+
+RECLAIM_INTERVAL: Final = 1.0
+
+_STORE_REPLIES: Final = {
+    c.STORED: proto.R_STORED,
+    c.NOT_STORED: proto.R_NOT_STORED,
+    c.EXISTS: proto.R_EXISTS,
+    c.NOT_FOUND: proto.R_NOT_FOUND,
+    c.NO_MEMORY: proto.R_OUT_OF_MEMORY,
+}
+
+
+def shard_of(key: bytes, shards: int) -> int:
+    """The shard that owns ``key``: a stable hash (CRC-32), the same in every process."""
+    return zlib.crc32(key) % shards
+
+
+class KVService:
+    """The cache of this shard plus the handlers that expose it to the other shards."""
+
+    def __init__(self, cache: c.Cache, loop: asyncio.AbstractEventLoop) -> None:
+        self.cache = cache
+        self._loop = loop
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._reclaim_timer: asyncio.TimerHandle | None = None
+        self.conn_stats: dict[str, int] = {
+            "curr_connections": 0, "total_connections": 0, "rejected_connections": 0,
+            "bytes_read": 0, "bytes_written": 0,
+        }
+
+    def register(self, shard: Shard) -> None:
+        for name in ("get", "gat", "store", "delete", "arith", "touch",
+                     "too_large", "flush", "stats", "stats_reset"):
+            shard.register("kv." + name, getattr(self, name))
+
+    def start(self) -> None:
+        self._reclaim_timer = self._loop.call_later(RECLAIM_INTERVAL, self._reclaim)
+
+    def stop(self) -> None:
+        for timer in (self._reclaim_timer, self._flush_timer):
+            if timer is not None:
+                timer.cancel()
+
+    def _reclaim(self) -> None:
+        self.cache.reclaim()
+        self._reclaim_timer = self._loop.call_later(RECLAIM_INTERVAL, self._reclaim)
+
+    # ----- operations: each returns reply bytes ----------------------------------------------
+
+    def get(self, keys: list[bytes], with_cas: bool) -> list[bytes]:
+        """One entry per key: its VALUE block, or b"" for a miss."""
+        get = self.cache.get
+        out = []
+        for key in keys:
+            item = get(key)
+            if item is None:
+                out.append(b"")
+            else:
+                out.append(proto.value_line(key, item[1], item[0], item[3] if with_cas else None))
+        return out
+
+    def gat(self, keys: list[bytes], with_cas: bool, exptime: int) -> list[bytes]:
+        touch = self.cache.touch
+        out = []
+        for key in keys:
+            item = touch(key, exptime, True)
+            if item is None:
+                out.append(b"")
+            else:
+                out.append(proto.value_line(key, item[1], item[0], item[3] if with_cas else None))
+        return out
+
+    def store(self, op: bytes, key: bytes, flags: int, exptime: int, value: bytes, cas: int) -> bytes:
+        return _STORE_REPLIES[self.cache.store(op, key, flags, exptime, value, cas)]
+
+    def delete(self, key: bytes) -> bytes:
+        return proto.R_DELETED if self.cache.delete(key) else proto.R_NOT_FOUND
+
+    def arith(self, incr: bool, key: bytes, delta: int) -> bytes:
+        result = self.cache.arith(incr, key, delta)
+        if result is None:
+            return proto.R_NOT_FOUND
+        if result == c.NON_NUMERIC:
+            return proto.R_NON_NUMERIC
+        return proto.number_line(result)
+
+    def touch(self, key: bytes, exptime: int) -> bytes:
+        return proto.R_TOUCHED if self.cache.touch(key, exptime) is not None else proto.R_NOT_FOUND
+
+    def too_large(self, op: bytes, key: bytes) -> None:
+        """An item over the size limit was refused: a ``set`` also drops the old item (so no
+        stale value survives a failed overwrite), as memcached does."""
+        self.cache.stats["store_too_large"] += 1
+        if op == b"set":
+            self.cache.discard(key)
+
+    def flush(self, delay: int) -> None:
+        """flush_all: now (delay <= 0) or when ``delay`` has passed (memcached's exptime rules:
+        up to 30 days relative, beyond that a Unix time). A new flush_all replaces a pending one."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if delay <= 0:
+            self.cache.flush()
+            return
+        wait = max(0.0, self.cache.expire_at(delay) - time.time())
+        self._flush_timer = self._loop.call_later(wait, self._delayed_flush)
+
+    def _delayed_flush(self) -> None:
+        self._flush_timer = None
+        self.cache.flush()
+
+    def stats(self) -> dict[str, Any]:
+        """This shard's counters and gauges, summed over shards by the caller."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        out: dict[str, Any] = dict(self.cache.stats)
+        out.update(self.conn_stats)
+        out["curr_items"] = len(self.cache)
+        out["bytes"] = self.cache.used
+        out["rusage_user"] = usage.ru_utime
+        out["rusage_system"] = usage.ru_stime
+        return out
+
+    def stats_reset(self) -> None:
+        for name in self.cache.stats:
+            self.cache.stats[name] = 0
+        for name in ("total_connections", "rejected_connections", "bytes_read", "bytes_written"):
+            self.conn_stats[name] = 0

@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc)
+# memcached: the reference server the tests compare kvshard with; libmemcached-tools: memccapable
+# and memcaslap (tests/test_tools.py, loadtest/memaslap_ab.py). Debian may start a memcached
+# service on port 11211 when it installs the package; the tests never use that port.
+APT_PACKAGES=(gcc memcached libmemcached-tools)
 # a python3 >= 3.11 that can make venvs (Debian's, or pyenv's) is all we need of Python
 if ! python3 -c "import sys, venv, ensurepip; assert sys.version_info >= (3, 11)" 2>/dev/null; then
     APT_PACKAGES+=(python3 python3-venv python3-dev)

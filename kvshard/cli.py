@@ -10,12 +10,13 @@ on exits 71 (EX_OSERR), as memcached does.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 import time
 
-from framework import run
+from framework import ShardSettings, run
 from net_backends import STACKS
 from net_backends.posix import check_can_listen
 
@@ -78,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     p.add_argument("-V", "--version", action="version", version=f"kvshard {__version__}")
     p.add_argument("--network-stack", choices=STACKS, default="posix", help="network stack (posix)")
+    p.add_argument(
+        "--idle-poll-us", type=_positive("idle poll time", 0, 1_000_000), default=None,
+        help="how long an idle shard keeps polling its channels before it sleeps (microseconds)",
+    )
     return p
 
 
@@ -121,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"kvshard: failed to listen on {host} port {config.port}: {exc.strerror or exc}", file=sys.stderr)
             return EX_OSERR
-    return run(KVServerApp(config), args.threads)
+    settings = ShardSettings()
+    if args.idle_poll_us is not None:
+        settings = dataclasses.replace(settings, idle_poll_seconds=args.idle_poll_us / 1e6)
+    return run(KVServerApp(config), args.threads, settings=settings)
 
 
 if __name__ == "__main__":

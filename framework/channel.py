@@ -68,7 +68,7 @@ log = logging.getLogger("framework.channel")
 
 REQUEST, ONEWAY, REPLY, FAILURE = 0, 1, 2, 3
 DEFAULT_MAX_INFLIGHT = 1024
-DEFAULT_MAX_QUEUED = 65536
+DEFAULT_MAX_QUEUED = 4096
 
 Handler = Callable[..., Any]
 ReplyCallback = Callable[[Any, "BaseException | None"], None]

@@ -46,7 +46,7 @@ __all__ = ["AsciiConnection", "MAX_QUEUED_REPLIES"]
 
 log = logging.getLogger("kvshard.connection")
 
-MAX_QUEUED_REPLIES: Final = 4096
+MAX_QUEUED_REPLIES: Final = 1024
 _RESUME_BELOW: Final = MAX_QUEUED_REPLIES // 4
 _crc32 = zlib.crc32
 _END = proto.R_END

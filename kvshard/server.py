@@ -22,12 +22,18 @@ from .connection import AsciiConnection
 from .protocol import ascii as proto
 from .service import KVService
 
-__all__ = ["ServerConfig", "KVServerApp", "ShardContext", "PROTOCOL_VERSION"]
+__all__ = ["ServerConfig", "KVServerApp", "ShardContext", "PROTOCOL_VERSION", "FIXED_OVERHEAD_PER_SHARD_MB"]
 
 log = logging.getLogger("kvshard.server")
 
 # The memcached release whose protocol we answer like; clients parse the version as x.y.z.
 PROTOCOL_VERSION = "1.6.18"
+
+# Memory the server needs beyond ``-m``, per shard: the interpreter, uvloop and our modules
+# (~21 MiB resident per process, the supervisor included), two 1 MiB rings per peer, socket
+# and parser buffers, and allocator slack. Total RSS of all kvshard processes stays under
+# ``-m`` + shards * this (tests/test_eviction.py measures it).
+FIXED_OVERHEAD_PER_SHARD_MB = 48
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,72 @@
+"""-m is a real bound: writing far more than it holds evicts old items and RSS stays bounded."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from kvshard.server import FIXED_OVERHEAD_PER_SHARD_MB
+from tests.servers import start_server
+
+MEMORY_MB = 64
+SHARDS = 2
+ITEMS = 400 * 1024  # 400 MiB of 1 KiB values
+VALUE = b"v" * 1024
+
+
+def _tree(pid: int) -> list[int]:
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *map(int, kids)]
+
+
+def _rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def _read_until(sock: socket.socket, end: bytes) -> bytes:
+    buf = b""
+    while not buf.endswith(end):
+        chunk = sock.recv(65536)
+        assert chunk, "server closed the connection"
+        buf += chunk
+    return buf
+
+
+def test_rss_follows_memory_limit_under_eviction() -> None:
+    with start_server("kvshard", "-m", str(MEMORY_MB), threads=SHARDS) as srv:
+        pids = _tree(srv.proc.pid)
+        assert len(pids) == SHARDS + 1
+        peak = 0.0
+        with srv.connect(timeout=60) as sock:
+            batch = []
+            for i in range(ITEMS):
+                batch.append(b"set evict:%09d 0 0 1024 noreply\r\n%s\r\n" % (i, VALUE))
+                if len(batch) == 256:
+                    sock.sendall(b"".join(batch))
+                    batch.clear()
+                if i % 16384 == 0:
+                    peak = max(peak, _rss_mb(pids))
+            sock.sendall(b"".join(batch))
+            newest = [b"evict:%09d" % i for i in range(ITEMS - 50, ITEMS)]
+            sock.sendall(b"get " + b" ".join(newest) + b"\r\n")
+            reply = _read_until(sock, b"END\r\n")
+            peak = max(peak, _rss_mb(pids))
+            sock.sendall(b"stats\r\n")
+            stats = dict(
+                line.split(" ", 2)[1:] for line in _read_until(sock, b"END\r\n").decode().splitlines()
+                if line.startswith("STAT ")
+            )
+    # the newest items are all there
+    assert reply.count(b"VALUE ") == len(newest)
+    assert int(stats["evictions"]) > ITEMS // 2
+    assert int(stats["total_items"]) == ITEMS
+    assert int(stats["bytes"]) <= MEMORY_MB * 1024 * 1024
+    # and the processes stayed within -m plus the stated fixed overhead per shard
+    bound = MEMORY_MB + SHARDS * FIXED_OVERHEAD_PER_SHARD_MB
+    assert peak < bound, f"peak RSS {peak:.0f} MiB over {bound} MiB"
+    assert FIXED_OVERHEAD_PER_SHARD_MB < 80

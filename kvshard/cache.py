@@ -170,21 +170,15 @@ class Cache:
         self._items.move_to_end(key)
         return item
 
-    def touch(self, key: bytes, exptime: int, counts_as_get: bool = False) -> Item | None:
-        """Set a new expiry (touch, and gat/gats when ``counts_as_get``)."""
+    def touch(self, key: bytes, exptime: int) -> Item | None:
+        """Set a new expiry (touch, gat, gats: memcached counts all three as touches)."""
         stats = self.stats
         stats["cmd_touch"] += 1
-        if counts_as_get:
-            stats["cmd_get"] += 1
         item = self._live(key)
         if item is None:
             stats["touch_misses"] += 1
-            if counts_as_get:
-                stats["get_misses"] += 1
             return None
         stats["touch_hits"] += 1
-        if counts_as_get:
-            stats["get_hits"] += 1
         expire_at = self.expire_at(exptime)
         item = (item[0], item[1], expire_at, item[3])
         self._items[key] = item

@@ -86,7 +86,7 @@ class KVService:
         touch = self.cache.touch
         out = []
         for key in keys:
-            item = touch(key, exptime, True)
+            item = touch(key, exptime)
             if item is None:
                 out.append(b"")
             else:

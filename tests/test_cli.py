@@ -8,6 +8,7 @@ import sys
 import time
 
 from kvshard import __version__
+from tests.servers import free_port
 
 
 def kvshard(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -33,7 +34,10 @@ def test_bad_thread_count() -> None:
 
 
 def test_starts_and_stops_on_sigterm() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "kvshard.cli", "-t", "2", "-v"], stderr=subprocess.PIPE, text=True)
+    port = str(free_port())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kvshard.cli", "-t", "2", "-v", "-p", port], stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 20
     assert proc.stderr is not None
     seen = ""
@@ -42,3 +46,25 @@ def test_starts_and_stops_on_sigterm() -> None:
         seen += proc.stderr.readline()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
+
+
+def test_bad_item_size() -> None:
+    for bad in ("abc", "100", "2g", "40m"):
+        r = kvshard("-I", bad)
+        assert r.returncode == 64, (bad, r.stderr)
+        assert r.stderr.startswith("kvshard: -I") and r.stderr.count("\n") == 1
+
+
+def test_port_in_use_exits_71() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = kvshard("-p", str(taken.getsockname()[1]), "-t", "1")
+    assert r.returncode == 71 and "failed to listen" in r.stderr
+
+
+def test_udp_not_yet_supported() -> None:
+    r = kvshard("-U", "11211")
+    assert r.returncode == 64 and "UDP" in r.stderr

@@ -1,0 +1,674 @@
+"""A/B benchmark of kvshard against a stock memcached, driven by memaslap.
+
+Run: ``python -m loadtest.memaslap_ab [--rounds 3] [--seconds 20] [--kvshard-args "-m 256"]``
+
+Method
+------
+Two servers, both with two workers and both listening on 127.0.0.1 only, on free ports:
+
+* A, kvshard: ``python -m kvshard.cli -l 127.0.0.1 -p PORT -t 2`` (``sys.executable``, plus
+  ``--kvshard-args``);
+* B, memcached: ``memcached -l 127.0.0.1 -p PORT -U 0 -t 2`` (``-u root`` when run as root, plus
+  ``--memcached-args``). Neither gets ``-m``, so both use their default memory limit (64 MB for
+  memcached; with 100-byte values memcached starts evicting after ~15 s of this load, which
+  shows as ``get_misses`` and is part of the measurement).
+
+Each round runs the servers in the order A B B A, so a trend over time (thermal, a noisy
+neighbour) hurts both alike; ``--rounds`` rounds (default 3). **Every run starts its server
+fresh** (empty cache, new process) and stops it afterwards (SIGTERM, then SIGKILL after 10 s),
+so no run inherits another's data or evictions.
+
+One run: start the server and wait until it answers ``version``; read the server's CPU time;
+run ``memaslap -s 127.0.0.1:PORT -T 2 -c 64 -X 100 -t Ns`` (Debian calls the binary
+``memcaslap``; its default workload is 90% get, 10% set, single-key gets, 64 connections over
+2 client threads, 100-byte values); read the server's CPU time again. memaslap stops by itself
+after N seconds (``--seconds``, default 20); we kill it only if it has not exited 30 s later.
+
+From memaslap's final statistics we take the line
+``Run time: 20.0s Ops: 2363310 TPS: 118163 Net_rate: 28.0M/s`` (TPS = ops / run time) and count
+the server error replies it prints (``<FD ERROR``, ``<FD SERVER_ERROR ...`` and the like).
+
+CPU: the server's CPU time is utime + stime + cutime + cstime from ``/proc/PID/stat`` summed
+over the server process and all its live descendants (kvshard runs one process per shard;
+memcached's threads are counted in its one process), before and after memaslap. The
+difference divided by memaslap's ops is the server's CPU cost in microseconds per operation.
+Resolution is one clock tick (usually 10 ms), negligible over a run of seconds.
+
+Reported: every run; the median TPS of each server over all its runs; the median over rounds
+of the per-round ratio (mean kvshard TPS of the round / mean memcached TPS of the round); each
+server's median CPU us/op. The last line is::
+
+    summary: tps_ratio=<r> kvshard_tps=<n> memcached_tps=<n> kvshard_cpu_us_per_op=<x> memcached_cpu_us_per_op=<y>
+
+Client and servers share the machine, so TPS is a property of the whole box; CPU us/op is the
+fairer comparison of the servers' efficiency. For the numbers to mean anything, run on an
+otherwise idle machine. ``--self-test`` (hidden) runs memcached in both slots to check the
+harness itself: the ratio should come out near 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterable, Sequence
+
+__all__ = [
+    "LOOPBACK",
+    "MEMASLAP_STATS",
+    "MemaslapOutputError",
+    "MemaslapResult",
+    "MemaslapRun",
+    "ProcStat",
+    "RunRecord",
+    "Summary",
+    "descendants",
+    "find_memaslap",
+    "main",
+    "memaslap_command",
+    "parse_memaslap",
+    "parse_proc_stat",
+    "read_proc_stat",
+    "run_memaslap",
+    "summarize",
+    "tree_cpu_seconds",
+]
+
+LOOPBACK = "127.0.0.1"
+"""The only address this harness talks to."""
+
+MEMASLAP_STATS = (
+    "cmd_get",
+    "cmd_set",
+    "get_misses",
+    "verify_misses",
+    "verify_failed",
+    "expired_get",
+    "unexpired_unget",
+    "written_bytes",
+    "read_bytes",
+    "object_bytes",
+    "packet_disorder",
+    "packet_drop",
+    "udp_timeout",
+)
+"""Counters memaslap prints in its final statistics (some only with --verify, -e or UDP)."""
+
+KILL_GRACE_S = 30.0
+"""How long after its run time memaslap may take to exit before we kill it."""
+
+
+# ----- memaslap output -------------------------------------------------------------------------
+
+
+class MemaslapOutputError(ValueError):
+    """memaslap's output has no final statistics (it failed to connect, or was killed early)."""
+
+
+@dataclass(frozen=True)
+class MemaslapResult:
+    """memaslap's final statistics.
+
+    ``errors`` maps each error reply memaslap printed (``<FD message``, the FD dropped) to how
+    often it was printed; ``settings`` holds the header lines (``servers``, ``concurrency``...).
+    """
+
+    run_time_s: float
+    ops: int
+    tps: float
+    net_rate_mb_s: float
+    stats: dict[str, int]
+    errors: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def verify_failed(self) -> int:
+        return self.stats.get("verify_failed", 0)
+
+    def brief(self) -> str:
+        stats = " ".join(f"{k}={v}" for k, v in self.stats.items() if not k.endswith("_bytes"))
+        return (
+            f"run_time={self.run_time_s:.1f}s ops={self.ops} tps={self.tps:.0f} {stats} "
+            f"error_replies={self.error_count}"
+        )
+
+
+_SUMMARY_RE = re.compile(
+    r"^Run time: (?P<time>\d+(?:\.\d+)?)s Ops: (?P<ops>\d+) TPS: (?P<tps>\d+(?:\.\d+)?) "
+    r"Net_rate: (?P<rate>\d+(?:\.\d+)?)M/s[ \t]*$",
+    re.M,
+)
+_STAT_RE = re.compile(r"^(?P<name>[a-z_]+): (?P<value>\d+)[ \t]*$", re.M)
+_ERROR_RE = re.compile(r"^<\d+ (?P<message>.*?)[ \t\r]*$", re.M)
+_SETTINGS = ("servers", "threads count", "concurrency", "run time", "execute number", "windows size",
+             "set proportion", "get proportion")
+_SETTING_RE = re.compile(r"^(?P<name>" + "|".join(_SETTINGS) + r"): (?P<value>.*?)[ \t]*$", re.M)
+
+
+def parse_memaslap(stdout: str) -> MemaslapResult:
+    """Parse memaslap's standard output (libmemcached 1.x ``memaslap``/``memcaslap``).
+
+    Relies on the final block::
+
+        cmd_get: 1063798
+        cmd_set: 118217
+        get_misses: 0
+        verify_misses: 0          (only with --verify)
+        verify_failed: 0          (only with --verify)
+        written_bytes: 95742570
+        read_bytes: 197742623
+        object_bytes: 19387588
+
+        Run time: 10.0s Ops: 1182015 TPS: 118177 Net_rate: 28.0M/s
+
+    and on the error replies it prints while running, one per line, ``<FD ERROR``,
+    ``<FD SERVER_ERROR ...``, ``<FD CLIENT_ERROR ...``, ``<FD NOT_STORED``, ``<FD EXISTS``.
+    Raises :class:`MemaslapOutputError` when the ``Run time:`` line is missing.
+    """
+    summaries = list(_SUMMARY_RE.finditer(stdout))
+    if not summaries:
+        raise MemaslapOutputError("memaslap printed no 'Run time: ... TPS: ...' line")
+    summary = summaries[-1]
+    # The final counters are the last block of "name: number" lines before the summary.
+    block_start = stdout.rfind("cmd_get: ", 0, summary.start())
+    stats: dict[str, int] = {}
+    if block_start >= 0:
+        for m in _STAT_RE.finditer(stdout, block_start, summary.start()):
+            if m["name"] in MEMASLAP_STATS:
+                stats[m["name"]] = int(m["value"])
+    errors = collections.Counter(m["message"] for m in _ERROR_RE.finditer(stdout))
+    settings = {m["name"]: m["value"] for m in _SETTING_RE.finditer(stdout)}
+    return MemaslapResult(
+        run_time_s=float(summary["time"]),
+        ops=int(summary["ops"]),
+        tps=float(summary["tps"]),
+        net_rate_mb_s=float(summary["rate"]),
+        stats=stats,
+        errors=dict(errors),
+        settings=settings,
+    )
+
+
+def find_memaslap() -> str | None:
+    """memaslap's path: Debian's ``memcaslap`` (libmemcached-tools) or upstream's ``memaslap``."""
+    return shutil.which("memcaslap") or shutil.which("memaslap")
+
+
+def memaslap_command(
+    binary: str,
+    port: int,
+    seconds: int,
+    *,
+    threads: int = 2,
+    concurrency: int = 64,
+    value_size: int = 100,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``memaslap -s 127.0.0.1:PORT -T threads -c concurrency -X value_size -t Ns [extra]``."""
+    return [
+        binary, "-s", f"{LOOPBACK}:{port}", "-T", str(threads), "-c", str(concurrency),
+        "-X", str(value_size), "-t", f"{seconds}s", *extra,
+    ]
+
+
+@dataclass
+class MemaslapRun:
+    """One memaslap process: its command, exit, output and parsed result (None if unparsable)."""
+
+    argv: list[str]
+    returncode: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    wall_s: float
+    result: MemaslapResult | None
+    parse_error: str | None = None
+
+    def problems(self) -> list[str]:
+        """What went wrong, for an assertion message; empty when the run is clean.
+
+        Clean means: exited 0 by itself, printed final statistics, no error replies, nothing on
+        stderr, and no failed verification. (get and verify *misses* are not problems: a
+        server that evicts, as memcached does at its default 64 MB, has them.)
+        """
+        found: list[str] = []
+        if self.timed_out:
+            found.append(f"memaslap did not exit within {KILL_GRACE_S:.0f}s after its run time; killed")
+        elif self.returncode != 0:
+            found.append(f"memaslap exited with status {self.returncode}")
+        if self.result is None:
+            found.append(f"no final statistics ({self.parse_error})")
+        else:
+            if self.result.error_count:
+                top = ", ".join(f"{n}x {msg!r}" for msg, n in sorted(
+                    self.result.errors.items(), key=lambda kv: -kv[1])[:5])
+                found.append(f"{self.result.error_count} error replies: {top}")
+            if self.result.verify_failed:
+                found.append(f"verify_failed={self.result.verify_failed}")
+        if self.stderr.strip():
+            lines = self.stderr.strip().splitlines()
+            found.append(f"{len(lines)} lines on stderr, first: {lines[:5]!r}")
+        return found
+
+    def describe(self) -> str:
+        head = " ".join(self.argv)
+        body = self.result.brief() if self.result else "(no statistics)"
+        tail = self.stdout[-1500:] if self.result is None else ""
+        return f"$ {head}\n{body}\n{tail}"
+
+
+def run_memaslap(
+    port: int,
+    seconds: int,
+    *,
+    threads: int = 2,
+    concurrency: int = 64,
+    value_size: int = 100,
+    extra: Sequence[str] = (),
+    binary: str | None = None,
+) -> MemaslapRun:
+    """Run memaslap against 127.0.0.1:PORT for ``seconds`` and parse what it prints.
+
+    memaslap stops by itself after its run time; if it has not exited ``KILL_GRACE_S`` later
+    (it can hang in clean-up when a server stops answering) it is killed and the output so far
+    is parsed.
+    """
+    binary = binary or find_memaslap()
+    if binary is None:
+        raise FileNotFoundError("memaslap/memcaslap is not installed (Debian: libmemcached-tools)")
+    argv = memaslap_command(binary, port, seconds, threads=threads, concurrency=concurrency,
+                            value_size=value_size, extra=extra)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace")
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=seconds + KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        proc.kill()
+        out, err = proc.communicate()
+    wall = time.monotonic() - t0
+    result: MemaslapResult | None = None
+    parse_error: str | None = None
+    try:
+        result = parse_memaslap(out)
+    except MemaslapOutputError as exc:
+        parse_error = str(exc)
+    return MemaslapRun(argv, proc.returncode, out, err, timed_out, wall, result, parse_error)
+
+
+# ----- CPU accounting from /proc ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """The fields of ``/proc/PID/stat`` we use; times in clock ticks."""
+
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+    utime: int
+    stime: int
+    cutime: int
+    cstime: int
+    starttime: int
+
+    @property
+    def cpu_ticks(self) -> int:
+        """CPU of the process (all its threads) plus its waited-for children."""
+        return self.utime + self.stime + self.cutime + self.cstime
+
+
+def parse_proc_stat(text: str) -> ProcStat:
+    """Parse one ``/proc/PID/stat`` line (see proc(5)).
+
+    The command name (field 2) is in parentheses and may itself contain spaces and ``)``, so
+    the fields after it are found from the *last* ``)``.
+    """
+    open_paren = text.index("(")
+    close_paren = text.rindex(")")
+    pid = int(text[:open_paren])
+    comm = text[open_paren + 1 : close_paren]
+    rest = text[close_paren + 2 :].split()
+    # rest[0] is field 3 (state); field n is rest[n - 3]
+    return ProcStat(
+        pid=pid,
+        comm=comm,
+        state=rest[0],
+        ppid=int(rest[1]),
+        utime=int(rest[11]),
+        stime=int(rest[12]),
+        cutime=int(rest[13]),
+        cstime=int(rest[14]),
+        starttime=int(rest[19]),
+    )
+
+
+def read_proc_stat(pid: int, proc_root: Path = Path("/proc")) -> ProcStat | None:
+    """``/proc/PID/stat`` parsed, or None if the process is gone."""
+    try:
+        return parse_proc_stat((proc_root / str(pid) / "stat").read_text())
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def _all_stats(proc_root: Path) -> dict[int, ProcStat]:
+    stats: dict[int, ProcStat] = {}
+    for entry in proc_root.iterdir():
+        if entry.name.isdigit():
+            st = read_proc_stat(int(entry.name), proc_root)
+            if st is not None:
+                stats[st.pid] = st
+    return stats
+
+
+def descendants(pid: int, proc_root: Path = Path("/proc"), *, _stats: dict[int, ProcStat] | None = None) -> list[ProcStat]:
+    """All live descendants of ``pid`` (children, grandchildren...), found by scanning ppids."""
+    stats = _stats if _stats is not None else _all_stats(proc_root)
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for st in stats.values():
+        children[st.ppid].append(st.pid)
+    found: list[ProcStat] = []
+    todo = list(children.get(pid, ()))
+    while todo:
+        child = todo.pop()
+        if child in stats:
+            found.append(stats[child])
+            todo.extend(children.get(child, ()))
+    return found
+
+
+def tree_cpu_seconds(pid: int, proc_root: Path = Path("/proc")) -> float:
+    """CPU seconds used so far by ``pid`` and all its descendants.
+
+    Sums utime + stime + cutime + cstime over the live process tree: a descendant that exited
+    and was waited for is in its parent's cutime/cstime, a live one in its own utime/stime, so
+    the sum does not drop when a shard process exits between two readings.
+    Raises ProcessLookupError if ``pid`` itself is gone.
+    """
+    stats = _all_stats(proc_root)
+    if pid not in stats:
+        raise ProcessLookupError(pid)
+    ticks = stats[pid].cpu_ticks + sum(st.cpu_ticks for st in descendants(pid, proc_root, _stats=stats))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# ----- servers ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind((LOOPBACK, 0))
+            port = int(s.getsockname()[1])
+        if port != 11211:  # never the port a system memcached may own
+            return port
+
+
+def _kvshard_argv(port: int, threads: int, extra: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "kvshard.cli", "-l", LOOPBACK, "-p", str(port), "-t", str(threads), *extra]
+
+
+def _memcached_argv(binary: str, port: int, threads: int, extra: Sequence[str]) -> list[str]:
+    user = ["-u", "root"] if os.geteuid() == 0 else []
+    return [binary, *user, "-l", LOOPBACK, "-p", str(port), "-U", "0", "-t", str(threads), *extra]
+
+
+@dataclass
+class _Running:
+    name: str
+    argv: list[str]
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def log_tail(self, chars: int = 2000) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-chars:]
+
+
+def _answers_version(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1.0) as s:
+            s.sendall(b"version\r\n")
+            return s.recv(100).startswith(b"VERSION ")
+    except OSError:
+        return False
+
+
+def _start(name: str, argv: list[str], port: int, timeout: float = 30.0) -> _Running:
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    server = _Running(name, argv, port, proc, log)
+    deadline = time.monotonic() + timeout
+    while not _answers_version(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            why = f"exited with status {proc.returncode}" if proc.returncode is not None else "did not answer"
+            tail = server.log_tail()
+            _stop(server)
+            raise RuntimeError(f"{name} {why} on port {port}: {' '.join(argv)}\n{tail}")
+        time.sleep(0.05)
+    return server
+
+
+def _stop(server: _Running) -> None:
+    """SIGTERM the server, SIGKILL after 10 s; then SIGKILL any of its descendants left over.
+
+    Only processes this harness started (the server and what it spawned) are signalled, each by
+    PID, and a leftover is killed only if its start time still matches (no PID reuse).
+    """
+    proc = server.proc
+    tree = descendants(proc.pid) if proc.poll() is None else []
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    for st in tree:
+        now = read_proc_stat(st.pid)
+        if now is not None and now.starttime == st.starttime and now.state != "Z":
+            try:
+                os.kill(st.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    server.log.close()
+
+
+# ----- the A/B run -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One memaslap run against one freshly started server."""
+
+    round: int
+    slot: str  # "A" or "B"
+    server: str  # "kvshard" or "memcached"
+    tps: float
+    ops: int
+    run_time_s: float
+    cpu_s: float
+    errors: int
+
+    @property
+    def cpu_us_per_op(self) -> float:
+        return self.cpu_s * 1e6 / self.ops if self.ops else float("nan")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Medians over the runs (see the module docstring)."""
+
+    kvshard_tps: float
+    memcached_tps: float
+    tps_ratio: float
+    round_ratios: list[float]
+    kvshard_cpu_us_per_op: float
+    memcached_cpu_us_per_op: float
+
+    def line(self) -> str:
+        return (
+            f"summary: tps_ratio={self.tps_ratio:.3f} kvshard_tps={self.kvshard_tps:.0f} "
+            f"memcached_tps={self.memcached_tps:.0f} kvshard_cpu_us_per_op={self.kvshard_cpu_us_per_op:.2f} "
+            f"memcached_cpu_us_per_op={self.memcached_cpu_us_per_op:.2f}"
+        )
+
+
+def summarize(runs: Iterable[RunRecord]) -> Summary:
+    """Median TPS and CPU us/op per server; median over rounds of the per-round TPS ratio."""
+    runs = list(runs)
+
+    def of(server: str, rnd: int | None = None) -> list[RunRecord]:
+        return [r for r in runs if r.server == server and (rnd is None or r.round == rnd)]
+
+    ratios = []
+    for rnd in sorted({r.round for r in runs}):
+        kv, mc = of("kvshard", rnd), of("memcached", rnd)
+        if kv and mc:
+            ratios.append(statistics.fmean(r.tps for r in kv) / statistics.fmean(r.tps for r in mc))
+    if not ratios:
+        raise ValueError("no round has runs of both servers")
+    return Summary(
+        kvshard_tps=statistics.median(r.tps for r in of("kvshard")),
+        memcached_tps=statistics.median(r.tps for r in of("memcached")),
+        tps_ratio=statistics.median(ratios),
+        round_ratios=ratios,
+        kvshard_cpu_us_per_op=statistics.median(r.cpu_us_per_op for r in of("kvshard")),
+        memcached_cpu_us_per_op=statistics.median(r.cpu_us_per_op for r in of("memcached")),
+    )
+
+
+class _ArgvFor:
+    """A server's command line as a function of its port."""
+
+    def __init__(self, kind: str, threads: int, extra: Sequence[str], memcached: str) -> None:
+        self.kind, self.threads, self.extra, self.memcached = kind, threads, list(extra), memcached
+
+    def __call__(self, port: int) -> list[str]:
+        if self.kind == "kvshard":
+            return _kvshard_argv(port, self.threads, self.extra)
+        return _memcached_argv(self.memcached, port, self.threads, self.extra)
+
+
+def _one_run(rnd: int, slot: str, server_name: str, argv_for_port: _ArgvFor, memaslap: str,
+             seconds: int, threads: int, concurrency: int, value_size: int) -> RunRecord:
+    port = _free_port()
+    server = _start(server_name, argv_for_port(port), port)
+    try:
+        cpu0 = tree_cpu_seconds(server.proc.pid)
+        run = run_memaslap(port, seconds, threads=threads, concurrency=concurrency,
+                           value_size=value_size, binary=memaslap)
+        cpu1 = tree_cpu_seconds(server.proc.pid)
+    except ProcessLookupError:
+        raise RuntimeError(f"{server_name} died during the run:\n{server.log_tail()}") from None
+    finally:
+        _stop(server)
+    if run.result is None or run.timed_out or run.returncode != 0:
+        raise RuntimeError(f"memaslap failed against {server_name}: {'; '.join(run.problems())}\n{run.describe()}")
+    res = run.result
+    return RunRecord(rnd, slot, server_name, res.tps, res.ops, res.run_time_s, cpu1 - cpu0, res.error_count)
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "?"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m loadtest.memaslap_ab",
+                                description="A/B benchmark: kvshard vs memcached under memaslap (see the module docstring)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of A B B A (default 3)")
+    p.add_argument("--seconds", type=int, default=20, help="memaslap run time per run (default 20)")
+    p.add_argument("--kvshard-args", default="", help="extra kvshard flags, one string: --kvshard-args=\"-m 256\"")
+    p.add_argument("--memcached-args", default="", help="extra memcached flags, one string: --memcached-args=\"-m 256\"")
+    p.add_argument("--memcached", default=shutil.which("memcached") or "memcached", help="memcached binary")
+    p.add_argument("--memaslap", default=find_memaslap(), help="memaslap binary (default: memcaslap or memaslap on PATH)")
+    p.add_argument("--threads", type=int, default=2, help="server workers (-t) and memaslap threads (-T) (default 2)")
+    p.add_argument("--concurrency", type=int, default=64, help="memaslap -c (default 64)")
+    p.add_argument("--value-size", type=int, default=100, help="memaslap -X (default 100)")
+    p.add_argument("--self-test", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.rounds < 1 or args.seconds < 1:
+        print("memaslap_ab: --rounds and --seconds must be at least 1", file=sys.stderr)
+        return 2
+    if not args.memaslap:
+        print("memaslap_ab: memaslap/memcaslap not found (Debian: apt-get install libmemcached-tools)", file=sys.stderr)
+        return 2
+    if not shutil.which(args.memcached):
+        print(f"memaslap_ab: memcached not found ({args.memcached})", file=sys.stderr)
+        return 2
+
+    memcached = _ArgvFor("memcached", args.threads, shlex.split(args.memcached_args), args.memcached)
+    kvshard = _ArgvFor("kvshard", args.threads, shlex.split(args.kvshard_args), args.memcached)
+    if args.self_test:
+        kvshard = _ArgvFor("memcached", args.threads, shlex.split(args.memcached_args), args.memcached)
+    slots = {"A": ("kvshard", kvshard), "B": ("memcached", memcached)}
+
+    print(f"# memaslap A/B: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+    print(f"# {_version([args.memcached, '-V'])}; {args.memaslap}")
+    print(f"# A kvshard:   {' '.join(kvshard(0)).replace(' -p 0 ', ' -p PORT ')}")
+    print(f"# B memcached: {' '.join(memcached(0)).replace(' -p 0 ', ' -p PORT ')}")
+    slap = memaslap_command(args.memaslap, 0, args.seconds, threads=args.threads, concurrency=args.concurrency,
+                            value_size=args.value_size)
+    print(f"# memaslap:    {' '.join(slap).replace(':0 ', ':PORT ')}")
+    print(f"# {args.rounds} rounds of A B B A, every run on a freshly started server")
+    if args.self_test:
+        print("# SELF-TEST: slot A runs memcached too (labelled kvshard); expect a ratio near 1")
+    if args.rounds < 3:
+        print("# note: fewer than 3 rounds, the medians are not robust")
+
+    runs: list[RunRecord] = []
+    n = 0
+    try:
+        for rnd in range(1, args.rounds + 1):
+            for slot in ("A", "B", "B", "A"):
+                name, argv_for = slots[slot]
+                rec = _one_run(rnd, slot, name, argv_for, args.memaslap, args.seconds, args.threads,
+                               args.concurrency, args.value_size)
+                n += 1
+                runs.append(rec)
+                print(f"run {n:2d} round {rnd} {slot} {name:<9} tps={rec.tps:9.0f} ops={rec.ops:9d} "
+                      f"time={rec.run_time_s:5.1f}s cpu={rec.cpu_s:7.2f}s cpu_us_per_op={rec.cpu_us_per_op:7.2f} "
+                      f"error_replies={rec.errors}", flush=True)
+    except (RuntimeError, OSError) as exc:
+        print(f"memaslap_ab: {exc}", file=sys.stderr)
+        return 1
+
+    s = summarize(runs)
+    print(f"median tps: kvshard={s.kvshard_tps:.0f} memcached={s.memcached_tps:.0f}")
+    print(f"median ratio kvshard/memcached over rounds: {s.tps_ratio:.3f} "
+          f"(per round: {' '.join(f'{r:.3f}' for r in s.round_ratios)})")
+    print(f"median cpu us/op: kvshard={s.kvshard_cpu_us_per_op:.2f} memcached={s.memcached_cpu_us_per_op:.2f}")
+    print(s.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""One shard's cache alone, with a fake clock."""
+
+from __future__ import annotations
+
+from kvshard import cache as c
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(limit: int = 1 << 20, shard: int = 0, shards: int = 1) -> tuple[c.Cache, Clock]:
+    clock = Clock()
+    return c.Cache(limit, shard, shards, clock), clock
+
+
+def test_storage_commands() -> None:
+    cache, _ = make()
+    assert cache.store(b"add", b"k", 1, 0, b"v") == c.STORED
+    assert cache.store(b"add", b"k", 1, 0, b"w") == c.NOT_STORED
+    assert cache.store(b"replace", b"nope", 0, 0, b"w") == c.NOT_STORED
+    assert cache.store(b"append", b"k", 9, 0, b"+") == c.STORED
+    assert cache.store(b"prepend", b"k", 9, 0, b"-") == c.STORED
+    item = cache.get(b"k")
+    assert item is not None and item[0] == b"-v+" and item[1] == 1  # flags kept
+    assert cache.store(b"cas", b"k", 0, 0, b"x", item[3] + 1) == c.EXISTS
+    assert cache.store(b"cas", b"k", 0, 0, b"x", item[3]) == c.STORED
+    assert cache.store(b"cas", b"gone", 0, 0, b"x", 1) == c.NOT_FOUND
+    assert cache.delete(b"k") and not cache.delete(b"k")
+    assert cache.stats["cas_badval"] == 1 and cache.stats["cas_hits"] == 1
+
+
+def test_cas_unique_across_shards() -> None:
+    a, _ = make(shard=0, shards=2)
+    b, _ = make(shard=1, shards=2)
+    seen = set()
+    for i in range(100):
+        for cache in (a, b):
+            cache.store(b"set", b"k%d" % i, 0, 0, b"v")
+            item = cache.get(b"k%d" % i)
+            assert item is not None
+            seen.add(item[3])
+    assert len(seen) == 200
+
+
+def test_expiry_rules() -> None:
+    cache, clock = make()
+    cache.store(b"set", b"rel", 0, 10, b"v")
+    cache.store(b"set", b"neg", 0, -1, b"v")
+    cache.store(b"set", b"abs_past", 0, int(clock.now) - 5, b"v")
+    cache.store(b"set", b"abs_future", 0, int(clock.now) + 100, b"v")
+    cache.store(b"set", b"thirty_days", 0, c.RELATIVE_EXPTIME_LIMIT, b"v")
+    cache.store(b"set", b"thirty_days_plus", 0, c.RELATIVE_EXPTIME_LIMIT + 1, b"v")
+    assert cache.get(b"neg") is None and cache.get(b"abs_past") is None
+    assert cache.get(b"thirty_days_plus") is None  # an absolute time in 1970
+    assert cache.get(b"rel") and cache.get(b"abs_future") and cache.get(b"thirty_days")
+    clock.now += 10
+    assert cache.get(b"rel") is None
+    clock.now += 100
+    assert cache.get(b"abs_future") is None
+    assert cache.stats["get_expired"] >= 3
+
+
+def test_reclaim_removes_expired_without_access() -> None:
+    cache, clock = make()
+    for i in range(100):
+        cache.store(b"set", b"k%d" % i, 0, 5, b"v")
+    cache.store(b"set", b"k0", 0, 0, b"v")  # overwritten: no longer expires
+    cache.store(b"set", b"keep", 0, 0, b"v")
+    clock.now += 6
+    assert cache.reclaim() == 99
+    assert len(cache) == 2 and cache.stats["reclaimed"] == 99
+    assert cache.used == (2 + 1 + c.ITEM_OVERHEAD) + (4 + 1 + c.ITEM_OVERHEAD)
+
+
+def test_lru_eviction_keeps_recently_used() -> None:
+    size = 10 + 100 + c.ITEM_OVERHEAD
+    cache, _ = make(limit=size * 10)
+    for i in range(10):
+        cache.store(b"set", b"key-%05d" % i, 0, 0, b"x" * 100)
+    assert cache.get(b"key-00000")  # now most recently used
+    cache.store(b"set", b"key-00010", 0, 0, b"x" * 100)
+    assert cache.get(b"key-00001") is None  # the least recently used went
+    assert cache.get(b"key-00000") is not None
+    assert cache.stats["evictions"] == 1 and cache.used <= cache.limit
+
+
+def test_item_bigger_than_memory() -> None:
+    cache, _ = make(limit=1000)
+    cache.store(b"set", b"k", 0, 0, b"small")
+    assert cache.store(b"set", b"k", 0, 0, b"x" * 2000) == c.NO_MEMORY
+    assert cache.get(b"k") is None  # the old value does not survive a failed overwrite
+
+
+def test_incr_decr_semantics() -> None:
+    cache, _ = make()
+    cache.store(b"set", b"n", 0, 0, b"10")
+    assert cache.arith(False, b"n", 1) == 9
+    item = cache.get(b"n")
+    assert item is not None and item[0] == b"9 "  # length kept, space padded
+    assert cache.arith(True, b"n", 100) == 109
+    assert cache.get(b"n")[0] == b"109"  # type: ignore[index]
+    cache.store(b"set", b"max", 0, 0, b"18446744073709551615")
+    assert cache.arith(True, b"max", 2) == 1
+    assert cache.arith(False, b"max", 5) == 0
+    cache.store(b"set", b"lead", 0, 0, b" 12")
+    assert cache.arith(True, b"lead", 1) == 13
+    for bad in (b"abc", b"12a", b"", b"-5", b"99999999999999999999999"):
+        cache.store(b"set", b"bad", 0, 0, bad)
+        assert cache.arith(True, b"bad", 1) == c.NON_NUMERIC, bad
+    assert cache.arith(True, b"missing", 1) is None
+    cache.store(b"set", b"trail", 0, 0, b"7 junk")
+    assert cache.arith(True, b"trail", 1) == 8  # strtoull stops at the blank
+
+
+def test_touch_and_flush() -> None:
+    cache, clock = make()
+    cache.store(b"set", b"k", 0, 5, b"v")
+    assert cache.touch(b"k", 100) is not None
+    clock.now += 50
+    assert cache.get(b"k") is not None
+    assert cache.touch(b"missing", 1) is None
+    cache.flush()
+    assert len(cache) == 0 and cache.used == 0 and cache.get(b"k") is None

@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# Set up everything kvshard and its tests need on a fresh Debian machine:
-# Debian packages (only those missing), a virtualenv in .venv, and the package with its
-# test extras installed in editable mode. Safe to run again; it only adds what is missing.
+# Set up kvshard on a fresh Debian machine: Debian packages (only those missing), a virtualenv
+# in .venv, and the package installed in editable mode. Safe to run again.
+#
+#   scripts/setup.sh          what the server needs
+#   scripts/setup.sh --test   also what the tests need: the test extras, memcached (the reference
+#                             the tests compare kvshard with) and libmemcached-tools (memccapable,
+#                             memcaslap). Debian may start a memcached service on port 11211 when
+#                             it installs the package; the tests never use that port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# memcached: the reference server the tests compare kvshard with; libmemcached-tools: memccapable
-# and memcaslap (tests/test_tools.py, loadtest/memaslap_ab.py). Debian may start a memcached
-# service on port 11211 when it installs the package; the tests never use that port.
-APT_PACKAGES=(gcc memcached libmemcached-tools)
+WITH_TESTS=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) WITH_TESTS=1 ;;
+        *) echo "setup.sh: unknown option $arg" >&2; exit 64 ;;
+    esac
+done
+
+APT_PACKAGES=(gcc)
+((WITH_TESTS)) && APT_PACKAGES+=(memcached libmemcached-tools)
 # a python3 >= 3.11 that can make venvs (Debian's, or pyenv's) is all we need of Python
 if ! python3 -c "import sys, venv, ensurepip; assert sys.version_info >= (3, 11)" 2>/dev/null; then
     APT_PACKAGES+=(python3 python3-venv python3-dev)
@@ -30,5 +41,9 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[test]"
+if ((WITH_TESTS)); then
+    .venv/bin/python -m pip install -q -e ".[test]"
+else
+    .venv/bin/python -m pip install -q -e .
+fi
 echo "setup: ready (.venv)"

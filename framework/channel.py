@@ -73,7 +73,10 @@ DEFAULT_MAX_QUEUED = 4096
 Handler = Callable[..., Any]
 ReplyCallback = Callable[[Any, "BaseException | None"], None]
 
-_packb = msgpack.packb
+# One packer per process, reused: msgpack.packb() makes a new Packer per call, and each one
+# mallocs a 256 KiB buffer (an mmap + munmap pair per batch with our malloc settings).
+_packer = msgpack.Packer(autoreset=True)
+_packb = _packer.pack
 
 
 def _is_awaitable(value: Any) -> bool:

@@ -6,13 +6,17 @@ Each shard owns one :class:`Cache`; only that shard's thread touches it, so ther
 Items live in an ``OrderedDict`` ordered from least to most recently used: a hit moves the key
 to the end, eviction pops from the front.
 
-An item is the tuple ``(value, flags, expire_at, cas)``:
+An item is the tuple ``(block, flags, expire_at, cas, header_len)``:
+  * ``block`` is the item already rendered as the ASCII protocol's answer to ``get``,
+    ``VALUE <key> <flags> <bytes>\r\n<data>\r\n``, so the most common reply needs no
+    formatting and no copy; the data is ``block[header_len:-2]`` (:func:`item_value`), which
+    the commands that change a value (append, incr, ...) and other protocols slice out;
   * ``expire_at`` is 0 (never) or an absolute Unix time (float). memcached's rules turn the
     protocol's exptime into it (:meth:`Cache.expire_at`): 0 never, negative already expired,
     up to 30 days relative to now, larger an absolute Unix time.
   * ``cas`` is unique across shards: ``counter * shard_count + shard_id``.
 
-Memory: every item is charged ``len(key) + len(value) + ITEM_OVERHEAD`` against ``limit``
+Memory: every item is charged ``len(key) + len(block) + ITEM_OVERHEAD`` against ``limit``
 (the shard's share of ``-m``). ``ITEM_OVERHEAD`` is what CPython really spends per item beyond
 the key and value bytes (two bytes objects' headers, the tuple, the CAS int, the ordered-dict
 entry and node), measured and rounded up, so the process RSS follows ``-m``. A store that
@@ -38,6 +42,9 @@ from typing import Callable, Final
 
 __all__ = [
     "Cache",
+    "Item",
+    "item_value",
+    "render",
     "ITEM_OVERHEAD",
     "RELATIVE_EXPTIME_LIMIT",
     "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "NO_MEMORY", "NON_NUMERIC",
@@ -59,7 +66,18 @@ NON_NUMERIC: Final = -1
 _COUNTER = re.compile(rb"[ \t\n\v\f\r]*\+?([0-9]+)")
 _SPACE = frozenset(b" \t\n\v\f\r")
 
-Item = tuple[bytes, int, float, int]
+Item = tuple[bytes, int, float, int, int]
+
+
+def render(key: bytes, flags: int, value: bytes) -> tuple[bytes, int]:
+    """(block, header_len): the item as a ``get`` answers it."""
+    block = b"VALUE %b %d %d\r\n%b\r\n" % (key, flags, len(value), value)
+    return block, len(block) - len(value) - 2
+
+
+def item_value(item: Item) -> bytes:
+    """The data of an item."""
+    return item[0][item[4] : -2]
 
 _STAT_NAMES = (
     "cmd_get", "cmd_set", "cmd_touch", "cmd_flush", "get_hits", "get_misses", "get_expired",
@@ -138,7 +156,8 @@ class Cache:
 
     def _put(self, key: bytes, value: bytes, flags: int, expire_at: float) -> int:
         """Insert or replace; evict as needed. Returns STORED or NO_MEMORY."""
-        size = len(key) + len(value) + ITEM_OVERHEAD
+        block, header_len = render(key, flags, value)
+        size = len(key) + len(block) + ITEM_OVERHEAD
         old = self._items.get(key)
         if old is not None:
             self._remove(key, old)
@@ -150,7 +169,7 @@ class Cache:
             victim, victim_item = items.popitem(last=False)
             self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
             self.stats["evictions"] += 1
-        items[key] = (value, flags, expire_at, self._next_cas())
+        items[key] = (block, flags, expire_at, self._next_cas(), header_len)
         self.used += size
         self.stats["total_items"] += 1
         if expire_at:
@@ -180,7 +199,7 @@ class Cache:
             return None
         stats["touch_hits"] += 1
         expire_at = self.expire_at(exptime)
-        item = (item[0], item[1], expire_at, item[3])
+        item = (item[0], item[1], expire_at, item[3], item[4])
         self._items[key] = item
         self._items.move_to_end(key)
         if expire_at:
@@ -207,7 +226,8 @@ class Cache:
         if op == b"append" or op == b"prepend":
             if current is None:
                 return NOT_STORED
-            joined = current[0] + value if op == b"append" else value + current[0]
+            old = item_value(current)
+            joined = old + value if op == b"append" else value + old
             return self._put(key, joined, current[1], current[2])
         if op == b"cas":
             if current is None:
@@ -244,16 +264,17 @@ class Cache:
         if item is None:
             self.stats[prefix + "_misses"] += 1
             return None
-        number = _parse_counter(item[0])
+        old = item_value(item)
+        number = _parse_counter(old)
         if number is None:
             return NON_NUMERIC
         self.stats[prefix + "_hits"] += 1
         number = (number + delta) % _UINT64 if incr else max(number - delta, 0)
         digits = b"%d" % number
-        old = item[0]
         if len(digits) <= len(old):
-            digits = digits.ljust(len(old))
-            self._items[key] = (digits, item[1], item[2], self._next_cas())
+            # same length: the block keeps its header and size, only the data changes
+            block = item[0][: item[4]] + digits.ljust(len(old)) + b"\r\n"
+            self._items[key] = (block, item[1], item[2], self._next_cas(), item[4])
             self._items.move_to_end(key)
         else:
             self._put(key, digits, item[1], item[2])

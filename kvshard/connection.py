@@ -273,9 +273,17 @@ class AsciiConnection(asyncio.Protocol):
         ctx = self._ctx
         shards = ctx.shards
         me = ctx.shard_id
+        if len(keys) == 1:
+            key = keys[0]
+            owner = _crc32(key) % shards
+            if exptime is None and not with_cas:  # plain single-key get: the hot path
+                if owner == me:
+                    self.reply(ctx.get_one(key))
+                else:
+                    self._call(owner, "kv.get_one", (key,), _same)
+                return
         name, args = ("get", (with_cas,)) if exptime is None else ("gat", (with_cas, exptime))
         if len(keys) == 1:
-            owner = _crc32(keys[0]) % shards
             if owner == me:
                 self.reply(ctx.local[name](keys, *args)[0] + _END)
             else:

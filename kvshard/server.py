@@ -66,6 +66,10 @@ class ShardContext:
     version: str
     info: stats_fmt.ServerInfo
     verbosity: list[int] = field(default_factory=lambda: [0])
+    get_one: Callable[[bytes], bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.get_one = self.service.get_one
 
     def set_verbosity(self, level: int) -> None:
         self.verbosity[0] = level

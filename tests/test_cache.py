@@ -26,7 +26,7 @@ def test_storage_commands() -> None:
     assert cache.store(b"append", b"k", 9, 0, b"+") == c.STORED
     assert cache.store(b"prepend", b"k", 9, 0, b"-") == c.STORED
     item = cache.get(b"k")
-    assert item is not None and item[0] == b"-v+" and item[1] == 1  # flags kept
+    assert item is not None and c.item_value(item) == b"-v+" and item[1] == 1  # flags kept
     assert cache.store(b"cas", b"k", 0, 0, b"x", item[3] + 1) == c.EXISTS
     assert cache.store(b"cas", b"k", 0, 0, b"x", item[3]) == c.STORED
     assert cache.store(b"cas", b"gone", 0, 0, b"x", 1) == c.NOT_FOUND
@@ -74,11 +74,11 @@ def test_reclaim_removes_expired_without_access() -> None:
     clock.now += 6
     assert cache.reclaim() == 99
     assert len(cache) == 2 and cache.stats["reclaimed"] == 99
-    assert cache.used == (2 + 1 + c.ITEM_OVERHEAD) + (4 + 1 + c.ITEM_OVERHEAD)
+    assert cache.used == sum(len(k) + len(c.render(k, 0, b"v")[0]) + c.ITEM_OVERHEAD for k in (b"k0", b"keep"))
 
 
 def test_lru_eviction_keeps_recently_used() -> None:
-    size = 10 + 100 + c.ITEM_OVERHEAD
+    size = 9 + len(c.render(b"key-00000", 0, b"x" * 100)[0]) + c.ITEM_OVERHEAD
     cache, _ = make(limit=size * 10)
     for i in range(10):
         cache.store(b"set", b"key-%05d" % i, 0, 0, b"x" * 100)
@@ -101,9 +101,10 @@ def test_incr_decr_semantics() -> None:
     cache.store(b"set", b"n", 0, 0, b"10")
     assert cache.arith(False, b"n", 1) == 9
     item = cache.get(b"n")
-    assert item is not None and item[0] == b"9 "  # length kept, space padded
+    assert item is not None and c.item_value(item) == b"9 "  # length kept, space padded
+    assert item[0] == b"VALUE n 0 2\r\n9 \r\n"
     assert cache.arith(True, b"n", 100) == 109
-    assert cache.get(b"n")[0] == b"109"  # type: ignore[index]
+    assert c.item_value(cache.get(b"n")) == b"109"  # type: ignore[arg-type]
     cache.store(b"set", b"max", 0, 0, b"18446744073709551615")
     assert cache.arith(True, b"max", 2) == 1
     assert cache.arith(False, b"max", 5) == 0

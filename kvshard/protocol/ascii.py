@@ -272,7 +272,7 @@ class AsciiParser:
                 return (REPLY, R_ERROR)
             keys = tokens[1:]
             for key in keys:
-                if not _key_ok(key):
+                if len(key) > KEY_MAX_LENGTH:
                     return (REPLY, R_BAD_FORMAT)
             return (GET, keys, name == b"gets")
         if name in STORE_OPS:
@@ -346,11 +346,13 @@ class AsciiParser:
         key = tokens[1]
         if not _key_ok(key):
             return (REPLY, b"" if noreply else R_BAD_FORMAT)
-        flags = _strtoul32(tokens[2])
-        exptime = _strtol32(tokens[3])
-        length = _strtol32(tokens[4])
-        if flags is None or exptime is None or length is None:
-            return (REPLY, b"" if noreply else R_BAD_FORMAT)
+        f, e, l = tokens[2], tokens[3], tokens[4]
+        if len(f) < 10 and len(e) < 10 and len(l) < 10 and f.isdigit() and e.isdigit() and l.isdigit():
+            flags, exptime, length = int(f), int(e), int(l)  # plain small numbers: no wrapping
+        else:
+            flags, exptime, length = _strtoul32(f), _strtol32(e), _strtol32(l)  # type: ignore[assignment]
+            if flags is None or exptime is None or length is None:
+                return (REPLY, b"" if noreply else R_BAD_FORMAT)
         cas = 0
         if is_cas:
             parsed = _strtoull(tokens[5])

@@ -473,8 +473,15 @@ class Messenger:
                         continue
                     if result is not None and _is_awaitable(result):
                         self._loop.create_task(result).add_done_callback(self._log_oneway_failure)
-            elif kind == REPLY:
-                self._settle(link, message[1], message[2], None)
+            elif kind == REPLY:  # the hot path of calls: kept inline
+                callback = link.calls.pop(message[1], None)
+                if callback is not None:
+                    try:
+                        callback(message[2], None)
+                    except Exception:
+                        log.exception("reply callback raised")
+                if link.overflow:
+                    self._send_parked(link)
             elif kind == REQUEST:
                 self._serve(link, message[1], message[2], message[3])
             elif kind == FAILURE:
@@ -491,11 +498,17 @@ class Messenger:
         except Exception as exc:
             self._queue(link, (FAILURE, call_id, *encode_exception(exc)))
             return
-        if _is_awaitable(result):
+        if result is not None and _is_awaitable(result):
             task = self._loop.create_task(result)  # type: ignore[arg-type]
             task.add_done_callback(partial(self._reply_later, link, link.epoch, call_id))
-        else:
-            self._queue(link, (REPLY, call_id, result))
+        else:  # _queue inlined: replies are half of all messages
+            link.pending.append((REPLY, call_id, result))
+            link.pending_count += 1
+            link.run_name = None
+            if not link.dirty:
+                link.dirty = True
+                self._dirty.append(link)
+                self._reactor.kick()
 
     def _reply_later(self, link: PeerLink, epoch: int, call_id: int, task: asyncio.Task[Any]) -> None:
         if link.epoch != epoch or not link.up:
@@ -511,7 +524,12 @@ class Messenger:
         callback = link.calls.pop(call_id, None)
         if callback is not None:
             self._run_callback(callback, result, error)
-        if link.overflow and link.up:
+        if link.overflow:
+            self._send_parked(link)
+
+    def _send_parked(self, link: PeerLink) -> None:
+        """A call slot freed up: send the oldest parked call."""
+        if link.up:
             name, args, parked = link.overflow.popleft()
             call_id = link.next_call_id
             link.next_call_id = call_id + 1

@@ -53,14 +53,33 @@ _END = proto.R_END
 
 
 class _Pending:
-    """A reply that is not complete yet (waiting for one or more shards)."""
+    """A reply that is not complete yet (waiting for one or more shards). Calling it is the
+    reply callback of a single-shard call: it completes the reply with ``finish(result)``."""
 
-    __slots__ = ("data", "parts", "missing")
+    __slots__ = ("data", "parts", "missing", "conn", "finish")
 
-    def __init__(self, parts: list[Any] | None = None, missing: int = 1) -> None:
+    def __init__(
+        self,
+        parts: list[Any] | None = None,
+        missing: int = 1,
+        conn: "AsciiConnection | None" = None,
+        finish: Callable[[Any], bytes] | None = None,
+    ) -> None:
         self.data: bytes | None = None
         self.parts = parts
         self.missing = missing
+        self.conn = conn
+        self.finish = finish
+
+    def __call__(self, result: Any, error: BaseException | None) -> None:
+        conn = self.conn
+        assert conn is not None
+        if error is not None:
+            conn._complete(self, _server_error(error))
+        elif self.finish is None:
+            conn._complete(self, result)
+        else:
+            conn._complete(self, self.finish(result))
 
 
 def _server_error(error: BaseException) -> bytes:
@@ -195,15 +214,12 @@ class AsciiConnection(asyncio.Protocol):
 
     def _call(self, owner: int, name: str, args: tuple[Any, ...], finish: Callable[[Any], bytes]) -> None:
         """Run ``name`` on ``owner`` and reply ``finish(result)`` in this reply's turn."""
-        pending = _Pending()
+        pending = _Pending(None, 1, self, None if finish is _same else finish)
         self._hold(pending)
         try:
-            self._ctx.messenger.call(owner, name, args, partial(self._on_reply, pending, finish))
+            self._ctx.messenger.call(owner, name, args, pending)
         except ShardUnavailable as exc:
             self._complete(pending, _server_error(exc))
-
-    def _on_reply(self, pending: _Pending, finish: Callable[[Any], bytes], result: Any, error: BaseException | None) -> None:
-        self._complete(pending, finish(result) if error is None else _server_error(error))
 
     def _send_noreply(self, owner: int, name: str, args: tuple[Any, ...]) -> None:
         """A noreply command for another shard: a one-way message, or (when that link is

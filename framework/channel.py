@@ -391,9 +391,18 @@ class Messenger:
                 data = _packb(batch)
             except (TypeError, ValueError, OverflowError):
                 data = self._pack_salvaging(link, batch)
-            link.queued.append(memoryview(data))
-            link.queued_bytes += len(data)
             self._m_batches_out.value += 1
+            if not link.queued and link.out.write(data, True) == len(data):  # type: ignore[arg-type]
+                link.out.publish()  # the common case: nothing backed up and the batch fits
+                if link.space_waiters:
+                    self._wake_space_waiters(link)
+                return True
+            if link.queued:
+                link.queued.append(memoryview(data))
+                link.queued_bytes += len(data)
+            else:  # part of it went in: the rest waits
+                link.queued.append(memoryview(data)[link.out.last_written :])
+                link.queued_bytes += len(data) - link.out.last_written
         out = link.out
         queued = link.queued
         while queued:

@@ -127,16 +127,17 @@ class _RingView:
 class RingProducer(_RingView):
     """The writing end. Owns ``tail`` (cached locally) and ``waiting``."""
 
-    __slots__ = ("_tail",)
+    __slots__ = ("_tail", "last_written")
 
     def __init__(self, buf: memoryview, capacity: int) -> None:
         super().__init__(buf, capacity)
         self._tail = self._words[_TAIL]
+        self.last_written = 0  # what the last write() returned
 
     def free_bytes(self) -> int:
         return self.capacity - (self._tail - self._words[_HEAD])
 
-    def write(self, data: memoryview, final: bool) -> int:
+    def write(self, data: bytes | memoryview, final: bool) -> int:
         """Write as much of ``data`` as fits, as fragments; return how many payload bytes were
         written. The last fragment carries MORE unless it ends ``data`` and ``final`` is true.
         Nothing is visible to the consumer until :meth:`publish`.
@@ -146,6 +147,15 @@ class RingProducer(_RingView):
         tail = self._tail
         free = cap - (tail - self._words[_HEAD])
         total = len(data)
+        pos = tail % cap
+        end = pos + FRAGMENT_HEADER_BYTES + total
+        if final and end <= cap and FRAGMENT_HEADER_BYTES + total <= free:
+            # the common case: one whole fragment, no wrap-around
+            _frag_header.pack_into(buf, pos, total)
+            buf[pos + FRAGMENT_HEADER_BYTES : end] = data
+            self._tail = tail + FRAGMENT_HEADER_BYTES + total
+            self.last_written = total
+            return total
         done = 0
         while True:
             room = free - FRAGMENT_HEADER_BYTES
@@ -162,6 +172,7 @@ class RingProducer(_RingView):
             if last:
                 break
         self._tail = tail
+        self.last_written = done
         return done
 
     @staticmethod
@@ -230,8 +241,12 @@ class RingConsumer(_RingView):
             raw = bytes(buf[pos:cap]) + bytes(buf[0 : n - (cap - pos)])
         self._head = tail
         words[_HEAD] = tail
-        records: list[bytes | memoryview] = []
         partial = self._partial
+        if not partial:
+            (word,) = _frag_header.unpack_from(raw, 0)
+            if word + FRAGMENT_HEADER_BYTES == n:  # the common case: one whole record
+                return [memoryview(raw)[FRAGMENT_HEADER_BYTES:]]
+        records: list[bytes | memoryview] = []
         unpack_header = _frag_header.unpack_from
         off = 0
         mv = memoryview(raw)

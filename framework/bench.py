@@ -154,6 +154,9 @@ def _measure_baseline(kind: str, messages: int, roundtrips: int) -> dict[str, fl
     saved = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {cpus[0]})
     try:
+        child_ends: tuple[Any, Any]
+        put: Any
+        get: Any
         if kind == "queue":
             requests, replies = ctx.Queue(), ctx.Queue()
             child_ends = (requests.get, replies.put)

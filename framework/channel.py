@@ -443,9 +443,9 @@ class Messenger:
             if kind == REPLY:
                 parts.append(_packb((FAILURE, message[1], "TypeError", f"result not serializable: {error}")))
             elif kind == REQUEST:
-                fut = link.calls.pop(message[1], None)
-                if fut is not None and not fut.done():
-                    fut.set_exception(TypeError(f"arguments not serializable: {error}"))
+                callback = link.calls.pop(message[1], None)
+                if callback is not None:
+                    self._run_callback(callback, None, TypeError(f"arguments not serializable: {error}"))
             else:
                 packable = []
                 for args in message[2]:

@@ -283,7 +283,11 @@ async def _run_shard(boot: ShardBoot, loop: asyncio.AbstractEventLoop) -> int:
                 stopping.set_result(None)
 
     loop.add_reader(boot.control_sock.fileno(), on_control)
-    loop.add_signal_handler(signal.SIGTERM, lambda: stopping.done() or stopping.set_result(None))
+    def on_sigterm() -> None:
+        if not stopping.done():
+            stopping.set_result(None)
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
 
     await boot.app.setup(shard)
     control.send_control(boot.control_sock, control.READY, me)

@@ -101,6 +101,7 @@ class ScenarioApp(ShardApp):
             "digest": {k: v.hexdigest() for k, v in st["digest"].items()},
         })
         shard.register("echo", lambda *a: a)
+        shard.register("unpackable_result", lambda: object())
         shard.register("sleepy", sleepy)
         shard.register("track_concurrency", track_concurrency)
         shard.register("fail", fail)
@@ -243,6 +244,15 @@ async def api(app: ScenarioApp, shard: Shard) -> dict[str, Any]:
             await shard.submit_to(where, "no_such_handler")
         except Exception as exc:
             errors[f"{where}:unknown"] = [type(exc).__name__, str(exc)]
+    try:
+        await shard.submit_to(1, "echo", object())
+    except Exception as exc:
+        errors["unpackable_args"] = [type(exc).__name__, str(exc)[:40]]
+    try:
+        await shard.submit_to(1, "unpackable_result")
+    except Exception as exc:
+        errors["unpackable_result"] = [type(exc).__name__, str(exc)[:40]]
+    out["after_unpackable"] = await shard.submit_to(1, "echo", 7)  # the link still works
     out["errors"] = errors
     out["invoke_on_all"] = await shard.invoke_on_all("framework.ping")
     out["map_reduce"] = await shard.map_reduce("echo", (5,), lambda acc, r: acc + r[0], 0)

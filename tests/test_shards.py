@@ -68,6 +68,9 @@ def test_submit_to_api(tmp_path: Path) -> None:
         assert e[f"{where}:KeyError"] == ["KeyError", "'boom KeyError'"]
         assert e[f"{where}:ValueError"] == ["ValueError", "boom ValueError"]
         assert e[f"{where}:unknown"][0] == "UnknownHandler"
+    assert e["unpackable_args"] == ["TypeError", "arguments not serializable: can not seri"]
+    assert e["unpackable_result"] == ["TypeError", "result not serializable: can not seriali"]
+    assert r["after_unpackable"] == [7]
     assert e["0:Custom"] == ["CustomError", "boom Custom"]  # local: the exception itself
     assert e["1:Custom"] == ["RemoteError", "__main__.CustomError: boom Custom"]
     assert [p[0] for p in r["invoke_on_all"]] == [0, 1]

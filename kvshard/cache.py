@@ -80,7 +80,7 @@ def item_value(item: Item) -> bytes:
     return item[0][item[4] : -2]
 
 _STAT_NAMES = (
-    "cmd_get", "cmd_set", "cmd_touch", "cmd_flush", "get_hits", "get_misses", "get_expired",
+    "cmd_set", "cmd_touch", "cmd_flush", "get_hits", "get_misses", "get_expired",
     "delete_hits", "delete_misses", "incr_hits", "incr_misses", "decr_hits", "decr_misses",
     "cas_hits", "cas_misses", "cas_badval", "touch_hits", "touch_misses", "evictions",
     "total_items", "reclaimed", "store_too_large", "store_no_memory",
@@ -179,15 +179,25 @@ class Cache:
     # ----- commands ----------------------------------------------------------------------------
 
     def get(self, key: bytes) -> Item | None:
-        """A hit moves the item to the most recently used end."""
-        self.stats["cmd_get"] += 1
-        item = self._live(key)
-        if item is None:
-            self.stats["get_misses"] += 1
-            return None
-        self.stats["get_hits"] += 1
-        self._items.move_to_end(key)
-        return item
+        """A hit moves the item to the most recently used end. (``cmd_get`` is not counted
+        here: it is always get_hits + get_misses, see :meth:`counters`.)"""
+        item = self._items.get(key)
+        if item is not None:
+            expire_at = item[2]
+            if not expire_at or expire_at > self._clock():
+                self.stats["get_hits"] += 1
+                self._items.move_to_end(key)
+                return item
+            self._remove(key, item)
+            self.stats["get_expired"] += 1
+        self.stats["get_misses"] += 1
+        return None
+
+    def counters(self) -> dict[str, int]:
+        """The statistics counters, derived ones included."""
+        out = dict(self.stats)
+        out["cmd_get"] = out["get_hits"] + out["get_misses"]
+        return out
 
     def touch(self, key: bytes, exptime: int) -> Item | None:
         """Set a new expiry (touch, gat, gats: memcached counts all three as touches)."""

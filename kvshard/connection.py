@@ -101,6 +101,7 @@ class AsciiConnection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._counted = False
+        self._conn_stats = ctx.service.conn_stats
 
     # ----- transport callbacks ---------------------------------------------------------------
 
@@ -140,13 +141,20 @@ class AsciiConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._transport is None or self._quitting or not self._counted:
             return
-        self._ctx.service.conn_stats["bytes_read"] += len(data)
+        self._conn_stats["bytes_read"] += len(data)
         execute = self._execute
         for cmd in self._parser.feed(data):
             execute(cmd)
             if self._quitting:
                 break
-        self._write_out()
+        out = self._out
+        if len(out) == 1 and not self._quitting:  # the common case: one reply, write it
+            data = out[0]
+            out.clear()
+            self._conn_stats["bytes_written"] += len(data)
+            self._transport.write(data)  # type: ignore[union-attr]
+        else:
+            self._write_out()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too, as memcached does
@@ -193,7 +201,7 @@ class AsciiConnection(asyncio.Protocol):
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
-            self._ctx.service.conn_stats["bytes_written"] += len(data)
+            self._conn_stats["bytes_written"] += len(data)
             transport.write(data)
         if self._quitting and not self._queue:
             transport.close()

@@ -139,7 +139,7 @@ class KVService:
     def stats(self) -> dict[str, Any]:
         """This shard's counters and gauges, summed over shards by the caller."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        out: dict[str, Any] = dict(self.cache.stats)
+        out: dict[str, Any] = self.cache.counters()
         out.update(self.conn_stats)
         out["curr_items"] = len(self.cache)
         out["bytes"] = self.cache.used

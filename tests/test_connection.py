@@ -1,0 +1,119 @@
+"""The connection alone, with a fake transport and a fake messenger: reply order across shards
+and what a client sees when a shard is down."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import Any, Callable
+
+from framework import ShardUnavailable
+from kvshard.cache import Cache
+from kvshard.connection import AsciiConnection
+from kvshard.server import ShardContext
+from kvshard.service import KVService
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.data = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def get_extra_info(self, name: str) -> Any:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class FakeMessenger:
+    """Shard 1 of two: answers are held until ``release`` (or fail if ``down``)."""
+
+    def __init__(self, remote: KVService) -> None:
+        self.remote = remote
+        self.down = False
+        self.held: list[tuple[Callable[[Any, BaseException | None], None], Any]] = []
+
+    def call(self, shard: int, name: str, args: tuple[Any, ...], on_reply: Any) -> None:
+        if self.down:
+            raise ShardUnavailable(shard)
+        self.held.append((on_reply, getattr(self.remote, name.removeprefix("kv."))(*args)))
+
+    def send(self, shard: int, name: str, *args: Any) -> bool:
+        if self.down:
+            raise ShardUnavailable(shard)
+        getattr(self.remote, name.removeprefix("kv."))(*args)
+        return True
+
+    def release(self, newest_first: bool = False) -> None:
+        held, self.held = self.held, []
+        for on_reply, result in reversed(held) if newest_first else held:
+            on_reply(result, None)
+
+
+def make() -> tuple[AsciiConnection, FakeTransport, FakeMessenger]:
+    loop = asyncio.new_event_loop()
+    local = KVService(Cache(1 << 20, 0, 2), loop)
+    remote = KVService(Cache(1 << 20, 1, 2), loop)
+    messenger = FakeMessenger(remote)
+    ctx = ShardContext(
+        shard_id=0, shards=2, service=local, messenger=messenger,
+        local={"get": local.get, "gat": local.gat, "store": local.store, "delete": local.delete,
+               "arith": local.arith, "touch": local.touch, "too_large": local.too_large},
+        handler=lambda name: getattr(local, name.removeprefix("kv.")), max_item_size=1 << 20,
+        max_connections=10, version="1.6.18-test", info=None,  # type: ignore[arg-type]
+    )
+    conn = AsciiConnection(ctx)
+    transport = FakeTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    return conn, transport, messenger
+
+
+def keys_on(shard: int, n: int) -> list[bytes]:
+    return [k for k in (b"key%d" % i for i in range(100)) if zlib.crc32(k) % 2 == shard][:n]
+
+
+def test_replies_leave_in_request_order_whatever_order_shards_answer() -> None:
+    conn, transport, messenger = make()
+    (local_key,), (remote_key,) = keys_on(0, 1), keys_on(1, 1)
+    conn.data_received(
+        b"set %b 0 0 1\r\nL\r\nset %b 0 0 1\r\nR\r\n" % (local_key, remote_key)
+        + b"get %b\r\nget %b\r\nget %b %b\r\n" % (remote_key, local_key, local_key, remote_key)
+    )
+    assert transport.data == b"STORED\r\n"  # the rest waits behind the remote set
+    messenger.release(newest_first=True)
+    assert transport.data == (
+        b"STORED\r\nSTORED\r\n"
+        + b"VALUE %b 0 1\r\nR\r\nEND\r\n" % remote_key
+        + b"VALUE %b 0 1\r\nL\r\nEND\r\n" % local_key
+        + b"VALUE %b 0 1\r\nL\r\nVALUE %b 0 1\r\nR\r\nEND\r\n" % (local_key, remote_key)
+    )
+
+
+def test_a_down_shard_answers_server_error_and_the_connection_goes_on() -> None:
+    conn, transport, messenger = make()
+    (local_key,), (remote_key,) = keys_on(0, 1), keys_on(1, 1)
+    messenger.down = True
+    conn.data_received(b"get %b\r\nget %b %b\r\nset %b 0 0 1 noreply\r\nx\r\nversion\r\n" % (
+        remote_key, local_key, remote_key, remote_key))
+    assert transport.data == (
+        b"SERVER_ERROR shard unavailable\r\n" * 2 + b"VERSION 1.6.18-test\r\n"
+    )
+
+
+def test_quit_waits_for_earlier_replies() -> None:
+    conn, transport, messenger = make()
+    (remote_key,) = keys_on(1, 1)
+    conn.data_received(b"get %b\r\nquit\r\nget %b\r\n" % (remote_key, remote_key))
+    assert transport.data == b"" and not transport.closed
+    messenger.release()
+    assert transport.data == b"END\r\n" and transport.closed

@@ -28,7 +28,7 @@ from . import control
 from .channel import DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_QUEUED, Handler, Messenger, PeerLink
 from .metrics import MetricsRegistry, Sample
 from .reactor import DEFAULT_IDLE_POLL_SECONDS, Reactor
-from .shm_layout import SharedLayout
+from .shm_layout import SHARED_WORDS, SharedLayout
 
 __all__ = ["Shard", "ShardApp", "ShardSettings", "gather_metrics"]
 
@@ -79,6 +79,7 @@ class Shard:
         control_sock: socket.socket,
         settings: ShardSettings,
         incarnation: int,
+        shared_words: memoryview | None = None,
     ) -> None:
         self.id = shard_id
         self.count = count
@@ -88,6 +89,11 @@ class Shard:
         self.metrics = metrics
         self.settings = settings
         self.incarnation = incarnation
+        # SHARED_WORDS u64 per shard in shared memory: write only your own (``own_word``),
+        # read anyone's (``word``). A restarted shard starts with its words zeroed.
+        self._words = shared_words if shared_words is not None else memoryview(bytearray(8 * SHARED_WORDS * count)).cast("Q")
+        for i in range(SHARED_WORDS):
+            self._words[shard_id * SHARED_WORDS + i] = 0
         self._control = control_sock
         self._peer_down_callbacks: list[Callable[[int], None]] = []
         self._peer_up_callbacks: list[Callable[[int], None]] = []
@@ -125,6 +131,21 @@ class Shard:
         for value in await self.invoke_on_all(name, *args):
             result = reducer(result, value)
         return result
+
+    def word(self, shard: int, index: int) -> int:
+        """Shared word ``index`` of ``shard`` (an aligned 8-byte load: never torn)."""
+        return self._words[shard * SHARED_WORDS + index]
+
+    def set_own_word(self, index: int, value: int) -> None:
+        """Publish this shard's shared word ``index`` (0 <= index < SHARED_WORDS)."""
+        if not 0 <= index < SHARED_WORDS:
+            raise IndexError(f"shared word index {index} out of range")
+        self._words[self.id * SHARED_WORDS + index] = value
+
+    def word_sum(self, index: int) -> int:
+        """Shared word ``index`` summed over all shards."""
+        words = self._words
+        return sum(words[s * SHARED_WORDS + index] for s in range(self.count))
 
     def is_up(self, shard: int) -> bool:
         return self.messenger.is_up(shard)
@@ -255,7 +276,7 @@ async def _run_shard(boot: ShardBoot, loop: asyncio.AbstractEventLoop) -> int:
     reactor.add_poller(messenger)
     shard = Shard(
         me, boot.count, boot.cpu, messenger, reactor, metrics, boot.control_sock, boot.settings,
-        boot.incarnation,
+        boot.incarnation, boot.layout.shared_words(buf),
     )
     messenger.register(_METRICS_HANDLER, lambda: (me, metrics.collect()))
     messenger.register(_PING_HANDLER, lambda: (me, os.getpid(), boot.incarnation))

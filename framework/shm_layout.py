@@ -8,6 +8,8 @@ nothing can be left behind there, even if the supervisor is killed with SIGKILL.
 Layout::
 
     offset 0                 sleeping flags: one u64 per shard (8 bytes each), padded to 64
+    then                     shared words: SHARED_WORDS u64 per shard (64 bytes, one cache
+                             line each); shard s writes only its own line, anyone may read all
     then, for src in 0..n-1, dst in 0..n-1, src != dst, in that order:
                              the ring src -> dst (ring.HEADER_BYTES + capacity bytes)
 """
@@ -19,7 +21,9 @@ from dataclasses import dataclass
 
 from .ring import RingConsumer, RingProducer, ring_bytes
 
-__all__ = ["SharedLayout"]
+__all__ = ["SharedLayout", "SHARED_WORDS"]
+
+SHARED_WORDS = 8
 
 
 def _round_up(n: int, to: int) -> int:
@@ -36,14 +40,22 @@ class SharedLayout:
         return _round_up(8 * self.shards, 64)
 
     @property
+    def words_offset(self) -> int:
+        return self.flags_bytes
+
+    @property
+    def rings_offset(self) -> int:
+        return self.flags_bytes + self.shards * SHARED_WORDS * 8
+
+    @property
     def total_bytes(self) -> int:
-        return self.flags_bytes + self.shards * (self.shards - 1) * ring_bytes(self.ring_capacity)
+        return self.rings_offset + self.shards * (self.shards - 1) * ring_bytes(self.ring_capacity)
 
     def ring_offset(self, src: int, dst: int) -> int:
         if src == dst or not (0 <= src < self.shards and 0 <= dst < self.shards):
             raise ValueError(f"no ring {src} -> {dst}")
         index = src * (self.shards - 1) + (dst if dst < src else dst - 1)
-        return self.flags_bytes + index * ring_bytes(self.ring_capacity)
+        return self.rings_offset + index * ring_bytes(self.ring_capacity)
 
     def allocate(self) -> mmap.mmap:
         """The zeroed anonymous shared mapping (call before forking)."""
@@ -51,6 +63,12 @@ class SharedLayout:
 
     def sleeping_flags(self, buf: memoryview) -> memoryview:
         return buf[: 8 * self.shards].cast("Q")
+
+    def shared_words(self, buf: memoryview) -> memoryview:
+        """Every shard's SHARED_WORDS words as one u64 view: shard s owns
+        ``[s * SHARED_WORDS, (s + 1) * SHARED_WORDS)``."""
+        start = self.words_offset
+        return buf[start : start + self.shards * SHARED_WORDS * 8].cast("Q")
 
     def _ring_buf(self, buf: memoryview, src: int, dst: int) -> memoryview:
         start = self.ring_offset(src, dst)

@@ -107,8 +107,10 @@ class AsciiConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
-        stats = self._ctx.service.conn_stats
-        if stats["curr_connections"] >= self._ctx.max_connections:
+        ctx = self._ctx
+        stats = ctx.service.conn_stats
+        open_now = ctx.open_connections() if ctx.open_connections else stats["curr_connections"]
+        if open_now >= ctx.max_connections:
             stats["rejected_connections"] += 1
             transport.write(b"ERROR Too many open connections\r\n")  # type: ignore[attr-defined]
             transport.close()
@@ -116,6 +118,8 @@ class AsciiConnection(asyncio.Protocol):
         self._counted = True
         stats["curr_connections"] += 1
         stats["total_connections"] += 1
+        if ctx.publish_connections:
+            ctx.publish_connections(stats["curr_connections"])
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
@@ -125,7 +129,10 @@ class AsciiConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._counted:
-            self._ctx.service.conn_stats["curr_connections"] -= 1
+            stats = self._ctx.service.conn_stats
+            stats["curr_connections"] -= 1
+            if self._ctx.publish_connections:
+                self._ctx.publish_connections(stats["curr_connections"])
             self._counted = False
         self._transport = None
         self._queue.clear()

@@ -35,6 +35,9 @@ PROTOCOL_VERSION = "1.6.18"
 # ``-m`` + shards * this (tests/test_eviction.py measures it).
 FIXED_OVERHEAD_PER_SHARD_MB = 48
 
+# our use of the runtime's per-shard shared words
+WORD_OPEN_CONNECTIONS = 0
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -66,6 +69,9 @@ class ShardContext:
     version: str
     info: stats_fmt.ServerInfo
     verbosity: list[int] = field(default_factory=lambda: [0])
+    # open connections of every shard (shared memory words), for the -c limit
+    open_connections: Callable[[], int] | None = None
+    publish_connections: Callable[[int], None] | None = None
     get_one: Callable[[bytes], bytes] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -122,11 +128,12 @@ class KVServerApp(ShardApp):
             },
             handler=messenger.local_handler,
             max_item_size=cfg.max_item_size,
-            # the connection limit is shared out over the shards (rounded up)
-            max_connections=-(-cfg.max_connections // shard.count),
+            max_connections=cfg.max_connections,  # for the whole server, all shards together
             version=cfg.version,
             info=info,
             verbosity=[cfg.verbosity],
+            open_connections=lambda: shard.word_sum(WORD_OPEN_CONNECTIONS),
+            publish_connections=lambda n: shard.set_own_word(WORD_OPEN_CONNECTIONS, n),
         )
 
     async def start(self, shard: Shard) -> None:

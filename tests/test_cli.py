@@ -68,3 +68,30 @@ def test_port_in_use_exits_71() -> None:
 def test_udp_not_yet_supported() -> None:
     r = kvshard("-U", "11211")
     assert r.returncode == 64 and "UDP" in r.stderr
+
+
+def test_connection_limit_counts_all_shards() -> None:
+    """-c is for the whole server: however the kernel spreads connections over the shards,
+    exactly that many are served and the next is refused as memcached refuses it."""
+    import time
+
+    from tests.servers import start_server
+
+    with start_server("kvshard", "-c", "6", threads=2) as srv:
+        time.sleep(0.3)  # let the server see the readiness probe's connection close
+        kept = []
+        for _ in range(5):  # the readiness probe's connection is closed by now
+            s = srv.connect()
+            s.sendall(b"version\r\n")
+            assert s.recv(100).startswith(b"VERSION ")
+            kept.append(s)
+        sixth = srv.connect()
+        sixth.sendall(b"version\r\n")
+        assert sixth.recv(100).startswith(b"VERSION ")
+        refused = srv.connect()
+        assert refused.recv(100) == b"ERROR Too many open connections\r\n"
+        assert refused.recv(100) == b""
+        refused.close()
+        sixth.close()
+        for s in kept:
+            s.close()

@@ -90,10 +90,6 @@ class Reactor:
         self._pollers.append(poller)
         self.kick()
 
-    @property
-    def sleeping(self) -> bool:
-        return not self._ticking
-
     def kick(self) -> None:
         """There is (or may be) work for the pollers: make sure a tick is scheduled."""
         if not self._ticking and not self._stopped:

@@ -79,7 +79,7 @@ class Shard:
         control_sock: socket.socket,
         settings: ShardSettings,
         incarnation: int,
-        shared_words: memoryview | None = None,
+        shared_words: memoryview,
     ) -> None:
         self.id = shard_id
         self.count = count
@@ -91,7 +91,7 @@ class Shard:
         self.incarnation = incarnation
         # SHARED_WORDS u64 per shard in shared memory: write only your own (``own_word``),
         # read anyone's (``word``). A restarted shard starts with its words zeroed.
-        self._words = shared_words if shared_words is not None else memoryview(bytearray(8 * SHARED_WORDS * count)).cast("Q")
+        self._words = shared_words
         for i in range(SHARED_WORDS):
             self._words[shard_id * SHARED_WORDS + i] = 0
         self._control = control_sock

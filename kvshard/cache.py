@@ -40,6 +40,8 @@ import time
 from collections import OrderedDict
 from typing import Callable, Final
 
+from .protocol.ascii import value_line
+
 __all__ = [
     "Cache",
     "Item",
@@ -71,7 +73,7 @@ Item = tuple[bytes, int, float, int, int]
 
 def render(key: bytes, flags: int, value: bytes) -> tuple[bytes, int]:
     """(block, header_len): the item as a ``get`` answers it."""
-    block = b"VALUE %b %d %d\r\n%b\r\n" % (key, flags, len(value), value)
+    block = value_line(key, flags, value, None)
     return block, len(block) - len(value) - 2
 
 

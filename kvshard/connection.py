@@ -304,21 +304,19 @@ class AsciiConnection(asyncio.Protocol):
         ctx = self._ctx
         shards = ctx.shards
         me = ctx.shard_id
-        if len(keys) == 1:
-            key = keys[0]
-            owner = _crc32(key) % shards
-            if exptime is None and not with_cas:  # plain single-key get: the hot path
-                if owner == me:
-                    self.reply(ctx.get_one(key))
-                else:
-                    self._call(owner, "kv.get_one", (key,), _same)
-                return
+        single_owner = _crc32(keys[0]) % shards if len(keys) == 1 else -1
+        if exptime is None and not with_cas and single_owner >= 0:  # plain `get k`: the hot path
+            if single_owner == me:
+                self.reply(ctx.get_one(keys[0]))
+            else:
+                self._call(single_owner, "kv.get_one", (keys[0],), _same)
+            return
         name, args = ("get", (with_cas,)) if exptime is None else ("gat", (with_cas, exptime))
-        if len(keys) == 1:
-            if owner == me:
+        if single_owner >= 0:
+            if single_owner == me:
                 self.reply(ctx.local[name](keys, *args)[0] + _END)
             else:
-                self._call(owner, "kv." + name, (keys, *args), _join_end)
+                self._call(single_owner, "kv." + name, (keys, *args), _join_end)
             return
         by_owner: dict[int, list[int]] = {}
         for i, key in enumerate(keys):

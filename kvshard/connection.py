@@ -5,7 +5,9 @@ Theory of operation
 The connection is an asyncio ``Protocol``: it only sees ``data_received`` and a ``Transport``,
 so it runs unchanged over uvloop's sockets or the native stack.
 
-Each read is fed to the sans-IO parser; each command is executed at once, in order:
+Each read is fed to the sans-IO parser (except a read that is exactly one plain
+``get <key>``, the most common request, which skips it: see ``single_get_key``); each command
+is executed at once, in order:
   * a key owned by this shard is served inline from the local :class:`KVService`;
   * a key owned by another shard becomes a call over the runtime's channels (``kv.*``
     handlers), batched with everything else this shard sends that peer in this loop iteration;
@@ -49,6 +51,7 @@ log = logging.getLogger("kvshard.connection")
 MAX_QUEUED_REPLIES: Final = 1024
 _RESUME_BELOW: Final = MAX_QUEUED_REPLIES // 4
 _crc32 = zlib.crc32
+_single_get_key = proto.single_get_key
 _END = proto.R_END
 
 
@@ -149,11 +152,16 @@ class AsciiConnection(asyncio.Protocol):
         if self._transport is None or self._quitting or not self._counted:
             return
         self._conn_stats["bytes_read"] += len(data)
-        execute = self._execute
-        for cmd in self._parser.feed(data):
-            execute(cmd)
-            if self._quitting:
-                break
+        parser = self._parser
+        key = _single_get_key(data) if parser.idle else None
+        if key is not None:  # the most common request, a whole read by itself
+            self._get_one(key)
+        else:
+            execute = self._execute
+            for cmd in parser.feed(data):
+                execute(cmd)
+                if self._quitting:
+                    break
         out = self._out
         if len(out) == 1 and not self._quitting:  # the common case: one reply, write it
             data = out[0]
@@ -300,16 +308,23 @@ class AsciiConnection(asyncio.Protocol):
         else:  # pragma: no cover - the parser emits nothing else
             self.reply(proto.R_ERROR)
 
+    def _get_one(self, key: bytes, owner: int = -1) -> None:
+        """``get <key>``, answered in full by the owner's ``get_one``."""
+        ctx = self._ctx
+        if owner < 0:
+            owner = _crc32(key) % ctx.shards
+        if owner == ctx.shard_id:
+            self.reply(ctx.get_one(key))
+        else:
+            self._call(owner, "kv.get_one", (key,), _same)
+
     def _get(self, keys: list[bytes], with_cas: bool, exptime: int | None) -> None:
         ctx = self._ctx
         shards = ctx.shards
         me = ctx.shard_id
         single_owner = _crc32(keys[0]) % shards if len(keys) == 1 else -1
         if exptime is None and not with_cas and single_owner >= 0:  # plain `get k`: the hot path
-            if single_owner == me:
-                self.reply(ctx.get_one(keys[0]))
-            else:
-                self._call(single_owner, "kv.get_one", (keys[0],), _same)
+            self._get_one(keys[0], single_owner)
             return
         name, args = ("get", (with_cas,)) if exptime is None else ("gat", (with_cas, exptime))
         if single_owner >= 0:

@@ -158,3 +158,36 @@ def test_quit_stops_parsing() -> None:
 def test_value_line() -> None:
     assert p.value_line(b"k", 5, b"ab", None) == b"VALUE k 5 2\r\nab\r\n"
     assert p.value_line(b"k", 0, b"", 7) == b"VALUE k 0 0 7\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"get a\r\n", b"get memaslap_key_0001\r\n", b"get \x01\t\x7f\r\n", b"get " + b"k" * 250 + b"\r\n",
+        b"get " + b"k" * 251 + b"\r\n", b"get a b\r\n", b"get  a\r\n", b"get a \r\n", b"get a\n",
+        b"get \r\n", b"get\r\n", b"gets a\r\n", b"get a\rb\r\n", b"get a\r\nget b\r\n",
+        b"get a\r\nset", b"GET a\r\n", b"get a\r\n\r\n", b"get a\nb\r\n",
+    ],
+)
+def test_single_get_fast_path_agrees_with_the_parser(data: bytes) -> None:
+    """The connection's shortcut answers only what the parser reads as one plain get of that
+    key; everything else goes to the parser."""
+    key = p.single_get_key(data)
+    if key is not None:
+        assert parse_all(data) == [(p.GET, [key], False)]
+
+
+def test_single_get_fast_path_takes_the_common_case() -> None:
+    assert p.single_get_key(b"get memaslap_key_0001\r\n") == b"memaslap_key_0001"
+    assert p.single_get_key(b"get a b\r\n") is None
+
+
+def test_parser_idle() -> None:
+    parser = p.AsciiParser()
+    assert parser.idle
+    parser.feed(b"get a")
+    assert not parser.idle
+    parser.feed(b"\r\nset a 0 0 3\r\n")
+    assert not parser.idle  # waiting for the data block
+    parser.feed(b"abc\r\n")
+    assert parser.idle

@@ -47,6 +47,7 @@ __all__ = [
     "MAX_LINE",
     "MAX_GET_LINE",
     "item_too_large",
+    "single_get_key",
     "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
     "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE",
     "STORE_OPS",
@@ -163,6 +164,24 @@ def _strtoull(tok: bytes) -> int | None:
     return None if value > _UINT64_MAX else value
 
 
+def single_get_key(data: bytes) -> bytes | None:
+    """The key if ``data`` is exactly one plain ``get <key>\\r\\n`` that the parser would
+    accept, else None (the caller then feeds the parser). Only a fast path: anything unusual
+    (several keys, a stray space or CR, an over-long key) answers None."""
+    if data[-2:] != b"\r\n" or data[:4] != b"get ":
+        return None
+    key = data[4:-2]
+    if (
+        not key
+        or len(key) > KEY_MAX_LENGTH
+        or b" " in key
+        or b"\n" in key
+        or b"\r" in key
+    ):
+        return None
+    return key
+
+
 class AsciiParser:
     """Incremental parser for one connection. Feed bytes; get command tuples."""
 
@@ -176,6 +195,11 @@ class AsciiParser:
         self._want = 0  # bytes still owed to the data block (0 = LINE state)
         self._pending: tuple[Any, ...] | None = None  # the storage header awaiting its data
         self._closed = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing held back: the next byte fed starts a new command line."""
+        return not self._buf and not self._want and not self._closed
 
     @property
     def buffered(self) -> int:

@@ -79,9 +79,18 @@ _packer = msgpack.Packer(autoreset=True)
 _packb = _packer.pack
 
 
+_awaitable_types: dict[type, bool] = {}
+
+
 def _is_awaitable(value: Any) -> bool:
-    """inspect.isawaitable without its ABC check (which costs more than a small handler)."""
-    return value is not None and hasattr(type(value), "__await__")
+    """inspect.isawaitable without its ABC check (which costs more than a small handler),
+    memoized per type: on 3.11 a failed ``hasattr`` on a type raises and formats an
+    AttributeError inside, which cost more than the rest of serving a small request."""
+    kind = type(value)
+    known = _awaitable_types.get(kind)
+    if known is None:
+        known = _awaitable_types[kind] = hasattr(kind, "__await__")
+    return known
 
 
 def _unpack(record: bytes | memoryview) -> Any:

@@ -174,9 +174,9 @@ def single_get_key(data: bytes) -> bytes | None:
     if (
         not key
         or len(key) > KEY_MAX_LENGTH
-        or b" " in key
-        or b"\n" in key
-        or b"\r" in key
+        or 32 in key  # int operands: a bytes operand first fails (raises) as an int
+        or 10 in key
+        or 13 in key
     ):
         return None
     return key

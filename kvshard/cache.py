@@ -67,6 +67,7 @@ NON_NUMERIC: Final = -1
 
 _COUNTER = re.compile(rb"[ \t\n\v\f\r]*\+?([0-9]+)")
 _SPACE = frozenset(b" \t\n\v\f\r")
+_STORE_OPS = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
 
 Item = tuple[bytes, int, float, int, int]
 
@@ -223,25 +224,14 @@ class Cache:
         NO_MEMORY."""
         stats = self.stats
         stats["cmd_set"] += 1
-        if op == b"set":
+        if op == b"set" and not cas:
             return self._put(key, value, flags, self.expire_at(exptime))
+        if op not in _STORE_OPS:
+            raise ValueError(f"unknown storage command {op!r}")
         current = self._live(key)
-        if op == b"add":
-            if current is not None:
-                self._items.move_to_end(key)
-                return NOT_STORED
-            return self._put(key, value, flags, self.expire_at(exptime))
-        if op == b"replace":
-            if current is None:
-                return NOT_STORED
-            return self._put(key, value, flags, self.expire_at(exptime))
-        if op == b"append" or op == b"prepend":
-            if current is None:
-                return NOT_STORED
-            old = item_value(current)
-            joined = old + value if op == b"append" else value + old
-            return self._put(key, joined, current[1], current[2])
-        if op == b"cas":
+        if cas or op == b"cas":
+            # ASCII's cas, and the binary protocol's CAS on any storage command: check, then
+            # store unconditionally (even an add), as memcached does
             if current is None:
                 stats["cas_misses"] += 1
                 return NOT_FOUND
@@ -249,8 +239,17 @@ class Cache:
                 stats["cas_badval"] += 1
                 return EXISTS
             stats["cas_hits"] += 1
-            return self._put(key, value, flags, self.expire_at(exptime))
-        raise ValueError(f"unknown storage command {op!r}")
+        elif op == b"add":
+            if current is not None:
+                self._items.move_to_end(key)
+                return NOT_STORED
+        elif current is None and op != b"set":  # replace, append, prepend
+            return NOT_STORED
+        if current is not None and (op == b"append" or op == b"prepend"):
+            old = item_value(current)
+            joined = old + value if op == b"append" else value + old
+            return self._put(key, joined, current[1], current[2])
+        return self._put(key, value, flags, self.expire_at(exptime))
 
     def discard(self, key: bytes) -> None:
         """Remove ``key`` if present, counting nothing (a refused overwrite drops the old item)."""
@@ -258,14 +257,46 @@ class Cache:
         if item is not None:
             self._remove(key, item)
 
-    def delete(self, key: bytes) -> bool:
+    def delete(self, key: bytes, cas: int = 0) -> int:
+        """STORED (deleted), NOT_FOUND, or EXISTS when ``cas`` is given and differs."""
         item = self._live(key)
         if item is None:
             self.stats["delete_misses"] += 1
-            return False
+            return NOT_FOUND
+        if cas and item[3] != cas:
+            return EXISTS
         self._remove(key, item)
         self.stats["delete_hits"] += 1
-        return True
+        return STORED
+
+    def cas_of(self, key: bytes) -> int:
+        """The CAS unique of a stored item (0 if there is none)."""
+        item = self._items.get(key)
+        return 0 if item is None else item[3]
+
+    def arith_or_create(
+        self, incr: bool, key: bytes, delta: int, initial: int, exptime: int, cas: int = 0,
+    ) -> tuple[int, int]:
+        """The binary protocol's incr/decr: (STORED, new value), (NOT_FOUND, 0),
+        (EXISTS, 0) on a CAS mismatch, or (NON_NUMERIC, 0). A missing key is created with
+        ``initial`` unless ``exptime`` is 0xffffffff."""
+        item = self._live(key)
+        if item is None:
+            if exptime == 0xFFFFFFFF:
+                self.stats["incr_misses" if incr else "decr_misses"] += 1
+                return NOT_FOUND, 0
+            self.stats["incr_misses" if incr else "decr_misses"] += 1
+            if self._put(key, b"%d" % initial, 0, self.expire_at(exptime)) != STORED:
+                return NO_MEMORY, 0
+            return STORED, initial
+        if cas and item[3] != cas:
+            return EXISTS, 0
+        result = self.arith(incr, key, delta)
+        if result is None:  # pragma: no cover - the item was live a moment ago
+            return NOT_FOUND, 0
+        if result == NON_NUMERIC:
+            return NON_NUMERIC, 0
+        return STORED, result
 
     def arith(self, incr: bool, key: bytes, delta: int) -> int | None:
         """incr/decr: the new value, None if the key is missing, NON_NUMERIC if the value is

@@ -1,11 +1,15 @@
-"""One client connection speaking memcached's ASCII protocol, on any network stack.
+"""One client connection speaking memcached's ASCII or binary protocol, on any network stack.
 
 Theory of operation
 -------------------
 The connection is an asyncio ``Protocol``: it only sees ``data_received`` and a ``Transport``,
 so it runs unchanged over uvloop's sockets or the native stack.
 
-Each read is fed to the sans-IO parser (except a read that is exactly one plain
+The first byte chooses the protocol for the life of the connection, as in memcached: 0x80 is
+the binary protocol (handed to a :class:`~kvshard.binary_session.BinarySession`, which uses the
+primitives below), anything else ASCII.
+
+Each ASCII read is fed to the sans-IO parser (except a read that is exactly one plain
 ``get <key>``, the most common request, which skips it: see ``single_get_key``); each command
 is executed at once, in order:
   * a key owned by this shard is served inline from the local :class:`KVService`;
@@ -44,7 +48,9 @@ from .protocol import ascii as proto
 if TYPE_CHECKING:
     from .server import ShardContext
 
-__all__ = ["AsciiConnection", "MAX_QUEUED_REPLIES"]
+__all__ = ["ClientConnection", "MAX_QUEUED_REPLIES"]
+
+_UNDECIDED: Final = object()  # no byte seen yet: the protocol is not chosen
 
 log = logging.getLogger("kvshard.connection")
 
@@ -65,7 +71,7 @@ class _Pending:
         self,
         parts: list[Any] | None = None,
         missing: int = 1,
-        conn: "AsciiConnection | None" = None,
+        conn: "ClientConnection | None" = None,
         finish: Callable[[Any], bytes] | None = None,
     ) -> None:
         self.data: bytes | None = None
@@ -91,7 +97,7 @@ def _server_error(error: BaseException) -> bytes:
     return b"SERVER_ERROR %s\r\n" % str(error).encode("ascii", "replace")[:200]
 
 
-class AsciiConnection(asyncio.Protocol):
+class ClientConnection(asyncio.Protocol):
     """Serves one client; see the module docstring for the rules."""
 
     def __init__(self, ctx: "ShardContext") -> None:
@@ -105,6 +111,7 @@ class AsciiConnection(asyncio.Protocol):
         self._writing_paused = False
         self._counted = False
         self._conn_stats = ctx.service.conn_stats
+        self._binary: Any = _UNDECIDED  # a BinarySession once chosen, None for ASCII
 
     # ----- transport callbacks ---------------------------------------------------------------
 
@@ -152,16 +159,17 @@ class AsciiConnection(asyncio.Protocol):
         if self._transport is None or self._quitting or not self._counted:
             return
         self._conn_stats["bytes_read"] += len(data)
-        parser = self._parser
-        key = _single_get_key(data) if parser.idle else None
-        if key is not None:  # the most common request, a whole read by itself
-            self._get_one(key)
-        else:
-            execute = self._execute
-            for cmd in parser.feed(data):
-                execute(cmd)
-                if self._quitting:
-                    break
+        if self._binary is None or not self._feed_binary(data):
+            parser = self._parser
+            key = _single_get_key(data) if parser.idle else None
+            if key is not None:  # the most common request, a whole read by itself
+                self._get_one(key)
+            else:
+                execute = self._execute
+                for cmd in parser.feed(data):
+                    execute(cmd)
+                    if self._quitting:
+                        break
         out = self._out
         if len(out) == 1 and not self._quitting:  # the common case: one reply, write it
             data = out[0]
@@ -171,8 +179,55 @@ class AsciiConnection(asyncio.Protocol):
         else:
             self._write_out()
 
+    def _feed_binary(self, data: bytes) -> bool:
+        """Binary connections: run the read and return True. The first read decides; an
+        ASCII connection answers False from then on without coming here."""
+        session = self._binary
+        if session is _UNDECIDED:
+            if data[0] != 0x80:
+                self._binary = None
+                return False
+            from .binary_session import BinarySession
+
+            session = self._binary = BinarySession(self)
+        session.feed(data)
+        return True
+
     def eof_received(self) -> bool | None:
         return None  # close our side too, as memcached does
+
+    # ----- what protocol sessions use -------------------------------------------------------
+
+    @property
+    def quitting(self) -> bool:
+        return self._quitting
+
+    @property
+    def version(self) -> str:
+        return self._ctx.version
+
+    @property
+    def max_item_size(self) -> int:
+        return self._ctx.max_item_size
+
+    def quit(self) -> None:
+        """Close once every reply queued so far is written."""
+        self._quitting = True
+
+    def stats_command(self, replies: Any, args: list[bytes]) -> None:
+        """The ``stats`` family; ``replies`` receives the ASCII answer (``reply`` /
+        ``fan_out``), so another protocol can convert it."""
+        self._ctx.stats_command(replies, args)
+
+    def run_keyed(self, key: bytes, name: str, args: tuple[Any, ...], finish: Callable[[Any], bytes]) -> None:
+        """Run ``kv.<name>(*args)`` on the owner of ``key`` and reply ``finish(result)`` in
+        this request's turn (inline when the owner is this shard)."""
+        ctx = self._ctx
+        owner = _crc32(key) % ctx.shards
+        if owner == ctx.shard_id:
+            self.reply(finish(ctx.local[name](*args)))
+        else:
+            self._call(owner, "kv." + name, args, finish)
 
     # ----- output ------------------------------------------------------------------------------
 

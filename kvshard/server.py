@@ -18,7 +18,7 @@ from net_backends.posix import PosixStack
 
 from . import stats as stats_fmt
 from .cache import Cache
-from .connection import AsciiConnection
+from .connection import ClientConnection
 from .protocol import ascii as proto
 from .service import KVService
 
@@ -80,7 +80,9 @@ class ShardContext:
     def set_verbosity(self, level: int) -> None:
         self.verbosity[0] = level
 
-    def stats_command(self, conn: AsciiConnection, args: list[bytes]) -> None:
+    def stats_command(self, conn: Any, args: list[bytes]) -> None:
+        """Answer ``stats [group]`` through ``conn.reply`` / ``conn.fan_out`` (a connection,
+        or an adapter that converts the ASCII answer for another protocol)."""
         if not args:
             conn.fan_out("kv.stats", (), lambda r: stats_fmt.general(self.info, stats_fmt.sum_shards(r)))
         elif args == [b"settings"]:
@@ -125,6 +127,8 @@ class KVServerApp(ShardApp):
                 "get": service.get, "gat": service.gat, "store": service.store,
                 "delete": service.delete, "arith": service.arith, "touch": service.touch,
                 "too_large": service.too_large,
+                "bget": service.bget, "bgat": service.bgat, "bstore": service.bstore,
+                "bdelete": service.bdelete, "barith": service.barith,
             },
             handler=messenger.local_handler,
             max_item_size=cfg.max_item_size,
@@ -141,7 +145,7 @@ class KVServerApp(ShardApp):
         ctx = self._ctx
         stack = PosixStack(asyncio.get_running_loop())
         for host in self.config.listen:
-            server = await stack.listen_tcp(lambda: AsciiConnection(ctx), host, self.config.port)
+            server = await stack.listen_tcp(lambda: ClientConnection(ctx), host, self.config.port)
             self._servers.append(server)
         self._service.start()
         log.info("shard %d listening on %s port %d", shard.id, ",".join(self.config.listen), self.config.port)

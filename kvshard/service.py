@@ -59,7 +59,8 @@ class KVService:
 
     def register(self, shard: Shard) -> None:
         for name in ("get", "get_one", "gat", "store", "delete", "arith", "touch",
-                     "too_large", "flush", "stats", "stats_reset"):
+                     "too_large", "flush", "stats", "stats_reset",
+                     "bget", "bgat", "bstore", "bdelete", "barith"):
             shard.register("kv." + name, getattr(self, name))
 
     def start(self) -> None:
@@ -100,7 +101,7 @@ class KVService:
         return _STORE_REPLIES[self.cache.store(op, key, flags, exptime, value, cas)]
 
     def delete(self, key: bytes) -> bytes:
-        return proto.R_DELETED if self.cache.delete(key) else proto.R_NOT_FOUND
+        return proto.R_DELETED if self.cache.delete(key) == c.STORED else proto.R_NOT_FOUND
 
     def arith(self, incr: bool, key: bytes, delta: int) -> bytes:
         result = self.cache.arith(incr, key, delta)
@@ -112,6 +113,36 @@ class KVService:
 
     def touch(self, key: bytes, exptime: int) -> bytes:
         return proto.R_TOUCHED if self.cache.touch(key, exptime) is not None else proto.R_NOT_FOUND
+
+    # ----- the binary protocol's operations: results, not reply bytes -----------------------
+    # (a binary reply echoes the request's opcode, opaque and key, which only the connection
+    # knows, so these return the facts and the connection builds the packet)
+
+    def bget(self, key: bytes) -> tuple[int, int, bytes] | None:
+        """(flags, cas, value) or None."""
+        item = self.cache.get(key)
+        return None if item is None else (item[1], item[3], c.item_value(item))
+
+    def bgat(self, key: bytes, exptime: int) -> tuple[int, int, bytes] | None:
+        item = self.cache.touch(key, exptime)
+        return None if item is None else (item[1], item[3], c.item_value(item))
+
+    def bstore(self, op: bytes, key: bytes, flags: int, exptime: int, value: bytes, cas: int) -> tuple[int, int]:
+        """(store result, the new CAS unique or 0)."""
+        cache = self.cache
+        result = cache.store(op, key, flags, exptime, value, cas)
+        return result, cache.cas_of(key) if result == c.STORED else 0
+
+    def bdelete(self, key: bytes, cas: int) -> int:
+        return self.cache.delete(key, cas)
+
+    def barith(
+        self, incr: bool, key: bytes, delta: int, initial: int, exptime: int, cas: int,
+    ) -> tuple[int, int, int]:
+        """(result, new value, new CAS)."""
+        cache = self.cache
+        result, value = cache.arith_or_create(incr, key, delta, initial, exptime, cas)
+        return result, value, cache.cas_of(key) if result == c.STORED else 0
 
     def too_large(self, op: bytes, key: bytes) -> None:
         """An item over the size limit was refused: a ``set`` also drops the old item (so no

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from framework import ShardUnavailable
 from kvshard.cache import Cache
-from kvshard.connection import AsciiConnection
+from kvshard.connection import ClientConnection
 from kvshard.server import ShardContext
 from kvshard.service import KVService
 
@@ -60,7 +60,7 @@ class FakeMessenger:
             on_reply(result, None)
 
 
-def make() -> tuple[AsciiConnection, FakeTransport, FakeMessenger]:
+def make() -> tuple[ClientConnection, FakeTransport, FakeMessenger]:
     loop = asyncio.new_event_loop()
     local = KVService(Cache(1 << 20, 0, 2), loop)
     remote = KVService(Cache(1 << 20, 1, 2), loop)
@@ -72,7 +72,7 @@ def make() -> tuple[AsciiConnection, FakeTransport, FakeMessenger]:
         handler=lambda name: getattr(local, name.removeprefix("kv.")), max_item_size=1 << 20,
         max_connections=10, version="1.6.18-test", info=None,  # type: ignore[arg-type]
     )
-    conn = AsciiConnection(ctx)
+    conn = ClientConnection(ctx)
     transport = FakeTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
     return conn, transport, messenger

@@ -1,12 +1,12 @@
-"""The server under libmemcached's own tools: memccapable's ASCII suite and memcaslap with verify.
+"""The server under libmemcached's own tools: memccapable (ASCII and binary) and memcaslap with verify.
 
 Both run against every server kind (``server`` fixture), memcached included, so a difference
 between kvshard and the real thing shows side by side.
 
-* ``memccapable -a`` runs libmemcached's 27 ASCII protocol tests (version 1.1.4); every one
-  must pass.
-* ``memcaslap -T 2 -c 32 -X 100 -t 10s --verify=0.1``, with single-key gets and with 10-key
-  multi-gets (``-d 10``): it must finish by itself with no failed verification, no error
+* ``memccapable`` runs libmemcached's 27 ASCII and 27 binary protocol tests (version 1.1.4);
+  all 54 must pass.
+* ``memcaslap -T 2 -c 32 -X 100 -t 10s --verify=0.1``, with single-key gets, with 10-key
+  multi-gets (``-d 10``) and over the binary protocol (``-B``): it must finish by itself with no failed verification, no error
   replies, nothing on stderr, and a positive TPS. get/verify *misses* are allowed: memcached at
   its default 64 MB evicts under this load (~100k get_misses with ``-d 10``).
 """
@@ -22,7 +22,10 @@ import pytest
 from loadtest.memaslap_ab import run_memaslap
 from tests.servers import Server, require_tool
 
-__all__ = ["MEMASLAP_SECONDS", "MEMCCAPABLE_ASCII_TESTS", "CapableReport", "parse_memccapable"]
+__all__ = [
+    "MEMASLAP_SECONDS", "MEMCCAPABLE_ASCII_TESTS", "MEMCCAPABLE_BINARY_TESTS", "CapableReport",
+    "parse_memccapable",
+]
 
 MEMASLAP_SECONDS = 10
 """memcaslap run time per test (the manual check in the issue uses 30 s)."""
@@ -36,6 +39,16 @@ MEMCCAPABLE_ASCII_TESTS = (
     "ascii append noreply", "ascii prepend", "ascii prepend noreply", "ascii stat",
 )
 """memccapable's ASCII tests in libmemcached-tools 1.1.4 (Debian 12), in the order it runs them."""
+
+MEMCCAPABLE_BINARY_TESTS = (
+    "binary noop", "binary quit", "binary quitq", "binary set", "binary setq", "binary flush",
+    "binary flushq", "binary add", "binary addq", "binary replace", "binary replaceq",
+    "binary delete", "binary deleteq", "binary get", "binary getq", "binary getk",
+    "binary getkq", "binary incr", "binary incrq", "binary decr", "binary decrq",
+    "binary version", "binary append", "binary appendq", "binary prepend", "binary prependq",
+    "binary stat",
+)
+"""memccapable's binary tests (same version), in order."""
 
 MEMCCAPABLE_IO_TIMEOUT_S = 3
 
@@ -131,9 +144,9 @@ def test_parse_memccapable_killed_mid_test() -> None:
     assert report.verdicts == {"ascii quit": "pass", "ascii stat": "?"} and report.summary is None
 
 
-def test_memccapable_ascii(server: Server) -> None:
+def test_memccapable(server: Server) -> None:
     tool = require_tool("memccapable")
-    argv = [tool, "-h", server.host, "-p", str(server.port), "-a", "-v", "-t", str(MEMCCAPABLE_IO_TIMEOUT_S)]
+    argv = [tool, "-h", server.host, "-p", str(server.port), "-v", "-t", str(MEMCCAPABLE_IO_TIMEOUT_S)]
     try:
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=240)
@@ -145,19 +158,22 @@ def test_memccapable_ascii(server: Server) -> None:
     context = f"$ {' '.join(argv)}\n{output[-4000:]}"
     failed = report.failed()
     assert not failed, f"{len(failed)} memccapable tests did not pass: {', '.join(failed)}\n{context}"
-    missing = [name for name in MEMCCAPABLE_ASCII_TESTS if name not in report.verdicts]
+    expected = MEMCCAPABLE_ASCII_TESTS + MEMCCAPABLE_BINARY_TESTS
+    missing = [name for name in expected if name not in report.verdicts]
     assert not missing, f"memccapable did not run {missing}\n{context}"
-    assert len(report.verdicts) >= len(MEMCCAPABLE_ASCII_TESTS) == 27, context
+    assert len(report.verdicts) == len(expected) == 54, context
     assert report.summary == "All tests passed" and proc.returncode == 0, context
 
 
 # ----- memcaslap -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("division", [1, 10], ids=["get", "multiget10"])
-def test_memcaslap_verify(server: Server, division: int) -> None:
+@pytest.mark.parametrize(
+    "options", [(), ("-d", "10"), ("-B",)], ids=["get", "multiget10", "binary"],
+)
+def test_memcaslap_verify(server: Server, options: tuple[str, ...]) -> None:
     tool = require_tool("memcaslap")
-    extra = ["--verify=0.1"] + (["-d", str(division)] if division > 1 else [])
+    extra = ["--verify=0.1", *options]
     run = run_memaslap(server.port, MEMASLAP_SECONDS, threads=2, concurrency=32, value_size=100,
                        extra=extra, binary=tool)
     context = run.describe()

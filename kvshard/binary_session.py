@@ -1,0 +1,228 @@
+"""The binary protocol on a client connection: requests in, memcached's answers out.
+
+Theory of operation
+-------------------
+A connection whose first byte is 0x80 hands every read to a :class:`BinarySession`. The session
+feeds the sans-IO :class:`~kvshard.protocol.binary.BinaryParser` and executes each request at
+once, in order, through the connection's primitives, which already keep replies in request
+order across shards:
+
+  * keyed requests run the owner's ``kv.b*`` handler (inline when this shard owns the key, over
+    the channels otherwise); the handler returns facts (flags, CAS, value, result code) and a
+    small ``finish`` closure here turns them into the response packet, echoing the request's
+    opcode, opaque and (GETK/GATK) key;
+  * quiet opcodes answer nothing on success (and nothing on a miss for the get family) but
+    still answer errors, as memcached does;
+  * exptimes are unsigned 32-bit here (memcached reads them so: there is no negative,
+    "already expired" exptime in the binary protocol; a time in the past is absolute);
+  * flush and stat run on every shard (``fan_out``); stat reuses the ASCII formatter and turns
+    its ``STAT name value`` lines into packets, ending with the empty packet;
+  * a request the parser refused comes as CLOSE: its error reply is sent, then the connection
+    closes (memcached closes after ``Invalid arguments`` and ``Unknown command``).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any, Callable, Final
+
+from . import cache as c
+from .protocol import ascii as ascii_proto
+from .protocol import binary as b
+
+if TYPE_CHECKING:
+    from .connection import ClientConnection
+
+__all__ = ["BinarySession"]
+
+_FLAGS: Final = struct.Struct(">I")
+_STORE_EXTRAS: Final = struct.Struct(">II")
+_ARITH_EXTRAS: Final = struct.Struct(">QQI")
+_COUNTER: Final = struct.Struct(">Q")
+
+_STORE_VERBS: Final = {
+    b.OP_SET: b"set", b.OP_SETQ: b"set", b.OP_ADD: b"add", b.OP_ADDQ: b"add",
+    b.OP_REPLACE: b"replace", b.OP_REPLACEQ: b"replace",
+    b.OP_APPEND: b"append", b.OP_APPENDQ: b"append",
+    b.OP_PREPEND: b"prepend", b.OP_PREPENDQ: b"prepend",
+}
+# what a refused store answers: memcached reports an add that found the key as "exists" and a
+# replace that did not as "not found"; append and prepend say "not stored"
+_NOT_STORED_STATUS: Final = {
+    b"add": b.ST_EXISTS, b"replace": b.ST_NOT_FOUND, b"append": b.ST_NOT_STORED,
+    b"prepend": b.ST_NOT_STORED, b"set": b.ST_NOT_STORED,
+}
+_RESULT_STATUS: Final = {
+    c.EXISTS: b.ST_EXISTS, c.NOT_FOUND: b.ST_NOT_FOUND, c.NO_MEMORY: b.ST_NO_MEMORY,
+    c.NON_NUMERIC: b.ST_NON_NUMERIC,
+}
+_GETS: Final = frozenset((b.OP_GET, b.OP_GETQ, b.OP_GETK, b.OP_GETKQ))
+_GATS: Final = frozenset((b.OP_GAT, b.OP_GATQ, b.OP_GATK, b.OP_GATKQ))
+_WITH_KEY: Final = frozenset((b.OP_GETK, b.OP_GETKQ, b.OP_GATK, b.OP_GATKQ))
+
+
+class BinarySession:
+    """Executes binary requests for one connection."""
+
+    def __init__(self, conn: "ClientConnection") -> None:
+        self._conn = conn
+        self._parser = b.BinaryParser(conn.max_item_size)
+
+    def feed(self, data: bytes) -> None:
+        conn = self._conn
+        for request in self._parser.feed(data):
+            self._execute(request)
+            if conn.quitting:
+                break
+
+    def _execute(self, r: b.Request) -> None:
+        op = r.opcode
+        if op in _GETS:
+            self._get(r, "bget", (r.key,))
+        elif op in _STORE_VERBS:
+            self._store(r)
+        elif op in _GATS:
+            self._get(r, "bgat", (r.key, _FLAGS.unpack(r.extras)[0]))
+        elif op == b.OP_DELETE or op == b.OP_DELETEQ:
+            self._delete(r)
+        elif op in (b.OP_INCREMENT, b.OP_DECREMENT, b.OP_INCREMENTQ, b.OP_DECREMENTQ):
+            self._arith(r)
+        elif op == b.OP_TOUCH:
+            self._touch(r)
+        elif op == b.OP_NOOP:
+            self._conn.reply(b.response(op, b.ST_OK, r.opaque))
+        elif op == b.OP_VERSION:
+            self._conn.reply(b.response(op, b.ST_OK, r.opaque, value=self._conn.version.encode()))
+        elif op == b.OP_QUIT or op == b.OP_QUITQ:
+            if op == b.OP_QUIT:
+                self._conn.reply(b.response(op, b.ST_OK, r.opaque))
+            self._conn.quit()
+        elif op == b.OP_FLUSH or op == b.OP_FLUSHQ:
+            self._flush(r)
+        elif op == b.OP_STAT:
+            self._conn.stats_command(_StatsReplies(self._conn, r.opaque), r.key.split())
+        elif op == b.TOO_LARGE:
+            self._too_large(r)
+        elif op == b.UNKNOWN:
+            self._conn.reply(r.value)
+        elif op == b.CLOSE:
+            if r.value:
+                self._conn.reply(r.value)
+            self._conn.quit()
+        else:  # pragma: no cover - the parser refuses every other opcode
+            self._conn.reply(b.error(op, b.ST_UNKNOWN, r.opaque))
+            self._conn.quit()
+
+    def _get(self, r: b.Request, handler: str, args: tuple[Any, ...]) -> None:
+        op, opaque, key = r.opcode, r.opaque, r.key
+        quiet = op in b.QUIET
+        echo_key = key if op in _WITH_KEY else b""
+
+        def finish(found: tuple[int, int, bytes] | None) -> bytes:
+            if found is None:
+                if quiet:
+                    return b""
+                if echo_key:
+                    return b.response(op, b.ST_NOT_FOUND, opaque, key=echo_key)
+                return b.error(op, b.ST_NOT_FOUND, opaque)
+            flags, cas, value = found
+            return b.response(op, b.ST_OK, opaque, cas, _FLAGS.pack(flags), echo_key, value)
+
+        self._conn.run_keyed(key, handler, args, finish)
+
+    def _touch(self, r: b.Request) -> None:
+        op, opaque = r.opcode, r.opaque
+
+        def finish(found: tuple[int, int, bytes] | None) -> bytes:
+            if found is None:
+                return b.error(op, b.ST_NOT_FOUND, opaque)
+            return b.response(op, b.ST_OK, opaque, found[1], _FLAGS.pack(found[0]))
+
+        self._conn.run_keyed(r.key, "bgat", (r.key, _FLAGS.unpack(r.extras)[0]), finish)
+
+    def _store(self, r: b.Request) -> None:
+        op, opaque = r.opcode, r.opaque
+        verb = _STORE_VERBS[op]
+        flags, exptime = _STORE_EXTRAS.unpack(r.extras) if r.extras else (0, 0)
+        quiet = op in b.QUIET
+
+        def finish(outcome: tuple[int, int]) -> bytes:
+            result, cas = outcome
+            if result == c.STORED:
+                return b"" if quiet else b.response(op, b.ST_OK, opaque, cas)
+            if result == c.NOT_STORED:
+                return b.error(op, _NOT_STORED_STATUS[verb], opaque)
+            return b.error(op, _RESULT_STATUS[result], opaque)
+
+        args = (verb, r.key, flags, exptime, r.value, r.cas)
+        self._conn.run_keyed(r.key, "bstore", args, finish)
+
+    def _delete(self, r: b.Request) -> None:
+        op, opaque = r.opcode, r.opaque
+        quiet = op == b.OP_DELETEQ
+
+        def finish(result: int) -> bytes:
+            if result == c.STORED:
+                return b"" if quiet else b.response(op, b.ST_OK, opaque)
+            return b.error(op, _RESULT_STATUS[result], opaque)
+
+        self._conn.run_keyed(r.key, "bdelete", (r.key, r.cas), finish)
+
+    def _arith(self, r: b.Request) -> None:
+        op, opaque = r.opcode, r.opaque
+        incr = op in (b.OP_INCREMENT, b.OP_INCREMENTQ)
+        quiet = op in b.QUIET
+        delta, initial, exptime = _ARITH_EXTRAS.unpack(r.extras)
+
+        def finish(outcome: tuple[int, int, int]) -> bytes:
+            result, value, cas = outcome
+            if result == c.STORED:
+                return b"" if quiet else b.response(op, b.ST_OK, opaque, cas, value=_COUNTER.pack(value))
+            return b.error(op, _RESULT_STATUS[result], opaque)
+
+        # exptime 0xffffffff means "do not create"; others are the created item's expiry
+        args = (incr, r.key, delta, initial, exptime, r.cas)
+        self._conn.run_keyed(r.key, "barith", args, finish)
+
+    def _flush(self, r: b.Request) -> None:
+        op, opaque = r.opcode, r.opaque
+        delay = _FLAGS.unpack(r.extras)[0] if r.extras else 0
+        reply = b"" if op == b.OP_FLUSHQ else b.response(op, b.ST_OK, opaque)
+        self._conn.fan_out("kv.flush", (delay,), lambda results: reply)
+
+    def _too_large(self, r: b.Request) -> None:
+        op = r.extras[0]
+        verb = _STORE_VERBS[op]
+        self._conn.run_keyed(r.key, "too_large", (verb, r.key), _nothing)
+        self._conn.reply(b.error(op, b.ST_TOO_LARGE, r.opaque))
+
+
+def _nothing(result: Any) -> bytes:
+    return b""
+
+
+class _StatsReplies:
+    """Stands in for the connection while the shared ``stats`` code answers: turns its ASCII
+    lines into binary stat packets."""
+
+    def __init__(self, conn: "ClientConnection", opaque: int) -> None:
+        self._conn = conn
+        self._opaque = opaque
+
+    def reply(self, data: bytes) -> None:
+        self._conn.reply(self._convert(data))
+
+    def fan_out(self, name: str, args: tuple[Any, ...], finish: Callable[[list[Any]], bytes]) -> None:
+        self._conn.fan_out(name, args, lambda results: self._convert(finish(results)))
+
+    def _convert(self, data: bytes) -> bytes:
+        opaque = self._opaque
+        if data == ascii_proto.R_ERROR:  # a stats group we do not have
+            return b.error(b.OP_STAT, b.ST_NOT_FOUND, opaque)
+        packets = []
+        for line in data.split(b"\r\n"):
+            if line.startswith(b"STAT "):
+                _, name, value = line.split(b" ", 2)
+                packets.append(b.response(b.OP_STAT, b.ST_OK, opaque, key=name, value=value))
+        packets.append(b.response(b.OP_STAT, b.ST_OK, opaque))
+        return b"".join(packets)

@@ -571,13 +571,14 @@ class _ArgvFor:
 
 
 def _one_run(rnd: int, slot: str, server_name: str, argv_for_port: _ArgvFor, memaslap: str,
-             seconds: int, threads: int, concurrency: int, value_size: int) -> RunRecord:
+             seconds: int, threads: int, concurrency: int, value_size: int,
+             extra: Sequence[str] = ()) -> RunRecord:
     port = _free_port()
     server = _start(server_name, argv_for_port(port), port)
     try:
         cpu0 = tree_cpu_seconds(server.proc.pid)
         run = run_memaslap(port, seconds, threads=threads, concurrency=concurrency,
-                           value_size=value_size, binary=memaslap)
+                           value_size=value_size, extra=extra, binary=memaslap)
         cpu1 = tree_cpu_seconds(server.proc.pid)
     except ProcessLookupError:
         raise RuntimeError(f"{server_name} died during the run:\n{server.log_tail()}") from None
@@ -609,6 +610,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="server workers (-t) and memaslap threads (-T) (default 2)")
     p.add_argument("--concurrency", type=int, default=64, help="memaslap -c (default 64)")
     p.add_argument("--value-size", type=int, default=100, help="memaslap -X (default 100)")
+    p.add_argument("--binary", action="store_true", help="memaslap speaks the binary protocol (-B)")
     p.add_argument("--self-test", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -635,8 +637,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {_version([args.memcached, '-V'])}; {args.memaslap}")
     print(f"# A kvshard:   {' '.join(kvshard(0)).replace(' -p 0 ', ' -p PORT ')}")
     print(f"# B memcached: {' '.join(memcached(0)).replace(' -p 0 ', ' -p PORT ')}")
+    extra = ["-B"] if args.binary else []
     slap = memaslap_command(args.memaslap, 0, args.seconds, threads=args.threads, concurrency=args.concurrency,
-                            value_size=args.value_size)
+                            value_size=args.value_size, extra=extra)
     print(f"# memaslap:    {' '.join(slap).replace(':0 ', ':PORT ')}")
     print(f"# {args.rounds} rounds of A B B A, every run on a freshly started server")
     if args.self_test:
@@ -651,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
             for slot in ("A", "B", "B", "A"):
                 name, argv_for = slots[slot]
                 rec = _one_run(rnd, slot, name, argv_for, args.memaslap, args.seconds, args.threads,
-                               args.concurrency, args.value_size)
+                               args.concurrency, args.value_size, extra)
                 n += 1
                 runs.append(rec)
                 print(f"run {n:2d} round {rnd} {slot} {name:<9} tps={rec.tps:9.0f} ops={rec.ops:9d} "

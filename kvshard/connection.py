@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable, Final
 
 from framework import ShardUnavailable
 
+from .binary_session import BinarySession
 from .protocol import ascii as proto
 
 if TYPE_CHECKING:
@@ -187,8 +188,6 @@ class ClientConnection(asyncio.Protocol):
             if data[0] != 0x80:
                 self._binary = None
                 return False
-            from .binary_session import BinarySession
-
             session = self._binary = BinarySession(self)
         session.feed(data)
         return True
@@ -309,16 +308,16 @@ class ClientConnection(asyncio.Protocol):
             pass
 
     def _keyed(self, key: bytes, name: str, args: tuple[Any, ...], noreply: bool) -> None:
+        """An ASCII command whose handler returns the reply bytes (none sent for noreply)."""
+        if not noreply:
+            self.run_keyed(key, name, args, _same)
+            return
         ctx = self._ctx
         owner = _crc32(key) % ctx.shards
         if owner == ctx.shard_id:
-            result = ctx.local[name](*args)
-            if not noreply:
-                self.reply(result)
-        elif noreply:
-            self._send_noreply(owner, "kv." + name, args)
+            ctx.local[name](*args)
         else:
-            self._call(owner, "kv." + name, args, _same)
+            self._send_noreply(owner, "kv." + name, args)
 
     # ----- commands ------------------------------------------------------------------------------
 

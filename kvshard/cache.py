@@ -6,7 +6,7 @@ Each shard owns one :class:`Cache`; only that shard's thread touches it, so ther
 Items live in an ``OrderedDict`` ordered from least to most recently used: a hit moves the key
 to the end, eviction pops from the front.
 
-An item is the tuple ``(block, flags, expire_at, cas, header_len)``:
+An item is the tuple ``(block, flags, expire_at, cas, header_len, seen, marks)``:
   * ``block`` is the item already rendered as the ASCII protocol's answer to ``get``,
     ``VALUE <key> <flags> <bytes>\r\n<data>\r\n``, so the most common reply needs no
     formatting and no copy; the data is ``block[header_len:-2]`` (:func:`item_value`), which
@@ -14,7 +14,17 @@ An item is the tuple ``(block, flags, expire_at, cas, header_len)``:
   * ``expire_at`` is 0 (never) or an absolute Unix time (float). memcached's rules turn the
     protocol's exptime into it (:meth:`Cache.expire_at`): 0 never, negative already expired,
     up to 30 days relative to now, larger an absolute Unix time.
-  * ``cas`` is unique across shards: ``counter * shard_count + shard_id``.
+  * ``cas`` is unique across shards: ``counter * shard_count + shard_id`` (unless a meta
+    command's ``E`` chose it);
+  * ``seen`` is the Unix second the item was stored or last became active, ``marks`` a set
+    of bits (:data:`FETCHED`, :data:`ACTIVE`, :data:`STALE`, :data:`WIN_SENT`,
+    :data:`BINARY_KEY`). They follow memcached's segmented LRU, which the meta commands
+    show (``mg h l``, ``me``): the first hit only marks an item FETCHED; the next makes it
+    ACTIVE and sets ``seen`` to now; an active item's ``seen`` is refreshed at most once a
+    minute (memcached's LRU maintainer clears ACTIVE now and then; this is its stand-in).
+    A hit checks one mark and one time against :attr:`Cache.active_horizon` (moved by
+    :meth:`Cache.reclaim`, every second) before doing any of that. ``seen`` objects are
+    shared by every item of the same second, so the two fields cost 16 bytes an item.
 
 Memory: every item is charged ``len(key) + len(block) + ITEM_OVERHEAD`` against ``limit``
 (the shard's share of ``-m``). ``ITEM_OVERHEAD`` is what CPython really spends per item beyond
@@ -35,6 +45,7 @@ the delay has passed (memcached's semantics: items stored before that moment are
 from __future__ import annotations
 
 import heapq
+import math
 import re
 import time
 from collections import OrderedDict
@@ -49,10 +60,11 @@ __all__ = [
     "render",
     "ITEM_OVERHEAD",
     "RELATIVE_EXPTIME_LIMIT",
+    "FETCHED", "ACTIVE", "STALE", "WIN_SENT", "BINARY_KEY",
     "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "NO_MEMORY", "NON_NUMERIC",
 ]
 
-ITEM_OVERHEAD: Final = 320
+ITEM_OVERHEAD: Final = 336
 RELATIVE_EXPTIME_LIMIT: Final = 60 * 60 * 24 * 30
 _UINT64: Final = 1 << 64
 
@@ -69,7 +81,15 @@ _COUNTER = re.compile(rb"[ \t\n\v\f\r]*\+?([0-9]+)")
 _SPACE = frozenset(b" \t\n\v\f\r")
 _STORE_OPS = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
 
-Item = tuple[bytes, int, float, int, int]
+# item marks
+STALE: Final = 1       # md I / ms I: the value is stale (mg answers X)
+WIN_SENT: Final = 2    # a client was told it won the right to recache (W); others see Z
+BINARY_KEY: Final = 4  # stored by a meta command with a base64 key (k answers in base64)
+FETCHED: Final = 8     # hit at least once
+ACTIVE: Final = 16     # hit again since: the highest mark, so "marks < ACTIVE" = not active
+_ACTIVE_REFRESH: Final = 60  # seconds between refreshes of an active item's ``seen``
+
+Item = tuple[bytes, int, float, int, int, int, int]
 
 
 def render(key: bytes, flags: int, value: bytes) -> tuple[bytes, int]:
@@ -122,6 +142,9 @@ class Cache:
         self._shard_count = shard_count
         self.used = 0
         self.stats: dict[str, int] = dict.fromkeys(_STAT_NAMES, 0)
+        self._second = int(clock())
+        # a hit on an item that is not ACTIVE, or whose ``seen`` is older than this, updates it
+        self.active_horizon = self._second - _ACTIVE_REFRESH
 
     # ----- helpers ---------------------------------------------------------------------------
 
@@ -137,6 +160,18 @@ class Cache:
         if exptime <= RELATIVE_EXPTIME_LIMIT:
             return self._clock() + exptime
         return float(exptime)
+
+    def now_second(self) -> int:
+        """The current Unix second (one shared int object per second, for ``seen``)."""
+        now = int(self._clock())
+        if now != self._second:
+            self._second = now
+        return self._second
+
+    def remaining(self, expire_at: float) -> int:
+        """Whole seconds an item with this ``expire_at`` (non-zero) has left, counted as
+        memcached does (a TTL of 100 set just now has 100 left)."""
+        return math.ceil(expire_at - self._clock() - 1e-3)
 
     def _next_cas(self) -> int:
         self._cas_counter += 1
@@ -157,8 +192,9 @@ class Cache:
         del self._items[key]
         self.used -= len(key) + len(item[0]) + ITEM_OVERHEAD
 
-    def _put(self, key: bytes, value: bytes, flags: int, expire_at: float) -> int:
-        """Insert or replace; evict as needed. Returns STORED or NO_MEMORY."""
+    def _put(self, key: bytes, value: bytes, flags: int, expire_at: float, cas: int = 0, marks: int = 0) -> int:
+        """Insert or replace (with a new CAS unless ``cas`` is given); evict as needed.
+        Returns STORED or NO_MEMORY."""
         block, header_len = render(key, flags, value)
         size = len(key) + len(block) + ITEM_OVERHEAD
         old = self._items.get(key)
@@ -172,7 +208,7 @@ class Cache:
             victim, victim_item = items.popitem(last=False)
             self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
             self.stats["evictions"] += 1
-        items[key] = (block, flags, expire_at, self._next_cas(), header_len)
+        items[key] = (block, flags, expire_at, cas or self._next_cas(), header_len, self.now_second(), marks)
         self.used += size
         self.stats["total_items"] += 1
         if expire_at:
@@ -190,6 +226,8 @@ class Cache:
             if not expire_at or expire_at > self._clock():
                 self.stats["get_hits"] += 1
                 self._items.move_to_end(key)
+                if item[6] < ACTIVE or item[5] < self.active_horizon:
+                    item = self._record_hit(key, item)
                 return item
             self._remove(key, item)
             self.stats["get_expired"] += 1
@@ -211,31 +249,98 @@ class Cache:
             stats["touch_misses"] += 1
             return None
         stats["touch_hits"] += 1
-        expire_at = self.expire_at(exptime)
-        item = (item[0], item[1], expire_at, item[3], item[4])
-        self._items[key] = item
+        return self.bump(key, self.amend(key, item, expire_at=self.expire_at(exptime)))
+
+    # ----- primitives for protocol layers (the meta commands) ---------------------------------
+
+    def peek(self, key: bytes) -> Item | None:
+        """The live item, counting no hit or miss and leaving its LRU place and marks alone."""
+        return self._live(key)
+
+    def bump(self, key: bytes, item: Item) -> Item:
+        """Record a hit on a live item: most recently used, marks and ``seen`` updated."""
         self._items.move_to_end(key)
-        if expire_at:
+        if item[6] < ACTIVE or item[5] < self.active_horizon:
+            item = self._record_hit(key, item)
+        return item
+
+    def _record_hit(self, key: bytes, item: Item) -> Item:
+        marks = item[6]
+        if not marks & FETCHED:
+            item = item[:6] + (marks | FETCHED,)
+        else:
+            item = item[:5] + (self.now_second(), marks | ACTIVE)
+        self._items[key] = item
+        return item
+
+    def amend(
+        self, key: bytes, item: Item, *, expire_at: float | None = None, cas: int | None = None,
+        marks: int | None = None,
+    ) -> Item:
+        """Change a live item's expiry, CAS or marks in place (its LRU place stays)."""
+        new_expire = item[2] if expire_at is None else expire_at
+        item = (
+            item[0], item[1], new_expire, item[3] if cas is None else cas, item[4], item[5],
+            item[6] if marks is None else marks,
+        )
+        self._items[key] = item
+        if expire_at is not None and expire_at:
             heapq.heappush(self._expiries, (expire_at, key))
         return item
 
-    def store(self, op: bytes, key: bytes, flags: int, exptime: int, value: bytes, cas: int = 0) -> int:
-        """set/add/replace/append/prepend/cas: STORED, NOT_STORED, EXISTS, NOT_FOUND or
-        NO_MEMORY."""
+    def create(
+        self, key: bytes, value: bytes, expire_at: float, cas: int = 0, flags: int = 0, marks: int = 0,
+    ) -> Item | None:
+        """Store an item without counting a set (mg N, ma N, md x); None if there is no
+        room. ``cas`` 0 means a new CAS unique."""
+        if self._put(key, value, flags, expire_at, cas, marks) != STORED:
+            return None
+        return self._items[key]
+
+    def new_cas(self) -> int:
+        """A fresh CAS unique (md I gives the item one)."""
+        return self._next_cas()
+
+    def remove(self, key: bytes, item: Item) -> None:
+        """Delete a live item (counting nothing)."""
+        self._remove(key, item)
+
+    def store(
+        self, op: bytes, key: bytes, flags: int, exptime: int, value: bytes, cas: int = 0, *,
+        new_cas: int = 0, allow_stale: bool = False, marks: int = 0,
+    ) -> int:
+        """set/add/replace/append/prepend/cas, as memcached's do_store_item: STORED,
+        NOT_STORED, EXISTS, NOT_FOUND or NO_MEMORY.
+
+        A non-zero ``cas`` turns set, add and replace into ``cas`` (the binary protocol's
+        rule; the meta commands pass none for an add); append and prepend check it only when
+        the item exists. ``allow_stale`` (ms I) lets a CAS *lower* than the item's store
+        anyway, marked stale, keeping the old expiry and win mark. ``new_cas`` (meta E)
+        chooses the stored item's CAS; ``marks`` are the new item's marks."""
         stats = self.stats
         stats["cmd_set"] += 1
         if op == b"set" and not cas:
-            return self._put(key, value, flags, self.expire_at(exptime))
+            return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
         if op not in _STORE_OPS:
             raise ValueError(f"unknown storage command {op!r}")
         current = self._live(key)
+        if op == b"append" or op == b"prepend":
+            if current is None:
+                return NOT_STORED
+            if cas and current[3] != cas:
+                return EXISTS
+            old = item_value(current)
+            joined = old + value if op == b"append" else value + old
+            return self._put(key, joined, current[1], current[2], new_cas, marks)
         if cas or op == b"cas":
-            # ASCII's cas, and the binary protocol's CAS on any storage command: check, then
-            # store unconditionally (even an add), as memcached does
             if current is None:
                 stats["cas_misses"] += 1
                 return NOT_FOUND
             if current[3] != cas:
+                if allow_stale and cas < current[3]:
+                    stats["cas_hits"] += 1
+                    stale = marks | STALE | (current[6] & WIN_SENT)
+                    return self._put(key, value, flags, current[2], new_cas, stale)
                 stats["cas_badval"] += 1
                 return EXISTS
             stats["cas_hits"] += 1
@@ -243,13 +348,9 @@ class Cache:
             if current is not None:
                 self._items.move_to_end(key)
                 return NOT_STORED
-        elif current is None and op != b"set":  # replace, append, prepend
+        elif current is None and op == b"replace":
             return NOT_STORED
-        if current is not None and (op == b"append" or op == b"prepend"):
-            old = item_value(current)
-            joined = old + value if op == b"append" else value + old
-            return self._put(key, joined, current[1], current[2])
-        return self._put(key, value, flags, self.expire_at(exptime))
+        return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
 
     def discard(self, key: bytes) -> None:
         """Remove ``key`` if present, counting nothing (a refused overwrite drops the old item)."""
@@ -317,7 +418,7 @@ class Cache:
         if len(digits) <= len(old):
             # same length: the block keeps its header and size, only the data changes
             block = item[0][: item[4]] + digits.ljust(len(old)) + b"\r\n"
-            self._items[key] = (block, item[1], item[2], self._next_cas(), item[4])
+            self._items[key] = (block, item[1], item[2], self._next_cas(), item[4], item[5], item[6])
             self._items.move_to_end(key)
         else:
             self._put(key, digits, item[1], item[2])
@@ -333,6 +434,7 @@ class Cache:
     def reclaim(self, budget: int = 10_000) -> int:
         """Remove up to ``budget`` expired items; returns how many were removed."""
         now = self._clock()
+        self.active_horizon = int(now) - _ACTIVE_REFRESH
         heap = self._expiries
         removed = 0
         while heap and heap[0][0] <= now and budget > 0:

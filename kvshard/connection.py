@@ -343,6 +343,8 @@ class ClientConnection(asyncio.Protocol):
             self._keyed(key, "too_large", (verb, key), True)
             if not noreply:
                 self.reply(proto.R_TOO_LARGE)
+        elif op == proto.META:
+            self.run_keyed(cmd[2], "meta", cmd[1:], _same)
         elif op == proto.FLUSH:
             self._flush_all(cmd[1], cmd[2])
         elif op == proto.VERSION:

@@ -123,13 +123,7 @@ class KVServerApp(ShardApp):
             shards=shard.count,
             service=service,
             messenger=messenger,
-            local={
-                "get": service.get, "gat": service.gat, "store": service.store,
-                "delete": service.delete, "arith": service.arith, "touch": service.touch,
-                "too_large": service.too_large,
-                "bget": service.bget, "bgat": service.bgat, "bstore": service.bstore,
-                "bdelete": service.bdelete, "barith": service.barith,
-            },
+            local=service.handlers(),
             handler=messenger.local_handler,
             max_item_size=cfg.max_item_size,
             max_connections=cfg.max_connections,  # for the whole server, all shards together

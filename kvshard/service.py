@@ -18,11 +18,18 @@ from typing import Any, Final
 from framework import Shard
 
 from . import cache as c
+from . import meta_ops
 from .protocol import ascii as proto
+from .protocol import meta as m
 
-__all__ = ["KVService", "shard_of", "RECLAIM_INTERVAL"]
+__all__ = ["KVService", "shard_of", "RECLAIM_INTERVAL", "HANDLER_NAMES"]
 
 RECLAIM_INTERVAL: Final = 1.0
+# the operations other shards may call, as ``kv.<name>``
+HANDLER_NAMES: Final = (
+    "get", "get_one", "gat", "store", "delete", "arith", "touch", "too_large", "flush", "stats",
+    "stats_reset", "bget", "bgat", "bstore", "bdelete", "barith", "meta",
+)
 
 _STORE_REPLIES: Final = {
     c.STORED: proto.R_STORED,
@@ -57,10 +64,12 @@ class KVService:
             "bytes_read": 0, "bytes_written": 0,
         }
 
+    def handlers(self) -> dict[str, Any]:
+        """The operations by name, for calling them on this shard without a channel."""
+        return {name: getattr(self, name) for name in HANDLER_NAMES}
+
     def register(self, shard: Shard) -> None:
-        for name in ("get", "get_one", "gat", "store", "delete", "arith", "touch",
-                     "too_large", "flush", "stats", "stats_reset",
-                     "bget", "bgat", "bstore", "bdelete", "barith"):
+        for name in HANDLER_NAMES:
             shard.register("kv." + name, getattr(self, name))
 
     def start(self) -> None:
@@ -143,6 +152,23 @@ class KVService:
         cache = self.cache
         result, value = cache.arith_or_create(incr, key, delta, initial, exptime, cas)
         return result, value, cache.cas_of(key) if result == c.STORED else 0
+
+    def meta(self, verb: bytes, key: bytes, flags: Any, value: bytes | None) -> bytes:
+        """A meta command (mg, ms, md, ma, me): its whole answer. ``flags`` is a
+        :class:`~kvshard.protocol.meta.MetaFlags`, or the list it becomes between shards."""
+        cache = self.cache
+        if verb == m.META_DEBUG:
+            return meta_ops.meta_debug(cache, key)
+        if type(flags) is not m.MetaFlags:
+            flags = m.MetaFlags(*flags)
+        if verb == m.META_GET:
+            return meta_ops.meta_get(cache, key, flags)
+        if verb == m.META_SET:
+            assert value is not None
+            return meta_ops.meta_set(cache, key, flags, value)
+        if verb == m.META_DELETE:
+            return meta_ops.meta_delete(cache, key, flags)
+        return meta_ops.meta_arith(cache, key, flags)
 
     def too_large(self, op: bytes, key: bytes) -> None:
         """An item over the size limit was refused: a ``set`` also drops the old item (so no

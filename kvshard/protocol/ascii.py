@@ -41,6 +41,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from . import meta
+from .numbers import strtol32, strtoul32, strtoull
+
 __all__ = [
     "AsciiParser",
     "KEY_MAX_LENGTH",
@@ -49,7 +52,8 @@ __all__ = [
     "item_too_large",
     "single_get_key",
     "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
-    "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE",
+    "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META",
+    "item_total_size",
     "STORE_OPS",
     "R_ERROR", "R_STORED", "R_NOT_STORED", "R_EXISTS", "R_NOT_FOUND", "R_DELETED",
     "R_TOUCHED", "R_OK", "R_END", "R_RESET", "R_BAD_FORMAT", "R_BAD_CHUNK", "R_TOO_LARGE",
@@ -61,9 +65,6 @@ KEY_MAX_LENGTH: Final = 250
 MAX_LINE: Final = 2048
 MAX_GET_LINE: Final = 1 << 20
 _ITEM_HEADER: Final = 48 + 8  # memcached 1.6's item header plus the CAS field
-_INT32: Final = 1 << 32
-_UINT64_MAX: Final = (1 << 64) - 1
-_INT64_MAX: Final = (1 << 63) - 1
 
 # ----- replies -------------------------------------------------------------------------------
 R_ERROR: Final = b"ERROR\r\n"
@@ -112,6 +113,7 @@ STATS: Final = 10     # (STATS, args: list[bytes])
 REPLY: Final = 11     # (REPLY, reply: bytes): answer with these bytes, nothing to execute
 TOO_LARGE: Final = 12  # (TOO_LARGE, op, key, noreply): item swallowed; a set drops the old item
 CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long)
+META: Final = 14      # (META, verb: bytes, key, flags: MetaFlags | None, value: bytes | None)
 
 STORE_OPS: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
 
@@ -119,49 +121,20 @@ _NOREPLY: Final = b"noreply"
 _ASCII_DIGITS = frozenset(b"0123456789")
 
 
+def item_total_size(key_length: int, flags: int, value_length: int) -> int:
+    """What memcached 1.6 allocates for an item: header + key + NUL + flags suffix + value +
+    CRLF (its ``ITEM_ntotal``, which ``me`` reports as ``size``)."""
+    return _ITEM_HEADER + key_length + 1 + (4 if flags else 0) + value_length + 2
+
+
 def item_too_large(key_length: int, flags: int, value_length: int, max_item_size: int) -> bool:
-    """memcached 1.6's size check: header + key + NUL + flags suffix + value + CRLF."""
-    total = _ITEM_HEADER + key_length + 1 + (4 if flags else 0) + value_length + 2
-    return total > max_item_size
+    """memcached 1.6's size check."""
+    return item_total_size(key_length, flags, value_length) > max_item_size
 
 
 def _key_ok(key: bytes) -> bool:
     # tokens never contain a space or a newline; every other byte may be part of a key
     return len(key) <= KEY_MAX_LENGTH
-
-
-def _digits(tok: bytes) -> bool:
-    return bool(tok) and tok.isdigit()
-
-
-def _strtol32(tok: bytes) -> int | None:
-    """safe_strtol into an int32: optional sign, digits; wraps like the C cast."""
-    body = tok[1:] if tok[:1] in (b"+", b"-") else tok
-    if not _digits(body):
-        return None
-    value = int(tok)
-    if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
-        return None
-    value %= _INT32
-    return value - _INT32 if value >= 1 << 31 else value
-
-
-def _strtoul32(tok: bytes) -> int | None:
-    """safe_strtoul into a uint32 (flags): digits with an optional '+', wraps to 32 bits."""
-    body = tok[1:] if tok[:1] == b"+" else tok
-    if not _digits(body):
-        return None
-    value = int(body)
-    return None if value > _UINT64_MAX else value % _INT32
-
-
-def _strtoull(tok: bytes) -> int | None:
-    """safe_strtoull (deltas, CAS): digits with an optional '+', at most 2**64 - 1."""
-    body = tok[1:] if tok[:1] == b"+" else tok
-    if not _digits(body):
-        return None
-    value = int(body)
-    return None if value > _UINT64_MAX else value
 
 
 def single_get_key(data: bytes) -> bytes | None:
@@ -273,11 +246,16 @@ class AsciiParser:
         header = self._pending
         self._pending = None
         assert header is not None
-        if header[0] == TOO_LARGE:
+        op = header[0]
+        if op == TOO_LARGE:
             out.append(header)
+        elif op == REPLY:  # the data of a command already answered with an error: dropped
+            pass
         elif block[-2:] != b"\r\n":
-            if not header[7]:
+            if op == META or not header[7]:  # an ms always hears of a bad chunk, q or not
                 out.append((REPLY, R_BAD_CHUNK))
+        elif op == META:
+            out.append((META, header[1], header[2], header[3], block[:-2]))
         else:
             out.append((STORE, header[1], header[2], header[3], header[4], block[:-2], header[6], header[7]))
 
@@ -299,6 +277,8 @@ class AsciiParser:
                 if len(key) > KEY_MAX_LENGTH:
                     return (REPLY, R_BAD_FORMAT)
             return (GET, keys, name == b"gets")
+        if len(name) == 2 and name[0] == 109:  # m: the meta commands
+            return self._meta(name, tokens)
         if name in STORE_OPS:
             return self._storage(name, tokens)
         if name == b"delete":
@@ -309,7 +289,7 @@ class AsciiParser:
             noreply = tokens[-1] == _NOREPLY
             if not _key_ok(tokens[1]):
                 return (REPLY, R_BAD_FORMAT) if not noreply else (REPLY, b"")
-            delta = _strtoull(tokens[2])
+            delta = strtoull(tokens[2])
             if delta is None:
                 return (REPLY, b"" if noreply else R_BAD_DELTA)
             return (ARITH, name == b"incr", tokens[1], delta, noreply)
@@ -319,14 +299,14 @@ class AsciiParser:
             noreply = tokens[-1] == _NOREPLY
             if not _key_ok(tokens[1]):
                 return (REPLY, b"" if noreply else R_BAD_FORMAT)
-            exptime = _strtol32(tokens[2])
+            exptime = strtol32(tokens[2])
             if exptime is None:
                 return (REPLY, b"" if noreply else R_BAD_EXPTIME)
             return (TOUCH, tokens[1], exptime, noreply)
         if name == b"gat" or name == b"gats":
             if n < 2:
                 return (REPLY, R_ERROR)
-            exptime = _strtol32(tokens[1])
+            exptime = strtol32(tokens[1])
             if exptime is None:
                 return (REPLY, R_BAD_EXPTIME)
             keys = tokens[2:]
@@ -340,7 +320,7 @@ class AsciiParser:
             noreply = tokens[-1] == _NOREPLY
             delay = 0
             if n != (2 if noreply else 1):  # a delay token is there
-                parsed = _strtol32(tokens[1])
+                parsed = strtol32(tokens[1])
                 if parsed is None:
                     return (REPLY, b"" if noreply else R_BAD_EXPTIME)
                 delay = parsed
@@ -351,7 +331,7 @@ class AsciiParser:
             if n not in (2, 3):
                 return (REPLY, R_ERROR)
             noreply = tokens[-1] == _NOREPLY
-            level = _strtoul32(tokens[1])
+            level = strtoul32(tokens[1])
             if level is None:
                 return (REPLY, b"" if noreply else R_BAD_FORMAT)
             return (VERBOSITY, level, noreply)
@@ -374,12 +354,12 @@ class AsciiParser:
         if len(f) < 10 and len(e) < 10 and len(l) < 10 and f.isdigit() and e.isdigit() and l.isdigit():
             flags, exptime, length = int(f), int(e), int(l)  # plain small numbers: no wrapping
         else:
-            flags, exptime, length = _strtoul32(f), _strtol32(e), _strtol32(l)  # type: ignore[assignment]
+            flags, exptime, length = strtoul32(f), strtol32(e), strtol32(l)  # type: ignore[assignment]
             if flags is None or exptime is None or length is None:
                 return (REPLY, b"" if noreply else R_BAD_FORMAT)
         cas = 0
         if is_cas:
-            parsed = _strtoull(tokens[5])
+            parsed = strtoull(tokens[5])
             if parsed is None:
                 return (REPLY, b"" if noreply else R_BAD_FORMAT)
             cas = parsed
@@ -390,6 +370,44 @@ class AsciiParser:
             self._pending = (TOO_LARGE, name, key, noreply)
         else:
             self._pending = (STORE, name, key, flags, exptime, None, cas, noreply)
+        return None
+
+    def _meta(self, name: bytes, tokens: list[bytes]) -> tuple[Any, ...] | None:
+        verb = name[1:]
+        if verb == b"n":
+            return (REPLY, meta.R_MN)
+        if verb == meta.META_DEBUG:
+            key = meta.debug_key(tokens)
+            return (REPLY, R_BAD_FORMAT) if key is None else (META, verb, key, None, None)
+        if verb not in (meta.META_GET, meta.META_SET, meta.META_DELETE, meta.META_ARITH) or len(tokens) < 2:
+            return (REPLY, R_ERROR)
+        if verb == meta.META_SET:
+            return self._meta_set(tokens)
+        checked = meta.check_line(verb, tokens) or meta.check_flags(verb, tokens)
+        if type(checked) is bytes:
+            return (REPLY, checked)
+        key, flags = checked  # type: ignore[misc]
+        return (META, verb, key, flags, None)
+
+    def _meta_set(self, tokens: list[bytes]) -> tuple[Any, ...] | None:
+        """``ms <key> <datalen> <flag>*``: errors found before the data length is known leave
+        the data to be parsed as commands (as memcached does); later ones swallow it."""
+        error = meta.check_line(meta.META_SET, tokens)
+        if error is not None or len(tokens) == 2:
+            return (REPLY, error or R_BAD_FORMAT)
+        length = strtol32(tokens[2])
+        if length is None or length < 0:
+            return (REPLY, R_BAD_FORMAT)
+        self._want = length + 2
+        checked = meta.check_flags(meta.META_SET, tokens)
+        if type(checked) is bytes:
+            self._pending = (REPLY, b"")
+            return (REPLY, checked)
+        key, flags = checked  # type: ignore[misc]
+        if item_too_large(len(key), flags.client_flags, length, self.max_item_size):
+            self._pending = (TOO_LARGE, b"set", key, False)  # the old item goes, in any mode
+        else:
+            self._pending = (META, meta.META_SET, key, flags, None)
         return None
 
     @staticmethod

@@ -224,14 +224,14 @@ def meta_arith(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
     if item is None:
         if f.vivify is None:
             cache.stats["incr_misses" if incr else "decr_misses"] += 1
-            return b"NF" + _echo(f.tokens, key, f.base64) + b"\r\n"
+            return _code_or_opaque_error(b"NF", f, key)
         item = cache.create(key, b"%d" % f.initial, 0.0, f.new_cas or 0, marks=c.BINARY_KEY if f.base64 else 0)
         if item is None:
             return b"SERVER_ERROR Out of memory allocating new item\r\n"
         created = True
         number = f.initial
     elif f.compare_cas is not None and item[3] != f.compare_cas:
-        return b"EX" + _echo(f.tokens, key, f.base64) + b"\r\n"
+        return _code_or_opaque_error(b"EX", f, key)
     else:
         result = cache.arith(incr, key, f.delta)
         if result == c.NON_NUMERIC:
@@ -242,6 +242,8 @@ def meta_arith(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
         assert item is not None
         if f.new_cas is not None:
             item = cache.amend(key, item, cas=f.new_cas)
+    if m.long_opaque(f.tokens):  # checked after the arithmetic, as memcached does
+        return m.R_OPAQUE_TOO_LONG
     if f.quiet and not created:
         # the item's new TTL still applies; memcached 1.6.18 answers created items even with q
         _arith_flags(cache, key, item, f, created, [])
@@ -253,6 +255,12 @@ def meta_arith(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
         out.append(b"\r\n" + digits)
     out.append(b"\r\n")
     return b"".join(out)
+
+
+def _code_or_opaque_error(code: bytes, f: m.MetaFlags, key: bytes) -> bytes:
+    if m.long_opaque(f.tokens):
+        return m.R_OPAQUE_TOO_LONG
+    return code + _echo(f.tokens, key, f.base64) + b"\r\n"
 
 
 def _arith_flags(cache: c.Cache, key: bytes, item: c.Item, f: m.MetaFlags, created: bool, out: list[bytes]) -> None:

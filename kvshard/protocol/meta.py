@@ -17,16 +17,18 @@ Checks run in memcached 1.6's order, and the first failure is the answer:
      byte is >= 127) or an unknown one stops at once; a bad number or an undecodable base64
      key is remembered and parsing goes on, so a later bad number's message wins;
   4. the mode (``M``) of ``ms`` and ``ma``;
-  5. an opaque (``O``) token over 32 bytes, ``O`` included.
+  5. an opaque (``O``) token over 32 bytes, ``O`` included (``ma`` checks it after doing
+     its arithmetic, as memcached does, so a non-numeric value is reported first; see
+     :mod:`kvshard.meta_ops`).
 
 ``md`` and ``ma`` answer every step-3 failure with ``CLIENT_ERROR invalid or duplicate flag``,
 as memcached does. Errors are always sent, ``q`` or not. An ``ms`` that fails at step 3 or
 later still has its data block read and dropped; one that fails earlier does not (its data is
 then parsed as a command, as in memcached).
 
-memcached checks the opaque length while writing the answer, after ``mg T`` or ``ma`` have
-changed the item; this parser checks it first, so a command with an over-long opaque changes
-nothing. The reply is the same.
+memcached checks an ``mg``'s opaque length while writing the answer, after a ``T`` before it
+has changed the item; this parser checks it first, so such an ``mg`` changes nothing. The
+reply is the same.
 
 Flags that memcached 1.6.18 does not know yet but later versions do are accepted, with the
 semantics of memcached's current protocol.txt: ``E<cas>`` (the CAS value an item gets when the
@@ -54,7 +56,8 @@ __all__ = [
     "debug_key",
     "decode_key",
     "key_token",
-    "R_MN", "R_EN",
+    "long_opaque",
+    "R_MN", "R_EN", "R_OPAQUE_TOO_LONG",
 ]
 
 META_GET: Final = b"g"
@@ -79,7 +82,7 @@ _R_BAD_TOKEN: Final = b"CLIENT_ERROR bad token in command line format\r\n"
 _R_DUPLICATE: Final = b"CLIENT_ERROR duplicate flag\r\n"
 _R_INVALID: Final = b"CLIENT_ERROR invalid flag\r\n"
 _R_INVALID_OR_DUPLICATE: Final = b"CLIENT_ERROR invalid or duplicate flag\r\n"
-_R_OPAQUE_TOO_LONG: Final = b"CLIENT_ERROR opaque token too long\r\n"
+R_OPAQUE_TOO_LONG: Final = b"CLIENT_ERROR opaque token too long\r\n"
 _R_GET_TOO_MANY: Final = b"CLIENT_ERROR options flags are too long\r\n"
 _R_TOO_MANY: Final = b"CLIENT_ERROR options flags too long\r\n"
 
@@ -201,10 +204,14 @@ def check_flags(verb: bytes, tokens: list[bytes]) -> tuple[bytes, MetaFlags] | b
             return b"CLIENT_ERROR invalid mode for ms M token\r\n"
         if verb == META_ARITH and flags.mode not in _MA_MODES:
             return b"CLIENT_ERROR invalid mode for ma M token\r\n"
-    for token in flags.tokens:
-        if token[0] == 79 and len(token) > MAX_OPAQUE_LENGTH:  # O
-            return _R_OPAQUE_TOO_LONG
+    if verb != META_ARITH and long_opaque(flags.tokens):
+        return R_OPAQUE_TOO_LONG
     return parsed  # type: ignore[return-value]
+
+
+def long_opaque(tokens: list[bytes]) -> bool:
+    """An ``O`` token over :data:`MAX_OPAQUE_LENGTH` bytes (``O`` included) is there."""
+    return any(token[0] == 79 and len(token) > MAX_OPAQUE_LENGTH for token in tokens)
 
 
 def debug_key(tokens: list[bytes]) -> bytes | None:

@@ -15,14 +15,7 @@ import re
 import pytest
 
 from .conftest import Keys
-from .wire import Wire
-
-
-def cas_of(conn: Wire, key: bytes) -> int:
-    line = conn.request(b"mg " + key + b" c\r\n", b"\r\n")
-    m = re.fullmatch(rb"HD c(\d+)( [WXZ])*\r\n", line)
-    assert m, line
-    return int(m.group(1))
+from .wire import Wire, meta_cas
 
 
 def line_of(conn: Wire, request: bytes) -> bytes:
@@ -49,7 +42,7 @@ def test_mg_return_flags_in_request_order(conn: Wire, keys: Keys) -> None:
     """s f c k O print in the order asked, value last; a miss is EN with O and k echoed."""
     k = keys()
     conn.call(b"ms " + k + b" 5 F7\r\nhello\r\n", b"HD\r\n")
-    cas = cas_of(conn, k)
+    cas = meta_cas(conn, k)
     conn.call(
         b"mg " + k + b" s v f c k O99\r\n",
         b"VA 5 s5 f7 c%d k%s O99\r\nhello\r\n" % (cas, k),
@@ -168,9 +161,9 @@ def test_md_invalidate_serves_stale_with_one_winner(conn: Wire, keys: Keys) -> N
     (W), the rest see Z; a set clears it all."""
     k = keys()
     conn.call(b"ms " + k + b" 3\r\nold\r\n", b"HD\r\n")
-    old_cas = cas_of(conn, k)
+    old_cas = meta_cas(conn, k)
     conn.call(b"md " + k + b" I T30\r\n", b"HD\r\n")
-    new_cas = cas_of(conn, k)  # this fetch is the winner
+    new_cas = meta_cas(conn, k)  # this fetch is the winner
     assert new_cas != old_cas
     line = line_of(conn, b"mg " + k + b" t c v\r\n")
     m = re.fullmatch(rb"VA 3 t(\d+) c(\d+) Z X\r\n", line)
@@ -193,7 +186,7 @@ def test_ms_invalidate_with_lower_cas_stores_stale(conn: Wire, keys: Keys) -> No
     the win mark; a higher mismatching CAS is EX."""
     k = keys()
     conn.call(b"ms " + k + b" 2 T100\r\nv1\r\n", b"HD\r\n")
-    cas = cas_of(conn, k)
+    cas = meta_cas(conn, k)
     conn.call(b"ms %s 2 C%d I\r\nv9\r\n" % (k, cas + 1000), b"EX\r\n")
     conn.call(b"md " + k + b" I\r\n", b"HD\r\n")
     conn.call(b"mg " + k + b"\r\n", b"HD X W\r\n")
@@ -212,7 +205,7 @@ def test_ms_flags_ttl_and_returned_cas(conn: Wire, keys: Keys) -> None:
     line = line_of(conn, b"ms " + k + b" 5 T0 F7 c k O123\r\nhello\r\n")
     m = re.fullmatch(rb"HD c(\d+) k" + re.escape(k) + rb" O123\r\n", line)
     assert m, line
-    assert cas_of(conn, k) == int(m.group(1))
+    assert meta_cas(conn, k) == int(m.group(1))
     conn.call(b"get " + k + b"\r\n", b"VALUE " + k + b" 7 5\r\nhello\r\nEND\r\n")
     conn.call(b"ms " + k + b" 2 F4294967296\r\nab\r\n", b"HD\r\n")  # flags wrap at 32 bits
     conn.call(b"mg " + k + b" f\r\n", b"HD f0\r\n")
@@ -261,14 +254,14 @@ def test_ms_compare_cas(conn: Wire, keys: Keys) -> None:
     conn.call(b"ms " + k + b" 2 MA C1\r\nzz\r\n", b"NS\r\n")
     conn.call(b"ms " + k + b" 2 ME C1\r\nab\r\n", b"HD\r\n")
     conn.call(b"ms " + k + b" 2 ME C1 c\r\nab\r\n", b"NS c0\r\n")
-    cas = cas_of(conn, k)
+    cas = meta_cas(conn, k)
     conn.call(b"ms %s 2 C%d c\r\nzz\r\n" % (k, cas + 1), b"EX c0\r\n")
     conn.call(b"ms %s 2 MA C%d\r\nzz\r\n" % (k, cas + 1), b"EX\r\n")
     conn.call(b"ms %s 2 MA C%d\r\ncd\r\n" % (k, cas), b"HD\r\n")
-    cas = cas_of(conn, k)
+    cas = meta_cas(conn, k)
     line = line_of(conn, b"ms %s 2 C%d c\r\nxy\r\n" % (k, cas))
     m = re.fullmatch(rb"HD c(\d+)\r\n", line)
-    assert m and int(m.group(1)) != cas and int(m.group(1)) == cas_of(conn, k), line
+    assert m and int(m.group(1)) != cas and int(m.group(1)) == meta_cas(conn, k), line
     conn.call(b"mg " + k + b" v\r\n", b"VA 2\r\nxy\r\n")
 
 
@@ -318,7 +311,7 @@ def test_md_quiet_and_cas(conn: Wire, keys: Keys) -> None:
     k = keys()
     conn.call(b"md " + k + b" q\r\nmn\r\n", b"NF\r\nMN\r\n")
     conn.call(b"ms " + k + b" 2\r\nab\r\n", b"HD\r\n")
-    cas = cas_of(conn, k)
+    cas = meta_cas(conn, k)
     conn.call(b"md %s C%d q\r\nmn\r\n" % (k, cas + 1), b"EX\r\nMN\r\n")
     conn.call(b"md %s C%d q\r\nmn\r\n" % (k, cas), b"MN\r\n")
     conn.call(b"mg " + k + b"\r\n", b"EN\r\n")
@@ -384,13 +377,13 @@ def test_ma_quiet(conn: Wire, keys: Keys) -> None:
 def test_ma_cas_ttl_and_returned_cas(conn: Wire, keys: Keys) -> None:
     k = keys()
     conn.call(b"ms " + k + b" 1 T100\r\n5\r\n", b"HD\r\n")
-    cas = cas_of(conn, k)
+    cas = meta_cas(conn, k)
     conn.call(b"ma %s C%d v k O1\r\n" % (k, cas + 1), b"EX k" + k + b" O1\r\n")
     line = line_of(conn, b"ma %s C%d c t v\r\n" % (k, cas))
     m = re.fullmatch(rb"VA 1 c(\d+) t(\d+)\r\n", line)
     assert m and int(m.group(1)) != cas and 99 <= int(m.group(2)) <= 100, line
     conn.expect(b"6\r\n")
-    assert cas_of(conn, k) == int(m.group(1))
+    assert meta_cas(conn, k) == int(m.group(1))
     conn.call(b"ma " + k + b" T0 t v\r\n", b"VA 1 t-1\r\n7\r\n")
     conn.call(b"ma " + k + b" t T50 v\r\n", b"VA 1 t-1\r\n8\r\n")
     assert 49 <= ttl_field(line_of(conn, b"mg " + k + b" t\r\n")) <= 50
@@ -422,7 +415,7 @@ def test_me_shows_item_metadata(conn: Wire, keys: Keys) -> None:
     k = keys()
     conn.call(b"me " + k + b"\r\n", b"EN\r\n")
     conn.call(b"ms " + k + b" 5 F7 T100\r\nhello\r\n", b"HD\r\n")
-    cas = cas_of(conn, k)  # a fetch
+    cas = meta_cas(conn, k)  # a fetch
     size = 48 + 8 + len(k) + 1 + 4 + 5 + 2
     line = line_of(conn, b"me " + k + b" ignored\r\n")
     m = re.fullmatch(

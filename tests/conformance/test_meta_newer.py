@@ -11,7 +11,7 @@ import pytest
 from tests.servers import Server
 
 from .conftest import Keys
-from .wire import Wire
+from .wire import Wire, meta_cas
 
 
 @pytest.fixture
@@ -22,12 +22,6 @@ def newer(conn: Wire, server: Server) -> Wire:
         version = conn.request(b"version\r\n", b"\r\n").strip().decode()
         pytest.skip(f"{version} predates the E and x meta flags")
     return conn
-
-
-def cas_of(conn: Wire, key: bytes) -> int:
-    m = re.fullmatch(rb"HD c(\d+)( [WXZ])*\r\n", conn.request(b"mg " + key + b" c\r\n", b"\r\n"))
-    assert m
-    return int(m.group(1))
 
 
 def test_ms_E_sets_the_cas(newer: Wire, keys: Keys) -> None:
@@ -64,7 +58,7 @@ def test_md_x_keeps_an_empty_item(newer: Wire, keys: Keys) -> None:
     same CAS unless E; a delete hit."""
     k = keys()
     newer.call(b"ms " + k + b" 5 F3 T100\r\nhello\r\n", b"HD\r\n")
-    cas = cas_of(newer, k)
+    cas = meta_cas(newer, k)
     newer.call(b"md " + k + b" x\r\n", b"HD\r\n")
     newer.call(b"mg %s s f t c v\r\n" % k, b"VA 0 s0 f0 t-1 c%d\r\n\r\n" % cas)
     newer.call(b"md " + k + b" x F9 E77 q\r\nmn\r\n", b"MN\r\n")

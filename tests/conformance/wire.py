@@ -28,6 +28,7 @@ __all__ = [
     "parse_values",
     "storage",
     "value",
+    "meta_cas",
 ]
 
 DEFAULT_TIMEOUT = 5.0
@@ -265,3 +266,11 @@ def _iter_values(reply: bytes) -> Iterator[Value]:
 def parse_values(reply: bytes) -> list[Value]:
     """Strictly parse a whole ``get``/``gets`` reply (``VALUE`` blocks then ``END``)."""
     return list(_iter_values(reply))
+
+
+def meta_cas(conn: Wire, key: bytes) -> int:
+    """The CAS unique of ``key`` (which must exist), via ``mg <key> c``."""
+    line = conn.request(b"mg " + key + b" c\r\n", b"\r\n")
+    m = re.fullmatch(rb"HD c(\d+)( [WXZ])*\r\n", line)
+    assert m, line
+    return int(m.group(1))

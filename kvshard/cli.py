@@ -104,8 +104,6 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         raise _UsageError("-I: cannot set item size limit higher than 1 gigabyte")
     if item_size > memory // 2:
         raise _UsageError("-I: cannot set item size limit higher than 1/2 of memory max")
-    if args.udp_port:
-        raise _UsageError("-U: UDP is not supported yet; use -U 0")
     listen = tuple(a.strip() for a in args.listen.split(",") if a.strip())
     if not listen:
         raise _UsageError("-l: no address given")
@@ -127,11 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for host in config.listen:
-        try:
-            check_can_listen(host, config.port)
-        except OSError as exc:
-            print(f"kvshard: failed to listen on {host} port {config.port}: {exc.strerror or exc}", file=sys.stderr)
-            return EX_OSERR
+        for kind, port in (("TCP", config.port), ("UDP", config.udp_port)):
+            if not port:
+                continue
+            try:
+                check_can_listen(host, port, udp=kind == "UDP")
+            except OSError as exc:
+                print(f"kvshard: failed to listen on {host} {kind} port {port}: {exc.strerror or exc}", file=sys.stderr)
+                return EX_OSERR
     settings = dataclasses.replace(ShardSettings(), idle_poll_seconds=args.idle_poll_us / 1e6)
     return run(KVServerApp(config), args.threads, settings=settings)
 

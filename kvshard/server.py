@@ -19,6 +19,7 @@ from net_backends.posix import PosixStack
 from . import stats as stats_fmt
 from .cache import Cache
 from .connection import ClientConnection
+from .udp import UdpEndpoint
 from .protocol import ascii as proto
 from .service import KVService
 
@@ -100,7 +101,7 @@ class ShardContext:
 class KVServerApp(ShardApp):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self._servers: list[asyncio.AbstractServer] = []
+        self._servers: list[asyncio.AbstractServer | asyncio.DatagramTransport] = []
         self._service: KVService | None = None
         self._ctx: ShardContext | None = None
 
@@ -141,8 +142,13 @@ class KVServerApp(ShardApp):
         for host in self.config.listen:
             server = await stack.listen_tcp(lambda: ClientConnection(ctx), host, self.config.port)
             self._servers.append(server)
+            if self.config.udp_port:
+                self._servers.append(await stack.listen_udp(lambda: UdpEndpoint(ctx), host, self.config.udp_port))
         self._service.start()
-        log.info("shard %d listening on %s port %d", shard.id, ",".join(self.config.listen), self.config.port)
+        log.info(
+            "shard %d listening on %s port %d%s", shard.id, ",".join(self.config.listen), self.config.port,
+            f", UDP port {self.config.udp_port}" if self.config.udp_port else "",
+        )
 
     async def stop(self, shard: Shard) -> None:
         for server in self._servers:

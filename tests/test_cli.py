@@ -65,9 +65,13 @@ def test_port_in_use_exits_71() -> None:
     assert r.returncode == 71 and "failed to listen" in r.stderr
 
 
-def test_udp_not_yet_supported() -> None:
-    r = kvshard("-U", "11211")
-    assert r.returncode == 64 and "UDP" in r.stderr
+def test_udp_port_in_use_exits_71() -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        r = kvshard("-U", str(taken.getsockname()[1]), "-t", "1")
+    assert r.returncode == 71 and "failed to listen on 127.0.0.1 UDP port" in r.stderr
 
 
 def test_connection_limit_counts_all_shards() -> None:

@@ -33,11 +33,20 @@ class PosixStack:
             factory, host, port, reuse_port=True, reuse_address=True, backlog=self._backlog
         )
 
+    async def listen_udp(
+        self, factory: Callable[[], asyncio.DatagramProtocol], host: str, port: int,
+    ) -> asyncio.DatagramTransport:
+        """A UDP socket shared with the other shards (``SO_REUSEPORT``: the kernel picks the
+        shard by the sender's address, so one client socket always reaches the same one)."""
+        transport, _ = await self._loop.create_datagram_endpoint(factory, local_addr=(host, port), reuse_port=True)
+        return transport
 
-def check_can_listen(host: str, port: int) -> None:
-    """Raise OSError if ``host:port`` is taken by a socket we could not share (for example a
-    memcached already running there). Call before starting the shards."""
-    for family, kind, proto, _, addr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+
+def check_can_listen(host: str, port: int, udp: bool = False) -> None:
+    """Raise OSError if ``host:port`` (TCP, or UDP) is taken by a socket we could not share
+    (for example a memcached already running there). Call before starting the shards."""
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    for family, kind, proto, _, addr in socket.getaddrinfo(host, port, type=kind, flags=socket.AI_PASSIVE):
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(addr)

@@ -70,6 +70,11 @@ class BinarySession:
 
     def feed(self, data: bytes) -> None:
         conn = self._conn
+        if self._parser.idle:
+            get = b.single_get(data)
+            if get is not None:  # the most common request, a whole read by itself
+                conn.run_keyed(get[0], "bget_packet", get)
+                return
         for request in self._parser.feed(data):
             self._execute(request)
             if conn.quitting:

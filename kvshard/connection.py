@@ -218,15 +218,19 @@ class ClientConnection(asyncio.Protocol):
         ``fan_out``), so another protocol can convert it."""
         self._ctx.stats_command(replies, args)
 
-    def run_keyed(self, key: bytes, name: str, args: tuple[Any, ...], finish: Callable[[Any], bytes]) -> None:
-        """Run ``kv.<name>(*args)`` on the owner of ``key`` and reply ``finish(result)`` in
-        this request's turn (inline when the owner is this shard)."""
+    def run_keyed(
+        self, key: bytes, name: str, args: tuple[Any, ...], finish: Callable[[Any], bytes] | None = None,
+    ) -> None:
+        """Run ``kv.<name>(*args)`` on the owner of ``key`` and reply ``finish(result)`` (or
+        the result itself, when the handler returns the reply bytes) in this request's turn
+        (inline when the owner is this shard)."""
         ctx = self._ctx
         owner = _crc32(key) % ctx.shards
         if owner == ctx.shard_id:
-            self.reply(finish(ctx.local[name](*args)))
+            result = ctx.local[name](*args)
+            self.reply(result if finish is None else finish(result))
         else:
-            self._call(owner, "kv." + name, args, finish)
+            self._call(owner, "kv." + name, args, finish or _same)
 
     # ----- output ------------------------------------------------------------------------------
 
@@ -310,7 +314,7 @@ class ClientConnection(asyncio.Protocol):
     def _keyed(self, key: bytes, name: str, args: tuple[Any, ...], noreply: bool) -> None:
         """An ASCII command whose handler returns the reply bytes (none sent for noreply)."""
         if not noreply:
-            self.run_keyed(key, name, args, _same)
+            self.run_keyed(key, name, args)
             return
         ctx = self._ctx
         owner = _crc32(key) % ctx.shards
@@ -344,7 +348,7 @@ class ClientConnection(asyncio.Protocol):
             if not noreply:
                 self.reply(proto.R_TOO_LARGE)
         elif op == proto.META:
-            self.run_keyed(cmd[2], "meta", cmd[1:], _same)
+            self.run_keyed(cmd[2], "meta", cmd[1:])
         elif op == proto.FLUSH:
             self._flush_all(cmd[1], cmd[2])
         elif op == proto.VERSION:

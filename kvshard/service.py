@@ -20,6 +20,7 @@ from framework import Shard
 from . import cache as c
 from . import meta_ops
 from .protocol import ascii as proto
+from .protocol import binary as bp
 from .protocol import meta as m
 
 __all__ = ["KVService", "shard_of", "RECLAIM_INTERVAL", "HANDLER_NAMES"]
@@ -28,7 +29,7 @@ RECLAIM_INTERVAL: Final = 1.0
 # the operations other shards may call, as ``kv.<name>``
 HANDLER_NAMES: Final = (
     "get", "get_one", "gat", "store", "delete", "arith", "touch", "too_large", "flush", "stats",
-    "stats_reset", "bget", "bgat", "bstore", "bdelete", "barith", "meta",
+    "stats_reset", "bget", "bget_packet", "bgat", "bstore", "bdelete", "barith", "meta",
 )
 
 _STORE_REPLIES: Final = {
@@ -131,6 +132,14 @@ class KVService:
         """(flags, cas, value) or None."""
         item = self.cache.get(key)
         return None if item is None else (item[1], item[3], c.item_value(item))
+
+    def bget_packet(self, key: bytes, opaque: int) -> bytes:
+        """The whole response to a binary GET (the hot path of ``memaslap -B``)."""
+        item = self.cache.get(key)
+        if item is None:
+            return bp.error(bp.OP_GET, bp.ST_NOT_FOUND, opaque)
+        block, header_len = item[0], item[4]
+        return bp.get_hit(opaque, item[3], item[1], memoryview(block)[header_len:-2])
 
     def bgat(self, key: bytes, exptime: int) -> tuple[int, int, bytes] | None:
         item = self.cache.touch(key, exptime)

@@ -62,3 +62,37 @@ def test_response_layout() -> None:
     assert packet[:24] == struct.pack(">BBHBBHIIQ", 0x81, b.OP_GETK, 3, 4, 0, 0, 12, 0xAABBCCDD, 5)
     assert packet[24:] == b"\0\0\0\1keyvalue"
     assert b.error(b.OP_SET, b.ST_EXISTS, 1).endswith(b"Data exists for key.")
+
+
+def test_single_get_fast_path_agrees_with_the_parser() -> None:
+    """single_get accepts exactly the lone GET packets the parser would turn into one GET
+    request, with the same key and opaque; anything else is left to the parser."""
+    one = req(b.OP_GET, b"key-1", opaque=77)
+    assert b.single_get(one) == (b"key-1", 77)
+    (parsed,) = parse(one)
+    assert (parsed.opcode, parsed.key, parsed.opaque) == (b.OP_GET, b"key-1", 77)
+    refused = [
+        req(b.OP_GET, b"k") + req(b.OP_NOOP),             # two packets
+        req(b.OP_GET, b"key")[:-1],                        # cut short
+        req(b.OP_GETK, b"k"),                              # another opcode
+        req(b.OP_GET, b"k", extras=b"\0\0\0\0"),           # extras: Invalid arguments
+        req(b.OP_GET),                                     # no key
+        req(b.OP_GET, b"k" * 251),                         # key too long
+        req(b.OP_GET, b"k", magic=0x81),                   # bad magic
+    ]
+    for data in refused:
+        assert b.single_get(data) is None, data
+
+
+def test_get_hit_is_the_general_response() -> None:
+    assert b.get_hit(5, 99, 7, b"value") == b.response(b.OP_GET, b.ST_OK, 5, 99, struct.pack(">I", 7), b"", b"value")
+    assert b.get_hit(5, 99, 7, memoryview(b"xxvaluexx")[2:-2]) == b.get_hit(5, 99, 7, b"value")
+
+
+def test_parser_idle() -> None:
+    p = b.BinaryParser(100)
+    assert p.idle
+    p.feed(req(b.OP_GET, b"key")[:10])
+    assert not p.idle
+    p.feed(req(b.OP_GET, b"key")[10:])
+    assert p.idle

@@ -35,6 +35,8 @@ from .ascii import KEY_MAX_LENGTH, item_too_large
 __all__ = [
     "BinaryParser",
     "Request",
+    "single_get",
+    "get_hit",
     "response",
     "error",
     "HEADER",
@@ -156,6 +158,30 @@ def response(
     ) + extras + key + value
 
 
+_GET_HIT: Final = struct.Struct(">BBHBBHIIQI")  # a GET's response header and its flags
+
+
+def get_hit(opaque: int, cas: int, flags: int, value: bytes | memoryview) -> bytes:
+    """The response to a GET that found its item (the hot path's one-step form of
+    ``response(OP_GET, ST_OK, opaque, cas, flags, b"", value)``)."""
+    return _GET_HIT.pack(RESPONSE_MAGIC, OP_GET, 0, 4, 0, ST_OK, 4 + len(value), opaque, cas, flags) + value
+
+
+def single_get(data: bytes) -> tuple[bytes, int] | None:
+    """(key, opaque) if ``data`` is exactly one GET request that the parser would accept,
+    else None (the caller then feeds the parser). Only a fast path for the most common
+    request; the caller checks that the parser holds nothing."""
+    if len(data) < 25 or data[1] != OP_GET:
+        return None
+    magic, _, key_len, extras_len, _, _, body_len, opaque, _ = HEADER.unpack_from(data)
+    if (
+        magic != REQUEST_MAGIC or extras_len or key_len > KEY_MAX_LENGTH or body_len != key_len
+        or len(data) != _HEADER_LEN + key_len
+    ):
+        return None
+    return data[_HEADER_LEN:], opaque
+
+
 def error(opcode: int, status: int, opaque: int) -> bytes:
     """An error response with memcached's message as its body."""
     return response(opcode, status, opaque, value=_MESSAGES[status])
@@ -192,6 +218,11 @@ class BinaryParser:
         self._too_large: Request | None = None  # the TOO_LARGE request being swallowed
         self._swallow = 0  # body bytes of a too-large item still to discard
         self._closed = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing held back: the next byte fed starts a new packet."""
+        return not self._buf and self._header is None and not self._swallow and not self._closed
 
     def feed(self, data: bytes) -> list[Request]:
         """Consume ``data``; return the requests it completed, in order."""

@@ -163,6 +163,21 @@ class Messenger:
         self._m_handler_errors = metrics.counter(
             "channel_oneway_errors_total", "One-way messages whose handler raised or was unknown"
         )
+        for peer, link in links.items():  # read when collected: nothing to update meanwhile
+            labels = {"peer": str(peer)}
+            out = link.out
+            metrics.gauge(
+                "channel_ring_used_bytes", "Bytes written to the ring to this peer and not yet consumed",
+                labels, read=lambda out=out: out.capacity - out.free_bytes(),  # type: ignore[misc]
+            )
+            metrics.gauge(
+                "channel_queued_bytes", "Packed bytes waiting for room in the ring to this peer",
+                labels, read=lambda link=link: link.queued_bytes,  # type: ignore[misc]
+            )
+            metrics.gauge(
+                "channel_calls_in_flight", "Calls to this peer awaiting their reply",
+                labels, read=lambda link=link: len(link.calls),  # type: ignore[misc]
+            )
 
     # ----- registration and link state ---------------------------------------------------
 

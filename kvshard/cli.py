@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--threads", type=_positive("threads", 1, 1024), default=None, help="number of shards (default: CPUs)")
     p.add_argument("-I", "--max-item-size", default="1m", help="max item size, k/m suffix allowed (1m)")
     p.add_argument("-U", "--udp-port", type=_positive("udp port", 0, 65535), default=0, help="UDP port (0 = off)")
+    p.add_argument(
+        "--metrics-port", type=_positive("metrics port", 0, 65535), default=9150,
+        help="HTTP port for Prometheus /metrics and /health (9150, memcached_exporter's; 0 = off)",
+    )
+    p.add_argument("--metrics-listen", default=None, help="address(es) for the metrics port (default: as -l)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     p.add_argument("-V", "--version", action="version", version=f"kvshard {__version__}")
     p.add_argument("--network-stack", choices=STACKS, default="posix", help="network stack (posix)")
@@ -107,9 +112,17 @@ def _config(args: argparse.Namespace) -> ServerConfig:
     listen = tuple(a.strip() for a in args.listen.split(",") if a.strip())
     if not listen:
         raise _UsageError("-l: no address given")
+    metrics_listen = listen
+    if args.metrics_listen is not None:
+        metrics_listen = tuple(a.strip() for a in args.metrics_listen.split(",") if a.strip())
+        if not metrics_listen:
+            raise _UsageError("--metrics-listen: no address given")
+    if args.metrics_port and args.metrics_port in (args.port, args.udp_port):
+        raise _UsageError(f"--metrics-port: {args.metrics_port} is already the memcached port")
     return ServerConfig(
         port=args.port, listen=listen, memory_bytes=memory, max_connections=args.conn_limit,
         max_item_size=item_size, udp_port=args.udp_port, verbosity=args.verbose,
+        metrics_port=args.metrics_port, metrics_listen=metrics_listen,
         network_stack=args.network_stack, version=f"{PROTOCOL_VERSION}-kvshard-{__version__}",
         started=time.time(), pid=os.getpid(),
     )
@@ -124,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         return EX_USAGE
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for host in config.listen:
-        for kind, port in (("TCP", config.port), ("UDP", config.udp_port)):
-            if not port:
-                continue
+    checks = [(host, kind, port) for host in config.listen for kind, port in (("TCP", config.port), ("UDP", config.udp_port))]
+    checks += [(host, "metrics TCP", config.metrics_port) for host in config.metrics_listen]
+    for host, kind, port in checks:
+        if port:
             try:
                 check_can_listen(host, port, udp=kind == "UDP")
             except OSError as exc:

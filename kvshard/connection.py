@@ -27,6 +27,10 @@ complete, the queue drains up to the next incomplete entry and that output is wr
 Ordering of *effects* needs nothing more: commands for one shard travel one FIFO channel, so a
 ``set`` followed by a ``get`` of the same key (same owner) are applied in that order.
 
+Every keyed operation is counted as served here (``local_requests``) or sent to its owner
+(``forwarded_requests``): one per command, or one per owning shard of a multi-key get. They
+are exported as ``kvshard_requests_total{served}``.
+
 Back-pressure: more than :data:`MAX_QUEUED_REPLIES` outstanding replies, or a transport that
 asks us to stop writing, pauses reading until the backlog drains to a quarter of that.
 """
@@ -227,9 +231,11 @@ class ClientConnection(asyncio.Protocol):
         ctx = self._ctx
         owner = _crc32(key) % ctx.shards
         if owner == ctx.shard_id:
+            ctx.local_requests += 1
             result = ctx.local[name](*args)
             self.reply(result if finish is None else finish(result))
         else:
+            ctx.forwarded_requests += 1
             self._call(owner, "kv." + name, args, finish or _same)
 
     # ----- output ------------------------------------------------------------------------------
@@ -319,8 +325,10 @@ class ClientConnection(asyncio.Protocol):
         ctx = self._ctx
         owner = _crc32(key) % ctx.shards
         if owner == ctx.shard_id:
+            ctx.local_requests += 1
             ctx.local[name](*args)
         else:
+            ctx.forwarded_requests += 1
             self._send_noreply(owner, "kv." + name, args)
 
     # ----- commands ------------------------------------------------------------------------------
@@ -374,8 +382,10 @@ class ClientConnection(asyncio.Protocol):
         if owner < 0:
             owner = _crc32(key) % ctx.shards
         if owner == ctx.shard_id:
+            ctx.local_requests += 1
             self.reply(ctx.get_one(key))
         else:
+            ctx.forwarded_requests += 1
             self._call(owner, "kv.get_one", (key,), _same)
 
     def _get(self, keys: list[bytes], with_cas: bool, exptime: int | None) -> None:
@@ -389,8 +399,10 @@ class ClientConnection(asyncio.Protocol):
         name, args = ("get", (with_cas,)) if exptime is None else ("gat", (with_cas, exptime))
         if single_owner >= 0:
             if single_owner == me:
+                ctx.local_requests += 1
                 self.reply(ctx.local[name](keys, *args)[0] + _END)
             else:
+                ctx.forwarded_requests += 1
                 self._call(single_owner, "kv." + name, (keys, *args), _join_end)
             return
         by_owner: dict[int, list[int]] = {}
@@ -398,7 +410,9 @@ class ClientConnection(asyncio.Protocol):
             by_owner.setdefault(_crc32(key) % shards, []).append(i)
         parts: list[bytes] = [b""] * len(keys)
         local = by_owner.pop(me, None)
+        ctx.forwarded_requests += len(by_owner)
         if local is not None:
+            ctx.local_requests += 1
             for i, value in zip(local, ctx.local[name]([keys[i] for i in local], *args)):
                 parts[i] = value
         if not by_owner:

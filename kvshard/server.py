@@ -16,9 +16,11 @@ from typing import Any, Callable
 from framework import Shard, ShardApp
 from net_backends.posix import PosixStack
 
+from . import exporter
 from . import stats as stats_fmt
 from .cache import Cache
 from .connection import ClientConnection
+from .metrics_http import PING_HANDLER, MetricsHttp
 from .udp import UdpEndpoint
 from .protocol import ascii as proto
 from .service import KVService
@@ -53,6 +55,8 @@ class ServerConfig:
     version: str = PROTOCOL_VERSION
     started: float = 0.0
     pid: int = 0
+    metrics_port: int = 0  # 0: no HTTP endpoint (the CLI's default is 9150)
+    metrics_listen: tuple[str, ...] = ()  # empty: the same addresses as ``listen``
 
 
 @dataclass
@@ -74,6 +78,9 @@ class ShardContext:
     open_connections: Callable[[], int] | None = None
     publish_connections: Callable[[int], None] | None = None
     get_one: Callable[[bytes], bytes] = field(init=False)
+    # keyed operations this shard's connections ran here (they own the key) or sent to the owner
+    local_requests: int = 0
+    forwarded_requests: int = 0
 
     def __post_init__(self) -> None:
         self.get_one = self.service.get_one
@@ -104,10 +111,12 @@ class KVServerApp(ShardApp):
         self._servers: list[asyncio.AbstractServer | asyncio.DatagramTransport] = []
         self._service: KVService | None = None
         self._ctx: ShardContext | None = None
+        self._shard: Shard | None = None
 
     async def setup(self, shard: Shard) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        self._shard = shard
         cache = Cache(cfg.memory_bytes // shard.count, shard.id, shard.count)
         service = KVService(cache, loop)
         service.register(shard)
@@ -118,6 +127,8 @@ class KVServerApp(ShardApp):
             memory_bytes=cfg.memory_bytes, max_item_size=cfg.max_item_size, port=cfg.port,
             udp_port=cfg.udp_port, listen=",".join(cfg.listen),
         )
+        shard.register(exporter.REPORT_HANDLER, self._report)
+        shard.register(PING_HANDLER, lambda: shard.id)
         messenger = shard.messenger
         self._ctx = ShardContext(
             shard_id=shard.id,
@@ -135,6 +146,14 @@ class KVServerApp(ShardApp):
             publish_connections=lambda n: shard.set_own_word(WORD_OPEN_CONNECTIONS, n),
         )
 
+    def _report(self) -> tuple[dict[str, Any], list[Any]]:
+        """This shard's part of a scrape (:mod:`kvshard.exporter`)."""
+        assert self._service is not None and self._ctx is not None and self._shard is not None
+        stats = self._service.stats()
+        stats["local_requests"] = self._ctx.local_requests
+        stats["forwarded_requests"] = self._ctx.forwarded_requests
+        return stats, self._shard.metrics.collect()
+
     async def start(self, shard: Shard) -> None:
         assert self._ctx is not None and self._service is not None
         ctx = self._ctx
@@ -144,6 +163,13 @@ class KVServerApp(ShardApp):
             self._servers.append(server)
             if self.config.udp_port:
                 self._servers.append(await stack.listen_udp(lambda: UdpEndpoint(ctx), host, self.config.udp_port))
+        if shard.id == 0 and self.config.metrics_port:
+            info = ctx.info
+            for host in self.config.metrics_listen or self.config.listen:
+                self._servers.append(await asyncio.get_running_loop().create_server(
+                    lambda: MetricsHttp(shard, info), host, self.config.metrics_port, reuse_address=True,
+                ))
+            log.info("shard 0 serving /metrics and /health on port %d", self.config.metrics_port)
         self._service.start()
         log.info(
             "shard %d listening on %s port %d%s", shard.id, ",".join(self.config.listen), self.config.port,

@@ -209,6 +209,7 @@ class KVService:
         out.update(self.conn_stats)
         out["curr_items"] = len(self.cache)
         out["bytes"] = self.cache.used
+        out["limit_bytes"] = self.cache.limit
         out["rusage_user"] = usage.ru_utime
         out["rusage_system"] = usage.ru_stime
         return out

@@ -2,6 +2,10 @@
 
 Run: ``python -m loadtest.memaslap_ab [--rounds 3] [--seconds 20] [--kvshard-args "-m 256"]``
 
+``--baseline-kvshard-args "FLAGS"`` puts kvshard with FLAGS in slot B instead of memcached, to
+measure what a kvshard feature costs (``--baseline-kvshard-args "--metrics-port 0"``: the
+metrics endpoint, which slot A has on its default port 9150).
+
 Method
 ------
 Two servers, both with two workers and both listening on 127.0.0.1 only, on free ports:
@@ -60,7 +64,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Sequence
@@ -539,7 +545,9 @@ def summarize(runs: Iterable[RunRecord]) -> Summary:
     runs = list(runs)
 
     def of(server: str, rnd: int | None = None) -> list[RunRecord]:
-        return [r for r in runs if r.server == server and (rnd is None or r.round == rnd)]
+        # by slot: A is kvshard, B memcached (or, with --baseline-kvshard-args, kvshard again)
+        slot = "A" if server == "kvshard" else "B"
+        return [r for r in runs if r.slot == slot and (rnd is None or r.round == rnd)]
 
     ratios = []
     for rnd in sorted({r.round for r in runs}):
@@ -570,11 +578,36 @@ class _ArgvFor:
         return _memcached_argv(self.memcached, port, self.threads, self.extra)
 
 
+class _Scraper:
+    """Fetches ``url`` every ``every`` seconds from a thread, as Prometheus would, and counts
+    the answers (status 200) it got."""
+
+    def __init__(self, url: str, every: float) -> None:
+        self.url, self.every, self.ok, self.failed = url, every, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    response.read()
+                    self.ok += response.status == 200
+            except OSError:
+                self.failed += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 def _one_run(rnd: int, slot: str, server_name: str, argv_for_port: _ArgvFor, memaslap: str,
              seconds: int, threads: int, concurrency: int, value_size: int,
-             extra: Sequence[str] = ()) -> RunRecord:
+             extra: Sequence[str] = (), scrape_url: str | None = None, scrape_every: float = 0) -> RunRecord:
     port = _free_port()
     server = _start(server_name, argv_for_port(port), port)
+    scraper = _Scraper(scrape_url, scrape_every) if scrape_url and scrape_every > 0 else None
     try:
         cpu0 = tree_cpu_seconds(server.proc.pid)
         run = run_memaslap(port, seconds, threads=threads, concurrency=concurrency,
@@ -583,6 +616,9 @@ def _one_run(rnd: int, slot: str, server_name: str, argv_for_port: _ArgvFor, mem
     except ProcessLookupError:
         raise RuntimeError(f"{server_name} died during the run:\n{server.log_tail()}") from None
     finally:
+        if scraper is not None:
+            scraper.stop()
+            print(f"#   scrapes of {scrape_url}: {scraper.ok} answered, {scraper.failed} failed", flush=True)
         _stop(server)
     if run.result is None or run.timed_out or run.returncode != 0:
         raise RuntimeError(f"memaslap failed against {server_name}: {'; '.join(run.problems())}\n{run.describe()}")
@@ -611,6 +647,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=64, help="memaslap -c (default 64)")
     p.add_argument("--value-size", type=int, default=100, help="memaslap -X (default 100)")
     p.add_argument("--binary", action="store_true", help="memaslap speaks the binary protocol (-B)")
+    p.add_argument(
+        "--baseline-kvshard-args", default=None,
+        help="slot B runs kvshard with these flags instead of memcached (e.g. \"--metrics-port 0\" "
+             "measures what the metrics endpoint costs); the memcached_* fields then describe B",
+    )
+    p.add_argument(
+        "--scrape-every", type=float, default=0,
+        help="during slot A's runs, GET http://127.0.0.1:9150/metrics (kvshard's default metrics "
+             "port) every N seconds, as Prometheus would (default 0: never)",
+    )
     p.add_argument("--self-test", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -632,11 +678,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         kvshard = _ArgvFor("memcached", args.threads, shlex.split(args.memcached_args), args.memcached)
     slots = {"A": ("kvshard", kvshard), "B": ("memcached", memcached)}
+    if args.baseline_kvshard_args is not None:
+        baseline = _ArgvFor("kvshard", args.threads, shlex.split(args.baseline_kvshard_args), args.memcached)
+        slots["B"] = ("kvshard-B", baseline)
+        memcached = baseline
 
     print(f"# memaslap A/B: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
     print(f"# {_version([args.memcached, '-V'])}; {args.memaslap}")
     print(f"# A kvshard:   {' '.join(kvshard(0)).replace(' -p 0 ', ' -p PORT ')}")
-    print(f"# B memcached: {' '.join(memcached(0)).replace(' -p 0 ', ' -p PORT ')}")
+    print(f"# B {slots['B'][0] + ':':<10} {' '.join(memcached(0)).replace(' -p 0 ', ' -p PORT ')}")
+    if args.baseline_kvshard_args is not None:
+        print("# BASELINE: slot B is kvshard too; the memcached_* numbers below are slot B's")
     extra = ["-B"] if args.binary else []
     slap = memaslap_command(args.memaslap, 0, args.seconds, threads=args.threads, concurrency=args.concurrency,
                             value_size=args.value_size, extra=extra)
@@ -653,8 +705,9 @@ def main(argv: list[str] | None = None) -> int:
         for rnd in range(1, args.rounds + 1):
             for slot in ("A", "B", "B", "A"):
                 name, argv_for = slots[slot]
+                scrape = "http://127.0.0.1:9150/metrics" if slot == "A" else None
                 rec = _one_run(rnd, slot, name, argv_for, args.memaslap, args.seconds, args.threads,
-                               args.concurrency, args.value_size, extra)
+                               args.concurrency, args.value_size, extra, scrape, args.scrape_every)
                 n += 1
                 runs.append(rec)
                 print(f"run {n:2d} round {rnd} {slot} {name:<9} tps={rec.tps:9.0f} ops={rec.ops:9d} "

@@ -5,8 +5,10 @@
 #   scripts/setup.sh          what the server needs
 #   scripts/setup.sh --test   also what the tests need: the test extras, memcached (the reference
 #                             the tests compare kvshard with) and libmemcached-tools (memccapable,
-#                             memcaslap). Debian may start a memcached service on port 11211 when
-#                             it installs the package; the tests never use that port.
+#                             memcaslap), prometheus (promtool, and a real Prometheus server
+#                             the metrics tests scrape with). Debian may start memcached and
+#                             prometheus services (ports 11211, 9090) when it installs them; the
+#                             tests use free ports of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,7 @@ for arg in "$@"; do
 done
 
 APT_PACKAGES=(gcc)
-((WITH_TESTS)) && APT_PACKAGES+=(memcached libmemcached-tools)
+((WITH_TESTS)) && APT_PACKAGES+=(memcached libmemcached-tools prometheus)
 # a python3 >= 3.11 that can make venvs (Debian's, or pyenv's) is all we need of Python
 if ! python3 -c "import sys, venv, ensurepip; assert sys.version_info >= (3, 11)" 2>/dev/null; then
     APT_PACKAGES+=(python3 python3-venv python3-dev)
@@ -34,7 +36,7 @@ if ((${#missing[@]})); then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     echo "setup: installing Debian packages: ${missing[*]}"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -3,7 +3,8 @@
 ``start_server(kind, *extra_args)`` is a context manager yielding a :class:`Server` whose
 ``port`` answers ``version`` once the block starts. Kinds:
 
-* ``kvshard``: ``python -m kvshard.cli -l 127.0.0.1 -p PORT -t 2`` plus extra args;
+* ``kvshard``: ``python -m kvshard.cli -l 127.0.0.1 -p PORT -t 2 --metrics-port 0`` plus extra args
+  (a test that wants the metrics endpoint passes its own ``--metrics-port``);
 * ``memcached``: the Debian ``memcached`` binary with the same flags (``-U 0``, as root ``-u root``).
 
 ``server_kinds()`` lists the kinds to parametrize over: memcached only where it is installed;
@@ -66,7 +67,9 @@ class Server:
 
 def _command(kind: str, port: int, threads: int, extra: tuple[str, ...]) -> list[str]:
     if kind == "kvshard":
-        return [sys.executable, "-m", "kvshard.cli", "-l", "127.0.0.1", "-p", str(port), "-t", str(threads), *extra]
+        # the metrics port is off unless a test asks for it: servers run side by side here
+        metrics = () if "--metrics-port" in extra else ("--metrics-port", "0")
+        return [sys.executable, "-m", "kvshard.cli", "-l", "127.0.0.1", "-p", str(port), "-t", str(threads), *metrics, *extra]
     if kind == "memcached":
         binary = require_tool("memcached")
         user = ["-u", "root"] if os.geteuid() == 0 else []

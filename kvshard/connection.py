@@ -31,6 +31,11 @@ Every keyed operation is counted as served here (``local_requests``) or sent to 
 (``forwarded_requests``): one per command, or one per owning shard of a multi-key get. They
 are exported as ``kvshard_requests_total{served}``.
 
+Latency: one read in 16 (when no reply is outstanding) is timed from ``data_received`` to the
+moment its last reply goes to the transport, and observed in the shard's
+``request_latency_seconds{command}`` histogram under the read's first command. With the metrics
+endpoint off nothing could read the histograms, so no read is timed.
+
 Back-pressure: more than :data:`MAX_QUEUED_REPLIES` outstanding replies, or a transport that
 asks us to stop writing, pauses reading until the backlog drains to a quarter of that.
 """
@@ -40,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 import zlib
 from collections import deque
 from functools import partial
@@ -53,7 +59,7 @@ from .protocol import ascii as proto
 if TYPE_CHECKING:
     from .server import ShardContext
 
-__all__ = ["ClientConnection", "MAX_QUEUED_REPLIES"]
+__all__ = ["ClientConnection", "MAX_QUEUED_REPLIES", "SAMPLE_MASK", "command_name"]
 
 _UNDECIDED: Final = object()  # no byte seen yet: the protocol is not chosen
 
@@ -62,6 +68,31 @@ log = logging.getLogger("kvshard.connection")
 MAX_QUEUED_REPLIES: Final = 1024
 _RESUME_BELOW: Final = MAX_QUEUED_REPLIES // 4
 _crc32 = zlib.crc32
+_perf_counter = time.perf_counter
+SAMPLE_MASK: Final = 15  # one read in 16 is timed (only when no reply is outstanding)
+_ASCII_COMMANDS: Final = frozenset((
+    b"get", b"gets", b"gat", b"gats", b"set", b"add", b"replace", b"append", b"prepend", b"cas",
+    b"delete", b"incr", b"decr", b"touch", b"mg", b"ms", b"md", b"ma", b"mn", b"me",
+    b"flush_all", b"version", b"verbosity", b"stats", b"quit",
+))
+_BINARY_COMMANDS: Final = {
+    0x00: "get", 0x09: "get", 0x0C: "get", 0x0D: "get", 0x01: "set", 0x11: "set", 0x02: "add",
+    0x12: "add", 0x03: "replace", 0x13: "replace", 0x04: "delete", 0x14: "delete", 0x05: "incr",
+    0x15: "incr", 0x06: "decr", 0x16: "decr", 0x0E: "append", 0x19: "append", 0x0F: "prepend",
+    0x1A: "prepend", 0x1C: "touch", 0x1D: "gat", 0x1E: "gat", 0x23: "gat", 0x24: "gat",
+    0x0A: "noop", 0x0B: "version", 0x08: "flush_all", 0x18: "flush_all", 0x10: "stats",
+    0x07: "quit", 0x17: "quit",
+}
+
+
+def command_name(data: bytes) -> str:
+    """The command a read starts with, for the latency histogram's label (a bounded set:
+    anything else is "other"). Binary requests are named like their ASCII counterparts."""
+    if data[:1] == b"\x80" and len(data) > 1:
+        return _BINARY_COMMANDS.get(data[1], "other")
+    end = data.find(b" ", 0, 12)
+    name = data[: end if end >= 0 else 12].rstrip(b"\r\n")
+    return name.decode() if name in _ASCII_COMMANDS else "other"
 _single_get_key = proto.single_get_key
 _END = proto.R_END
 
@@ -117,6 +148,10 @@ class ClientConnection(asyncio.Protocol):
         self._counted = False
         self._conn_stats = ctx.service.conn_stats
         self._binary: Any = _UNDECIDED  # a BinarySession once chosen, None for ASCII
+        self._reads = 0
+        self._sample_mask = ctx.latency_sample_mask  # reads & mask == 0: timed (-1: never)
+        self._sample_start = 0.0  # a sampled read waiting for its last reply
+        self._sample_command = ""
 
     # ----- transport callbacks ---------------------------------------------------------------
 
@@ -164,6 +199,11 @@ class ClientConnection(asyncio.Protocol):
         if self._transport is None or self._quitting or not self._counted:
             return
         self._conn_stats["bytes_read"] += len(data)
+        self._reads += 1
+        start = 0.0
+        if not self._reads & self._sample_mask and not self._queue:
+            start = _perf_counter()
+            self._sample_command = command_name(data)
         if self._binary is None or not self._feed_binary(data):
             parser = self._parser
             key = _single_get_key(data) if parser.idle else None
@@ -183,6 +223,16 @@ class ClientConnection(asyncio.Protocol):
             self._transport.write(data)  # type: ignore[union-attr]
         else:
             self._write_out()
+        if start:
+            self._sample_start = start
+            self._end_sample()
+
+    def _end_sample(self) -> None:
+        """A sampled read is done once no reply is outstanding: its latency is the time from
+        the read to its last reply handed to the transport."""
+        if not self._queue and self._sample_start:
+            self._ctx.observe_latency(self._sample_command, _perf_counter() - self._sample_start)
+            self._sample_start = 0.0
 
     def _feed_binary(self, data: bytes) -> bool:
         """Binary connections: run the read and return True. The first read decides; an
@@ -268,6 +318,8 @@ class ClientConnection(asyncio.Protocol):
                     break
                 queue.popleft()
             self._write_out()
+            if self._sample_start:
+                self._end_sample()
             if self._reading_paused:
                 self._update_reading()
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from framework import Shard, ShardApp
+from framework.metrics import Histogram, MetricsRegistry
 from net_backends.posix import PosixStack
 
 from . import exporter
 from . import stats as stats_fmt
 from .cache import Cache
-from .connection import ClientConnection
+from .connection import SAMPLE_MASK, ClientConnection
 from .metrics_http import PING_HANDLER, MetricsHttp
 from .udp import UdpEndpoint
 from .protocol import ascii as proto
@@ -81,6 +82,10 @@ class ShardContext:
     # keyed operations this shard's connections ran here (they own the key) or sent to the owner
     local_requests: int = 0
     forwarded_requests: int = 0
+    # records a sampled read's latency under its command's name (see connection.py); the mask
+    # picks the reads to time (-1: none)
+    observe_latency: Callable[[str, float], None] = lambda command, seconds: None
+    latency_sample_mask: int = -1
 
     def __post_init__(self) -> None:
         self.get_one = self.service.get_one
@@ -103,6 +108,23 @@ class ShardContext:
             conn.fan_out("kv.stats_reset", (), lambda r: proto.R_RESET)
         else:
             conn.reply(proto.R_ERROR)
+
+
+def _latency_recorder(metrics: MetricsRegistry) -> Callable[[str, float], None]:
+    """``observe(command, seconds)`` into one histogram per command name (a bounded set)."""
+    histograms: dict[str, Histogram] = {}
+
+    def observe(command: str, seconds: float) -> None:
+        histogram = histograms.get(command)
+        if histogram is None:
+            histogram = histograms[command] = metrics.histogram(
+                "request_latency_seconds",
+                "Sampled server-side latency: from a client's read to its last reply written",
+                {"command": command},
+            )
+        histogram.observe(seconds)
+
+    return observe
 
 
 class KVServerApp(ShardApp):
@@ -144,6 +166,8 @@ class KVServerApp(ShardApp):
             verbosity=[cfg.verbosity],
             open_connections=lambda: shard.word_sum(WORD_OPEN_CONNECTIONS),
             publish_connections=lambda n: shard.set_own_word(WORD_OPEN_CONNECTIONS, n),
+            observe_latency=_latency_recorder(shard.metrics),
+            latency_sample_mask=SAMPLE_MASK if cfg.metrics_port else -1,
         )
 
     def _report(self) -> tuple[dict[str, Any], list[Any]]:

@@ -117,3 +117,17 @@ def test_quit_waits_for_earlier_replies() -> None:
     assert transport.data == b"" and not transport.closed
     messenger.release()
     assert transport.data == b"END\r\n" and transport.closed
+
+
+def test_command_name_labels_are_bounded() -> None:
+    from kvshard.connection import command_name
+
+    assert command_name(b"get foo\r\n") == "get"
+    assert command_name(b"gets a b c\r\n") == "gets"
+    assert command_name(b"version\r\n") == "version"
+    assert command_name(b"mn\r\n") == "mn"
+    assert command_name(b"bogus x\r\n") == "other"
+    assert command_name(b"x" * 100) == "other"
+    assert command_name(b"\x80\x00\x00\x03") == "get"
+    assert command_name(b"\x80\x11") == "set"
+    assert command_name(b"\x80\x77") == "other"

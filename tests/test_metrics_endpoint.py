@@ -156,6 +156,12 @@ def test_kvshard_series(metrics_server: tuple[Server, int]) -> None:
     assert {dict(labels)["peer"] for labels in got["kvshard_channel_ring_used_bytes"]} == {"0", "1"}
     assert set(got["kvshard_channel_calls_in_flight"].values()) <= {0.0, 1.0}  # the scrape itself
     assert total(got, "kvshard_reactor_ticks_total") > 0
+    # one read in 16 is timed: 123 requests, one read each, on a fresh connection
+    sampled = {dict(labels)["command"]: v for labels, v in got["kvshard_request_latency_seconds_count"].items()}
+    sampled_before = {dict(labels)["command"]: v for labels, v in before.get("kvshard_request_latency_seconds_count", {}).items()}
+    new = {c: n - sampled_before.get(c, 0) for c, n in sampled.items()}
+    assert 6 <= sum(new.values()) <= 7 and new.get("set", 0) >= 1
+    assert set(sampled) <= {"set", "get", "incr", "touch", "delete", "decr", "cas", "stats"}
 
 
 def test_real_prometheus_scrapes_it(metrics_server: tuple[Server, int]) -> None:

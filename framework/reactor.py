@@ -83,8 +83,22 @@ class Reactor:
         self.doorbells = registry.counter(
             "reactor_doorbell_wakeups_total", "Wake-ups caused by a peer writing our doorbell"
         )
+        self._busy_since = (time.monotonic(), time.process_time())
+        registry.gauge(
+            "reactor_busy_ratio",
+            "Share of wall time the shard process spent on a CPU since the previous collection",
+            read=self._busy_ratio,
+        )
         self._flags[self._me] = 0
         loop.add_reader(doorbell_fd, self._on_doorbell)
+
+    def _busy_ratio(self) -> float:
+        """CPU seconds per wall second since the last time this was read (so every scrape
+        sees the window since the one before)."""
+        wall, cpu = time.monotonic(), time.process_time()
+        wall0, cpu0 = self._busy_since
+        self._busy_since = (wall, cpu)
+        return 0.0 if wall <= wall0 else min(1.0, max(0.0, (cpu - cpu0) / (wall - wall0)))
 
     def add_poller(self, poller: Poller) -> None:
         self._pollers.append(poller)

@@ -59,7 +59,7 @@ from .protocol import ascii as proto
 if TYPE_CHECKING:
     from .server import ShardContext
 
-__all__ = ["ClientConnection", "MAX_QUEUED_REPLIES", "SAMPLE_MASK", "command_name"]
+__all__ = ["ClientConnection", "MAX_QUEUED_REPLIES", "SAMPLE_MASK", "command_name", "socket_address"]
 
 _UNDECIDED: Final = object()  # no byte seen yet: the protocol is not chosen
 
@@ -83,6 +83,21 @@ _BINARY_COMMANDS: Final = {
     0x0A: "noop", 0x0B: "version", 0x08: "flush_all", 0x18: "flush_all", 0x10: "stats",
     0x07: "quit", 0x17: "quit",
 }
+
+
+def _conn_id(sock: Any, shards: int, shard_id: int) -> int:
+    """A connection's number in ``stats conns``: its file descriptor in its shard process times
+    the shard count plus the shard id, so numbers never collide across shards."""
+    fd = sock.fileno() if sock is not None else 0
+    return fd * shards + shard_id
+
+
+def socket_address(kind: str, address: Any) -> str:
+    """memcached's form of a socket address: ``tcp:1.2.3.4:5``, ``tcp6:[::1]:5``."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"{kind}6:[{host}]:{port}" if ":" in host else f"{kind}:{host}:{port}"
+    return f"unix:{address}" if address else f"{kind}:?"
 
 
 def command_name(data: bytes) -> str:
@@ -152,6 +167,8 @@ class ClientConnection(asyncio.Protocol):
         self._sample_mask = ctx.latency_sample_mask  # reads & mask == 0: timed (-1: never)
         self._sample_start = 0.0  # a sampled read waiting for its last reply
         self._sample_command = ""
+        self.conn_id = -1  # set once accepted: see ``describe``
+        self._last_command = 0
 
     # ----- transport callbacks ---------------------------------------------------------------
 
@@ -166,11 +183,14 @@ class ClientConnection(asyncio.Protocol):
             transport.close()
             return
         self._counted = True
+        sock = transport.get_extra_info("socket")
+        self.conn_id = _conn_id(sock, ctx.shards, ctx.shard_id)
+        self._last_command = ctx.now
+        ctx.connections[self.conn_id] = self
         stats["curr_connections"] += 1
         stats["total_connections"] += 1
         if ctx.publish_connections:
             ctx.publish_connections(stats["curr_connections"])
-        sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -179,6 +199,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._counted:
+            self._ctx.connections.pop(self.conn_id, None)
             stats = self._ctx.service.conn_stats
             stats["curr_connections"] -= 1
             if self._ctx.publish_connections:
@@ -199,6 +220,7 @@ class ClientConnection(asyncio.Protocol):
         if self._transport is None or self._quitting or not self._counted:
             return
         self._conn_stats["bytes_read"] += len(data)
+        self._last_command = self._ctx.now
         self._reads += 1
         start = 0.0
         if not self._reads & self._sample_mask and not self._queue:
@@ -233,6 +255,21 @@ class ClientConnection(asyncio.Protocol):
         if not self._queue and self._sample_start:
             self._ctx.observe_latency(self._sample_command, _perf_counter() - self._sample_start)
             self._sample_start = 0.0
+
+    def describe(self, asking: int) -> tuple[int, str, str, str, int]:
+        """This connection for ``stats conns``: (id, addr, listen_addr, state, seconds since
+        its last read). ``asking`` is the id of the connection that asked (its state is
+        ``conn_parse_cmd``, as in memcached)."""
+        transport = self._transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        local = transport.get_extra_info("sockname") if transport is not None else None
+        if self.conn_id == asking:
+            state = "conn_parse_cmd"
+        elif self._parser.buffered or self._queue:
+            state = "conn_nread" if self._parser.reading_data else "conn_parse_cmd"
+        else:
+            state = "conn_read"
+        return self.conn_id, socket_address("tcp", peer), socket_address("tcp", local), state, self._ctx.now - self._last_command
 
     def _feed_binary(self, data: bytes) -> bool:
         """Binary connections: run the read and return True. The first read decides; an

@@ -20,7 +20,7 @@ from net_backends.posix import PosixStack
 from . import exporter
 from . import stats as stats_fmt
 from .cache import Cache
-from .connection import SAMPLE_MASK, ClientConnection
+from .connection import SAMPLE_MASK, ClientConnection, socket_address
 from .metrics_http import PING_HANDLER, MetricsHttp
 from .udp import UdpEndpoint
 from .protocol import ascii as proto
@@ -41,6 +41,7 @@ FIXED_OVERHEAD_PER_SHARD_MB = 48
 
 # our use of the runtime's per-shard shared words
 WORD_OPEN_CONNECTIONS = 0
+CONNS_HANDLER = "kv.conns"
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ class ShardContext:
     # picks the reads to time (-1: none)
     observe_latency: Callable[[str, float], None] = lambda command, seconds: None
     latency_sample_mask: int = -1
+    # open client connections by their ``stats conns`` id, and the shard's clock in whole
+    # seconds (ticked every second) for their idle times
+    connections: dict[int, Any] = field(default_factory=dict)
+    now: int = 0
 
     def __post_init__(self) -> None:
         self.get_one = self.service.get_one
@@ -96,16 +101,20 @@ class ShardContext:
     def stats_command(self, conn: Any, args: list[bytes]) -> None:
         """Answer ``stats [group]`` through ``conn.reply`` / ``conn.fan_out`` (a connection,
         or an adapter that converts the ASCII answer for another protocol)."""
-        if not args:
+        group = args[0] if args else None  # memcached ignores tokens after the group's name
+        if group is None:
             conn.fan_out("kv.stats", (), lambda r: stats_fmt.general(self.info, stats_fmt.sum_shards(r)))
-        elif args == [b"settings"]:
+        elif group == b"settings":
             conn.reply(stats_fmt.settings(self.info, self.verbosity[0]))
-        elif args == [b"items"]:
+        elif group == b"items":
             conn.fan_out("kv.stats", (), lambda r: stats_fmt.items(stats_fmt.sum_shards(r)))
-        elif args == [b"slabs"]:
+        elif group == b"slabs":
             conn.fan_out("kv.stats", (), lambda r: stats_fmt.slabs(stats_fmt.sum_shards(r)))
-        elif args == [b"reset"]:
+        elif group == b"reset":
             conn.fan_out("kv.stats_reset", (), lambda r: proto.R_RESET)
+        elif group == b"conns":
+            asking = getattr(conn, "conn_id", -1)
+            conn.fan_out(CONNS_HANDLER, (asking,), lambda r: stats_fmt.conns([c for part in r for c in part]))
         else:
             conn.reply(proto.R_ERROR)
 
@@ -134,6 +143,9 @@ class KVServerApp(ShardApp):
         self._service: KVService | None = None
         self._ctx: ShardContext | None = None
         self._shard: Shard | None = None
+        self._listeners: list[tuple[int, str, str]] = []  # (stats conns id, addr, state)
+        self._listening_since = 0
+        self._tick: asyncio.TimerHandle | None = None
 
     async def setup(self, shard: Shard) -> None:
         cfg = self.config
@@ -151,6 +163,7 @@ class KVServerApp(ShardApp):
         )
         shard.register(exporter.REPORT_HANDLER, self._report)
         shard.register(PING_HANDLER, lambda: shard.id)
+        shard.register(CONNS_HANDLER, self._conns)
         messenger = shard.messenger
         self._ctx = ShardContext(
             shard_id=shard.id,
@@ -178,15 +191,38 @@ class KVServerApp(ShardApp):
         stats["forwarded_requests"] = self._ctx.forwarded_requests
         return stats, self._shard.metrics.collect()
 
+    def _conns(self, asking: int) -> list[tuple[int, str, str, str, int]]:
+        """This shard's part of ``stats conns``: its listening sockets and its clients."""
+        assert self._ctx is not None
+        ctx = self._ctx
+        out = [(cid, addr, "", state, ctx.now - self._listening_since) for cid, addr, state in self._listeners]
+        out.extend(conn.describe(asking) for conn in ctx.connections.values())
+        return out
+
+    def _tick_clock(self) -> None:
+        assert self._ctx is not None
+        loop = asyncio.get_running_loop()
+        self._ctx.now = int(loop.time())
+        self._tick = loop.call_later(1.0, self._tick_clock)
+
     async def start(self, shard: Shard) -> None:
         assert self._ctx is not None and self._service is not None
         ctx = self._ctx
+        self._tick_clock()
+        self._listening_since = ctx.now
         stack = PosixStack(asyncio.get_running_loop())
         for host in self.config.listen:
             server = await stack.listen_tcp(lambda: ClientConnection(ctx), host, self.config.port)
             self._servers.append(server)
+            for sock in server.sockets:
+                self._listeners.append((
+                    sock.fileno() * shard.count + shard.id, socket_address("tcp", sock.getsockname()), "conn_listening",
+                ))
             if self.config.udp_port:
-                self._servers.append(await stack.listen_udp(lambda: UdpEndpoint(ctx), host, self.config.udp_port))
+                udp = await stack.listen_udp(lambda: UdpEndpoint(ctx), host, self.config.udp_port)
+                self._servers.append(udp)
+                sock = udp.get_extra_info("socket")
+                self._listeners.append((sock.fileno() * shard.count + shard.id, socket_address("udp", sock.getsockname()), "conn_read"))
         if shard.id == 0 and self.config.metrics_port:
             info = ctx.info
             for host in self.config.metrics_listen or self.config.listen:
@@ -201,8 +237,11 @@ class KVServerApp(ShardApp):
         )
 
     async def stop(self, shard: Shard) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
         for server in self._servers:
             server.close()
         self._servers.clear()
+        self._listeners.clear()
         if self._service is not None:
             self._service.stop()

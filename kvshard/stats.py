@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-__all__ = ["ServerInfo", "sum_shards", "general", "settings", "items", "slabs"]
+__all__ = ["ServerInfo", "sum_shards", "general", "settings", "items", "slabs", "conns"]
 
 # counters summed over shards, in memcached 1.6's order
 _GENERAL_COUNTERS = (
@@ -112,3 +112,17 @@ def items(totals: dict[str, Any]) -> bytes:
 def slabs(totals: dict[str, Any]) -> bytes:
     """No slab allocator here: only the memory charged to items is meaningful."""
     return _lines([("total_malloced", totals.get("bytes", 0))])
+
+
+def conns(described: Iterable[tuple[int, str, str, str, int]]) -> bytes:
+    """``stats conns``: per listening socket and client connection of every shard, ordered by
+    id: its address, the address it came in on (clients only), its state and the seconds since
+    its last command (for a listener, since it opened)."""
+    pairs: list[tuple[str, Any]] = []
+    for cid, addr, listen_addr, state, idle in sorted(described):
+        pairs.append((f"{cid}:addr", addr))
+        if listen_addr:
+            pairs.append((f"{cid}:listen_addr", listen_addr))
+        pairs.append((f"{cid}:state", state))
+        pairs.append((f"{cid}:secs_since_last_cmd", idle))
+    return _lines(pairs)

@@ -156,9 +156,16 @@ def test_kvshard_series(metrics_server: tuple[Server, int]) -> None:
     assert {dict(labels)["peer"] for labels in got["kvshard_channel_ring_used_bytes"]} == {"0", "1"}
     assert set(got["kvshard_channel_calls_in_flight"].values()) <= {0.0, 1.0}  # the scrape itself
     assert total(got, "kvshard_reactor_ticks_total") > 0
+    busy = {dict(labels)["shard"]: v for labels, v in got["kvshard_reactor_busy_ratio"].items()}
+    assert set(busy) == {"0", "1"} and all(0.0 <= v <= 1.0 for v in busy.values())
     # one read in 16 is timed: 123 requests, one read each, on a fresh connection
-    sampled = {dict(labels)["command"]: v for labels, v in got["kvshard_request_latency_seconds_count"].items()}
-    sampled_before = {dict(labels)["command"]: v for labels, v in before.get("kvshard_request_latency_seconds_count", {}).items()}
+    def by_command(snapshot: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for labels, v in snapshot.get("kvshard_request_latency_seconds_count", {}).items():
+            out[dict(labels)["command"]] = out.get(dict(labels)["command"], 0) + v  # summed over shards
+        return out
+
+    sampled, sampled_before = by_command(got), by_command(before)
     new = {c: n - sampled_before.get(c, 0) for c, n in sampled.items()}
     assert 6 <= sum(new.values()) <= 7 and new.get("set", 0) >= 1
     assert set(sampled) <= {"set", "get", "incr", "touch", "delete", "decr", "cas", "stats"}

@@ -175,6 +175,11 @@ class AsciiParser:
         return not self._buf and not self._want and not self._closed
 
     @property
+    def reading_data(self) -> bool:
+        """Inside a storage command's data block."""
+        return bool(self._want)
+
+    @property
     def buffered(self) -> int:
         """Bytes held back waiting for the rest of a line or data block."""
         return len(self._buf) + self._chunks_len

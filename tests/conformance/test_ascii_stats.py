@@ -168,3 +168,34 @@ def test_stats_reset(conn: Wire, keys: Keys) -> None:
 def test_stats_unknown_group_is_error(conn: Wire) -> None:
     """An unknown ``stats`` argument is ERROR."""
     conn.call(b"stats bogus\r\n", b"ERROR\r\n")
+
+
+def test_stats_group_ignores_extra_tokens(conn: Wire, server: Server) -> None:
+    """memcached reads only the group's name: ``stats settings foo`` is ``stats settings``."""
+    assert read_stats(conn, b" settings foo")["tcpport"] == str(server.port)
+    conn.call(b"stats reset now\r\n", b"RESET\r\n")
+    conn.call(b"stats nosuchgroup x\r\n", b"ERROR\r\n")
+
+
+def test_stats_conns(conn: Wire, connect: Callable[[], Wire], server: Server) -> None:
+    """One entry per listening socket and per client: addr (and listen_addr for clients),
+    state, secs_since_last_cmd. The asking connection is conn_parse_cmd; an idle one
+    conn_read; one in the middle of a value conn_nread."""
+    idle, midway = connect(), connect()
+    idle.call(b"", b"")
+    midway.send(b"set k 0 0 10\r\nabc")
+    time.sleep(0.3)
+    entries: dict[str, dict[str, str]] = {}
+    for name, value_ in read_stats(conn, b" conns").items():
+        cid, field = name.split(":", 1)
+        assert cid.isdigit(), name
+        entries.setdefault(cid, {})[field] = value_
+    for fields in entries.values():
+        assert {"addr", "state", "secs_since_last_cmd"} <= set(fields) and fields["secs_since_last_cmd"].isdigit()
+    listeners = [f for f in entries.values() if f["state"] == "conn_listening"]
+    assert listeners and all(f["addr"].endswith(f":{server.port}") and "listen_addr" not in f for f in listeners)
+    clients = {f["addr"]: f for f in entries.values() if "listen_addr" in f}
+    for wire, state in ((conn, "conn_parse_cmd"), (idle, "conn_read"), (midway, "conn_nread")):
+        host, port = wire.sock.getsockname()[:2]
+        fields = clients[f"tcp:{host}:{port}"]
+        assert fields["state"] == state and fields["listen_addr"] == f"tcp:127.0.0.1:{server.port}"

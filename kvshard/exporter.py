@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Final, Iterable, Iterator
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import generate_latest
-from prometheus_client.registry import Collector, CollectorRegistry
+from typing import TYPE_CHECKING, Any, Final, Iterable, Iterator
 
 from framework import Shard, ShardUnavailable
 
 from .stats import ServerInfo
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 __all__ = ["REPORT_HANDLER", "Report", "gather_reports", "render", "CONTENT_TYPE"]
 
@@ -78,21 +77,29 @@ async def gather_reports(shard: Shard, timeout: float) -> list[Report]:
 
 
 def render(info: ServerInfo, reports: list[Report], now: float | None = None) -> bytes:
-    """The text exposition of every shard's series."""
+    """The text exposition of every shard's series. prometheus-client is imported here, on the
+    first scrape: only the shard serving HTTP pays its ~5 MiB, and only when scraped."""
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(list(_families(info, reports, time.time() if now is None else now))))
+    registry.register(_Snapshot(list(_families(info, reports, time.time() if now is None else now))))  # type: ignore[arg-type]
     return generate_latest(registry)
 
 
-class _Snapshot(Collector):
-    def __init__(self, families: list[Metric]) -> None:
+class _Snapshot:
+    """A collector that yields families built beforehand (prometheus-client's interface)."""
+
+    def __init__(self, families: list["Metric"]) -> None:
         self._families = families
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator["Metric"]:
         return iter(self._families)
 
 
-def _family(kind: str, name: str, help_text: str, labels: list[str]) -> Metric:
+def _family(kind: str, name: str, help_text: str, labels: list[str]) -> "Metric":
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
     if kind == "counter":
         return CounterMetricFamily(name, help_text, labels=labels)
     if kind == "histogram":
@@ -100,24 +107,22 @@ def _family(kind: str, name: str, help_text: str, labels: list[str]) -> Metric:
     return GaugeMetricFamily(name, help_text, labels=labels)
 
 
-def _families(info: ServerInfo, reports: list[Report], now: float) -> Iterable[Metric]:
+def _families(info: ServerInfo, reports: list[Report], now: float) -> Iterable["Metric"]:
     shards = [(str(i), r) for i, r in enumerate(reports)]
     answered = [(label, r) for label, r in shards if r is not None]
 
-    up = GaugeMetricFamily("memcached_up", "Whether the shard answered this scrape.", labels=["shard"])
+    up = _family("gauge", "memcached_up", "Whether the shard answered this scrape.", ["shard"])
     for label, report in shards:
         up.add_metric([label], 0 if report is None else 1)
     yield up
-    uptime = GaugeMetricFamily("memcached_uptime_seconds", "Seconds since the server started.", labels=["shard"])
-    clock = GaugeMetricFamily("memcached_time_seconds", "The server's current Unix time.", labels=["shard"])
+    uptime = _family("gauge", "memcached_uptime_seconds", "Seconds since the server started.", ["shard"])
+    clock = _family("gauge", "memcached_time_seconds", "The server's current Unix time.", ["shard"])
     for label, _ in answered:
         uptime.add_metric([label], int(now - info.started))
         clock.add_metric([label], int(now))
     yield uptime
     yield clock
-    commands = CounterMetricFamily(
-        "memcached_commands", "Commands served, by command and outcome.", labels=["shard", "command", "status"]
-    )
+    commands = _family("counter", "memcached_commands", "Commands served, by command and outcome.", ["shard", "command", "status"])
     for label, report in answered:
         stats = report[0]  # type: ignore[index]
         for command, status, field in _COMMANDS:
@@ -128,9 +133,9 @@ def _families(info: ServerInfo, reports: list[Report], now: float) -> Iterable[M
         for label, report in answered:
             family.add_metric([label], report[0].get(field, 0))  # type: ignore[index, attr-defined]
         yield family
-    requests = CounterMetricFamily(
-        "kvshard_requests", "Keyed operations of this shard's clients, served here or forwarded to the key's owner.",
-        labels=["shard", "served"],
+    requests = _family(
+        "counter", "kvshard_requests",
+        "Keyed operations of this shard's clients, served here or forwarded to the key's owner.", ["shard", "served"],
     )
     for label, report in answered:
         requests.add_metric([label, "local"], report[0].get("local_requests", 0))  # type: ignore[index]
@@ -139,9 +144,9 @@ def _families(info: ServerInfo, reports: list[Report], now: float) -> Iterable[M
     yield from _framework_families(answered)
 
 
-def _framework_families(answered: list[tuple[str, Report]]) -> Iterable[Metric]:
+def _framework_families(answered: list[tuple[str, Report]]) -> Iterable["Metric"]:
     """The framework registries' samples, as ``kvshard_<name>{shard, ...}``."""
-    families: dict[str, Metric] = {}
+    families: dict[str, "Metric"] = {}
     for label, report in answered:
         for name, kind, help_text, labels, value in report[1]:  # type: ignore[index]
             label_names = ["shard", *(k for k, _ in labels)]

@@ -31,7 +31,7 @@ Every keyed operation is counted as served here (``local_requests``) or sent to 
 (``forwarded_requests``): one per command, or one per owning shard of a multi-key get. They
 are exported as ``kvshard_requests_total{served}``.
 
-Latency: one read in 16 (when no reply is outstanding) is timed from ``data_received`` to the
+Latency: one read in 64 (when no reply is outstanding) is timed from ``data_received`` to the
 moment its last reply goes to the transport, and observed in the shard's
 ``request_latency_seconds{command}`` histogram under the read's first command. With the metrics
 endpoint off nothing could read the histograms, so no read is timed.
@@ -69,7 +69,7 @@ MAX_QUEUED_REPLIES: Final = 1024
 _RESUME_BELOW: Final = MAX_QUEUED_REPLIES // 4
 _crc32 = zlib.crc32
 _perf_counter = time.perf_counter
-SAMPLE_MASK: Final = 15  # one read in 16 is timed (only when no reply is outstanding)
+SAMPLE_MASK: Final = 63  # one read in 64 is timed (only when no reply is outstanding)
 _ASCII_COMMANDS: Final = frozenset((
     b"get", b"gets", b"gat", b"gats", b"set", b"add", b"replace", b"append", b"prepend", b"cas",
     b"delete", b"incr", b"decr", b"touch", b"mg", b"ms", b"md", b"ma", b"mn", b"me",

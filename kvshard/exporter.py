@@ -141,6 +141,14 @@ def _families(info: ServerInfo, reports: list[Report], now: float) -> Iterable["
         requests.add_metric([label, "local"], report[0].get("local_requests", 0))  # type: ignore[index]
         requests.add_metric([label, "forwarded"], report[0].get("forwarded_requests", 0))  # type: ignore[index]
     yield requests
+    if any("udp_dropped" in report[0] for _, report in answered):  # type: ignore[index]
+        dropped = _family(
+            "counter", "kvshard_udp_dropped_datagrams",
+            "UDP datagrams dropped unanswered: 8 bytes or less, or a multi-datagram request.", ["shard"],
+        )
+        for label, report in answered:
+            dropped.add_metric([label], report[0].get("udp_dropped", 0))  # type: ignore[index]
+        yield dropped
     yield from _framework_families(answered)
 
 

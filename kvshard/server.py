@@ -144,6 +144,7 @@ class KVServerApp(ShardApp):
         self._ctx: ShardContext | None = None
         self._shard: Shard | None = None
         self._listeners: list[tuple[int, str, str]] = []  # (stats conns id, addr, state)
+        self._udp_endpoints: list[UdpEndpoint] = []
         self._listening_since = 0
         self._tick: asyncio.TimerHandle | None = None
 
@@ -189,6 +190,8 @@ class KVServerApp(ShardApp):
         stats = self._service.stats()
         stats["local_requests"] = self._ctx.local_requests
         stats["forwarded_requests"] = self._ctx.forwarded_requests
+        if self.config.udp_port:
+            stats["udp_dropped"] = sum(endpoint.dropped for endpoint in self._udp_endpoints)
         return stats, self._shard.metrics.collect()
 
     def _conns(self, asking: int) -> list[tuple[int, str, str, str, int]]:
@@ -219,7 +222,9 @@ class KVServerApp(ShardApp):
                     sock.fileno() * shard.count + shard.id, socket_address("tcp", sock.getsockname()), "conn_listening",
                 ))
             if self.config.udp_port:
-                udp = await stack.listen_udp(lambda: UdpEndpoint(ctx), host, self.config.udp_port)
+                endpoint = UdpEndpoint(ctx)
+                self._udp_endpoints.append(endpoint)
+                udp = await stack.listen_udp(lambda: endpoint, host, self.config.udp_port)
                 self._servers.append(udp)
                 sock = udp.get_extra_info("socket")
                 self._listeners.append((sock.fileno() * shard.count + shard.id, socket_address("udp", sock.getsockname()), "conn_read"))
@@ -243,5 +248,6 @@ class KVServerApp(ShardApp):
             server.close()
         self._servers.clear()
         self._listeners.clear()
+        self._udp_endpoints.clear()
         if self._service is not None:
             self._service.stop()

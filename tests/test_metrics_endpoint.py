@@ -138,7 +138,7 @@ def test_kvshard_series(metrics_server: tuple[Server, int]) -> None:
     srv, port = metrics_server
     before = series(http_get(port, "/metrics")[1].decode())
     with srv.connect() as sock:
-        traffic(srv, sock, 40)
+        traffic(srv, sock, 200)
     got = series(http_get(port, "/metrics")[1].decode())
 
     def total(snapshot: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str, **match: str) -> float:
@@ -149,8 +149,8 @@ def test_kvshard_series(metrics_server: tuple[Server, int]) -> None:
     assert local > 0 and forwarded > 0
     # sets; per even key a two-key get (one operation per owning shard), incr, touch, delete;
     # then decr, cas, delete
-    get_parts = sum(len({zlib.crc32(b"m%d" % i) % 2, zlib.crc32(b"m%d-missing" % i) % 2}) for i in range(0, 40, 2))
-    assert local + forwarded == 40 + get_parts + 20 * 3 + 3
+    get_parts = sum(len({zlib.crc32(b"m%d" % i) % 2, zlib.crc32(b"m%d-missing" % i) % 2}) for i in range(0, 200, 2))
+    assert local + forwarded == 200 + get_parts + 100 * 3 + 3
     sent = total(got, "kvshard_channel_messages_sent_total") - total(before, "kvshard_channel_messages_sent_total")
     assert sent >= forwarded
     assert {dict(labels)["peer"] for labels in got["kvshard_channel_ring_used_bytes"]} == {"0", "1"}
@@ -158,7 +158,7 @@ def test_kvshard_series(metrics_server: tuple[Server, int]) -> None:
     assert total(got, "kvshard_reactor_ticks_total") > 0
     busy = {dict(labels)["shard"]: v for labels, v in got["kvshard_reactor_busy_ratio"].items()}
     assert set(busy) == {"0", "1"} and all(0.0 <= v <= 1.0 for v in busy.values())
-    # one read in 16 is timed: 123 requests, one read each, on a fresh connection
+    # one read in 64 is timed: 603 requests, one read each, on a fresh connection
     def by_command(snapshot: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> dict[str, float]:
         out: dict[str, float] = {}
         for labels, v in snapshot.get("kvshard_request_latency_seconds_count", {}).items():
@@ -167,7 +167,7 @@ def test_kvshard_series(metrics_server: tuple[Server, int]) -> None:
 
     sampled, sampled_before = by_command(got), by_command(before)
     new = {c: n - sampled_before.get(c, 0) for c, n in sampled.items()}
-    assert 6 <= sum(new.values()) <= 7 and new.get("set", 0) >= 1
+    assert 8 <= sum(new.values()) <= 9 and new.get("set", 0) >= 2
     assert set(sampled) <= {"set", "get", "incr", "touch", "delete", "decr", "cas", "stats"}
 
 
@@ -259,3 +259,21 @@ def test_metrics_port_off_and_clashes() -> None:
         taken.listen()
         r = kvshard("-t", "1", "-p", str(free_port()), "--metrics-port", str(taken.getsockname()[1]))
     assert r.returncode == 71 and "metrics TCP port" in r.stderr
+
+
+def test_udp_drops_are_counted_only_with_udp(metrics_server: tuple[Server, int]) -> None:
+    _, port = metrics_server
+    assert "kvshard_udp_dropped_datagrams_total" not in series(http_get(port, "/metrics")[1].decode())
+    udp_port, metrics_port = free_port(), free_port()
+    with start_server("kvshard", "-U", str(udp_port), "--metrics-port", str(metrics_port)):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"\x00\x01\x00", ("127.0.0.1", udp_port))  # too short for a frame header
+            s.sendto(b"\x00\x01\x00\x00\x00\x02\x00\x00get x\r\n", ("127.0.0.1", udp_port))  # count 2
+        deadline = time.monotonic() + 10
+        while True:
+            got = series(http_get(metrics_port, "/metrics")[1].decode())
+            dropped = sum(got["kvshard_udp_dropped_datagrams_total"].values())
+            if dropped == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert dropped == 2

@@ -156,6 +156,7 @@ class Messenger:
         self._m_batches_out = metrics.counter("channel_batches_sent_total", "Batches published")
         self._m_msgs_out = metrics.counter("channel_messages_sent_total", "Messages sent to peers")
         self._m_msgs_in = metrics.counter("channel_messages_received_total", "Messages from peers")
+        self._m_batches_in = metrics.counter("channel_batches_received_total", "Batches consumed")
         self._m_doorbells = metrics.counter("channel_doorbells_rung_total", "Doorbell writes")
         self._m_full = metrics.counter(
             "channel_ring_full_total", "Flushes that found the ring full and kept bytes locally"
@@ -487,6 +488,7 @@ class Messenger:
 
     def _dispatch(self, link: PeerLink, batch: tuple[tuple[Any, ...], ...]) -> None:
         handlers = self._handlers
+        self._m_batches_in.value += 1
         self._m_msgs_in.value += len(batch)
         for message in batch:
             kind = message[0]

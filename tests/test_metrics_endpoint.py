@@ -153,6 +153,9 @@ def test_kvshard_series(metrics_server: tuple[Server, int]) -> None:
     assert local + forwarded == 200 + get_parts + 100 * 3 + 3
     sent = total(got, "kvshard_channel_messages_sent_total") - total(before, "kvshard_channel_messages_sent_total")
     assert sent >= forwarded
+    batches_out = total(got, "kvshard_channel_batches_sent_total") - total(before, "kvshard_channel_batches_sent_total")
+    batches_in = total(got, "kvshard_channel_batches_received_total") - total(before, "kvshard_channel_batches_received_total")
+    assert 0 < batches_out <= sent and 0 < batches_in <= batches_out + 4  # the scrapes' own batches
     assert {dict(labels)["peer"] for labels in got["kvshard_channel_ring_used_bytes"]} == {"0", "1"}
     assert set(got["kvshard_channel_calls_in_flight"].values()) <= {0.0, 1.0}  # the scrape itself
     assert total(got, "kvshard_reactor_ticks_total") > 0

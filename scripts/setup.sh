@@ -6,7 +6,9 @@
 #   scripts/setup.sh --test   also what the tests need: the test extras, memcached (the reference
 #                             the tests compare kvshard with) and libmemcached-tools (memccapable,
 #                             memcaslap), prometheus (promtool, and a real Prometheus server
-#                             the metrics tests scrape with). Debian may start memcached and
+#                             the metrics tests scrape with), iproute2 and iputils-ping (the
+#                             native stack's tests make network namespaces and TAP devices and
+#                             ping through them; they need root). Debian may start memcached and
 #                             prometheus services (ports 11211, 9090) when it installs them; the
 #                             tests use free ports of their own.
 set -euo pipefail
@@ -21,7 +23,7 @@ for arg in "$@"; do
 done
 
 APT_PACKAGES=(gcc)
-((WITH_TESTS)) && APT_PACKAGES+=(memcached libmemcached-tools prometheus)
+((WITH_TESTS)) && APT_PACKAGES+=(memcached libmemcached-tools prometheus iproute2 iputils-ping)
 # a python3 >= 3.11 that can make venvs (Debian's, or pyenv's) is all we need of Python
 if ! python3 -c "import sys, venv, ensurepip; assert sys.version_info >= (3, 11)" 2>/dev/null; then
     APT_PACKAGES+=(python3 python3-venv python3-dev)

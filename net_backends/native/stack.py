@@ -1,0 +1,221 @@
+"""One shard's native network stack: frames in from a device, up through the protocols, and
+frames back out, in bursts.
+
+Theory of operation
+-------------------
+:meth:`NativeStack.poll` is a reactor poller: it takes a burst of frames from the device, runs
+each through the receive path, and sends everything the burst produced in one burst. Nothing
+blocks and nothing is copied on the way up (headers are parsed from memoryviews).
+
+Receive path, each step dropping what it refuses under a named reason (``drops_total{reason}``):
+
+    Ethernet  shorter than a header: ethernet_malformed; not to our MAC or broadcast:
+              ethernet_not_for_us; neither IPv4 nor ARP: ethernet_unsupported
+    ARP       malformed or not IPv4-over-Ethernet: arp_malformed; learned per RFC 826; a
+              request for our address answered
+    IPv4      see ipv4.py (malformed, bad checksum, fragment); not to our address:
+              ipv4_not_for_us; a protocol we do not serve: ipv4_unsupported_protocol
+    ICMP      bad checksum or short: icmp_malformed; an echo request answered; other
+              messages: icmp_ignored
+
+Replies to a received packet go to the Ethernet source it came from. Packets we originate go to
+the destination if it is on our subnet, else to the gateway; when the next hop's MAC is not in
+the ARP cache an ARP request goes out and the packet waits (at most
+:data:`MAX_WAITING_PER_HOP` per hop; older ones are dropped as arp_unresolved).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import defaultdict, deque
+from typing import Callable, Final
+
+from framework.metrics import Counter, MetricsRegistry
+
+from . import arp, icmp, ipv4
+from .device import Device
+from .ethernet import (
+    BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN, build_ethernet, parse_ethernet,
+)
+
+__all__ = ["NativeStack", "StackAddress", "MAX_WAITING_PER_HOP", "BURST"]
+
+MAX_WAITING_PER_HOP: Final = 64
+BURST: Final = 64
+
+
+class StackAddress:
+    """The stack's IPv4 configuration."""
+
+    def __init__(self, address: str, netmask: str, gateway: str | None = None) -> None:
+        self.interface = ipaddress.IPv4Interface(f"{address}/{netmask}")
+        self.ip = self.interface.ip.packed
+        self.network = self.interface.network
+        self.broadcast = self.network.broadcast_address.packed
+        self.gateway = ipaddress.IPv4Address(gateway).packed if gateway else None
+
+    def next_hop(self, dst: bytes) -> bytes | None:
+        """Where a packet to ``dst`` goes on the link: ``dst`` itself, the gateway, or None."""
+        if ipaddress.IPv4Address(dst) in self.network:
+            return dst
+        return self.gateway
+
+
+class NativeStack:
+    """Ethernet, ARP, IPv4 and ICMP for one device (TCP and UDP come on top)."""
+
+    def __init__(
+        self,
+        device: Device,
+        address: StackAddress,
+        metrics: MetricsRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.device = device
+        self.address = address
+        self.mac = device.mac
+        self.arp_cache = arp.ArpCache(clock)
+        self._out: list[bytes] = []
+        self._waiting: dict[bytes, deque[tuple[bytes, int]]] = defaultdict(deque)  # hop -> (packet, ethertype)
+        self._ident = 0
+        registry = metrics or MetricsRegistry()
+        self._m_rx = registry.counter("native_frames_received_total", "Frames taken from the device")
+        self._m_tx = registry.counter("native_frames_sent_total", "Frames handed to the device")
+        self._registry = registry
+        self._drops: dict[str, Counter] = {}
+        self.echo_replies = registry.counter("native_icmp_echo_replies_total", "Echo requests answered")
+        self.arp_replies = registry.counter("native_arp_replies_total", "ARP requests for our address answered")
+
+    # ----- counters -----------------------------------------------------------------------
+
+    def drop(self, reason: str) -> None:
+        counter = self._drops.get(reason)
+        if counter is None:
+            counter = self._drops[reason] = self._registry.counter(
+                "native_drops_total", "Frames or packets dropped, by reason", {"reason": reason}
+            )
+        counter.value += 1
+
+    def drops(self, reason: str) -> int:
+        counter = self._drops.get(reason)
+        return 0 if counter is None else counter.value
+
+    # ----- the poller ---------------------------------------------------------------------
+
+    def poll(self) -> bool:
+        """Handle one burst of received frames; send what it produced. True if any."""
+        frames = self.device.receive_burst(BURST)
+        if frames:
+            self._m_rx.value += len(frames)
+            for frame in frames:
+                self.receive_frame(memoryview(frame))
+        self.flush()
+        return bool(frames)
+
+    def flush(self) -> None:
+        out = self._out
+        if out:
+            self._m_tx.value += self.device.send_burst(out)
+            out.clear()
+
+    def announce(self) -> None:
+        """A gratuitous ARP: tell the link our address is at our MAC."""
+        packet = arp.build_arp(arp.OP_REQUEST, self.mac, self.address.ip, b"\x00" * 6, self.address.ip)
+        self._out.append(build_ethernet(BROADCAST, self.mac, ETHERTYPE_ARP) + packet)
+
+    # ----- receive path ---------------------------------------------------------------------
+
+    def receive_frame(self, frame: memoryview) -> None:
+        header = parse_ethernet(frame)
+        if header is None:
+            self.drop("ethernet_malformed")
+            return
+        if header.dst != self.mac and header.dst != BROADCAST:
+            self.drop("ethernet_not_for_us")
+            return
+        payload = frame[HEADER_LEN:]
+        if header.ethertype == ETHERTYPE_IPV4:
+            self.receive_ipv4(payload, header.src)
+        elif header.ethertype == ETHERTYPE_ARP:
+            self.receive_arp(payload)
+        else:
+            self.drop("ethernet_unsupported")
+
+    def receive_arp(self, payload: memoryview) -> None:
+        packet = arp.parse_arp(payload)
+        if packet is None:
+            self.drop("arp_malformed")
+            return
+        me = self.address.ip
+        for_us = packet.target_ip == me
+        if for_us or self.arp_cache.knows(packet.sender_ip):
+            self.arp_cache.learn(packet.sender_ip, packet.sender_mac)
+            self._release_waiting(packet.sender_ip, packet.sender_mac)
+        if for_us and packet.op == arp.OP_REQUEST:
+            self.arp_replies.value += 1
+            reply = arp.build_arp(arp.OP_REPLY, self.mac, me, packet.sender_mac, packet.sender_ip)
+            self._out.append(build_ethernet(packet.sender_mac, self.mac, ETHERTYPE_ARP) + reply)
+
+    def receive_ipv4(self, payload: memoryview, src_mac: bytes) -> None:
+        header = ipv4.parse_ipv4(payload)
+        if type(header) is str:
+            self.drop(header)
+            return
+        assert isinstance(header, ipv4.Ipv4Header)
+        if header.dst != self.address.ip and header.dst != self.address.broadcast:
+            self.drop("ipv4_not_for_us")
+            return
+        body = payload[header.header_len : header.total_len]
+        if header.protocol == ipv4.PROTO_ICMP:
+            self.receive_icmp(body, header, src_mac)
+        else:
+            self.drop("ipv4_unsupported_protocol")
+
+    def receive_icmp(self, body: memoryview, ip: ipv4.Ipv4Header, src_mac: bytes) -> None:
+        message = icmp.parse_icmp(body)
+        if message is None:
+            self.drop("icmp_malformed")
+            return
+        if message.type != icmp.ECHO_REQUEST or message.code != 0 or ip.dst != self.address.ip:
+            self.drop("icmp_ignored")
+            return
+        self.echo_replies.value += 1
+        self.reply_ipv4(src_mac, ip.src, ipv4.PROTO_ICMP, icmp.build_echo_reply(message))
+
+    # ----- send path ------------------------------------------------------------------------
+
+    def _ipv4_packet(self, dst: bytes, protocol: int, payload: bytes) -> bytes:
+        self._ident = (self._ident + 1) & 0xFFFF
+        return ipv4.build_ipv4(self.address.ip, dst, protocol, len(payload), self._ident) + payload
+
+    def reply_ipv4(self, dst_mac: bytes, dst: bytes, protocol: int, payload: bytes) -> None:
+        """Answer a packet we received: back to the MAC it came from."""
+        packet = self._ipv4_packet(dst, protocol, payload)
+        self._out.append(build_ethernet(dst_mac, self.mac, ETHERTYPE_IPV4) + packet)
+
+    def send_ipv4(self, dst: bytes, protocol: int, payload: bytes) -> bool:
+        """Originate a packet to ``dst``; False if there is no route (no gateway)."""
+        hop = self.address.next_hop(dst)
+        if hop is None:
+            self.drop("ipv4_no_route")
+            return False
+        packet = self._ipv4_packet(dst, protocol, payload)
+        mac = self.arp_cache.lookup(hop)
+        if mac is not None:
+            self._out.append(build_ethernet(mac, self.mac, ETHERTYPE_IPV4) + packet)
+            return True
+        waiting = self._waiting[hop]
+        if len(waiting) >= MAX_WAITING_PER_HOP:
+            waiting.popleft()
+            self.drop("arp_unresolved")
+        waiting.append((packet, ETHERTYPE_IPV4))
+        request = arp.build_arp(arp.OP_REQUEST, self.mac, self.address.ip, b"\x00" * 6, hop)
+        self._out.append(build_ethernet(BROADCAST, self.mac, ETHERTYPE_ARP) + request)
+        return True
+
+    def _release_waiting(self, hop: bytes, mac: bytes) -> None:
+        waiting = self._waiting.pop(hop, None)
+        if waiting:
+            for packet, ethertype in waiting:
+                self._out.append(build_ethernet(mac, self.mac, ethertype) + packet)

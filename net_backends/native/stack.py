@@ -17,6 +17,8 @@ Receive path, each step dropping what it refuses under a named reason (``drops_t
               ipv4_not_for_us; a protocol we do not serve: ipv4_unsupported_protocol
     ICMP      bad checksum or short: icmp_malformed; an echo request answered; other
               messages: icmp_ignored
+    UDP       see udp.py (malformed, bad checksum); no handler bound to the port:
+              udp_no_listener; else ``handler(payload, (src ip, src port), dst port)``
 
 Replies to a received packet go to the Ethernet source it came from. Packets we originate go to
 the destination if it is on our subnet, else to the gateway; when the next hop's MAC is not in
@@ -33,13 +35,16 @@ from typing import Callable, Final
 
 from framework.metrics import Counter, MetricsRegistry
 
-from . import arp, icmp, ipv4
+from . import arp, icmp, ipv4, udp
 from .device import Device
 from .ethernet import (
     BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN, build_ethernet, parse_ethernet,
 )
 
-__all__ = ["NativeStack", "StackAddress", "MAX_WAITING_PER_HOP", "BURST"]
+__all__ = ["NativeStack", "StackAddress", "UdpHandler", "MAX_WAITING_PER_HOP", "BURST"]
+
+# called with (payload, (source address as dotted string, source port), destination port)
+UdpHandler = Callable[[memoryview, tuple[str, int], int], None]
 
 MAX_WAITING_PER_HOP: Final = 64
 BURST: Final = 64
@@ -79,6 +84,7 @@ class NativeStack:
         self._out: list[bytes] = []
         self._waiting: dict[bytes, deque[tuple[bytes, int]]] = defaultdict(deque)  # hop -> (packet, ethertype)
         self._ident = 0
+        self._udp_handlers: dict[int, UdpHandler] = {}
         registry = metrics or MetricsRegistry()
         self._m_rx = registry.counter("native_frames_received_total", "Frames taken from the device")
         self._m_tx = registry.counter("native_frames_sent_total", "Frames handed to the device")
@@ -169,6 +175,8 @@ class NativeStack:
         body = payload[header.header_len : header.total_len]
         if header.protocol == ipv4.PROTO_ICMP:
             self.receive_icmp(body, header, src_mac)
+        elif header.protocol == ipv4.PROTO_UDP:
+            self.receive_udp(body, header)
         else:
             self.drop("ipv4_unsupported_protocol")
 
@@ -183,7 +191,31 @@ class NativeStack:
         self.echo_replies.value += 1
         self.reply_ipv4(src_mac, ip.src, ipv4.PROTO_ICMP, icmp.build_echo_reply(message))
 
+    def bind_udp(self, port: int, handler: UdpHandler) -> None:
+        """Deliver datagrams for ``port`` to ``handler`` (one handler per port)."""
+        if port in self._udp_handlers:
+            raise OSError(f"UDP port {port} is already bound")
+        self._udp_handlers[port] = handler
+
+    def receive_udp(self, body: memoryview, ip: ipv4.Ipv4Header) -> None:
+        header = udp.parse_udp(body, ip.src, ip.dst)
+        if type(header) is str:
+            self.drop(header)
+            return
+        assert isinstance(header, udp.UdpHeader)
+        handler = self._udp_handlers.get(header.dst_port)
+        if handler is None:
+            self.drop("udp_no_listener")
+            return
+        src = ".".join(str(b) for b in ip.src)
+        handler(body[udp.HEADER_LEN : header.length], (src, header.src_port), header.dst_port)
+
     # ----- send path ------------------------------------------------------------------------
+
+    def send_udp(self, dst: bytes, src_port: int, dst_port: int, payload: bytes) -> bool:
+        """Originate a datagram (through the ARP cache or after resolving the next hop)."""
+        datagram = udp.build_udp(self.address.ip, dst, src_port, dst_port, payload)
+        return self.send_ipv4(dst, ipv4.PROTO_UDP, datagram)
 
     def _ipv4_packet(self, dst: bytes, protocol: int, payload: bytes) -> bytes:
         self._ident = (self._ident + 1) & 0xFFFF

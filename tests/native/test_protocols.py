@@ -148,7 +148,7 @@ def test_fragments_and_other_destinations_are_dropped() -> None:
         (with_ip_fields(6, b"\x20\x00"), "ipv4_fragment"),        # more fragments
         (with_ip_fields(6, b"\x00\x10"), "ipv4_fragment"),        # a later fragment
         (with_ip_fields(16, bytes([10, 77, 0, 9])), "ipv4_not_for_us"),
-        (with_ip_fields(9, b"\x11"), "ipv4_unsupported_protocol"),  # UDP: not yet served
+        (with_ip_fields(9, b"\x06"), "ipv4_unsupported_protocol"),  # TCP: not yet served
     ):
         s, device = stack()
         s.receive_frame(memoryview(frame))
@@ -184,3 +184,33 @@ def test_gratuitous_arp_announces_us() -> None:
     assert frame == build_ethernet(BROADCAST, STACK_MAC, ETHERTYPE_ARP) + arp.build_arp(
         arp.OP_REQUEST, STACK_MAC, STACK_IP, b"\0" * 6, STACK_IP
     )
+
+
+def test_udp_round_trip_and_refusals() -> None:
+    from net_backends.native import udp
+
+    datagram = udp.build_udp(KERNEL_IP, STACK_IP, 40000, 11211, b"get k\r\n")
+    header = udp.parse_udp(memoryview(datagram), KERNEL_IP, STACK_IP)
+    assert header == udp.UdpHeader(40000, 11211, 15)
+    assert udp.parse_udp(memoryview(flip(datagram, 9)), KERNEL_IP, STACK_IP) == udp.BAD_CHECKSUM
+    assert udp.parse_udp(memoryview(datagram), KERNEL_IP, bytes([10, 77, 0, 9])) == udp.BAD_CHECKSUM  # pseudo-header
+    no_checksum = datagram[:6] + b"\0\0" + datagram[8:]
+    assert udp.parse_udp(memoryview(no_checksum), KERNEL_IP, STACK_IP) == header  # 0: not computed
+    assert udp.parse_udp(memoryview(datagram[:7]), KERNEL_IP, STACK_IP) == udp.MALFORMED
+    assert udp.parse_udp(memoryview(datagram[:12]), KERNEL_IP, STACK_IP) == udp.MALFORMED  # length > data
+
+
+def test_udp_delivery_and_no_listener() -> None:
+    from net_backends.native import udp
+
+    s, device = stack()
+    got: list[tuple[bytes, tuple[str, int], int]] = []
+    s.bind_udp(11211, lambda payload, addr, port: got.append((bytes(payload), addr, port)))
+    for port in (11211, 9):
+        datagram = udp.build_udp(KERNEL_IP, STACK_IP, 40000, port, b"payload")
+        packet = ipv4.build_ipv4(KERNEL_IP, STACK_IP, ipv4.PROTO_UDP, len(datagram), 1) + datagram
+        s.receive_frame(memoryview(build_ethernet(STACK_MAC, KERNEL_MAC, ETHERTYPE_IPV4) + packet + b"\0" * 6))
+    assert got == [(b"payload", ("10.77.0.1", 40000), 11211)]  # Ethernet padding cut off by IPv4's length
+    assert s.drops("udp_no_listener") == 1
+    with pytest.raises(OSError):
+        s.bind_udp(11211, lambda *a: None)

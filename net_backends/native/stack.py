@@ -20,7 +20,10 @@ Receive path, each step dropping what it refuses under a named reason (``drops_t
     UDP       see udp.py (malformed, bad checksum); no handler bound to the port:
               udp_no_listener; else ``handler(payload, (src ip, src port), dst port)``
 
-Replies to a received packet go to the Ethernet source it came from. Packets we originate go to
+Replies to a received packet go to the Ethernet source it came from. A packet from an on-link
+address we have no ARP entry for teaches us that address's MAC (besides ARP itself): the shards
+of a server share one link address and their queues split the traffic by flow, so the ARP reply
+to one shard's request may arrive at another shard, while the flow's own packets arrive here. Packets we originate go to
 the destination if it is on our subnet, else to the gateway; when the next hop's MAC is not in
 the ARP cache an ARP request goes out and the packet waits (at most
 :data:`MAX_WAITING_PER_HOP` per hop; older ones are dropped as arp_unresolved).
@@ -60,11 +63,12 @@ class StackAddress:
         self.broadcast = self.network.broadcast_address.packed
         self.gateway = ipaddress.IPv4Address(gateway).packed if gateway else None
 
+    def on_link(self, ip: bytes) -> bool:
+        return ipaddress.IPv4Address(ip) in self.network
+
     def next_hop(self, dst: bytes) -> bytes | None:
         """Where a packet to ``dst`` goes on the link: ``dst`` itself, the gateway, or None."""
-        if ipaddress.IPv4Address(dst) in self.network:
-            return dst
-        return self.gateway
+        return dst if self.on_link(dst) else self.gateway
 
 
 class NativeStack:
@@ -172,6 +176,11 @@ class NativeStack:
         if header.dst != self.address.ip and header.dst != self.address.broadcast:
             self.drop("ipv4_not_for_us")
             return
+        if header.src != self.address.ip and self.address.on_link(header.src) and not self.arp_cache.knows(header.src):
+            # learn on-link neighbours from their packets too: with several shards on one link,
+            # the ARP reply to a shard's request may reach another shard's queue
+            self.arp_cache.learn(header.src, src_mac)
+            self._release_waiting(header.src, src_mac)
         body = payload[header.header_len : header.total_len]
         if header.protocol == ipv4.PROTO_ICMP:
             self.receive_icmp(body, header, src_mac)

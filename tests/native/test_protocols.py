@@ -214,3 +214,18 @@ def test_udp_delivery_and_no_listener() -> None:
     assert s.drops("udp_no_listener") == 1
     with pytest.raises(OSError):
         s.bind_udp(11211, lambda *a: None)
+
+
+def test_on_link_senders_are_learned_from_their_packets() -> None:
+    """A shard whose ARP reply went to another shard's queue still reaches its flow's peer."""
+    s, device = stack()
+    s.receive_frame(memoryview(ECHO_REQUEST))  # from 10.77.0.1, on our subnet
+    assert s.arp_cache.lookup(KERNEL_IP) == KERNEL_MAC
+    far = bytes([192, 0, 2, 1])
+    header = bytearray(ECHO_REQUEST[14:34])
+    header[12:16] = far
+    header[10:12] = b"\0\0"
+    header[10:12] = internet_checksum(header).to_bytes(2, "big")
+    s2, _ = stack()
+    s2.receive_frame(memoryview(ECHO_REQUEST[:14] + bytes(header) + ECHO_REQUEST[34:]))
+    assert s2.arp_cache.lookup(far) is None  # off-link: the frame came from a router

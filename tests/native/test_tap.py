@@ -5,6 +5,7 @@ where a missing tool or privilege fails the test."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import subprocess
@@ -33,6 +34,15 @@ def require_privileges() -> None:
 
 @pytest.fixture
 def tap_in_namespace() -> Iterator[tuple[str, TapDevice, NativeStack]]:
+    """A namespace with the kernel's side of a tap; our stack on one queue of it."""
+    with tap_queues_in_namespace(1) as (ns, stacks):
+        yield ns, stacks[0].device, stacks[0]  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def tap_queues_in_namespace(queues: int) -> Iterator[tuple[str, list[NativeStack]]]:
+    """A namespace with the kernel's side of a tap, and ``queues`` stacks, one per queue of it
+    (the queues are opened before the tap moves: a name is looked up in our own namespace)."""
     require_privileges()
     ip = require_tool("ip")
     tag = uuid.uuid4().hex[:6]
@@ -45,14 +55,15 @@ def tap_in_namespace() -> Iterator[tuple[str, TapDevice, NativeStack]]:
     try:
         sh("tuntap", "add", "dev", tap, "mode", "tap", "multi_queue")
         address = StackAddress("10.77.0.2", "255.255.255.0")
-        device = TapDevice(tap, mac_for_ipv4(address.ip))
+        devices = [TapDevice(tap, mac_for_ipv4(address.ip)) for _ in range(queues)]
         try:
             sh("link", "set", tap, "netns", ns)
             sh("-n", ns, "addr", "add", "10.77.0.1/24", "dev", tap)
             sh("-n", ns, "link", "set", tap, "up")
-            yield ns, device, NativeStack(device, address)
+            yield ns, [NativeStack(device, address) for device in devices]
         finally:
-            device.close()
+            for device in devices:
+                device.close()
     finally:
         subprocess.run([ip, "netns", "del", ns], capture_output=True, timeout=10)
 
@@ -102,3 +113,39 @@ def test_kernel_udp_round_trip(tap_in_namespace: tuple[str, TapDevice, NativeSta
     serve_while(proc, stack, 15)
     output = proc.communicate(timeout=5)[0].decode()
     assert proc.returncode == 0 and output.strip() == "1205 b'echo:' ('10.77.0.2', 7777)", output
+
+
+def test_two_queues_share_the_flows() -> None:
+    """Two stacks with the same address, one per queue of the same tap (as two shards are): the
+    kernel spreads UDP flows over the queues by hash, each stack answers the flows it gets, and
+    together they answer all."""
+    with tap_queues_in_namespace(2) as (ns, stacks):
+        answered = serve_udp_flows(ns, stacks)
+    assert sum(answered) == 32 and min(answered) > 0, answered  # both queues served flows
+
+
+def serve_udp_flows(ns: str, stacks: list[NativeStack]) -> list[int]:
+    """32 UDP flows from the kernel side to port 7777, echoed by whichever stack gets each."""
+    answered = [0] * len(stacks)
+    for i, stack in enumerate(stacks):
+        def echo(payload: memoryview, addr: tuple[str, int], port: int, stack: NativeStack = stack, i: int = i) -> None:
+            answered[i] += 1
+            stack.send_udp(bytes(int(x) for x in addr[0].split(".")), port, addr[1], bytes(payload))
+        stack.bind_udp(7777, echo)
+    client = (
+        "import socket\nok = 0\nfor i in range(32):\n"
+        "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)\n"
+        "    s.sendto(b'flow %d' % i, ('10.77.0.2', 7777)); ok += s.recvfrom(100)[0] == b'flow %d' % i\n"
+        "print(ok)"
+    )
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", client], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with selectors.DefaultSelector() as sel:
+        for stack in stacks:
+            sel.register(stack.device.fileno(), selectors.EVENT_READ, stack)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            for key, _ in sel.select(0.05):
+                key.data.poll()
+    output = proc.communicate(timeout=5)[0].decode()
+    assert output.strip() == "32", output
+    return answered

@@ -3,9 +3,11 @@ frames back out, in bursts.
 
 Theory of operation
 -------------------
-:meth:`NativeStack.poll` is a reactor poller: it takes a burst of frames from the device, runs
-each through the receive path, and sends everything the burst produced in one burst. Nothing
-blocks and nothing is copied on the way up (headers are parsed from memoryviews).
+:meth:`NativeStack.poll` is a reactor poller (:meth:`NativeStack.attach`): it takes a burst of
+frames from the device, runs each through the receive path, and sends everything the burst
+produced in one burst. Nothing blocks and nothing is copied on the way up (headers are parsed
+from memoryviews). While the shard sleeps, the device's file descriptor (a TAP queue) is
+watched by the event loop, and a frame arriving kicks the reactor awake.
 
 Receive path, each step dropping what it refuses under a named reason (``drops_total{reason}``):
 
@@ -31,10 +33,11 @@ the ARP cache an ARP request goes out and the packet waits (at most
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections import defaultdict, deque
-from typing import Callable, Final
+from typing import Any, Callable, Final
 
 from framework.metrics import Counter, MetricsRegistry
 
@@ -122,6 +125,29 @@ class NativeStack:
                 self.receive_frame(memoryview(frame))
         self.flush()
         return bool(frames)
+
+    # the rest of the reactor's poller interface (framework.reactor.Poller)
+
+    def prepare_sleep(self) -> None:
+        """Nothing to arm: a device with a file descriptor wakes the loop itself (see
+        :meth:`attach`)."""
+
+    def has_pending_work(self) -> bool:
+        """A device without a file descriptor cannot wake us, so it never lets us sleep."""
+        return self.device.fileno() is None
+
+    def attach(self, reactor: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Run this stack as one of ``reactor``'s pollers: polled every tick while the shard is
+        busy; while it sleeps, the device's descriptor becoming readable wakes it."""
+        reactor.add_poller(self)
+        fd = self.device.fileno()
+        if fd is not None:
+            loop.add_reader(fd, reactor.kick)
+
+    def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        fd = self.device.fileno()
+        if fd is not None:
+            loop.remove_reader(fd)
 
     def flush(self) -> None:
         out = self._out

@@ -149,3 +149,35 @@ def serve_udp_flows(ns: str, stacks: list[NativeStack]) -> list[int]:
     output = proc.communicate(timeout=5)[0].decode()
     assert output.strip() == "32", output
     return answered
+
+
+def test_stack_as_a_reactor_poller_sleeps_and_wakes(tap_in_namespace: tuple[str, TapDevice, NativeStack]) -> None:
+    """Attached to a shard's reactor, the stack answers pings 0.3 s apart: between them the
+    reactor goes to sleep, and each ping's frame on the tap wakes it."""
+    import asyncio
+
+    from framework.reactor import Reactor
+
+    ns, _device, stack = tap_in_namespace
+    ping = require_tool("ping")
+
+    async def scenario() -> tuple[int, str, int]:
+        loop = asyncio.get_running_loop()
+        doorbell = os.eventfd(0, os.EFD_NONBLOCK)
+        reactor = Reactor(loop, doorbell, memoryview(bytearray(8)), 0, idle_poll_seconds=0.0)
+        stack.attach(reactor, loop)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "ip", "netns", "exec", ns, ping, "-c", "4", "-i", "0.3", "-W", "2", "10.77.0.2",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )
+            output, _ = await asyncio.wait_for(proc.communicate(), 20)
+            return proc.returncode or 0, output.decode(), reactor.sleeps.value
+        finally:
+            stack.detach(loop)
+            reactor.stop()
+            os.close(doorbell)
+
+    returncode, output, sleeps = asyncio.run(scenario())
+    assert returncode == 0 and "4 packets transmitted, 4 received" in output, output
+    assert stack.echo_replies.value == 4 and sleeps >= 3

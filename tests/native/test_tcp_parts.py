@@ -46,3 +46,38 @@ def test_rto_minimum_backoff_and_maximum() -> None:
     assert rto.rto == MAX_RTO and rto.backoffs == 23
     rto.sample(0.05)  # a valid sample ends the backoff
     assert rto.backoffs == 0 and rto.rto < 1.0
+
+
+def test_sequence_arithmetic_wraps() -> None:
+    from net_backends.native.tcp.sequence import seq_add, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt
+
+    top = 2**32 - 10
+    assert seq_add(top, 20) == 10
+    assert seq_lt(top, 10) and seq_gt(10, top) and not seq_lt(10, top)
+    assert seq_diff(10, top) == 20 and seq_diff(top, 10) == -20
+    assert seq_le(5, 5) and seq_ge(5, 5) and not seq_lt(5, 5)
+    assert seq_in_window(2, top, 20) and not seq_in_window(10, top, 20) and not seq_in_window(top, top, 0)
+    assert not seq_lt(0, 2**31) and not seq_lt(2**31, 0)  # exactly half apart: neither is before
+
+
+def test_newreno_slow_start_avoidance_recovery_timeout() -> None:
+    from net_backends.native.tcp.congestion import NewReno
+
+    cc = NewReno(1000)
+    assert cc.cwnd == 10_000  # RFC 6928's initial window, 10 segments of 1000
+    cc.on_new_ack(1000, 0, 1000)
+    assert cc.cwnd == 11_000  # slow start: one SMSS per SMSS acked
+    cc.ssthresh = 11_000
+    cc.on_new_ack(1000, 0, 2000)
+    assert cc.cwnd == 11_000 + 1000 * 1000 // 11_000  # avoidance
+    flight = 20_000
+    assert [cc.on_duplicate_ack(flight, 50_000) for _ in range(3)] == [False, False, True]
+    assert cc.in_recovery and cc.ssthresh == 10_000 and cc.cwnd == 13_000 and cc.recover == 50_000
+    cc.on_duplicate_ack(flight, 50_000)
+    assert cc.cwnd == 14_000  # inflation
+    assert cc.on_new_ack(3000, 17_000, 33_000) is True  # partial ACK: resend the next hole
+    assert cc.cwnd == 14_000 - 3000 + 1000
+    assert cc.on_new_ack(17_000, 0, 50_000) is False and not cc.in_recovery
+    assert cc.cwnd == min(10_000, 0 + 1000)
+    cc.on_timeout(8000)
+    assert (cc.cwnd, cc.ssthresh, cc.in_recovery) == (1000, 4000, False)

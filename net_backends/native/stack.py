@@ -21,6 +21,7 @@ Receive path, each step dropping what it refuses under a named reason (``drops_t
               messages: icmp_ignored
     UDP       see udp.py (malformed, bad checksum); no handler bound to the port:
               udp_no_listener; else ``handler(payload, (src ip, src port), dst port)``
+    TCP       once enabled (:meth:`NativeStack.enable_tcp`): see tcp/endpoint.py
 
 Replies to a received packet go to the Ethernet source it came from. A packet from an on-link
 address we have no ARP entry for teaches us that address's MAC (besides ARP itself): the shards
@@ -42,6 +43,7 @@ from typing import Any, Callable, Final
 from framework.metrics import Counter, MetricsRegistry
 
 from . import arp, icmp, ipv4, udp
+from .tcp.endpoint import TcpEndpoint
 from .device import Device
 from .ethernet import (
     BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN, build_ethernet, parse_ethernet,
@@ -92,27 +94,49 @@ class NativeStack:
         self._waiting: dict[bytes, deque[tuple[bytes, int]]] = defaultdict(deque)  # hop -> (packet, ethertype)
         self._ident = 0
         self._udp_handlers: dict[int, UdpHandler] = {}
+        self.tcp: TcpEndpoint | None = None  # see enable_tcp
+        self._clock = clock
         registry = metrics or MetricsRegistry()
         self._m_rx = registry.counter("native_frames_received_total", "Frames taken from the device")
         self._m_tx = registry.counter("native_frames_sent_total", "Frames handed to the device")
         self._registry = registry
         self._drops: dict[str, Counter] = {}
+        self._events: dict[str, Counter] = {}
         self.echo_replies = registry.counter("native_icmp_echo_replies_total", "Echo requests answered")
         self.arp_replies = registry.counter("native_arp_replies_total", "ARP requests for our address answered")
 
     # ----- counters -----------------------------------------------------------------------
 
     def drop(self, reason: str) -> None:
-        counter = self._drops.get(reason)
+        """Count a frame or packet dropped: ``native_drops_total{reason}``."""
+        self._labelled(self._drops, "native_drops_total", "Frames or packets dropped, by reason", "reason", reason).value += 1
+
+    def count(self, event: str) -> None:
+        """Count something that happened (not a drop): ``native_events_total{event}``."""
+        self._labelled(
+            self._events, "native_events_total", "Protocol events (segments, retransmissions, resets), by event",
+            "event", event,
+        ).value += 1
+
+    def _labelled(self, counters: dict[str, Counter], name: str, help_text: str, label: str, value: str) -> Counter:
+        counter = counters.get(value)
         if counter is None:
-            counter = self._drops[reason] = self._registry.counter(
-                "native_drops_total", "Frames or packets dropped, by reason", {"reason": reason}
-            )
-        counter.value += 1
+            counter = counters[value] = self._registry.counter(name, help_text, {label: value})
+        return counter
 
     def drops(self, reason: str) -> int:
         counter = self._drops.get(reason)
         return 0 if counter is None else counter.value
+
+    def events(self, event: str) -> int:
+        counter = self._events.get(event)
+        return 0 if counter is None else counter.value
+
+    def enable_tcp(self, **settings: Any) -> "TcpEndpoint":
+        """Serve TCP (see tcp/endpoint.py for the settings)."""
+        if self.tcp is None:
+            self.tcp = TcpEndpoint(self, clock=self._clock, **settings)
+        return self.tcp
 
     # ----- the poller ---------------------------------------------------------------------
 
@@ -123,6 +147,8 @@ class NativeStack:
             self._m_rx.value += len(frames)
             for frame in frames:
                 self.receive_frame(memoryview(frame))
+        if self.tcp is not None:
+            self.tcp.run_timers()
         self.flush()
         return bool(frames)
 
@@ -212,6 +238,8 @@ class NativeStack:
             self.receive_icmp(body, header, src_mac)
         elif header.protocol == ipv4.PROTO_UDP:
             self.receive_udp(body, header)
+        elif header.protocol == ipv4.PROTO_TCP and self.tcp is not None:
+            self.tcp.receive(body, header.src, header.dst)
         else:
             self.drop("ipv4_unsupported_protocol")
 

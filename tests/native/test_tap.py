@@ -5,13 +5,14 @@ where a missing tool or privilege fails the test."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import selectors
 import subprocess
 import time
 import uuid
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -80,6 +81,22 @@ def serve_while(proc: subprocess.Popen[bytes], stack: NativeStack, seconds: floa
             stack.poll()
 
 
+def run_kernel_python(ns: str, code: str, stacks: list[NativeStack], busy: Callable[[], bool] = lambda: False) -> str:
+    """Run ``code`` with the kernel's python3 inside ``ns`` while serving ``stacks``; go on
+    serving while ``busy()`` after it exits (at most 20 s in all); return its output."""
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with selectors.DefaultSelector() as sel:
+        for stack in stacks:
+            sel.register(stack.device.fileno(), selectors.EVENT_READ, stack)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (proc.poll() is None or busy()):
+            for key, _ in sel.select(0.02):
+                key.data.poll()
+            for stack in stacks:
+                stack.poll()  # timers
+    return proc.communicate(timeout=5)[0].decode()
+
+
 def test_kernel_ping_is_answered(tap_in_namespace: tuple[str, TapDevice, NativeStack]) -> None:
     ns, _device, stack = tap_in_namespace
     ping = require_tool("ping")
@@ -109,10 +126,8 @@ def test_kernel_udp_round_trip(tap_in_namespace: tuple[str, TapDevice, NativeSta
         "s.sendto(b'x' * 1200, ('10.77.0.2', 7777)); data, addr = s.recvfrom(2000); "
         "print(len(data), data[:5], addr)"
     )
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", client], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    serve_while(proc, stack, 15)
-    output = proc.communicate(timeout=5)[0].decode()
-    assert proc.returncode == 0 and output.strip() == "1205 b'echo:' ('10.77.0.2', 7777)", output
+    output = run_kernel_python(ns, client, [stack])
+    assert output.strip() == "1205 b'echo:' ('10.77.0.2', 7777)", output
 
 
 def test_two_queues_share_the_flows() -> None:
@@ -138,15 +153,7 @@ def serve_udp_flows(ns: str, stacks: list[NativeStack]) -> list[int]:
         "    s.sendto(b'flow %d' % i, ('10.77.0.2', 7777)); ok += s.recvfrom(100)[0] == b'flow %d' % i\n"
         "print(ok)"
     )
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", client], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    with selectors.DefaultSelector() as sel:
-        for stack in stacks:
-            sel.register(stack.device.fileno(), selectors.EVENT_READ, stack)  # type: ignore[arg-type]
-        deadline = time.monotonic() + 20
-        while proc.poll() is None and time.monotonic() < deadline:
-            for key, _ in sel.select(0.05):
-                key.data.poll()
-    output = proc.communicate(timeout=5)[0].decode()
+    output = run_kernel_python(ns, client, stacks)
     assert output.strip() == "32", output
     return answered
 
@@ -181,3 +188,57 @@ def test_stack_as_a_reactor_poller_sleeps_and_wakes(tap_in_namespace: tuple[str,
     returncode, output, sleeps = asyncio.run(scenario())
     assert returncode == 0 and "4 packets transmitted, 4 received" in output, output
     assert stack.echo_replies.value == 4 and sleeps >= 3
+
+
+class _Echo(asyncio.Protocol):
+    """Echoes everything; closes its side when the peer closes its."""
+
+    lost: list[Exception | None]
+
+    def __init__(self, lost: list[Exception | None]) -> None:
+        self.lost = lost
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        assert transport.get_extra_info("sockname") == ("10.77.0.2", 7000)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[attr-defined]
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.append(exc)
+
+
+def test_kernel_tcp_echo_half_close_and_reset() -> None:
+    """The kernel's TCP as our peer: 100 KiB echoed intact through our TCP (a client half-close
+    ends it: our FIN follows the echoed data, then TIME-WAIT), and a connection to a port
+    nobody listens on is refused with an RST."""
+    with tap_queues_in_namespace(1) as (ns, stacks):
+        stack = stacks[0]
+        tcp = stack.enable_tcp(time_wait=0.5)
+        lost: list[Exception | None] = []
+        tcp.listen(7000, lambda: _Echo(lost))
+        client = (
+            "import socket\n"
+            "s = socket.create_connection(('10.77.0.2', 7000), timeout=5)\n"
+            "data = bytes(range(256)) * 400\n"
+            "s.sendall(data)\n"
+            "s.shutdown(socket.SHUT_WR)\n"
+            "got = b''\n"
+            "while (chunk := s.recv(65536)):\n"
+            "    got += chunk\n"
+            "print(len(got), got == data)\n"
+            "r = socket.socket()\n"
+            "r.settimeout(3)\n"
+            "try:\n"
+            "    r.connect(('10.77.0.2', 7001))\n"
+            "except OSError as e:\n"
+            "    print(type(e).__name__)\n"
+        )
+        output = run_kernel_python(ns, client, [stack], busy=lambda: bool(tcp.connections))
+    assert output.split() == ["102400", "True", "ConnectionRefusedError"], output
+    assert lost == [None] and tcp.connections == {}  # TIME-WAIT passed: closed and forgotten
+    assert stack.drops("tcp_closed_port") == 1 and stack.events("tcp_segments_received") > 50

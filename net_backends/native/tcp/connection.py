@@ -1,0 +1,346 @@
+"""A TCP connection (RFC 9293): the transmission control block and one handler per state.
+
+Theory of operation
+-------------------
+A connection is created by the listener when a SYN arrives for a listening port (passive
+open); it starts in SYN-RECEIVED, having sent SYN-ACK. Its states and the events that move it:
+
+    SYN-RECEIVED  --ACK of our SYN-->                 ESTABLISHED (the application is told)
+    ESTABLISHED   --FIN from the peer-->              CLOSE-WAIT  (the application sees EOF)
+                  --close() and our FIN sent-->       FIN-WAIT-1
+    CLOSE-WAIT    --close() and our FIN sent-->       LAST-ACK
+    FIN-WAIT-1    --ACK of our FIN-->                 FIN-WAIT-2
+                  --FIN from the peer-->              CLOSING
+    FIN-WAIT-2    --FIN from the peer-->              TIME-WAIT
+    CLOSING       --ACK of our FIN-->                 TIME-WAIT
+    LAST-ACK      --ACK of our FIN-->                 CLOSED
+    TIME-WAIT     --2 MSL pass-->                     CLOSED
+    any           --acceptable RST, or abort()-->     CLOSED
+
+Rules every state keeps (RFC 9293 section 3.10.7, in this order): a segment must be
+acceptable (some of it inside the receive window, or an empty segment at ``rcv_nxt``), else it
+is answered with an ACK and dropped (``tcp_unacceptable``); an RST inside the window closes
+the connection (reset); a SYN on a synchronized connection is answered with a challenge ACK;
+an ACK that acknowledges something not yet sent is answered with an ACK and dropped. Then the
+ACK field advances ``snd_una`` (taking an RTT sample from a segment sent once: Karn), the
+payload at ``rcv_nxt`` is delivered in order (a segment beyond a hole waits, at most
+:data:`MAX_OUT_OF_ORDER` of them), and a FIN at ``rcv_nxt`` is taken.
+
+Sending: ``write`` appends to the send buffer; :meth:`TcpConnection.push` sends what the peer's
+window and the congestion window allow, in segments of at most the MSS. Every byte sent and not
+acknowledged is kept; the retransmission timer (RFC 6298) resends from ``snd_una``; three
+duplicate ACKs resend the first unacknowledged segment (NewReno). Received data is acknowledged
+at once (delayed ACKs are a later step). Sequence numbers are only compared through
+``sequence.py``.
+
+What is not here yet (later steps of the issue): active open, window scaling and timestamps
+(the SYN-ACK offers neither, so the peer uses neither), zero-window probing, delayed ACK,
+SACK.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Final
+
+from .congestion import NewReno
+from .rto import RtoEstimator
+from .segment import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment
+from .sequence import seq_add, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt
+
+if TYPE_CHECKING:
+    from .endpoint import TcpEndpoint
+
+__all__ = [
+    "TcpConnection", "SYN_RECEIVED", "ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT_1", "FIN_WAIT_2",
+    "CLOSING", "LAST_ACK", "TIME_WAIT", "CLOSED", "MAX_OUT_OF_ORDER", "RECEIVE_WINDOW",
+]
+
+SYN_RECEIVED: Final = "SYN-RECEIVED"
+ESTABLISHED: Final = "ESTABLISHED"
+CLOSE_WAIT: Final = "CLOSE-WAIT"
+FIN_WAIT_1: Final = "FIN-WAIT-1"
+FIN_WAIT_2: Final = "FIN-WAIT-2"
+CLOSING: Final = "CLOSING"
+LAST_ACK: Final = "LAST-ACK"
+TIME_WAIT: Final = "TIME-WAIT"
+CLOSED: Final = "CLOSED"
+
+MAX_OUT_OF_ORDER: Final = 64
+RECEIVE_WINDOW: Final = 65535  # no window scaling yet: the most a 16-bit window can say
+_SYNCHRONIZED: Final = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT))
+
+
+class TcpConnection:
+    """One connection's TCB. The endpoint feeds it segments and timer expiries; it calls the
+    endpoint to emit segments and the application's callbacks (via its transport)."""
+
+    def __init__(
+        self, endpoint: "TcpEndpoint", local: tuple[bytes, int], remote: tuple[bytes, int],
+        iss: int, peer_syn: TcpSegment, mss: int,
+    ) -> None:
+        self.endpoint = endpoint
+        self.local = local
+        self.remote = remote
+        self.state = SYN_RECEIVED
+        # send side
+        self.iss = iss
+        self.snd_una = iss
+        self.snd_nxt = seq_add(iss, 1)  # our SYN
+        self.snd_wnd = peer_syn.window
+        self.mss = min(mss, peer_syn.options.mss or 536)
+        self.send_buffer = bytearray()  # bytes from snd_una on (sent or not); SYN/FIN not in it
+        self.fin_queued = False  # close() asked: a FIN follows the buffered data
+        self.fin_sent = False
+        # receive side
+        self.irs = peer_syn.seq
+        self.rcv_nxt = seq_add(peer_syn.seq, 1)
+        self.rcv_wnd = RECEIVE_WINDOW
+        self.out_of_order: dict[int, tuple[bytes, bool]] = {}  # seq -> (payload, fin)
+        # timers and control
+        self.rto = RtoEstimator(endpoint.min_rto)
+        self.congestion = NewReno(self.mss)
+        self.retransmit_at: float | None = None
+        self.timed: tuple[int, float] | None = None  # (seq acked by the sample, time sent)
+        self.time_wait_until: float | None = None
+        self.transport: Any = None  # set by the endpoint once ESTABLISHED
+        self.on_closed: Callable[["TcpConnection"], None] | None = None
+        self._emit(SYN | ACK, self.iss, options=TcpOptions(mss=mss))
+        self._arm_retransmit()
+
+    # ----- output ------------------------------------------------------------------------
+
+    def _emit(self, flags: int, seq: int, payload: bytes = b"", options: TcpOptions | None = None) -> None:
+        ack = self.rcv_nxt if flags & ACK else 0
+        self.endpoint.emit(self, seq, ack, flags, min(self.rcv_wnd, 0xFFFF), payload, options)
+
+    def _ack_now(self) -> None:
+        self._emit(ACK, self.snd_nxt)
+
+    def _arm_retransmit(self) -> None:
+        self.retransmit_at = self.endpoint.clock() + self.rto.rto
+
+    @property
+    def flight(self) -> int:
+        return seq_diff(self.snd_nxt, self.snd_una)
+
+    def write(self, data: bytes) -> None:
+        if self.fin_queued or self.state not in (ESTABLISHED, CLOSE_WAIT, SYN_RECEIVED):
+            return
+        self.send_buffer += data
+        self.push()
+
+    def close(self) -> None:
+        """Send a FIN after the buffered data (half-close: receiving goes on)."""
+        if self.fin_queued or self.state not in (ESTABLISHED, CLOSE_WAIT, SYN_RECEIVED):
+            return
+        self.fin_queued = True
+        self.push()
+
+    def abort(self) -> None:
+        if self.state in _SYNCHRONIZED or self.state == SYN_RECEIVED:
+            self._emit(RST | ACK, self.snd_nxt)
+        self._enter_closed(None)
+
+    def push(self) -> None:
+        """Send new data (and the FIN) as far as the windows allow."""
+        if self.state == SYN_RECEIVED:
+            return  # data waits for the handshake
+        sent_offset = seq_diff(self.snd_nxt, self.snd_una) - (1 if self.fin_sent else 0)
+        window = min(self.snd_wnd, self.congestion.cwnd)
+        while True:
+            unsent = len(self.send_buffer) - sent_offset
+            room = window - self.flight
+            if unsent <= 0 or room <= 0:
+                break
+            size = min(unsent, room, self.mss)
+            chunk = bytes(self.send_buffer[sent_offset : sent_offset + size])
+            if self.timed is None:
+                self.timed = (seq_add(self.snd_nxt, size), self.endpoint.clock())
+            self._emit(ACK | PSH, self.snd_nxt, chunk)
+            self.snd_nxt = seq_add(self.snd_nxt, size)
+            sent_offset += size
+            if self.retransmit_at is None:
+                self._arm_retransmit()
+        if self.fin_queued and not self.fin_sent and sent_offset >= len(self.send_buffer):
+            self._emit(FIN | ACK, self.snd_nxt)
+            self.snd_nxt = seq_add(self.snd_nxt, 1)
+            self.fin_sent = True
+            self.state = FIN_WAIT_1 if self.state == ESTABLISHED else LAST_ACK
+            if self.retransmit_at is None:
+                self._arm_retransmit()
+
+    def _retransmit_first(self) -> None:
+        """Resend the oldest unacknowledged thing: SYN-ACK, a data segment, or the FIN."""
+        if self.state == SYN_RECEIVED:
+            self._emit(SYN | ACK, self.iss, options=TcpOptions(mss=self.endpoint.mss))
+            return
+        if self.send_buffer:
+            chunk = bytes(self.send_buffer[: self.mss])
+            self._emit(ACK | PSH, self.snd_una, chunk)
+        elif self.fin_sent:
+            self._emit(FIN | ACK, self.snd_una)
+
+    def on_timer(self, now: float) -> None:
+        if self.time_wait_until is not None and now >= self.time_wait_until:
+            self._enter_closed(None)
+            return
+        if self.retransmit_at is not None and now >= self.retransmit_at:
+            if self.rto.backoffs >= self.endpoint.max_retries:
+                self.abort()
+                return
+            self.endpoint.count("tcp_retransmissions")
+            self.congestion.on_timeout(self.flight)
+            self.timed = None  # Karn: nothing retransmitted is timed
+            self.rto.back_off()
+            self._retransmit_first()
+            self._arm_retransmit()
+
+    # ----- input -------------------------------------------------------------------------
+
+    def handle(self, seg: TcpSegment) -> None:
+        if self.state == CLOSED:
+            return
+        length = len(seg.payload) + (1 if seg.flags & SYN else 0) + (1 if seg.flags & FIN else 0)
+        if not self._acceptable(seg.seq, length):
+            self.endpoint.drop("tcp_unacceptable")
+            if not seg.flags & RST:
+                self._ack_now()
+            return
+        if seg.flags & RST:
+            self.endpoint.count("tcp_resets_received")
+            self._enter_closed(ConnectionResetError("connection reset by peer"))
+            return
+        if seg.flags & SYN:
+            if self.state == SYN_RECEIVED and seg.seq == self.irs:
+                self._retransmit_first()  # the peer did not see our SYN-ACK
+                return
+            self._ack_now()  # challenge ACK (RFC 5961)
+            return
+        if not seg.flags & ACK:
+            return
+        if not self._on_ack(seg):
+            return
+        if self.state in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2):
+            self._receive_data(seg)
+
+    def _acceptable(self, seq: int, length: int) -> bool:
+        if self.rcv_wnd == 0:
+            return length == 0 and seq == self.rcv_nxt
+        if length == 0:
+            return seq_in_window(seq, self.rcv_nxt, self.rcv_wnd)
+        end = seq_add(seq, length - 1)
+        return seq_in_window(seq, self.rcv_nxt, self.rcv_wnd) or seq_in_window(end, self.rcv_nxt, self.rcv_wnd)
+
+    def _on_ack(self, seg: TcpSegment) -> bool:
+        """Process the ACK field; False if the segment is to be dropped."""
+        ack = seg.ack
+        if self.state == SYN_RECEIVED:
+            if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_nxt)):
+                self.endpoint.reset_for(seg, self.local, self.remote)
+                return False
+            self.snd_una = ack
+            self.snd_wnd = seg.window
+            self.retransmit_at = None
+            self.rto.backoffs = 0
+            self.state = ESTABLISHED
+            self.endpoint.established(self)
+            self.push()
+        if seq_gt(ack, self.snd_nxt):
+            self._ack_now()
+            return False
+        if seq_gt(ack, self.snd_una):
+            acked = seq_diff(ack, self.snd_una)
+            fin_acked = self.fin_sent and ack == self.snd_nxt
+            data_acked = acked - (1 if fin_acked else 0)
+            del self.send_buffer[:data_acked]
+            self.snd_una = ack
+            if self.timed is not None and seq_ge(ack, self.timed[0]):
+                self.rto.sample(self.endpoint.clock() - self.timed[1])
+                self.timed = None
+            if self.congestion.on_new_ack(data_acked, self.flight, ack):
+                self._retransmit_first()  # a partial ACK in recovery: the next hole
+            self.retransmit_at = None if self.flight == 0 else self.endpoint.clock() + self.rto.rto
+            self.snd_wnd = seg.window
+            if fin_acked:
+                self._our_fin_acked()
+                if self.state == CLOSED:
+                    return False
+            self.push()
+        elif ack == self.snd_una:
+            if len(seg.payload) == 0 and not seg.flags & FIN and seg.window == self.snd_wnd and self.flight > 0:
+                if self.congestion.on_duplicate_ack(self.flight, self.snd_nxt):
+                    self.endpoint.count("tcp_fast_retransmits")
+                    self._retransmit_first()
+            self.snd_wnd = seg.window
+            self.push()
+        return True
+
+    def _our_fin_acked(self) -> None:
+        if self.state == FIN_WAIT_1:
+            self.state = FIN_WAIT_2
+        elif self.state == CLOSING:
+            self._enter_time_wait()
+        elif self.state == LAST_ACK:
+            self._enter_closed(None)
+
+    def _receive_data(self, seg: TcpSegment) -> None:
+        payload = bytes(seg.payload)
+        fin = bool(seg.flags & FIN)
+        seq = seg.seq
+        if seq_lt(seq, self.rcv_nxt):  # the start was received already: trim it
+            skip = seq_diff(self.rcv_nxt, seq)
+            if skip > len(payload) or (skip == len(payload) and not fin):
+                self._ack_now()  # all of it was received before: say where we are
+                return
+            payload, seq = payload[skip:], self.rcv_nxt
+        if seq != self.rcv_nxt:
+            if len(self.out_of_order) < MAX_OUT_OF_ORDER:
+                self.out_of_order.setdefault(seq, (payload, fin))
+            else:
+                self.endpoint.drop("tcp_out_of_order_full")
+            self._ack_now()  # a duplicate ACK tells the peer about the hole
+            return
+        delivered = bytearray(payload)
+        self.rcv_nxt = seq_add(self.rcv_nxt, len(payload))
+        while not fin and self.rcv_nxt in self.out_of_order:
+            payload, fin = self.out_of_order.pop(self.rcv_nxt)
+            delivered += payload
+            self.rcv_nxt = seq_add(self.rcv_nxt, len(payload))
+        for stale in [s for s in self.out_of_order if seq_lt(s, self.rcv_nxt)]:
+            del self.out_of_order[stale]
+        if fin:
+            self.rcv_nxt = seq_add(self.rcv_nxt, 1)
+        if delivered or fin:
+            self._ack_now()
+        if delivered and self.transport is not None:
+            self.transport.deliver(bytes(delivered))
+        if fin:
+            self._peer_fin()
+
+    def _peer_fin(self) -> None:
+        if self.state == ESTABLISHED:
+            self.state = CLOSE_WAIT
+            if self.transport is not None:
+                self.transport.deliver_eof()
+        elif self.state == FIN_WAIT_1:
+            self.state = CLOSING
+        elif self.state == FIN_WAIT_2:
+            self._enter_time_wait()
+
+    def _enter_time_wait(self) -> None:
+        self.state = TIME_WAIT
+        self.retransmit_at = None
+        self.time_wait_until = self.endpoint.clock() + self.endpoint.time_wait
+        if self.transport is not None:
+            self.transport.deliver_lost(None)
+
+    def _enter_closed(self, error: Exception | None) -> None:
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        self.retransmit_at = None
+        self.time_wait_until = None
+        if self.transport is not None:
+            self.transport.deliver_lost(error)
+        self.endpoint.forget(self)

@@ -10,6 +10,7 @@ on exits 71 (EX_OSERR), as memcached does.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import dataclasses
 import logging
 import os
@@ -88,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     p.add_argument("-V", "--version", action="version", version=f"kvshard {__version__}")
     p.add_argument("--network-stack", choices=STACKS, default="posix", help="network stack (posix)")
+    p.add_argument("--tap-device", default="", help="native stack: the TAP device, one queue per shard (made if missing)")
+    p.add_argument("--host-ipv4-addr", default="", help="native stack: our IPv4 address")
+    p.add_argument("--netmask-ipv4-addr", default="255.255.255.0", help="native stack: the netmask (255.255.255.0)")
+    p.add_argument("--gw-ipv4-addr", default=None, help="native stack: the gateway, if any")
     p.add_argument(
         "--idle-poll-us", type=_positive("idle poll time", 0, 1_000_000), default=DEFAULT_IDLE_POLL_US,
         help="how long an idle shard keeps polling its channels before it sleeps, in microseconds "
@@ -119,13 +124,37 @@ def _config(args: argparse.Namespace) -> ServerConfig:
             raise _UsageError("--metrics-listen: no address given")
     if args.metrics_port and args.metrics_port in (args.port, args.udp_port):
         raise _UsageError(f"--metrics-port: {args.metrics_port} is already the memcached port")
+    if args.network_stack == "native":
+        _check_native(args)
     return ServerConfig(
         port=args.port, listen=listen, memory_bytes=memory, max_connections=args.conn_limit,
         max_item_size=item_size, udp_port=args.udp_port, verbosity=args.verbose,
         metrics_port=args.metrics_port, metrics_listen=metrics_listen,
         network_stack=args.network_stack, version=f"{PROTOCOL_VERSION}-kvshard-{__version__}",
         started=time.time(), pid=os.getpid(),
+        tap_device=args.tap_device, host_ipv4=args.host_ipv4_addr, netmask_ipv4=args.netmask_ipv4_addr,
+        gateway_ipv4=args.gw_ipv4_addr,
     )
+
+
+def _check_native(args: argparse.Namespace) -> None:
+    """The native stack's own options, checked before any shard starts."""
+    if not args.tap_device:
+        raise _UsageError("--network-stack native needs --tap-device NAME")
+    if len(args.tap_device.encode()) > 15:
+        raise _UsageError(f"--tap-device: {args.tap_device!r} is longer than 15 bytes")
+    if not args.host_ipv4_addr:
+        raise _UsageError("--network-stack native needs --host-ipv4-addr ADDR")
+    try:
+        interface = ipaddress.IPv4Interface(f"{args.host_ipv4_addr}/{args.netmask_ipv4_addr}")
+        if args.gw_ipv4_addr is not None and ipaddress.IPv4Address(args.gw_ipv4_addr) not in interface.network:
+            raise _UsageError(f"--gw-ipv4-addr: {args.gw_ipv4_addr} is not on {interface.network}")
+    except ValueError as exc:
+        raise _UsageError(f"native stack address: {exc}") from None
+    if args.udp_port:
+        raise _UsageError("-U: UDP on the native stack is not there yet; use --network-stack posix")
+    if not os.path.exists("/dev/net/tun"):
+        raise _UsageError("--network-stack native needs /dev/net/tun (the tun kernel module)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         return EX_USAGE
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    checks = [(host, kind, port) for host in config.listen for kind, port in (("TCP", config.port), ("UDP", config.udp_port))]
+    checks = []
+    if config.network_stack == "posix":  # the native stack's ports are not the kernel's
+        checks = [(host, kind, port) for host in config.listen for kind, port in (("TCP", config.port), ("UDP", config.udp_port))]
     checks += [(host, "metrics TCP", config.metrics_port) for host in config.metrics_listen]
     for host, kind, port in checks:
         if port:

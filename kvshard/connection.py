@@ -43,6 +43,7 @@ asks us to stop writing, pauses reading until the backlog drains to a quarter of
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import socket
 import time
@@ -85,11 +86,15 @@ _BINARY_COMMANDS: Final = {
 }
 
 
+_NATIVE_IDS = itertools.count(1 << 20)  # above any file descriptor
+
+
 def _conn_id(sock: Any, shards: int, shard_id: int) -> int:
-    """A connection's number in ``stats conns``: its file descriptor in its shard process times
-    the shard count plus the shard id, so numbers never collide across shards."""
-    fd = sock.fileno() if sock is not None else 0
-    return fd * shards + shard_id
+    """A connection's number in ``stats conns``: its file descriptor in its shard process (or,
+    on the native stack, which has none, a number above any descriptor) times the shard count
+    plus the shard id, so numbers never collide across shards."""
+    number = sock.fileno() if sock is not None else next(_NATIVE_IDS)
+    return number * shards + shard_id
 
 
 def socket_address(kind: str, address: Any) -> str:

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 from framework import Shard, ShardApp
 from framework.metrics import Histogram, MetricsRegistry
+from net_backends.native.backend import NativeBackend
+from net_backends.native.stack import StackAddress
 from net_backends.posix import PosixStack
 
 from . import exporter
@@ -59,6 +61,11 @@ class ServerConfig:
     pid: int = 0
     metrics_port: int = 0  # 0: no HTTP endpoint (the CLI's default is 9150)
     metrics_listen: tuple[str, ...] = ()  # empty: the same addresses as ``listen``
+    # --network-stack native: the TAP device and the stack's IPv4 configuration
+    tap_device: str = ""
+    host_ipv4: str = ""
+    netmask_ipv4: str = "255.255.255.0"
+    gateway_ipv4: str | None = None
 
 
 @dataclass
@@ -139,7 +146,7 @@ def _latency_recorder(metrics: MetricsRegistry) -> Callable[[str, float], None]:
 class KVServerApp(ShardApp):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self._servers: list[asyncio.AbstractServer | asyncio.DatagramTransport] = []
+        self._servers: list[Any] = []  # listeners, UDP sockets, backends: anything with close()
         self._service: KVService | None = None
         self._ctx: ShardContext | None = None
         self._shard: Shard | None = None
@@ -213,6 +220,30 @@ class KVServerApp(ShardApp):
         ctx = self._ctx
         self._tick_clock()
         self._listening_since = ctx.now
+        if self.config.network_stack == "native":
+            await self._start_native(shard)
+        else:
+            await self._start_posix(shard)
+        await self._start_metrics(shard)
+        self._service.start()
+        log.info(
+            "shard %d listening on %s port %d%s (%s stack)", shard.id, ",".join(self.config.listen), self.config.port,
+            f", UDP port {self.config.udp_port}" if self.config.udp_port else "", self.config.network_stack,
+        )
+
+    async def _start_native(self, shard: Shard) -> None:
+        assert self._ctx is not None
+        ctx, cfg = self._ctx, self.config
+        backend = NativeBackend(
+            asyncio.get_running_loop(), shard.reactor, shard.metrics, cfg.tap_device,
+            StackAddress(cfg.host_ipv4, cfg.netmask_ipv4, cfg.gateway_ipv4),
+        )
+        self._servers.append(backend)
+        self._servers.append(await backend.listen_tcp(lambda: ClientConnection(ctx), cfg.host_ipv4, cfg.port))
+
+    async def _start_posix(self, shard: Shard) -> None:
+        assert self._ctx is not None
+        ctx = self._ctx
         stack = PosixStack(asyncio.get_running_loop())
         for host in self.config.listen:
             server = await stack.listen_tcp(lambda: ClientConnection(ctx), host, self.config.port)
@@ -228,18 +259,17 @@ class KVServerApp(ShardApp):
                 self._servers.append(udp)
                 sock = udp.get_extra_info("socket")
                 self._listeners.append((sock.fileno() * shard.count + shard.id, socket_address("udp", sock.getsockname()), "conn_read"))
+
+    async def _start_metrics(self, shard: Shard) -> None:
+        """Shard 0 serves the metrics port, on the kernel's sockets whatever the stack."""
+        assert self._ctx is not None
         if shard.id == 0 and self.config.metrics_port:
-            info = ctx.info
+            info = self._ctx.info
             for host in self.config.metrics_listen or self.config.listen:
                 self._servers.append(await asyncio.get_running_loop().create_server(
                     lambda: MetricsHttp(shard, info), host, self.config.metrics_port, reuse_address=True,
                 ))
             log.info("shard 0 serving /metrics and /health on port %d", self.config.metrics_port)
-        self._service.start()
-        log.info(
-            "shard %d listening on %s port %d%s", shard.id, ",".join(self.config.listen), self.config.port,
-            f", UDP port {self.config.udp_port}" if self.config.udp_port else "",
-        )
 
     async def stop(self, shard: Shard) -> None:
         if self._tick is not None:

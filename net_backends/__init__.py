@@ -2,10 +2,10 @@
 
 A stack offers ``await stack.listen_tcp(protocol_factory, host, port)`` and hands each accepted
 connection to a fresh ``asyncio.Protocol`` through an ``asyncio.Transport``. Stacks: ``posix``
-(kernel sockets via uvloop); the native TCP/IP stack and DPDK come later. Imports only
-``framework``.
+(kernel sockets via uvloop); ``native`` (our own TCP/IP stack over a TAP device, one queue per
+shard: net_backends/native). DPDK comes later. Imports only ``framework``.
 """
 
 __all__ = ["STACKS"]
 
-STACKS = ("posix",)
+STACKS = ("posix", "native")

@@ -8,7 +8,7 @@ NIC's RSS, and a flow stays on its shard because each shard replies on its own q
 
 The fd is non-blocking: ``receive_burst`` reads until the queue is empty or the burst is full;
 ``send_burst`` writes frame by frame and drops (counting ``tx_dropped``) what the kernel will
-not take now. The stack's MAC is its own (the kernel's side of the tap has another): by default
+not take now, including everything while the tap is down (the kernel answers EIO then). The stack's MAC is its own (the kernel's side of the tap has another): by default
 a locally administered address derived from the stack's IPv4 address, the same on every shard.
 """
 
@@ -69,7 +69,7 @@ class TapDevice:
         while len(out) < max_frames:
             try:
                 out.append(read(fd, _MAX_FRAME))
-            except BlockingIOError:
+            except OSError:  # nothing more (EAGAIN), or the link is down (EIO)
                 break
         return out
 
@@ -81,6 +81,6 @@ class TapDevice:
             try:
                 write(fd, frame)
                 sent += 1
-            except BlockingIOError:
+            except OSError:  # the queue is full (EAGAIN) or the link is down (EIO)
                 self.tx_dropped += 1
         return sent

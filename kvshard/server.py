@@ -15,8 +15,6 @@ from typing import Any, Callable
 
 from framework import Shard, ShardApp
 from framework.metrics import Histogram, MetricsRegistry
-from net_backends.native.backend import NativeBackend
-from net_backends.native.stack import StackAddress
 from net_backends.posix import PosixStack
 
 from . import exporter
@@ -232,6 +230,10 @@ class KVServerApp(ShardApp):
         )
 
     async def _start_native(self, shard: Shard) -> None:
+        # imported here: a server on the kernel's stack never loads ours (memory per process)
+        from net_backends.native.backend import NativeBackend
+        from net_backends.native.stack import StackAddress
+
         assert self._ctx is not None
         ctx, cfg = self._ctx, self.config
         backend = NativeBackend(

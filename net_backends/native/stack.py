@@ -54,7 +54,7 @@ __all__ = ["NativeStack", "StackAddress", "UdpHandler", "MAX_WAITING_PER_HOP", "
 # called with (payload, (source address as dotted string, source port), destination port)
 UdpHandler = Callable[[memoryview, tuple[str, int], int], None]
 
-MAX_WAITING_PER_HOP: Final = 64
+MAX_WAITING_PER_HOP: Final = 256
 BURST: Final = 64
 
 

@@ -3,8 +3,11 @@
 Theory of operation
 -------------------
 A connection is created by the listener when a SYN arrives for a listening port (passive
-open); it starts in SYN-RECEIVED, having sent SYN-ACK. Its states and the events that move it:
+open: it starts in SYN-RECEIVED, having sent SYN-ACK), or by ``connect`` (active open: it
+starts in SYN-SENT, having sent SYN). Its states and the events that move it:
 
+    SYN-SENT      --SYN-ACK acknowledging our SYN-->  ESTABLISHED (our ACK sent; app told)
+                  --acceptable RST-->                 CLOSED (connection refused)
     SYN-RECEIVED  --ACK of our SYN-->                 ESTABLISHED (the application is told)
     ESTABLISHED   --FIN from the peer-->              CLOSE-WAIT  (the application sees EOF)
                   --close() and our FIN sent-->       FIN-WAIT-1
@@ -28,12 +31,15 @@ payload at ``rcv_nxt`` is delivered in order (a segment beyond a hole waits, at 
 
 Sending: ``write`` appends to the send buffer; :meth:`TcpConnection.push` sends what the peer's
 window and the congestion window allow, in segments of at most the MSS. Every byte sent and not
-acknowledged is kept; the retransmission timer (RFC 6298) resends from ``snd_una``; three
-duplicate ACKs resend the first unacknowledged segment (NewReno). Received data is acknowledged
+acknowledged is kept; when the retransmission timer (RFC 6298) expires, everything from
+``snd_una`` on is sent again as the (collapsed) congestion window allows (go-back-N); three
+duplicate ACKs resend the first unacknowledged segment, and in recovery each partial ACK the
+next one (NewReno). A connection whose retransmissions back off :attr:`max_retries` times is
+aborted (TimeoutError). Received data is acknowledged
 at once (delayed ACKs are a later step). Sequence numbers are only compared through
 ``sequence.py``.
 
-What is not here yet (later steps of the issue): active open, window scaling and timestamps
+What is not here yet (later steps of the issue): simultaneous open, window scaling and timestamps
 (the SYN-ACK offers neither, so the peer uses neither), zero-window probing, delayed ACK,
 SACK.
 """
@@ -52,10 +58,11 @@ if TYPE_CHECKING:
     from .endpoint import TcpEndpoint
 
 __all__ = [
-    "TcpConnection", "SYN_RECEIVED", "ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT_1", "FIN_WAIT_2",
+    "TcpConnection", "SYN_SENT", "SYN_RECEIVED", "ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT_1", "FIN_WAIT_2",
     "CLOSING", "LAST_ACK", "TIME_WAIT", "CLOSED", "MAX_OUT_OF_ORDER", "RECEIVE_WINDOW",
 ]
 
+SYN_SENT: Final = "SYN-SENT"
 SYN_RECEIVED: Final = "SYN-RECEIVED"
 ESTABLISHED: Final = "ESTABLISHED"
 CLOSE_WAIT: Final = "CLOSE-WAIT"
@@ -77,24 +84,29 @@ class TcpConnection:
 
     def __init__(
         self, endpoint: "TcpEndpoint", local: tuple[bytes, int], remote: tuple[bytes, int],
-        iss: int, peer_syn: TcpSegment, mss: int,
+        iss: int, mss: int, peer_syn: TcpSegment | None = None,
+        factory: Callable[[], Any] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.local = local
         self.remote = remote
-        self.state = SYN_RECEIVED
+        self.factory = factory  # the protocol of an active open (a listener's otherwise)
+        self.state = SYN_RECEIVED if peer_syn is not None else SYN_SENT
         # send side
         self.iss = iss
         self.snd_una = iss
         self.snd_nxt = seq_add(iss, 1)  # our SYN
-        self.snd_wnd = peer_syn.window
-        self.mss = min(mss, peer_syn.options.mss or 536)
+        self.snd_wnd = peer_syn.window if peer_syn is not None else 0
+        self.our_mss = mss
+        self.mss = min(mss, peer_syn.options.mss or 536) if peer_syn is not None else mss
         self.send_buffer = bytearray()  # bytes from snd_una on (sent or not); SYN/FIN not in it
         self.fin_queued = False  # close() asked: a FIN follows the buffered data
-        self.fin_sent = False
+        self.fin_sent = False  # our FIN is inside [snd_una, snd_nxt)
+        self.fin_seq: int | None = None  # where our FIN is, once sent
+        self.snd_max = self.snd_nxt  # the highest sequence number sent so far (snd_nxt goes back after a timeout)
         # receive side
-        self.irs = peer_syn.seq
-        self.rcv_nxt = seq_add(peer_syn.seq, 1)
+        self.irs = peer_syn.seq if peer_syn is not None else 0
+        self.rcv_nxt = seq_add(peer_syn.seq, 1) if peer_syn is not None else 0
         self.rcv_wnd = RECEIVE_WINDOW
         self.out_of_order: dict[int, tuple[bytes, bool]] = {}  # seq -> (payload, fin)
         # timers and control
@@ -104,9 +116,14 @@ class TcpConnection:
         self.timed: tuple[int, float] | None = None  # (seq acked by the sample, time sent)
         self.time_wait_until: float | None = None
         self.transport: Any = None  # set by the endpoint once ESTABLISHED
+        self.close_error: Exception | None = None  # why it closed (None: an orderly close)
         self.on_closed: Callable[["TcpConnection"], None] | None = None
-        self._emit(SYN | ACK, self.iss, options=TcpOptions(mss=mss))
+        self._send_syn()
         self._arm_retransmit()
+
+    def _send_syn(self) -> None:
+        flags = SYN | ACK if self.state == SYN_RECEIVED else SYN
+        self._emit(flags, self.iss, options=TcpOptions(mss=self.our_mss))
 
     # ----- output ------------------------------------------------------------------------
 
@@ -137,10 +154,12 @@ class TcpConnection:
         self.fin_queued = True
         self.push()
 
-    def abort(self) -> None:
+    def abort(self, error: Exception | None = None) -> None:
         if self.state in _SYNCHRONIZED or self.state == SYN_RECEIVED:
             self._emit(RST | ACK, self.snd_nxt)
-        self._enter_closed(None)
+        elif self.state == SYN_SENT:
+            self._emit(RST, self.snd_nxt)
+        self._enter_closed(error)
 
     def push(self) -> None:
         """Send new data (and the FIN) as far as the windows allow."""
@@ -159,21 +178,29 @@ class TcpConnection:
                 self.timed = (seq_add(self.snd_nxt, size), self.endpoint.clock())
             self._emit(ACK | PSH, self.snd_nxt, chunk)
             self.snd_nxt = seq_add(self.snd_nxt, size)
+            if seq_gt(self.snd_nxt, self.snd_max):
+                self.snd_max = self.snd_nxt
             sent_offset += size
             if self.retransmit_at is None:
                 self._arm_retransmit()
         if self.fin_queued and not self.fin_sent and sent_offset >= len(self.send_buffer):
             self._emit(FIN | ACK, self.snd_nxt)
+            self.fin_seq = self.snd_nxt
             self.snd_nxt = seq_add(self.snd_nxt, 1)
+            if seq_gt(self.snd_nxt, self.snd_max):
+                self.snd_max = self.snd_nxt
             self.fin_sent = True
-            self.state = FIN_WAIT_1 if self.state == ESTABLISHED else LAST_ACK
+            if self.state == ESTABLISHED:
+                self.state = FIN_WAIT_1
+            elif self.state == CLOSE_WAIT:
+                self.state = LAST_ACK
             if self.retransmit_at is None:
                 self._arm_retransmit()
 
     def _retransmit_first(self) -> None:
         """Resend the oldest unacknowledged thing: SYN-ACK, a data segment, or the FIN."""
-        if self.state == SYN_RECEIVED:
-            self._emit(SYN | ACK, self.iss, options=TcpOptions(mss=self.endpoint.mss))
+        if self.state in (SYN_RECEIVED, SYN_SENT):
+            self._send_syn()
             return
         if self.send_buffer:
             chunk = bytes(self.send_buffer[: self.mss])
@@ -187,19 +214,29 @@ class TcpConnection:
             return
         if self.retransmit_at is not None and now >= self.retransmit_at:
             if self.rto.backoffs >= self.endpoint.max_retries:
-                self.abort()
+                self.endpoint.count("tcp_timeouts")
+                self.abort(TimeoutError("connection timed out"))
                 return
             self.endpoint.count("tcp_retransmissions")
             self.congestion.on_timeout(self.flight)
             self.timed = None  # Karn: nothing retransmitted is timed
             self.rto.back_off()
-            self._retransmit_first()
+            if self.state in (SYN_RECEIVED, SYN_SENT):
+                self._send_syn()
+            else:
+                # go back N: everything after snd_una is sent again as the window opens
+                self.snd_nxt = self.snd_una
+                self.fin_sent = False
+                self.push()
             self._arm_retransmit()
 
     # ----- input -------------------------------------------------------------------------
 
     def handle(self, seg: TcpSegment) -> None:
         if self.state == CLOSED:
+            return
+        if self.state == SYN_SENT:
+            self._on_syn_sent(seg)
             return
         length = len(seg.payload) + (1 if seg.flags & SYN else 0) + (1 if seg.flags & FIN else 0)
         if not self._acceptable(seg.seq, length):
@@ -224,6 +261,33 @@ class TcpConnection:
         if self.state in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2):
             self._receive_data(seg)
 
+    def _on_syn_sent(self, seg: TcpSegment) -> None:
+        """RFC 9293 section 3.10.7.3: our SYN is out; wait for the SYN-ACK."""
+        ack_ok = bool(seg.flags & ACK) and seq_lt(self.iss, seg.ack) and seq_le(seg.ack, self.snd_nxt)
+        if seg.flags & ACK and not ack_ok:
+            if not seg.flags & RST:
+                self.endpoint.reset_for(seg, self.local, self.remote)
+            return
+        if seg.flags & RST:
+            if ack_ok:
+                self.endpoint.count("tcp_connections_refused")
+                self._enter_closed(ConnectionRefusedError("connection refused"))
+            return
+        if not seg.flags & SYN or not ack_ok:
+            return  # a bare SYN (simultaneous open) is not served
+        self.irs = seg.seq
+        self.rcv_nxt = seq_add(seg.seq, 1)
+        self.snd_una = seg.ack
+        self.snd_wnd = seg.window
+        self.mss = min(self.our_mss, seg.options.mss or 536)
+        self.congestion = NewReno(self.mss)
+        self.retransmit_at = None
+        self.rto.backoffs = 0
+        self.state = ESTABLISHED
+        self._ack_now()
+        self.endpoint.established(self)
+        self.push()
+
     def _acceptable(self, seq: int, length: int) -> bool:
         if self.rcv_wnd == 0:
             return length == 0 and seq == self.rcv_nxt
@@ -246,12 +310,15 @@ class TcpConnection:
             self.state = ESTABLISHED
             self.endpoint.established(self)
             self.push()
-        if seq_gt(ack, self.snd_nxt):
-            self._ack_now()
+        if seq_gt(ack, self.snd_max):
+            self._ack_now()  # acknowledges something never sent
             return False
+        if seq_gt(ack, self.snd_nxt):  # after going back N: the peer had it all along
+            self.snd_nxt = ack
+            self.fin_sent = self.fin_seq is not None and seq_gt(ack, self.fin_seq)
         if seq_gt(ack, self.snd_una):
             acked = seq_diff(ack, self.snd_una)
-            fin_acked = self.fin_sent and ack == self.snd_nxt
+            fin_acked = self.fin_seq is not None and ack == seq_add(self.fin_seq, 1)
             data_acked = acked - (1 if fin_acked else 0)
             del self.send_buffer[:data_acked]
             self.snd_una = ack
@@ -339,6 +406,7 @@ class TcpConnection:
         if self.state == CLOSED:
             return
         self.state = CLOSED
+        self.close_error = error
         self.retransmit_at = None
         self.time_wait_until = None
         if self.transport is not None:

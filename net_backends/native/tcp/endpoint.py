@@ -17,10 +17,11 @@ stack calls it on every poll and the owner calls it at least every :data:`TIMER_
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from typing import TYPE_CHECKING, Callable, Final
 
-from .connection import SYN_RECEIVED, TcpConnection
+from .connection import TcpConnection
 from .isn import IsnGenerator
 from .segment import ACK, FIN, RST, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
 from .sequence import seq_add
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["TcpEndpoint", "TIMER_TICK", "DEFAULT_BACKLOG", "TIME_WAIT_SECONDS"]
 
 TIMER_TICK: Final = 0.05
-DEFAULT_BACKLOG: Final = 128
+EPHEMERAL_PORTS: Final = (32768, 61000)  # Linux's default ip_local_port_range
+DEFAULT_BACKLOG: Final = 1024  # memcached -b default
 TIME_WAIT_SECONDS: Final = 60.0  # 2 MSL with MSL = 30 s, as Linux; tests shorten it
 _PROTO_TCP: Final = 6
 
@@ -61,6 +63,7 @@ class TcpEndpoint:
         self.connections: dict[tuple[bytes, int, int], TcpConnection] = {}
         self.listeners: dict[int, ProtocolFactory] = {}
         self._embryonic: dict[int, int] = {}  # port -> connections in SYN-RECEIVED
+        self._rng = random.Random()
 
     def listen(self, port: int, factory: ProtocolFactory) -> None:
         if port in self.listeners:
@@ -93,7 +96,7 @@ class TcpEndpoint:
                 return
             local, remote = (dst, seg.dst_port), (src, seg.src_port)
             iss = self.isn(dst, seg.dst_port, src, seg.src_port)
-            conn = TcpConnection(self, local, remote, iss, seg, self.mss)
+            conn = TcpConnection(self, local, remote, iss, self.mss, peer_syn=seg)
             self.connections[(src, seg.src_port, seg.dst_port)] = conn
             self._embryonic[seg.dst_port] = self._embryonic.get(seg.dst_port, 0) + 1
             return
@@ -129,10 +132,29 @@ class TcpEndpoint:
 
     # ----- connection life ------------------------------------------------------------------
 
+    def connect(self, remote_ip: bytes, remote_port: int, factory: ProtocolFactory) -> TcpConnection:
+        """Active open to ``remote_ip:remote_port`` from a free ephemeral port; the protocol
+        ``factory()`` makes is connected once the handshake completes (``connection_lost``
+        with ConnectionRefusedError if it is refused)."""
+        local_ip = self.stack.address.ip
+        for _ in range(64):
+            port = self._rng.randrange(EPHEMERAL_PORTS[0], EPHEMERAL_PORTS[1])
+            if (remote_ip, remote_port, port) not in self.connections and port not in self.listeners:
+                break
+        else:
+            raise OSError("no free ephemeral port")
+        iss = self.isn(local_ip, port, remote_ip, remote_port)
+        conn = TcpConnection(self, (local_ip, port), (remote_ip, remote_port), iss, self.mss, factory=factory)
+        self.connections[(remote_ip, remote_port, port)] = conn
+        self.stack.flush()
+        return conn
+
     def established(self, conn: TcpConnection) -> None:
         port = conn.local[1]
-        self._embryonic[port] = max(0, self._embryonic.get(port, 0) - 1)
-        factory = self.listeners.get(port)
+        factory = conn.factory
+        if factory is None:
+            self._embryonic[port] = max(0, self._embryonic.get(port, 0) - 1)
+            factory = self.listeners.get(port)
         if factory is None:
             conn.abort()
             return
@@ -144,9 +166,12 @@ class TcpEndpoint:
         key = (conn.remote[0], conn.remote[1], conn.local[1])
         if self.connections.get(key) is conn:
             del self.connections[key]
-        if conn.transport is None and conn.state != SYN_RECEIVED:
+        if conn.transport is None and conn.factory is None:  # a passive open that never completed
             port = conn.local[1]
             self._embryonic[port] = max(0, self._embryonic.get(port, 0) - 1)
+        if conn.transport is None and conn.factory is not None:  # an active open that failed
+            protocol = conn.factory()
+            protocol.connection_lost(conn.close_error)
 
     def run_timers(self) -> None:
         now = self.clock()

@@ -118,6 +118,10 @@ class NativeStack:
             "event", event,
         ).value += 1
 
+    def gauge(self, name: str, help_text: str, labels: dict[str, str], read: Callable[[], float]) -> None:
+        """A value read at collection time (protocol layers use it for their tables)."""
+        self._registry.gauge(name, help_text, labels, read=read)
+
     def _labelled(self, counters: dict[str, Counter], name: str, help_text: str, label: str, value: str) -> Counter:
         counter = counters.get(value)
         if counter is None:

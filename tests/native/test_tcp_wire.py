@@ -165,6 +165,9 @@ def test_time_wait_holds_the_tuple_then_closes() -> None:
     conn = net.tcp_a.connect(net.b.address.ip, 9000, lambda: Sender(b"bye", lost))
     net.run(lambda: conn.state == TIME_WAIT)
     entered = net.now
+    gauges = {dict(labels)["state"]: value for name, _, _, labels, value in net.a._registry.collect()
+              if name == "native_tcp_connections"}
+    assert gauges["TIME-WAIT"] == 1 and sum(gauges.values()) == 1
     assert not net.tcp_b.connections  # the passive closer is gone at its last ACK
     net.run(lambda: not net.tcp_a.connections)
     assert TIME_WAIT_SECONDS <= net.now - entered <= TIME_WAIT_SECONDS + 0.1

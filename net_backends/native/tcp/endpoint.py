@@ -21,7 +21,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Callable, Final
 
-from .connection import TcpConnection
+from .connection import STATES, TcpConnection
 from .isn import IsnGenerator
 from .segment import ACK, FIN, RST, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
 from .sequence import seq_add
@@ -64,6 +64,11 @@ class TcpEndpoint:
         self.listeners: dict[int, ProtocolFactory] = {}
         self._embryonic: dict[int, int] = {}  # port -> connections in SYN-RECEIVED
         self._rng = random.Random()
+        for state in STATES:  # read at collection time
+            stack.gauge(
+                "native_tcp_connections", "TCP connections by state", {"state": state},
+                lambda state=state: sum(1 for c in self.connections.values() if c.state == state),  # type: ignore[misc]
+            )
 
     def listen(self, port: int, factory: ProtocolFactory) -> None:
         if port in self.listeners:

@@ -225,10 +225,13 @@ def memaslap_command(
     concurrency: int = 64,
     value_size: int = 100,
     extra: Sequence[str] = (),
+    host: str = LOOPBACK,
+    prefix: Sequence[str] = (),
 ) -> list[str]:
-    """``memaslap -s 127.0.0.1:PORT -T threads -c concurrency -X value_size -t Ns [extra]``."""
+    """``[prefix] memaslap -s HOST:PORT -T threads -c concurrency -X value_size -t Ns [extra]``
+    (``prefix`` runs it elsewhere, e.g. ``ip netns exec NS``)."""
     return [
-        binary, "-s", f"{LOOPBACK}:{port}", "-T", str(threads), "-c", str(concurrency),
+        *prefix, binary, "-s", f"{host}:{port}", "-T", str(threads), "-c", str(concurrency),
         "-X", str(value_size), "-t", f"{seconds}s", *extra,
     ]
 
@@ -288,6 +291,8 @@ def run_memaslap(
     value_size: int = 100,
     extra: Sequence[str] = (),
     binary: str | None = None,
+    host: str = LOOPBACK,
+    prefix: Sequence[str] = (),
 ) -> MemaslapRun:
     """Run memaslap against 127.0.0.1:PORT for ``seconds`` and parse what it prints.
 
@@ -299,7 +304,7 @@ def run_memaslap(
     if binary is None:
         raise FileNotFoundError("memaslap/memcaslap is not installed (Debian: libmemcached-tools)")
     argv = memaslap_command(binary, port, seconds, threads=threads, concurrency=concurrency,
-                            value_size=value_size, extra=extra)
+                            value_size=value_size, extra=extra, host=host, prefix=prefix)
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace")

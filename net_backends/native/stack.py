@@ -67,9 +67,11 @@ class StackAddress:
         self.network = self.interface.network
         self.broadcast = self.network.broadcast_address.packed
         self.gateway = ipaddress.IPv4Address(gateway).packed if gateway else None
+        self._net = int(self.network.network_address)
+        self._mask = int(self.network.netmask)
 
     def on_link(self, ip: bytes) -> bool:
-        return ipaddress.IPv4Address(ip) in self.network
+        return int.from_bytes(ip, "big") & self._mask == self._net
 
     def next_hop(self, dst: bytes) -> bytes | None:
         """Where a packet to ``dst`` goes on the link: ``dst`` itself, the gateway, or None."""
@@ -153,6 +155,7 @@ class NativeStack:
                 self.receive_frame(memoryview(frame))
         if self.tcp is not None:
             self.tcp.run_timers()
+            self.tcp.send_pending_acks()
         self.flush()
         return bool(frames)
 

@@ -36,7 +36,9 @@ acknowledged is kept; when the retransmission timer (RFC 6298) expires, everythi
 duplicate ACKs resend the first unacknowledged segment, and in recovery each partial ACK the
 next one (NewReno). A connection whose retransmissions back off :attr:`max_retries` times is
 aborted (TimeoutError). Received data is acknowledged
-at once (delayed ACKs are a later step). Sequence numbers are only compared through
+before the stack's poll ends, and not separately at all when a segment we send meanwhile (the
+reply to a request, usually) carries the ACK: per-burst coalescing, which halves the segments
+of a request/response exchange; RFC 1122's timer-based delayed ACK is a later step. Sequence numbers are only compared through
 ``sequence.py``.
 
 What is not here yet (later steps of the issue): simultaneous open, window scaling and timestamps
@@ -118,6 +120,7 @@ class TcpConnection:
         self.time_wait_until: float | None = None
         self.transport: Any = None  # set by the endpoint once ESTABLISHED
         self.close_error: Exception | None = None  # why it closed (None: an orderly close)
+        self.ack_pending = False  # received data awaits an ACK (see _ack_soon)
         self.on_closed: Callable[["TcpConnection"], None] | None = None
         self._send_syn()
         self._arm_retransmit()
@@ -130,10 +133,23 @@ class TcpConnection:
 
     def _emit(self, flags: int, seq: int, payload: bytes = b"", options: TcpOptions | None = None) -> None:
         ack = self.rcv_nxt if flags & ACK else 0
+        if flags & ACK:
+            self.ack_pending = False  # this segment carries the acknowledgement
         self.endpoint.emit(self, seq, ack, flags, min(self.rcv_wnd, 0xFFFF), payload, options)
 
     def _ack_now(self) -> None:
         self._emit(ACK, self.snd_nxt)
+
+    def _ack_soon(self) -> None:
+        """Acknowledge received data before the stack's poll ends, unless a segment we send
+        meanwhile (the reply, most often) carries the ACK (per-burst ACK coalescing)."""
+        if not self.ack_pending:
+            self.ack_pending = True
+            self.endpoint.ack_later(self)
+
+    def send_pending_ack(self) -> None:
+        if self.ack_pending and self.state != CLOSED:
+            self._ack_now()
 
     def _arm_retransmit(self) -> None:
         self.retransmit_at = self.endpoint.clock() + self.rto.rto
@@ -380,7 +396,7 @@ class TcpConnection:
         if fin:
             self.rcv_nxt = seq_add(self.rcv_nxt, 1)
         if delivered or fin:
-            self._ack_now()
+            self._ack_soon()
         if delivered and self.transport is not None:
             self.transport.deliver(bytes(delivered))
         if fin:

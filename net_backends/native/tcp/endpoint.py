@@ -64,6 +64,7 @@ class TcpEndpoint:
         self.listeners: dict[int, ProtocolFactory] = {}
         self._embryonic: dict[int, int] = {}  # port -> connections in SYN-RECEIVED
         self._rng = random.Random()
+        self._acks: list[TcpConnection] = []  # connections owing an ACK at the end of this poll
         for state in STATES:  # read at collection time
             stack.gauge(
                 "native_tcp_connections", "TCP connections by state", {"state": state},
@@ -177,6 +178,15 @@ class TcpEndpoint:
         if conn.transport is None and conn.factory is not None:  # an active open that failed
             protocol = conn.factory()
             protocol.connection_lost(conn.close_error)
+
+    def ack_later(self, conn: TcpConnection) -> None:
+        self._acks.append(conn)
+
+    def send_pending_acks(self) -> None:
+        """The ACKs no outgoing segment carried during this poll."""
+        acks, self._acks = self._acks, []
+        for conn in acks:
+            conn.send_pending_ack()
 
     def run_timers(self) -> None:
         now = self.clock()

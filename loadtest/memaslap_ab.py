@@ -69,9 +69,10 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Sequence
+from typing import IO, Any, Iterable, Sequence
 
 __all__ = [
+    "stop_tree",
     "LOOPBACK",
     "MEMASLAP_STATS",
     "MemaslapOutputError",
@@ -481,12 +482,17 @@ def _start(name: str, argv: list[str], port: int, timeout: float = 30.0) -> _Run
 
 
 def _stop(server: _Running) -> None:
-    """SIGTERM the server, SIGKILL after 10 s; then SIGKILL any of its descendants left over.
+    stop_tree(server.proc)
+    server.log.close()
+
+
+def stop_tree(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM a server we started, SIGKILL after 10 s; then SIGKILL any of its descendants
+    left over.
 
     Only processes this harness started (the server and what it spawned) are signalled, each by
     PID, and a leftover is killed only if its start time still matches (no PID reuse).
     """
-    proc = server.proc
     tree = descendants(proc.pid) if proc.poll() is None else []
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -502,7 +508,6 @@ def _stop(server: _Running) -> None:
                 os.kill(st.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    server.log.close()
 
 
 # ----- the A/B run -----------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import time
 import uuid
 from typing import Callable, Iterator
 
-from .memaslap_ab import find_memaslap, run_memaslap, tree_cpu_seconds
+from .memaslap_ab import find_memaslap, run_memaslap, stop_tree, tree_cpu_seconds
 
 __all__ = ["main"]
 
@@ -68,16 +68,6 @@ def _wait(proc: subprocess.Popen[bytes], ready: Callable[[], bool], what: str) -
         time.sleep(0.1)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @contextlib.contextmanager
 def native_setup() -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     """(server, client namespace, server address)."""
@@ -94,7 +84,7 @@ def native_setup() -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
         _wait(proc, lambda: _answers(ns, "10.79.0.2"), "kvshard on the native stack")
         yield proc, ns, "10.79.0.2"
     finally:
-        _stop(proc)
+        stop_tree(proc)
         _ip("netns", "del", ns, check=False)
 
 
@@ -117,7 +107,7 @@ def posix_setup() -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
         yield proc, cli, "10.79.1.2"
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_tree(proc)
         _ip("netns", "del", srv, check=False)
         _ip("netns", "del", cli, check=False)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Final
 
-__all__ = ["internet_checksum", "ones_complement_sum"]
+__all__ = ["internet_checksum", "ones_complement_sum", "pseudo_header_sum"]
 
 _LITTLE: Final = sys.byteorder == "little"
 
@@ -40,3 +40,8 @@ def _swap_wide(total: int) -> int:
 def internet_checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     """The checksum to put in a header (0 when the data already carries a correct one)."""
     return ~ones_complement_sum(data, initial) & 0xFFFF
+
+
+def pseudo_header_sum(src: bytes, dst: bytes, protocol: int, length: int) -> int:
+    """The one's-complement sum of the IPv4 pseudo-header UDP and TCP checksums cover (RFC 768, RFC 9293 section 3.1)."""
+    return ones_complement_sum(src + dst + bytes((0, protocol)) + length.to_bytes(2, "big"))

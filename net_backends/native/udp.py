@@ -13,9 +13,9 @@ from __future__ import annotations
 import struct
 from typing import Final, NamedTuple
 
-from .checksum import internet_checksum, ones_complement_sum
+from .checksum import internet_checksum, pseudo_header_sum
 
-__all__ = ["UdpHeader", "parse_udp", "build_udp", "pseudo_header_sum", "HEADER_LEN", "MALFORMED", "BAD_CHECKSUM"]
+__all__ = ["UdpHeader", "parse_udp", "build_udp", "HEADER_LEN", "MALFORMED", "BAD_CHECKSUM"]
 
 HEADER_LEN: Final = 8
 _HEADER: Final = struct.Struct("!HHHH")
@@ -27,11 +27,6 @@ class UdpHeader(NamedTuple):
     src_port: int
     dst_port: int
     length: int
-
-
-def pseudo_header_sum(src: bytes, dst: bytes, protocol: int, length: int) -> int:
-    """The one's-complement sum of the IPv4 pseudo-header (RFC 768 / RFC 9293 section 3.1)."""
-    return ones_complement_sum(src + dst + bytes((0, protocol)) + length.to_bytes(2, "big"))
 
 
 def parse_udp(datagram: memoryview, src: bytes, dst: bytes) -> UdpHeader | str:

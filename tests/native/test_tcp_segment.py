@@ -8,8 +8,7 @@ from net_backends.native.tcp.segment import (
     ACK, BAD_CHECKSUM, FIN, MALFORMED, PSH, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp,
 )
 
-from net_backends.native.checksum import internet_checksum
-from net_backends.native.udp import pseudo_header_sum
+from net_backends.native.checksum import internet_checksum, pseudo_header_sum
 
 from .frames import KERNEL_IP, KERNEL_SYN, STACK_IP
 

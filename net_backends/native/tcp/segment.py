@@ -19,8 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Final, NamedTuple
 
-from ..checksum import internet_checksum
-from ..udp import pseudo_header_sum
+from ..checksum import internet_checksum, pseudo_header_sum
 
 __all__ = [
     "TcpOptions", "TcpSegment", "parse_tcp", "build_tcp",

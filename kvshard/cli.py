@@ -10,7 +10,6 @@ on exits 71 (EX_OSERR), as memcached does.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import dataclasses
 import logging
 import os
@@ -139,6 +138,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 
 def _check_native(args: argparse.Namespace) -> None:
     """The native stack's own options, checked before any shard starts."""
+    import ipaddress  # only for this stack
+
     if not args.tap_device:
         raise _UsageError("--network-stack native needs --tap-device NAME")
     if len(args.tap_device.encode()) > 15:

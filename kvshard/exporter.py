@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Iterable, Iterator
 
 from framework import Shard, ShardUnavailable
 
+from .service import REPORT_HANDLER
 from .stats import ServerInfo
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["REPORT_HANDLER", "Report", "gather_reports", "render", "CONTENT_TYPE"]
 
-REPORT_HANDLER: Final = "kv.report"
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 # (stats counters, framework samples) of one shard, or None if it did not answer

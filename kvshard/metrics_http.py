@@ -27,11 +27,11 @@ from typing import Final
 from framework import Shard
 
 from . import exporter
+from .service import PING_HANDLER
 from .stats import ServerInfo
 
 __all__ = ["MetricsHttp", "PING_HANDLER", "SCRAPE_TIMEOUT", "HEALTH_TIMEOUT", "READ_TIMEOUT"]
 
-PING_HANDLER: Final = "kv.ping"
 SCRAPE_TIMEOUT: Final = 2.0
 HEALTH_TIMEOUT: Final = 0.5
 READ_TIMEOUT: Final = 10.0

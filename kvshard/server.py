@@ -17,14 +17,11 @@ from framework import Shard, ShardApp
 from framework.metrics import Histogram, MetricsRegistry
 from net_backends.posix import PosixStack
 
-from . import exporter
 from . import stats as stats_fmt
 from .cache import Cache
 from .connection import SAMPLE_MASK, ClientConnection, socket_address
-from .metrics_http import PING_HANDLER, MetricsHttp
-from .udp import UdpEndpoint
 from .protocol import ascii as proto
-from .service import KVService
+from .service import PING_HANDLER, REPORT_HANDLER, KVService
 
 __all__ = ["ServerConfig", "KVServerApp", "ShardContext", "PROTOCOL_VERSION", "FIXED_OVERHEAD_PER_SHARD_MB"]
 
@@ -149,7 +146,7 @@ class KVServerApp(ShardApp):
         self._ctx: ShardContext | None = None
         self._shard: Shard | None = None
         self._listeners: list[tuple[int, str, str]] = []  # (stats conns id, addr, state)
-        self._udp_endpoints: list[UdpEndpoint] = []
+        self._udp_endpoints: list[Any] = []  # kvshard.udp.UdpEndpoint
         self._listening_since = 0
         self._tick: asyncio.TimerHandle | None = None
 
@@ -167,7 +164,7 @@ class KVServerApp(ShardApp):
             memory_bytes=cfg.memory_bytes, max_item_size=cfg.max_item_size, port=cfg.port,
             udp_port=cfg.udp_port, listen=",".join(cfg.listen),
         )
-        shard.register(exporter.REPORT_HANDLER, self._report)
+        shard.register(REPORT_HANDLER, self._report)
         shard.register(PING_HANDLER, lambda: shard.id)
         shard.register(CONNS_HANDLER, self._conns)
         messenger = shard.messenger
@@ -255,6 +252,8 @@ class KVServerApp(ShardApp):
                     sock.fileno() * shard.count + shard.id, socket_address("tcp", sock.getsockname()), "conn_listening",
                 ))
             if self.config.udp_port:
+                from .udp import UdpEndpoint  # only servers with -U load it (memory per process)
+
                 endpoint = UdpEndpoint(ctx)
                 self._udp_endpoints.append(endpoint)
                 udp = await stack.listen_udp(lambda: endpoint, host, self.config.udp_port)
@@ -266,6 +265,8 @@ class KVServerApp(ShardApp):
         """Shard 0 serves the metrics port, on the kernel's sockets whatever the stack."""
         assert self._ctx is not None
         if shard.id == 0 and self.config.metrics_port:
+            from .metrics_http import MetricsHttp  # only the shard that serves it loads it
+
             info = self._ctx.info
             for host in self.config.metrics_listen or self.config.listen:
                 self._servers.append(await asyncio.get_running_loop().create_server(

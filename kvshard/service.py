@@ -23,9 +23,13 @@ from .protocol import ascii as proto
 from .protocol import binary as bp
 from .protocol import meta as m
 
-__all__ = ["KVService", "shard_of", "RECLAIM_INTERVAL", "HANDLER_NAMES"]
+__all__ = ["KVService", "shard_of", "RECLAIM_INTERVAL", "HANDLER_NAMES", "REPORT_HANDLER", "PING_HANDLER"]
 
 RECLAIM_INTERVAL: Final = 1.0
+# handlers the server registers beside the service's own: a shard's part of a scrape
+# (kvshard.exporter) and the health check's ping (kvshard.metrics_http)
+REPORT_HANDLER: Final = "kv.report"
+PING_HANDLER: Final = "kv.ping"
 # the operations other shards may call, as ``kv.<name>``
 HANDLER_NAMES: Final = (
     "get", "get_one", "gat", "store", "delete", "arith", "touch", "too_large", "flush", "stats",

@@ -98,6 +98,10 @@ class NativeStack:
         self._udp_handlers: dict[int, UdpHandler] = {}
         self.tcp: TcpEndpoint | None = None  # see enable_tcp
         self._clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None  # see attach
+        self._reactor: Any = None
+        self._wake: asyncio.TimerHandle | None = None  # the delayed-ACK wake-up (see prepare_sleep)
+        self._wake_at = 0.0
         registry = metrics or MetricsRegistry()
         self._m_rx = registry.counter("native_frames_received_total", "Frames taken from the device")
         self._m_tx = registry.counter("native_frames_sent_total", "Frames handed to the device")
@@ -162,8 +166,24 @@ class NativeStack:
     # the rest of the reactor's poller interface (framework.reactor.Poller)
 
     def prepare_sleep(self) -> None:
-        """Nothing to arm: a device with a file descriptor wakes the loop itself (see
-        :meth:`attach`)."""
+        """A device with a file descriptor wakes the loop itself (see :meth:`attach`); what
+        is armed here is a wake-up for the earliest delayed ACK (other TCP timers are coarse
+        enough for the owner's tick)."""
+        tcp, loop = self.tcp, self._loop
+        if tcp is None or loop is None or tcp.next_delayed_ack is None:
+            return
+        deadline = tcp.next_delayed_ack
+        if self._wake is not None and self._wake_at <= deadline and not self._wake.cancelled():
+            return
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake_at = deadline
+        self._wake = loop.call_later(max(0.0, deadline - self._clock()), self._woken)
+
+    def _woken(self) -> None:
+        self._wake = None
+        if self._reactor is not None:
+            self._reactor.kick()
 
     def has_pending_work(self) -> bool:
         """A device without a file descriptor cannot wake us, so it never lets us sleep."""
@@ -173,11 +193,16 @@ class NativeStack:
         """Run this stack as one of ``reactor``'s pollers: polled every tick while the shard is
         busy; while it sleeps, the device's descriptor becoming readable wakes it."""
         reactor.add_poller(self)
+        self._loop, self._reactor = loop, reactor
         fd = self.device.fileno()
         if fd is not None:
             loop.add_reader(fd, reactor.kick)
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        self._loop = self._reactor = None
         fd = self.device.fileno()
         if fd is not None:
             loop.remove_reader(fd)

@@ -81,9 +81,13 @@ def serve_while(proc: subprocess.Popen[bytes], stack: NativeStack, seconds: floa
             stack.poll()
 
 
-def run_kernel_python(ns: str, code: str, stacks: list[NativeStack], busy: Callable[[], bool] = lambda: False) -> str:
-    """Run ``code`` with the kernel's python3 inside ``ns`` while serving ``stacks``; go on
-    serving while ``busy()`` after it exits (at most 20 s in all); return its output."""
+def run_kernel_python(
+    ns: str, code: str, stacks: list[NativeStack], busy: Callable[[], bool] = lambda: False,
+    each_round: Callable[[], None] = lambda: None,
+) -> str:
+    """Run ``code`` with the kernel's python3 inside ``ns`` while serving ``stacks`` (calling
+    ``each_round`` after every round of polls); go on serving while ``busy()`` after it exits
+    (at most 20 s in all); return its output."""
     proc = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     with selectors.DefaultSelector() as sel:
         for stack in stacks:
@@ -94,6 +98,7 @@ def run_kernel_python(ns: str, code: str, stacks: list[NativeStack], busy: Calla
                 key.data.poll()
             for stack in stacks:
                 stack.poll()  # timers
+            each_round()
     return proc.communicate(timeout=5)[0].decode()
 
 
@@ -242,3 +247,94 @@ def test_kernel_tcp_echo_half_close_and_reset() -> None:
     assert output.split() == ["102400", "True", "ConnectionRefusedError"], output
     assert lost == [None] and tcp.connections == {}  # TIME-WAIT passed: closed and forgotten
     assert stack.drops("tcp_closed_port") == 1 and stack.events("tcp_segments_received") > 50
+
+
+def test_kernel_window_scale_and_our_zero_window() -> None:
+    """The kernel sends 2 MiB to a server that stops reading for 1.5 s: the kernel takes our
+    window scale (``ss`` shows it), our window closes with the buffer full, the kernel probes
+    it, and the data arrives intact once we read again (the digest goes back)."""
+    from net_backends.native.tcp.connection import RECEIVE_BUFFER, WINDOW_SHIFT
+
+    with tap_queues_in_namespace(1) as (ns, stacks):
+        stack = stacks[0]
+        tcp = stack.enable_tcp(time_wait=0.5)
+        servers: list[_Digest] = []
+        full_at_resume: list[int] = []
+        tcp.listen(7000, lambda: servers.append(_Digest()) or servers[-1])  # type: ignore[func-returns-value]
+
+        def each_round() -> None:
+            if servers and servers[0].paused_at and time.monotonic() - servers[0].paused_at > 1.5:
+                full_at_resume.append(servers[0].transport.held_size)  # type: ignore[attr-defined]
+                servers[0].paused_at = 0.0
+                servers[0].transport.resume_reading()  # type: ignore[attr-defined]
+
+        client = (
+            "import hashlib, socket, subprocess\n"
+            "s = socket.create_connection(('10.77.0.2', 7000), timeout=10)\n"
+            "ss = subprocess.run(['ss', '-tin', 'dst', '10.77.0.2'], capture_output=True, text=True).stdout\n"
+            "print([w for w in ss.split() if w.startswith('wscale:')])\n"
+            "data = bytes(range(256)) * 8192\n"
+            "s.sendall(data)\n"
+            "s.shutdown(socket.SHUT_WR)\n"
+            "got = b''\n"
+            "while (chunk := s.recv(65536)):\n"
+            "    got += chunk\n"
+            "print(got.decode() == hashlib.sha256(data).hexdigest())\n"
+        )
+        output = run_kernel_python(ns, client, [stack], busy=lambda: bool(tcp.connections), each_round=each_round)
+    lines = output.split("\n")
+    assert lines[0].startswith("['wscale:%d," % WINDOW_SHIFT) and lines[1] == "True", output
+    assert full_at_resume and full_at_resume[0] > RECEIVE_BUFFER - (1 << WINDOW_SHIFT)
+    assert stack.drops("tcp_unacceptable") > 0  # the kernel's window probes (old sequence numbers)
+
+
+def test_kernel_slow_reader_is_probed() -> None:
+    """We send 3 MiB to a kernel socket with a small receive buffer that reads nothing for
+    2 s: its window closes, we probe it, and all of it arrives once it reads."""
+    with tap_queues_in_namespace(1) as (ns, stacks):
+        stack = stacks[0]
+        tcp = stack.enable_tcp(time_wait=0.5)
+        tcp.listen(7000, _Flood)
+        client = (
+            "import socket, time\n"
+            "s = socket.socket()\n"
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n"
+            "s.settimeout(10)\n"
+            "s.connect(('10.77.0.2', 7000))\n"
+            "time.sleep(2)\n"
+            "got = b''\n"
+            "while (chunk := s.recv(65536)):\n"
+            "    got += chunk\n"
+            "print(got == bytes(range(256)) * 12288)\n"
+        )
+        output = run_kernel_python(ns, client, [stack], busy=lambda: bool(tcp.connections))
+    assert output.split() == ["True"], output
+    assert stack.events("tcp_window_probes") >= 2
+
+
+class _Digest(asyncio.Protocol):
+    """Pauses reading at once (``paused_at``); answers the SHA-256 of all it got at EOF."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self.hash = hashlib.sha256()
+        self.paused_at = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.pause_reading()  # type: ignore[attr-defined]
+        self.paused_at = time.monotonic()
+
+    def data_received(self, data: bytes) -> None:
+        self.hash.update(data)
+
+    def eof_received(self) -> bool:
+        self.transport.write(self.hash.hexdigest().encode())  # type: ignore[attr-defined]
+        return False
+
+
+class _Flood(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(bytes(range(256)) * 12288)  # type: ignore[attr-defined]
+        transport.close()

@@ -10,7 +10,8 @@ from typing import Callable
 import pytest
 
 from net_backends.native.stack import NativeStack, StackAddress
-from net_backends.native.tcp.connection import TIME_WAIT
+from net_backends.native.tcp.connection import ESTABLISHED, RECEIVE_BUFFER, TIME_WAIT, WINDOW_SHIFT
+from net_backends.native.tcp.segment import ACK, PSH, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
 from net_backends.native.wire import WirePair
 
 TIME_WAIT_SECONDS = 1.0
@@ -199,3 +200,218 @@ def test_syn_backlog_limit_drops_then_retries_succeed() -> None:
     net.run(lambda: len(lost) == 50 and not net.tcp_a.connections and not net.tcp_b.connections)
     assert lost == [None] * 50 and len(results) == 50
     assert net.b.drops("tcp_backlog_full") > 0 and net.a.events("tcp_retransmissions") > 0
+
+
+class _Paused(asyncio.Protocol):
+    """Stops reading as soon as it connects; hashes what it gets once reading resumes."""
+
+    def __init__(self, results: list[tuple[int, str]]) -> None:
+        self.sink = Sink(results)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.pause_reading()  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.sink.data_received(data)
+
+    def eof_received(self) -> bool:
+        return self.sink.eof_received()
+
+
+def test_window_scaling_is_negotiated_and_used() -> None:
+    """Both SYNs offer the scale, so windows past 64 KiB are used: more than 65535 bytes fly
+    at once on a clean wire."""
+    net = Net(8)
+    data = bytes(range(256)) * 8000  # 2 MB
+    results: list[tuple[int, str]] = []
+    lost: list[Exception | None] = []
+    net.tcp_b.listen(9000, lambda: Sink(results))
+    conn = net.tcp_a.connect(net.b.address.ip, 9000, lambda: Sender(data, lost))
+    most_in_flight = 0
+
+    def done() -> bool:
+        nonlocal most_in_flight
+        most_in_flight = max(most_in_flight, conn.flight)
+        return bool(results and lost) and not net.tcp_a.connections and not net.tcp_b.connections
+
+    net.run(done)
+    assert results == [(len(data), hashlib.sha256(data).hexdigest())] and lost == [None]
+    assert conn.snd_shift == WINDOW_SHIFT and conn.rcv_shift == WINDOW_SHIFT
+    assert most_in_flight > 65535
+
+
+def test_a_paused_reader_closes_the_window_and_probes_reopen_it() -> None:
+    """A server that does not read: its window fills (what it holds never passes the receive
+    buffer), the sender probes the zero window with growing gaps, and when the server reads
+    again the window update and the rest of the transfer follow."""
+    net = Net(9)
+    data = bytes(range(256)) * 4000  # 1 MB, four receive buffers
+    results: list[tuple[int, str]] = []
+    lost: list[Exception | None] = []
+    servers: list[_Paused] = []
+    net.tcp_b.listen(9000, lambda: servers.append(_Paused(results)) or servers[-1])  # type: ignore[func-returns-value]
+    client = net.tcp_a.connect(net.b.address.ip, 9000, lambda: Sender(data, lost))
+    net.run(lambda: net.a.events("tcp_window_probes") >= 3)
+    server_transport = servers[0].transport
+    # full up to the window's granularity (a window under 2**WINDOW_SHIFT bytes reads as 0)
+    assert RECEIVE_BUFFER - (1 << WINDOW_SHIFT) < server_transport.held_size <= RECEIVE_BUFFER  # type: ignore[attr-defined]
+    assert client.snd_wnd == 0 and client.flight == 0 and len(client.send_buffer) > 0
+    assert results == []
+    probes_at = net.now
+    net.run(lambda: net.a.events("tcp_window_probes") >= 5, max_seconds=60)
+    assert net.now - probes_at > 1.0  # the probe interval doubles
+    server_transport.resume_reading()  # type: ignore[attr-defined]
+    net.run(lambda: bool(results and lost) and not net.tcp_a.connections and not net.tcp_b.connections)
+    assert results == [(len(data), hashlib.sha256(data).hexdigest())] and lost == [None]
+
+
+def test_zero_window_survives_a_lossy_wire() -> None:
+    """The same with 10% loss: a lost window update is repaired by the next probe."""
+    net = Net(10, loss=0.1)
+    data = bytes(range(256)) * 2000
+    results: list[tuple[int, str]] = []
+    lost: list[Exception | None] = []
+    servers: list[_Paused] = []
+    net.tcp_b.listen(9000, lambda: servers.append(_Paused(results)) or servers[-1])  # type: ignore[func-returns-value]
+    net.tcp_a.connect(net.b.address.ip, 9000, lambda: Sender(data, lost))
+    net.run(lambda: net.a.events("tcp_window_probes") >= 2)
+    servers[0].transport.resume_reading()  # type: ignore[attr-defined]
+    net.run(lambda: bool(results and lost) and not net.tcp_a.connections and not net.tcp_b.connections)
+    assert results == [(len(data), hashlib.sha256(data).hexdigest())] and lost == [None]
+
+
+def _step(net: Net, seconds: float) -> None:
+    """Move frames and the clock in 1 ms steps for ``seconds``."""
+    end = net.now + seconds
+    while net.now < end:
+        net.pair.a.flush()
+        net.pair.b.flush()
+        net.a.poll()
+        net.b.poll()
+        net.now += 0.001
+
+
+def test_delayed_ack_rides_on_the_reply_or_waits_for_its_timer() -> None:
+    """A request answered within the delay costs one segment each way (the reply carries the
+    ACK); one that is not answered is acknowledged when the delayed-ACK timer runs out; two
+    full segments are acknowledged at once."""
+    net = Net(12)
+    replies: list[bytes] = []
+
+    class Server(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            if data.startswith(b"get"):
+                self.transport.write(b"VALUE\r\n")  # type: ignore[attr-defined]
+
+    class Client(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            replies.append(data)
+
+    net.tcp_b.listen(9000, Server)
+    clients: list[Client] = []
+    net.tcp_a.connect(net.b.address.ip, 9000, lambda: clients.append(Client()) or clients[-1])  # type: ignore[func-returns-value]
+    _step(net, 0.1)
+    client = clients[0]
+
+    sent_before = net.b.events("tcp_segments_sent")
+    client.transport.write(b"get k\r\n")  # type: ignore[attr-defined]
+    _step(net, 0.1)
+    assert replies == [b"VALUE\r\n"] and net.b.events("tcp_segments_sent") - sent_before == 1
+    assert net.b.events("tcp_delayed_acks") == 0
+
+    sent_before = net.b.events("tcp_segments_sent")
+    client.transport.write(b"set k\r\n")  # no reply: the ACK waits for the timer
+    _step(net, 0.03)
+    assert net.b.events("tcp_segments_sent") == sent_before
+    _step(net, 0.02)
+    assert net.b.events("tcp_segments_sent") - sent_before == 1 and net.b.events("tcp_delayed_acks") == 1
+
+    sent_before = net.b.events("tcp_segments_sent")
+    client.transport.write(b"x" * (2 * net.tcp_a.mss))  # two full segments: acknowledged at once
+    _step(net, 0.005)
+    assert net.b.events("tcp_segments_sent") - sent_before == 1 and net.b.events("tcp_delayed_acks") == 1
+
+
+def test_simultaneous_open() -> None:
+    """Each side connects to the other's port at the same moment: the SYNs cross, both go
+    through SYN-RECEIVED and both connections carry data."""
+    net = Net(13)
+    got_a: list[bytes] = []
+    got_b: list[bytes] = []
+
+    class Peer(asyncio.Protocol):
+        def __init__(self, greeting: bytes, got: list[bytes]) -> None:
+            self.greeting, self.got = greeting, got
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            transport.write(self.greeting)  # type: ignore[attr-defined]
+
+        def data_received(self, data: bytes) -> None:
+            self.got.append(data)
+
+    conn_a = net.tcp_a.connect(net.b.address.ip, 5001, lambda: Peer(b"from a", got_a), local_port=5000)
+    conn_b = net.tcp_b.connect(net.a.address.ip, 5000, lambda: Peer(b"from b", got_b), local_port=5001)
+    net.run(lambda: bool(got_a and got_b), max_seconds=10)
+    assert got_a == [b"from b"] and got_b == [b"from a"]
+    assert conn_a.state == conn_b.state == ESTABLISHED
+    assert net.a.events("tcp_simultaneous_opens") == 1 and net.b.events("tcp_simultaneous_opens") == 1
+
+
+def _raw_peer(net: Net) -> Callable[..., list[TcpSegment]]:
+    """Send hand-made segments from a's address through a's end of the wire; return what b
+    answers (a's stack is bypassed)."""
+    from net_backends.native import ipv4
+    from net_backends.native.ethernet import ETHERTYPE_IPV4, HEADER_LEN, build_ethernet
+
+    a_ip, b_ip = net.a.address.ip, net.b.address.ip
+
+    def send(**fields: object) -> list[TcpSegment]:
+        segment = build_tcp(a_ip, b_ip, **fields)  # type: ignore[arg-type]
+        packet = ipv4.build_ipv4(a_ip, b_ip, ipv4.PROTO_TCP, len(segment), 1) + segment
+        net.pair.a.send_burst([build_ethernet(net.b.mac, net.pair.a.mac, ETHERTYPE_IPV4) + packet])
+        net.pair.a.flush()
+        net.b.poll()
+        net.pair.b.flush()
+        answers = []
+        for frame in net.pair.a.receive_burst(64):
+            view = memoryview(frame)[HEADER_LEN:]
+            header = ipv4.parse_ipv4(view)
+            assert isinstance(header, ipv4.Ipv4Header)
+            seg = parse_tcp(view[header.header_len : header.total_len], b_ip, a_ip)
+            assert isinstance(seg, TcpSegment)
+            answers.append(seg)
+        return answers
+
+    return send
+
+
+@pytest.mark.parametrize("peer_shift", [None, 7])
+def test_window_scale_only_when_the_syn_offers_it(peer_shift: int | None) -> None:
+    """A SYN without the option gets a SYN-ACK without it and no scaling either way; with it,
+    the SYN-ACK offers ours, its window is unscaled, and the peer's later windows are scaled."""
+    net = Net(14)
+    net.tcp_b.listen(9000, asyncio.Protocol)
+    send = _raw_peer(net)
+    (syn_ack,) = send(src_port=4000, dst_port=9000, seq=1000, ack=0, flags=SYN, window=512,
+                      options=TcpOptions(mss=1460, window_shift=peer_shift))
+    assert syn_ack.flags == SYN | ACK and syn_ack.ack == 1001
+    assert syn_ack.options.window_shift == (None if peer_shift is None else WINDOW_SHIFT)
+    assert syn_ack.window == 0xFFFF  # the buffer is larger than a SYN can say
+    conn = net.tcp_b.connections[(net.a.address.ip, 4000, 9000)]
+    assert conn.snd_wnd == 512  # a SYN's window is never scaled
+    send(src_port=4000, dst_port=9000, seq=1001, ack=syn_ack.seq + 1, flags=ACK, window=512)
+    assert conn.state == ESTABLISHED
+    assert conn.snd_wnd == 512 << (peer_shift or 0)
+    ack = syn_ack.seq + 1
+    assert send(src_port=4000, dst_port=9000, seq=1001, ack=ack, flags=ACK | PSH, window=512, payload=b"y" * 1460) == []
+    (answer,) = send(src_port=4000, dst_port=9000, seq=2461, ack=ack, flags=ACK | PSH, window=512, payload=b"z" * 1460)
+    # two full segments owed: acknowledged at once (the first waited), with the scaled window
+    assert answer.ack == 3921 and answer.flags == ACK
+    assert answer.window == min(0xFFFF, RECEIVE_BUFFER >> (WINDOW_SHIFT if peer_shift is not None else 0))

@@ -35,20 +35,34 @@ acknowledged is kept; when the retransmission timer (RFC 6298) expires, everythi
 ``snd_una`` on is sent again as the (collapsed) congestion window allows (go-back-N); three
 duplicate ACKs resend the first unacknowledged segment, and in recovery each partial ACK the
 next one (NewReno). A connection whose retransmissions back off :attr:`max_retries` times is
-aborted (TimeoutError). Received data is acknowledged
-before the stack's poll ends, and not separately at all when a segment we send meanwhile (the
-reply to a request, usually) carries the ACK: per-burst coalescing, which halves the segments
-of a request/response exchange; RFC 1122's timer-based delayed ACK is a later step. Sequence numbers are only compared through
-``sequence.py``.
+aborted (TimeoutError). The peer's window is taken only from segments newer than the one that
+last set it (SND.WL1/WL2). When it is zero, data waits and nothing is in flight, the persist
+timer sends zero-window probes (an ACK one below ``snd_una``, which any peer answers with its
+window) at RTO, doubling to :data:`PERSIST_MAX`, for as long as the peer answers.
 
-What is not here yet (later steps of the issue): simultaneous open, window scaling and timestamps
-(the SYN-ACK offers neither, so the peer uses neither), zero-window probing, delayed ACK,
-SACK.
+Windows (RFC 7323 section 2): both SYNs carry the window-scale option or neither scales. We
+offer :data:`WINDOW_SHIFT`; windows in SYNs are never scaled. The receive window is the room left
+in :data:`RECEIVE_BUFFER` by data the application has not taken (the transport holds it while
+reading is paused), so a reader that stops reading ends at a zero window; when it takes the
+data, a window update goes out once the window has grown by two segments or half the buffer.
+
+Acknowledgements (RFC 9293 section 3.8.6.3, RFC 5681 section 4.2): a segment we send carries
+the ACK (the reply to a request, usually, so a request/response exchange costs two segments).
+Data not acknowledged that way by the end of the stack's poll is acknowledged then if two full
+segments (or a FIN) are owed, else when the delayed-ACK timer (:data:`DELAYED_ACK`) runs out;
+an out-of-order or duplicate segment is acknowledged at once (the duplicate ACK fast
+retransmit needs). Sequence numbers are only compared through ``sequence.py``.
+
+Simultaneous open (RFC 9293 figure 8): a SYN without ACK in SYN-SENT moves to SYN-RECEIVED and
+answers with a SYN-ACK; the crossing SYN-ACKs are each unacceptable to the other side, whose
+ACK completes the handshake.
+
+Not here: timestamps (RFC 7323 section 3; RTT samples follow Karn's rule instead, and we offer
+no timestamps option, so peers send none) and SACK (RFC 2018).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Final
 
 from .congestion import NewReno
@@ -61,7 +75,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TcpConnection", "SYN_SENT", "SYN_RECEIVED", "ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT_1", "FIN_WAIT_2",
-    "CLOSING", "LAST_ACK", "TIME_WAIT", "CLOSED", "STATES", "MAX_OUT_OF_ORDER", "RECEIVE_WINDOW",
+    "CLOSING", "LAST_ACK", "TIME_WAIT", "CLOSED", "STATES", "MAX_OUT_OF_ORDER", "RECEIVE_BUFFER", "WINDOW_SHIFT",
+    "DELAYED_ACK", "PERSIST_MAX",
 ]
 
 SYN_SENT: Final = "SYN-SENT"
@@ -75,8 +90,11 @@ LAST_ACK: Final = "LAST-ACK"
 TIME_WAIT: Final = "TIME-WAIT"
 CLOSED: Final = "CLOSED"
 
-MAX_OUT_OF_ORDER: Final = 64
-RECEIVE_WINDOW: Final = 65535  # no window scaling yet: the most a 16-bit window can say
+MAX_OUT_OF_ORDER: Final = 256
+RECEIVE_BUFFER: Final = 256 * 1024  # what the receive window can offer (data held while reading is paused counts)
+WINDOW_SHIFT: Final = 3  # the scale we offer: RECEIVE_BUFFER >> 3 fits the 16-bit field (RFC 7323)
+DELAYED_ACK: Final = 0.04  # the longest an ACK waits for a segment to ride on (Linux's minimum; RFC 9293: < 0.5 s)
+PERSIST_MAX: Final = 60.0  # the longest interval between zero-window probes
 STATES: Final = (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT)
 _SYNCHRONIZED: Final = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT))
 
@@ -99,7 +117,13 @@ class TcpConnection:
         self.iss = iss
         self.snd_una = iss
         self.snd_nxt = seq_add(iss, 1)  # our SYN
-        self.snd_wnd = peer_syn.window if peer_syn is not None else 0
+        self.snd_wnd = peer_syn.window if peer_syn is not None else 0  # a SYN's window is never scaled
+        self.snd_wl1 = peer_syn.seq if peer_syn is not None else 0  # the segment that last set snd_wnd
+        self.snd_wl2 = iss
+        # window scaling is on when both SYNs carry the option (RFC 7323 section 2.2)
+        peer_shift = peer_syn.options.window_shift if peer_syn is not None else None
+        self.snd_shift = peer_shift or 0
+        self.rcv_shift = WINDOW_SHIFT if peer_syn is None or peer_shift is not None else 0
         self.our_mss = mss
         self.mss = min(mss, peer_syn.options.mss or 536) if peer_syn is not None else mss
         self.send_buffer = bytearray()  # bytes from snd_una on (sent or not); SYN/FIN not in it
@@ -110,7 +134,7 @@ class TcpConnection:
         # receive side
         self.irs = peer_syn.seq if peer_syn is not None else 0
         self.rcv_nxt = seq_add(peer_syn.seq, 1) if peer_syn is not None else 0
-        self.rcv_wnd = RECEIVE_WINDOW
+        self.rcv_adv = 0  # the window last advertised (bytes, after scaling)
         self.out_of_order: dict[int, tuple[bytes, bool]] = {}  # seq -> (payload, fin)
         # timers and control
         self.rto = RtoEstimator(endpoint.min_rto)
@@ -121,34 +145,71 @@ class TcpConnection:
         self.transport: Any = None  # set by the endpoint once ESTABLISHED
         self.close_error: Exception | None = None  # why it closed (None: an orderly close)
         self.ack_pending = False  # received data awaits an ACK (see _ack_soon)
+        self.ack_quickly = False  # ... and it is not to be delayed past this poll
+        self.ack_queued = False  # on the endpoint's list for the end of this poll
+        self.unacked_bytes = 0  # received since our last ACK
+        self.delack_at: float | None = None  # the delayed-ACK deadline
+        self.persist_at: float | None = None  # the next zero-window probe
+        self.persist_interval = 0.0
         self.on_closed: Callable[["TcpConnection"], None] | None = None
         self._send_syn()
         self._arm_retransmit()
 
     def _send_syn(self) -> None:
         flags = SYN | ACK if self.state == SYN_RECEIVED else SYN
-        self._emit(flags, self.iss, options=TcpOptions(mss=self.our_mss))
+        shift = self.rcv_shift if self.state == SYN_RECEIVED else WINDOW_SHIFT
+        self._emit(flags, self.iss, options=TcpOptions(mss=self.our_mss, window_shift=shift if self.rcv_shift else None))
+
+    @property
+    def rcv_wnd(self) -> int:
+        """Room in the receive buffer: what the application has not taken yet is held there."""
+        transport = self.transport
+        return RECEIVE_BUFFER - transport.held_size if transport is not None else RECEIVE_BUFFER
 
     # ----- output ------------------------------------------------------------------------
 
     def _emit(self, flags: int, seq: int, payload: bytes = b"", options: TcpOptions | None = None) -> None:
         ack = self.rcv_nxt if flags & ACK else 0
-        if flags & ACK:
-            self.ack_pending = False  # this segment carries the acknowledgement
-        self.endpoint.emit(self, seq, ack, flags, min(self.rcv_wnd, 0xFFFF), payload, options)
+        if flags & ACK:  # this segment carries the acknowledgement
+            self.ack_pending = self.ack_quickly = False
+            self.unacked_bytes = 0
+            self.delack_at = None
+        if flags & SYN:
+            window = min(self.rcv_wnd, 0xFFFF)  # never scaled in a SYN
+        else:
+            window = min(self.rcv_wnd >> self.rcv_shift, 0xFFFF)
+        self.rcv_adv = window << self.rcv_shift
+        self.endpoint.emit(self, seq, ack, flags, window, payload, options)
 
     def _ack_now(self) -> None:
         self._emit(ACK, self.snd_nxt)
 
-    def _ack_soon(self) -> None:
-        """Acknowledge received data before the stack's poll ends, unless a segment we send
-        meanwhile (the reply, most often) carries the ACK (per-burst ACK coalescing)."""
-        if not self.ack_pending:
-            self.ack_pending = True
+    def _ack_soon(self, received: int, quickly: bool) -> None:
+        """Received data (or a FIN) is owed an ACK. A segment we send meanwhile (the reply,
+        most often) carries it; else it goes out at the end of the poll when ``quickly`` or
+        when two full segments are owed, and after at most :data:`DELAYED_ACK` otherwise."""
+        self.unacked_bytes += received
+        self.ack_quickly = self.ack_quickly or quickly
+        self.ack_pending = True
+        if not self.ack_queued:
+            self.ack_queued = True
             self.endpoint.ack_later(self)
 
     def send_pending_ack(self) -> None:
-        if self.ack_pending and self.state != CLOSED:
+        """The end of a poll: send the ACK owed, or start the delayed-ACK timer."""
+        self.ack_queued = False
+        if not self.ack_pending or self.state == CLOSED:
+            return
+        if self.ack_quickly or self.unacked_bytes >= 2 * self.mss:
+            self._ack_now()
+        elif self.delack_at is None:
+            self.delack_at = self.endpoint.clock() + DELAYED_ACK
+            self.endpoint.delayed_ack_armed(self.delack_at)
+
+    def window_opened(self) -> None:
+        """The application took held data: tell the peer once the window has grown enough to
+        be worth a segment (RFC 9293 section 3.8.6.2.2: by two segments or half the buffer)."""
+        if self.state in _SYNCHRONIZED and self.rcv_wnd - self.rcv_adv >= min(RECEIVE_BUFFER // 2, 2 * self.mss):
             self._ack_now()
 
     def _arm_retransmit(self) -> None:
@@ -179,9 +240,12 @@ class TcpConnection:
         self._enter_closed(error)
 
     def push(self) -> None:
-        """Send new data (and the FIN) as far as the windows allow."""
-        if self.state == SYN_RECEIVED:
+        """Send new data (and the FIN) as far as the windows allow; with data waiting, nothing
+        in flight and a zero window, start probing the window."""
+        if self.state == SYN_RECEIVED or self.state == SYN_SENT:
             return  # data waits for the handshake
+        if self.snd_wnd:
+            self.persist_at = None
         sent_offset = seq_diff(self.snd_nxt, self.snd_una) - (1 if self.fin_sent else 0)
         window = min(self.snd_wnd, self.congestion.cwnd)
         while True:
@@ -213,6 +277,9 @@ class TcpConnection:
                 self.state = LAST_ACK
             if self.retransmit_at is None:
                 self._arm_retransmit()
+        if not self.snd_wnd and self.persist_at is None and self.flight == 0 and len(self.send_buffer) > sent_offset:
+            self.persist_interval = self.rto.rto
+            self.persist_at = self.endpoint.clock() + self.persist_interval
 
     def _retransmit_first(self) -> None:
         """Resend the oldest unacknowledged thing: SYN-ACK, a data segment, or the FIN."""
@@ -229,6 +296,17 @@ class TcpConnection:
         if self.time_wait_until is not None and now >= self.time_wait_until:
             self._enter_closed(None)
             return
+        if self.delack_at is not None and now >= self.delack_at:
+            self.endpoint.count("tcp_delayed_acks")
+            self._ack_now()
+        if self.persist_at is not None and now >= self.persist_at:
+            # a zero-window probe: an old sequence number, so the peer answers with an ACK that
+            # carries its window whatever that window is; probing goes on while it answers
+            # (RFC 1122 section 4.2.2.17), the interval doubling up to PERSIST_MAX
+            self.endpoint.count("tcp_window_probes")
+            self._emit(ACK, seq_add(self.snd_una, -1))
+            self.persist_interval = min(PERSIST_MAX, self.persist_interval * 2)
+            self.persist_at = now + self.persist_interval
         if self.retransmit_at is not None and now >= self.retransmit_at:
             if self.rto.backoffs >= self.endpoint.max_retries:
                 self.endpoint.count("tcp_timeouts")
@@ -290,14 +368,27 @@ class TcpConnection:
                 self.endpoint.count("tcp_connections_refused")
                 self._enter_closed(ConnectionRefusedError("connection refused"))
             return
-        if not seg.flags & SYN or not ack_ok:
-            return  # a bare SYN (simultaneous open) is not served
+        if not seg.flags & SYN:
+            return
         self.irs = seg.seq
         self.rcv_nxt = seq_add(seg.seq, 1)
-        self.snd_una = seg.ack
-        self.snd_wnd = seg.window
+        self.snd_wnd = seg.window  # unscaled in a SYN
+        self.snd_wl1 = seg.seq
         self.mss = min(self.our_mss, seg.options.mss or 536)
         self.congestion = NewReno(self.mss)
+        if seg.options.window_shift is not None:
+            self.snd_shift = seg.options.window_shift
+        else:
+            self.snd_shift = self.rcv_shift = 0
+        if not ack_ok:
+            # simultaneous open (RFC 9293 figure 8): the peer's SYN crossed ours; answer with
+            # a SYN-ACK and wait for its ACK in SYN-RECEIVED
+            self.state = SYN_RECEIVED
+            self.endpoint.count("tcp_simultaneous_opens")
+            self._send_syn()
+            return
+        self.snd_una = seg.ack
+        self.snd_wl2 = seg.ack
         self.retransmit_at = None
         self.rto.backoffs = 0
         self.state = ESTABLISHED
@@ -306,12 +397,13 @@ class TcpConnection:
         self.push()
 
     def _acceptable(self, seq: int, length: int) -> bool:
-        if self.rcv_wnd == 0:
+        window = self.rcv_wnd
+        if window == 0:
             return length == 0 and seq == self.rcv_nxt
         if length == 0:
-            return seq_in_window(seq, self.rcv_nxt, self.rcv_wnd)
+            return seq_in_window(seq, self.rcv_nxt, window)
         end = seq_add(seq, length - 1)
-        return seq_in_window(seq, self.rcv_nxt, self.rcv_wnd) or seq_in_window(end, self.rcv_nxt, self.rcv_wnd)
+        return seq_in_window(seq, self.rcv_nxt, window) or seq_in_window(end, self.rcv_nxt, window)
 
     def _on_ack(self, seg: TcpSegment) -> bool:
         """Process the ACK field; False if the segment is to be dropped."""
@@ -321,7 +413,7 @@ class TcpConnection:
                 self.endpoint.reset_for(seg, self.local, self.remote)
                 return False
             self.snd_una = ack
-            self.snd_wnd = seg.window
+            self._update_window(seg)
             self.retransmit_at = None
             self.rto.backoffs = 0
             self.state = ESTABLISHED
@@ -345,20 +437,29 @@ class TcpConnection:
             if self.congestion.on_new_ack(data_acked, self.flight, ack):
                 self._retransmit_first()  # a partial ACK in recovery: the next hole
             self.retransmit_at = None if self.flight == 0 else self.endpoint.clock() + self.rto.rto
-            self.snd_wnd = seg.window
+            self._update_window(seg)
             if fin_acked:
                 self._our_fin_acked()
                 if self.state == CLOSED:
                     return False
             self.push()
         elif ack == self.snd_una:
-            if len(seg.payload) == 0 and not seg.flags & FIN and seg.window == self.snd_wnd and self.flight > 0:
+            window = seg.window << self.snd_shift
+            if len(seg.payload) == 0 and not seg.flags & FIN and window == self.snd_wnd and self.flight > 0:
                 if self.congestion.on_duplicate_ack(self.flight, self.snd_nxt):
                     self.endpoint.count("tcp_fast_retransmits")
                     self._retransmit_first()
-            self.snd_wnd = seg.window
+            self._update_window(seg)
             self.push()
         return True
+
+    def _update_window(self, seg: TcpSegment) -> None:
+        """Take the peer's window from ``seg`` unless an older segment than the one that last
+        set it (RFC 9293 section 3.10.7.4: SND.WL1 and SND.WL2)."""
+        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, seg.ack)):
+            self.snd_wnd = seg.window << self.snd_shift
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = seg.ack
 
     def _our_fin_acked(self) -> None:
         if self.state == FIN_WAIT_1:
@@ -396,7 +497,7 @@ class TcpConnection:
         if fin:
             self.rcv_nxt = seq_add(self.rcv_nxt, 1)
         if delivered or fin:
-            self._ack_soon()
+            self._ack_soon(len(delivered), fin)
         if delivered and self.transport is not None:
             self.transport.deliver(bytes(delivered))
         if fin:

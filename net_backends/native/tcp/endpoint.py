@@ -65,6 +65,7 @@ class TcpEndpoint:
         self._embryonic: dict[int, int] = {}  # port -> connections in SYN-RECEIVED
         self._rng = random.Random()
         self._acks: list[TcpConnection] = []  # connections owing an ACK at the end of this poll
+        self.next_delayed_ack: float | None = None  # the earliest delayed-ACK deadline (for the sleeper)
         for state in STATES:  # read at collection time
             stack.gauge(
                 "native_tcp_connections", "TCP connections by state", {"state": state},
@@ -138,17 +139,24 @@ class TcpEndpoint:
 
     # ----- connection life ------------------------------------------------------------------
 
-    def connect(self, remote_ip: bytes, remote_port: int, factory: ProtocolFactory) -> TcpConnection:
-        """Active open to ``remote_ip:remote_port`` from a free ephemeral port; the protocol
-        ``factory()`` makes is connected once the handshake completes (``connection_lost``
-        with ConnectionRefusedError if it is refused)."""
+    def connect(
+        self, remote_ip: bytes, remote_port: int, factory: ProtocolFactory, local_port: int | None = None,
+    ) -> TcpConnection:
+        """Active open to ``remote_ip:remote_port`` from ``local_port`` or a free ephemeral
+        port; the protocol ``factory()`` makes is connected once the handshake completes
+        (``connection_lost`` with ConnectionRefusedError if it is refused)."""
         local_ip = self.stack.address.ip
-        for _ in range(64):
-            port = self._rng.randrange(EPHEMERAL_PORTS[0], EPHEMERAL_PORTS[1])
-            if (remote_ip, remote_port, port) not in self.connections and port not in self.listeners:
-                break
+        if local_port is not None:
+            port = local_port
+            if (remote_ip, remote_port, port) in self.connections:
+                raise OSError(f"TCP port {port} is already connected to that peer")
         else:
-            raise OSError("no free ephemeral port")
+            for _ in range(64):
+                port = self._rng.randrange(EPHEMERAL_PORTS[0], EPHEMERAL_PORTS[1])
+                if (remote_ip, remote_port, port) not in self.connections and port not in self.listeners:
+                    break
+            else:
+                raise OSError("no free ephemeral port")
         iss = self.isn(local_ip, port, remote_ip, remote_port)
         conn = TcpConnection(self, (local_ip, port), (remote_ip, remote_port), iss, self.mss, factory=factory)
         self.connections[(remote_ip, remote_port, port)] = conn
@@ -183,13 +191,24 @@ class TcpEndpoint:
         self._acks.append(conn)
 
     def send_pending_acks(self) -> None:
-        """The ACKs no outgoing segment carried during this poll."""
+        """The ACKs no outgoing segment carried during this poll: sent now, or delayed."""
         acks, self._acks = self._acks, []
         for conn in acks:
             conn.send_pending_ack()
 
+    def delayed_ack_armed(self, deadline: float) -> None:
+        if self.next_delayed_ack is None or deadline < self.next_delayed_ack:
+            self.next_delayed_ack = deadline
+
     def run_timers(self) -> None:
         now = self.clock()
+        if self.next_delayed_ack is not None and now >= self.next_delayed_ack:
+            self.next_delayed_ack = None
+            for conn in list(self.connections.values()):
+                conn.on_timer(now)
+                if conn.delack_at is not None:
+                    self.delayed_ack_armed(conn.delack_at)
+            return
         for conn in list(self.connections.values()):
             conn.on_timer(now)
 

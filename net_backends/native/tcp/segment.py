@@ -42,7 +42,6 @@ MALFORMED: Final = "tcp_malformed"
 BAD_CHECKSUM: Final = "tcp_bad_checksum"
 _HEADER: Final = struct.Struct("!HHIIBBHHH")
 _PROTO_TCP: Final = 6
-_NO_OPTIONS: Final["TcpOptions"]
 
 
 class TcpOptions(NamedTuple):
@@ -52,7 +51,7 @@ class TcpOptions(NamedTuple):
     timestamp: tuple[int, int] | None = None  # (TSval, TSecr)
 
 
-_NO_OPTIONS = TcpOptions()
+_NO_OPTIONS: Final = TcpOptions()
 
 
 class TcpSegment(NamedTuple):

@@ -2,7 +2,9 @@
 ``asyncio.Protocol``) runs on the native stack unchanged.
 
 Writes go to the connection's send buffer and out at once (the stack's pending frames are
-flushed). ``pause_reading`` holds received data in the transport until ``resume_reading``;
+flushed). ``pause_reading`` holds received data in the transport until ``resume_reading``, and what is
+held shrinks the receive window the connection advertises (flow control: a paused reader
+ends at a zero window, and the sender probes it);
 ``pause_writing``/``resume_writing`` are called on the protocol when the unacknowledged and
 unsent bytes pass the high-water mark and fall back under the low one. ``close`` sends a FIN
 after the buffered data; ``abort`` sends an RST. ``connection_lost`` is called exactly once.
@@ -34,6 +36,7 @@ class NativeTransport(asyncio.Transport):
         self._lost = False
         self._paused_reading = False
         self._held: list[bytes] = []
+        self.held_size = 0  # bytes received and not yet given to the protocol (they shrink the window)
         self._eof_held = False
         self._writing_paused = False
         self._high, self._low = HIGH_WATER, LOW_WATER
@@ -47,6 +50,7 @@ class NativeTransport(asyncio.Transport):
     def deliver(self, data: bytes) -> None:
         if self._paused_reading:
             self._held.append(data)
+            self.held_size += len(data)
         elif self._protocol is not None and not self._lost:
             self._protocol.data_received(data)
         self._check_write_pressure()
@@ -116,11 +120,14 @@ class NativeTransport(asyncio.Transport):
             return
         self._paused_reading = False
         held, self._held = self._held, []
+        self.held_size = 0
         for data in held:
             self.deliver(data)
-        if self._eof_held:
+        if self._eof_held and not self._paused_reading:
             self._eof_held = False
             self._eof()
+        self._conn.window_opened()
+        self._stack.flush()
 
     def is_reading(self) -> bool:
         return not self._paused_reading

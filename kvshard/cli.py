@@ -152,8 +152,6 @@ def _check_native(args: argparse.Namespace) -> None:
             raise _UsageError(f"--gw-ipv4-addr: {args.gw_ipv4_addr} is not on {interface.network}")
     except ValueError as exc:
         raise _UsageError(f"native stack address: {exc}") from None
-    if args.udp_port:
-        raise _UsageError("-U: UDP on the native stack is not there yet; use --network-stack posix")
     if not os.path.exists("/dev/net/tun"):
         raise _UsageError("--network-stack native needs /dev/net/tun (the tun kernel module)")
 

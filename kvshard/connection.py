@@ -60,7 +60,7 @@ from .protocol import ascii as proto
 if TYPE_CHECKING:
     from .server import ShardContext
 
-__all__ = ["ClientConnection", "MAX_QUEUED_REPLIES", "SAMPLE_MASK", "command_name", "socket_address"]
+__all__ = ["ClientConnection", "MAX_QUEUED_REPLIES", "SAMPLE_MASK", "command_name", "native_number", "socket_address"]
 
 _UNDECIDED: Final = object()  # no byte seen yet: the protocol is not chosen
 
@@ -89,11 +89,17 @@ _BINARY_COMMANDS: Final = {
 _NATIVE_IDS = itertools.count(1 << 20)  # above any file descriptor
 
 
+def native_number() -> int:
+    """A number for something on the native stack that has no file descriptor (a connection,
+    a listener) in ``stats conns``: above any descriptor, never the same twice."""
+    return next(_NATIVE_IDS)
+
+
 def _conn_id(sock: Any, shards: int, shard_id: int) -> int:
     """A connection's number in ``stats conns``: its file descriptor in its shard process (or,
     on the native stack, which has none, a number above any descriptor) times the shard count
     plus the shard id, so numbers never collide across shards."""
-    number = sock.fileno() if sock is not None else next(_NATIVE_IDS)
+    number = sock.fileno() if sock is not None else native_number()
     return number * shards + shard_id
 
 

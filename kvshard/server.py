@@ -19,7 +19,7 @@ from net_backends.posix import PosixStack
 
 from . import stats as stats_fmt
 from .cache import Cache
-from .connection import SAMPLE_MASK, ClientConnection, socket_address
+from .connection import SAMPLE_MASK, ClientConnection, native_number, socket_address
 from .protocol import ascii as proto
 from .service import PING_HANDLER, REPORT_HANDLER, KVService
 
@@ -239,6 +239,19 @@ class KVServerApp(ShardApp):
         )
         self._servers.append(backend)
         self._servers.append(await backend.listen_tcp(lambda: ClientConnection(ctx), cfg.host_ipv4, cfg.port))
+        self._listeners.append((native_number() * shard.count + shard.id, f"tcp:{cfg.host_ipv4}:{cfg.port}", "conn_listening"))
+        if cfg.udp_port:
+            endpoint = self._udp_endpoint()
+            self._servers.append(await backend.listen_udp(lambda: endpoint, cfg.host_ipv4, cfg.udp_port))
+            self._listeners.append((native_number() * shard.count + shard.id, f"udp:{cfg.host_ipv4}:{cfg.udp_port}", "conn_read"))
+
+    def _udp_endpoint(self) -> Any:
+        from .udp import UdpEndpoint  # only servers with -U load it (memory per process)
+
+        assert self._ctx is not None
+        endpoint = UdpEndpoint(self._ctx)
+        self._udp_endpoints.append(endpoint)
+        return endpoint
 
     async def _start_posix(self, shard: Shard) -> None:
         assert self._ctx is not None
@@ -252,10 +265,7 @@ class KVServerApp(ShardApp):
                     sock.fileno() * shard.count + shard.id, socket_address("tcp", sock.getsockname()), "conn_listening",
                 ))
             if self.config.udp_port:
-                from .udp import UdpEndpoint  # only servers with -U load it (memory per process)
-
-                endpoint = UdpEndpoint(ctx)
-                self._udp_endpoints.append(endpoint)
+                endpoint = self._udp_endpoint()
                 udp = await stack.listen_udp(lambda: endpoint, host, self.config.udp_port)
                 self._servers.append(udp)
                 sock = udp.get_extra_info("socket")

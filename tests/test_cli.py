@@ -111,7 +111,6 @@ def test_connection_limit_counts_all_shards() -> None:
         (["--network-stack", "native", "--tap-device", "t" * 16, "--host-ipv4-addr", "10.0.0.2"], "longer than 15 bytes"),
         (["--network-stack", "native", "--tap-device", "t0", "--host-ipv4-addr", "10.0.0.300"], "native stack address"),
         (["--network-stack", "native", "--tap-device", "t0", "--host-ipv4-addr", "10.0.0.2", "--gw-ipv4-addr", "10.9.0.1"], "is not on 10.0.0.0/24"),
-        (["--network-stack", "native", "--tap-device", "t0", "--host-ipv4-addr", "10.0.0.2", "-U", "11211"], "UDP on the native stack"),
     ],
 )
 def test_native_stack_option_errors(args: list[str], message: str) -> None:

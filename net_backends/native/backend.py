@@ -2,7 +2,8 @@
 
 ``NativeBackend`` offers what the POSIX backend offers (``await listen_tcp(factory, host,
 port)``, accepted connections handed to a fresh ``asyncio.Protocol`` through an
-``asyncio.Transport``), so the memcached server runs on it unchanged. Each shard process opens
+``asyncio.Transport``; ``await listen_udp(factory, host, port)`` for memcached's UDP), so the
+memcached server runs on it unchanged. Each shard process opens
 its own queue of the TAP device (creating it, in the process's network namespace, when it does
 not exist), announces the address with a gratuitous ARP, and runs its stack as a reactor poller.
 TCP timers run on every poll and, while the shard sleeps, from a loop timer every
@@ -17,6 +18,7 @@ from typing import Any, Callable
 
 from framework.metrics import MetricsRegistry
 
+from .datagram import NativeDatagramTransport
 from .stack import NativeStack, StackAddress
 from .tap import TapDevice, mac_for_ipv4
 from .tcp.endpoint import TIMER_TICK
@@ -67,6 +69,10 @@ class NativeBackend:
         assert tcp is not None
         tcp.listen(port, factory)
         return NativeListener(self, port)
+
+    async def listen_udp(self, factory: Callable[[], asyncio.DatagramProtocol], host: str, port: int) -> NativeDatagramTransport:
+        """Serve UDP ``port`` of the stack's address with the protocol ``factory()`` makes."""
+        return NativeDatagramTransport(self.stack, port, factory())
 
     def close(self) -> None:
         if self._timer is not None:

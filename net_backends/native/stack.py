@@ -292,6 +292,9 @@ class NativeStack:
             raise OSError(f"UDP port {port} is already bound")
         self._udp_handlers[port] = handler
 
+    def unbind_udp(self, port: int) -> None:
+        self._udp_handlers.pop(port, None)
+
     def receive_udp(self, body: memoryview, ip: ipv4.Ipv4Header) -> None:
         header = udp.parse_udp(body, ip.src, ip.dst)
         if type(header) is str:

@@ -22,7 +22,8 @@ STACK_IP = "10.77.0.2"
 
 @pytest.fixture(scope="module")
 def native_server() -> Iterator[str]:
-    """The namespace where ``kvshard -t 2 --network-stack native`` serves on 10.77.0.2:11211."""
+    """The namespace where ``kvshard -t 2 --network-stack native`` serves on 10.77.0.2:11211
+    (TCP and UDP)."""
     require_privileges()
     ip = require_tool("ip")
     tag = uuid.uuid4().hex[:6]
@@ -31,7 +32,7 @@ def native_server() -> Iterator[str]:
     server = None
     try:
         server = subprocess.Popen(
-            [ip, "netns", "exec", ns, sys.executable, "-m", "kvshard.cli", "-t", "2", "-m", "256", "--metrics-port", "0",
+            [ip, "netns", "exec", ns, sys.executable, "-m", "kvshard.cli", "-t", "2", "-m", "256", "--metrics-port", "0", "-U", "11211",
              "--network-stack", "native", "--tap-device", tap, "--host-ipv4-addr", STACK_IP, "-l", STACK_IP],
             stdin=subprocess.DEVNULL,
         )
@@ -101,3 +102,43 @@ def test_memcaslap_verify(native_server: str) -> None:
     )
     out = result.stdout + result.stderr
     assert "verify_failed: 0" in out and "verify_misses: 0" in out and "TPS:" in out, out
+
+
+def test_udp(native_server: str) -> None:
+    """memcached's UDP on the native stack: 16 client sockets (the kernel spreads their flows
+    over both shards' queues) set and get 64 keys (half of them owned by the other shard), each
+    answer framed with its request id; a 5000-byte value (set over TCP:
+    a request larger than a frame arrives in IPv4 fragments, which the stack drops) comes back in
+    4 numbered datagrams."""
+    client = (
+        "import socket, struct\n"
+        "socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(16)]\n"
+        "def ask(s, rid, text):\n"
+        f"    s.sendto(struct.pack('>HHHH', rid, 0, 1, 0) + text, ('{STACK_IP}', 11211))\n"
+        "    parts = {}\n"
+        "    while True:\n"
+        "        s.settimeout(5)\n"
+        "        data = s.recv(2000)\n"
+        "        r, seq, count, _ = struct.unpack('>HHHH', data[:8])\n"
+        "        assert r == rid, (r, rid)\n"
+        "        parts[seq] = data[8:]\n"
+        "        if len(parts) == count:\n"
+        "            return b''.join(parts[i] for i in range(count)), count\n"
+        "for i in range(64):\n"
+        "    s = socks[i % 16]\n"
+        "    assert ask(s, i, b'set u%d 0 0 %d\\r\\nv%d\\r\\n' % (i, len(b'v%d' % i), i)) == (b'STORED\\r\\n', 1)\n"
+        "for i in range(64):\n"
+        "    s = socks[(i + 5) % 16]\n"
+        "    want = b'VALUE u%d 0 %d\\r\\nv%d\\r\\nEND\\r\\n' % (i, len(b'v%d' % i), i)\n"
+        "    assert ask(s, 1000 + i, b'get u%d\\r\\n' % i) == (want, 1)\n"
+        "big = bytes(range(97, 123)) * 192 + b'abcdefgh'\n"
+        # a request over one frame would be fragmented, and the stack drops fragments: over TCP
+        f"t = socket.create_connection(('{STACK_IP}', 11211), timeout=5)\n"
+        "t.sendall(b'set big 0 0 %d\\r\\n%s\\r\\n' % (len(big), big))\n"
+        "assert t.recv(100) == b'STORED\\r\\n'\n"
+        "answer, count = ask(socks[3], 8, b'get big\\r\\n')\n"
+        "assert count == 4 and answer == b'VALUE big 0 5000\\r\\n' + big + b'\\r\\nEND\\r\\n'\n"
+        "print('ok')\n"
+    )
+    result = _in_ns(native_server, "python3", "-c", client)
+    assert result.stdout.strip() == "ok", result.stdout + result.stderr

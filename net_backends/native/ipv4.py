@@ -66,6 +66,10 @@ def parse_ipv4(packet: memoryview) -> Ipv4Header | str:
 
 def build_ipv4(src: bytes, dst: bytes, protocol: int, payload_len: int, ident: int, ttl: int = DEFAULT_TTL) -> bytes:
     """A 20-byte header with its checksum, for ``payload_len`` bytes of payload."""
-    header = _HEADER.pack(0x45, 0, HEADER_LEN + payload_len, ident & 0xFFFF, _FLAG_DF, ttl, protocol, 0, src, dst)
-    csum = internet_checksum(header)
-    return header[:10] + csum.to_bytes(2, "big") + header[12:]
+    total_len = HEADER_LEN + payload_len
+    ident &= 0xFFFF
+    # the header's words summed as integers (see checksum.py), so it is packed once
+    folded = (0x4500 + total_len + ident + _FLAG_DF + (ttl << 8) + protocol
+              + int.from_bytes(src, "big") + int.from_bytes(dst, "big")) % 0xFFFF
+    checksum = 0xFFFF - folded if folded else 0
+    return _HEADER.pack(0x45, 0, total_len, ident, _FLAG_DF, ttl, protocol, checksum, src, dst)

@@ -242,26 +242,34 @@ class TcpConnection:
     def push(self) -> None:
         """Send new data (and the FIN) as far as the windows allow; with data waiting, nothing
         in flight and a zero window, start probing the window."""
-        if self.state == SYN_RECEIVED or self.state == SYN_SENT:
+        state = self.state
+        if state == SYN_RECEIVED or state == SYN_SENT:
             return  # data waits for the handshake
         if self.snd_wnd:
             self.persist_at = None
-        sent_offset = seq_diff(self.snd_nxt, self.snd_una) - (1 if self.fin_sent else 0)
+        buffer = self.send_buffer
+        flight = (self.snd_nxt - self.snd_una) & 0xFFFFFFFF  # snd_nxt is never behind snd_una
+        sent_offset = flight - self.fin_sent
+        if sent_offset >= len(buffer) and (self.fin_sent or not self.fin_queued):
+            return  # nothing new (the common case: an ACK arrived)
         window = min(self.snd_wnd, self.congestion.cwnd)
+        mss = self.mss
         while True:
-            unsent = len(self.send_buffer) - sent_offset
-            room = window - self.flight
+            unsent = len(buffer) - sent_offset
+            room = window - flight
             if unsent <= 0 or room <= 0:
                 break
-            size = min(unsent, room, self.mss)
-            chunk = bytes(self.send_buffer[sent_offset : sent_offset + size])
+            size = min(unsent, room, mss)
+            chunk = bytes(buffer[sent_offset : sent_offset + size]) if size < len(buffer) else bytes(buffer)
+            snd_nxt = self.snd_nxt
             if self.timed is None:
-                self.timed = (seq_add(self.snd_nxt, size), self.endpoint.clock())
-            self._emit(ACK | PSH, self.snd_nxt, chunk)
-            self.snd_nxt = seq_add(self.snd_nxt, size)
-            if seq_gt(self.snd_nxt, self.snd_max):
-                self.snd_max = self.snd_nxt
+                self.timed = (seq_add(snd_nxt, size), self.endpoint.clock())
+            self._emit(ACK | PSH, snd_nxt, chunk)
+            self.snd_nxt = snd_nxt = (snd_nxt + size) & 0xFFFFFFFF
+            if seq_gt(snd_nxt, self.snd_max):
+                self.snd_max = snd_nxt
             sent_offset += size
+            flight += size
             if self.retransmit_at is None:
                 self._arm_retransmit()
         if self.fin_queued and not self.fin_sent and sent_offset >= len(self.send_buffer):
@@ -470,9 +478,20 @@ class TcpConnection:
             self._enter_closed(None)
 
     def _receive_data(self, seg: TcpSegment) -> None:
-        payload = bytes(seg.payload)
         fin = bool(seg.flags & FIN)
         seq = seg.seq
+        if seq == self.rcv_nxt and not self.out_of_order:  # in order with no hole: the common case
+            if not seg.payload and not fin:
+                return
+            data = bytes(seg.payload)
+            self.rcv_nxt = (seq + len(data) + fin) & 0xFFFFFFFF
+            self._ack_soon(len(data), fin)
+            if data and self.transport is not None:
+                self.transport.deliver(data)
+            if fin:
+                self._peer_fin()
+            return
+        payload = bytes(seg.payload)
         if seq_lt(seq, self.rcv_nxt):  # the start was received already: trim it
             skip = seq_diff(self.rcv_nxt, seq)
             if skip > len(payload) or (skip == len(payload) and not fin):

@@ -130,11 +130,20 @@ def build_tcp(
     src: bytes, dst: bytes, src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int,
     payload: bytes = b"", options: TcpOptions = _NO_OPTIONS, urgent: int = 0,
 ) -> bytes:
-    """A whole segment with its checksum."""
+    """A whole segment with its checksum.
+
+    The checksum is summed from the fields as integers (see checksum.py: the sum is the data
+    as one number modulo 0xFFFF, and the header's length is even, so header, options, payload
+    and pseudo-header sums simply add), so the header is packed once."""
     raw_options = _build_options(options) if options is not _NO_OPTIONS else b""
     header_len = HEADER_LEN + len(raw_options)
-    header = _HEADER.pack(
-        src_port, dst_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, (header_len // 4) << 4, flags, window, 0, urgent,
-    ) + raw_options
-    checksum = internet_checksum(header + payload, pseudo_header_sum(src, dst, _PROTO_TCP, header_len + len(payload)))
-    return header[:16] + checksum.to_bytes(2, "big") + header[18:] + payload
+    seq &= 0xFFFFFFFF
+    ack &= 0xFFFFFFFF
+    offset_flags = ((header_len // 4) << 12) | flags
+    total = (src_port + dst_port + seq + ack + offset_flags + window + urgent + int.from_bytes(raw_options, "big")
+             + int.from_bytes(src, "big") + int.from_bytes(dst, "big") + _PROTO_TCP + header_len + len(payload))
+    if payload:
+        total += int.from_bytes(payload, "big") << (8 if len(payload) & 1 else 0)
+    folded = total % 0xFFFF  # never 0 for a real header: the offset field alone is non-zero
+    checksum = 0xFFFF - folded if folded else 0
+    return _HEADER.pack(src_port, dst_port, seq, ack, offset_flags >> 8, flags, window, checksum, urgent) + raw_options + payload

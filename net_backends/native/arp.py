@@ -71,6 +71,10 @@ class ArpCache:
             return None
         return entry[0]
 
+    def entry(self, ip: bytes) -> tuple[bytes, float] | None:
+        """(MAC, expiry time) of a live entry."""
+        return self._entries.get(ip) if self.lookup(ip) is not None else None
+
     def knows(self, ip: bytes) -> bool:
         return self.lookup(ip) is not None
 

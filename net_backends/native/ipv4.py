@@ -19,7 +19,7 @@ from typing import Final, NamedTuple
 from .checksum import internet_checksum
 
 __all__ = [
-    "Ipv4Header", "parse_ipv4", "build_ipv4", "PROTO_ICMP", "PROTO_TCP", "PROTO_UDP",
+    "Ipv4Header", "parse_ipv4", "build_ipv4", "constant_sum", "pack_header", "PROTO_ICMP", "PROTO_TCP", "PROTO_UDP",
     "HEADER_LEN", "DEFAULT_TTL", "MALFORMED", "BAD_CHECKSUM", "FRAGMENT",
 ]
 
@@ -64,12 +64,19 @@ def parse_ipv4(packet: memoryview) -> Ipv4Header | str:
     return Ipv4Header(header_len, total_len, ident, ttl, protocol, src, dst)
 
 
+def constant_sum(src: bytes, dst: bytes, protocol: int, ttl: int = DEFAULT_TTL) -> int:
+    """The one's-complement sum (before folding) of the words of our headers that do not
+    change from packet to packet (see checksum.py: the sum of words is the sum of the fields)."""
+    return 0x4500 + _FLAG_DF + (ttl << 8) + protocol + int.from_bytes(src, "big") + int.from_bytes(dst, "big")
+
+
+def pack_header(total_len: int, ident: int, protocol: int, checksum: int, src: bytes, dst: bytes, ttl: int = DEFAULT_TTL) -> bytes:
+    return _HEADER.pack(0x45, 0, total_len, ident, _FLAG_DF, ttl, protocol, checksum, src, dst)
+
+
 def build_ipv4(src: bytes, dst: bytes, protocol: int, payload_len: int, ident: int, ttl: int = DEFAULT_TTL) -> bytes:
     """A 20-byte header with its checksum, for ``payload_len`` bytes of payload."""
     total_len = HEADER_LEN + payload_len
     ident &= 0xFFFF
-    # the header's words summed as integers (see checksum.py), so it is packed once
-    folded = (0x4500 + total_len + ident + _FLAG_DF + (ttl << 8) + protocol
-              + int.from_bytes(src, "big") + int.from_bytes(dst, "big")) % 0xFFFF
-    checksum = 0xFFFF - folded if folded else 0
-    return _HEADER.pack(0x45, 0, total_len, ident, _FLAG_DF, ttl, protocol, checksum, src, dst)
+    folded = (constant_sum(src, dst, protocol, ttl) + total_len + ident) % 0xFFFF
+    return pack_header(total_len, ident, protocol, 0xFFFF - folded if folded else 0, src, dst, ttl)

@@ -64,6 +64,8 @@ class TcpEndpoint:
         self.listeners: dict[int, ProtocolFactory] = {}
         self._embryonic: dict[int, int] = {}  # port -> connections in SYN-RECEIVED
         self._rng = random.Random()
+        self._received = stack.event_counter("tcp_segments_received")
+        self._sent = stack.event_counter("tcp_segments_sent")
         self._acks: list[TcpConnection] = []  # connections owing an ACK at the end of this poll
         self.next_delayed_ack: float | None = None  # the earliest delayed-ACK deadline (for the sleeper)
         for state in STATES:  # read at collection time
@@ -91,7 +93,7 @@ class TcpEndpoint:
             self.stack.drop(seg)
             return
         assert isinstance(seg, TcpSegment)
-        self.stack.count("tcp_segments_received")
+        self._received.value += 1
         conn = self.connections.get((src, seg.src_port, seg.dst_port))
         if conn is not None:
             conn.handle(seg)
@@ -134,7 +136,7 @@ class TcpEndpoint:
     ) -> None:
         segment = build_tcp(local[0], remote[0], local[1], remote[1], seq, ack, flags, window, payload,
                             options if options is not None else TcpOptions())
-        self.stack.count("tcp_segments_sent")
+        self._sent.value += 1
         self.stack.send_ipv4(remote[0], _PROTO_TCP, segment)
 
     # ----- connection life ------------------------------------------------------------------

@@ -51,7 +51,8 @@ the ACK (the reply to a request, usually, so a request/response exchange costs t
 Data not acknowledged that way by the end of the stack's poll is acknowledged then if two full
 segments (or a FIN) are owed, else when the delayed-ACK timer (:data:`DELAYED_ACK`) runs out;
 an out-of-order or duplicate segment is acknowledged at once (the duplicate ACK fast
-retransmit needs). Sequence numbers are only compared through ``sequence.py``.
+retransmit needs). Sequence numbers are compared by ``sequence.py``'s rules; the per-segment
+path inlines the same modulo-2**32 arithmetic where a call would show in profiles.
 
 Simultaneous open (RFC 9293 figure 8): a SYN without ACK in SYN-SENT moves to SYN-RECEIVED and
 answers with a SYN-ACK; the crossing SYN-ACKs are each unacceptable to the other side, whose
@@ -96,6 +97,9 @@ WINDOW_SHIFT: Final = 3  # the scale we offer: RECEIVE_BUFFER >> 3 fits the 16-b
 DELAYED_ACK: Final = 0.04  # the longest an ACK waits for a segment to ride on (Linux's minimum; RFC 9293: < 0.5 s)
 PERSIST_MAX: Final = 60.0  # the longest interval between zero-window probes
 STATES: Final = (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT)
+_HANDSHAKEN: Final = frozenset((SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT))
+_RECEIVING: Final = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))  # states that take data
+_CONTROL: Final = SYN | RST | FIN
 _SYNCHRONIZED: Final = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT))
 
 
@@ -336,9 +340,18 @@ class TcpConnection:
     # ----- input -------------------------------------------------------------------------
 
     def handle(self, seg: TcpSegment) -> None:
-        if self.state == CLOSED:
+        state = self.state
+        flags = seg.flags
+        if (not flags & _CONTROL and flags & ACK and seg.seq == self.rcv_nxt and state in _HANDSHAKEN
+                and (not seg.payload or self.rcv_wnd)):
+            # the common case, acceptable at a glance: the next data (or a pure ACK), no SYN,
+            # RST or FIN, and room for it
+            if self._on_ack(seg) and self.state in _RECEIVING:
+                self._receive_data(seg)
             return
-        if self.state == SYN_SENT:
+        if state == CLOSED:
+            return
+        if state == SYN_SENT:
             self._on_syn_sent(seg)
             return
         length = len(seg.payload) + (1 if seg.flags & SYN else 0) + (1 if seg.flags & FIN else 0)
@@ -361,7 +374,7 @@ class TcpConnection:
             return
         if not self._on_ack(seg):
             return
-        if self.state in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2):
+        if self.state in _RECEIVING:
             self._receive_data(seg)
 
     def _on_syn_sent(self, seg: TcpSegment) -> None:
@@ -427,14 +440,15 @@ class TcpConnection:
             self.state = ESTABLISHED
             self.endpoint.established(self)
             self.push()
-        if seq_gt(ack, self.snd_max):
-            self._ack_now()  # acknowledges something never sent
-            return False
-        if seq_gt(ack, self.snd_nxt):  # after going back N: the peer had it all along
-            self.snd_nxt = ack
-            self.fin_sent = self.fin_seq is not None and seq_gt(ack, self.fin_seq)
-        if seq_gt(ack, self.snd_una):
-            acked = seq_diff(ack, self.snd_una)
+        if ack != self.snd_nxt:
+            if seq_gt(ack, self.snd_max):
+                self._ack_now()  # acknowledges something never sent
+                return False
+            if seq_gt(ack, self.snd_nxt):  # after going back N: the peer had it all along
+                self.snd_nxt = ack
+                self.fin_sent = self.fin_seq is not None and seq_gt(ack, self.fin_seq)
+        acked = (ack - self.snd_una) & 0xFFFFFFFF
+        if 0 < acked < 0x80000000:  # ack after snd_una: new data acknowledged
             fin_acked = self.fin_seq is not None and ack == seq_add(self.fin_seq, 1)
             data_acked = acked - (1 if fin_acked else 0)
             del self.send_buffer[:data_acked]

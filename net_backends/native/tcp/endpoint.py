@@ -30,9 +30,10 @@ from .transport import NativeTransport
 if TYPE_CHECKING:
     from ..stack import NativeStack
 
-__all__ = ["TcpEndpoint", "TIMER_TICK", "DEFAULT_BACKLOG", "TIME_WAIT_SECONDS"]
+__all__ = ["TcpEndpoint", "TIMER_TICK", "TIMER_SCAN", "DEFAULT_BACKLOG", "TIME_WAIT_SECONDS"]
 
 TIMER_TICK: Final = 0.05
+TIMER_SCAN: Final = 0.005  # the finest grain of timers other than the delayed ACK
 EPHEMERAL_PORTS: Final = (32768, 61000)  # Linux's default ip_local_port_range
 DEFAULT_BACKLOG: Final = 1024  # memcached -b default
 TIME_WAIT_SECONDS: Final = 60.0  # 2 MSL with MSL = 30 s, as Linux; tests shorten it
@@ -67,6 +68,7 @@ class TcpEndpoint:
         self._received = stack.event_counter("tcp_segments_received")
         self._sent = stack.event_counter("tcp_segments_sent")
         self._acks: list[TcpConnection] = []  # connections owing an ACK at the end of this poll
+        self._last_scan = float("-inf")
         self.next_delayed_ack: float | None = None  # the earliest delayed-ACK deadline (for the sleeper)
         for state in STATES:  # read at collection time
             stack.gauge(
@@ -203,16 +205,19 @@ class TcpEndpoint:
             self.next_delayed_ack = deadline
 
     def run_timers(self) -> None:
+        """Let every connection check its deadlines: when a delayed ACK is due, else at most
+        every :data:`TIMER_SCAN` seconds (the stack calls this on every poll, and a busy
+        shard polls far more often than any other timer needs)."""
         now = self.clock()
-        if self.next_delayed_ack is not None and now >= self.next_delayed_ack:
-            self.next_delayed_ack = None
-            for conn in list(self.connections.values()):
-                conn.on_timer(now)
-                if conn.delack_at is not None:
-                    self.delayed_ack_armed(conn.delack_at)
+        delayed_ack_due = self.next_delayed_ack is not None and now >= self.next_delayed_ack
+        if not delayed_ack_due and now - self._last_scan < TIMER_SCAN:
             return
+        self._last_scan = now
+        self.next_delayed_ack = None
         for conn in list(self.connections.values()):
             conn.on_timer(now)
+            if conn.delack_at is not None:
+                self.delayed_ack_armed(conn.delack_at)
 
     def states(self) -> dict[str, int]:
         """Connections by state (for the metrics)."""

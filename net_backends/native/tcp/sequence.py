@@ -2,7 +2,8 @@
 
 Sequence numbers wrap, so "a comes before b" means the distance from a to b, taken modulo
 2**32, is positive and less than 2**31. Every comparison of sequence numbers in the TCP code
-goes through these functions; a bare ``<`` on two of them is a bug.
+goes through these functions or the same arithmetic written out (``(b - a) & 0xFFFFFFFF``
+compared with 2**31, on the per-segment path); a bare ``<`` on two of them is a bug.
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ class TcpConnection:
         else:
             window = min(self.rcv_wnd >> self.rcv_shift, 0xFFFF)
         self.rcv_adv = window << self.rcv_shift
-        self.endpoint.emit(self, seq, ack, flags, window, payload, options)
+        self.endpoint.send(self.local, self.remote, seq, ack, flags, window, payload, options)
 
     def _ack_now(self) -> None:
         self._emit(ACK, self.snd_nxt)

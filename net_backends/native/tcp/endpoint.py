@@ -9,7 +9,7 @@ connections not yet established is full (``tcp_backlog_full``, dropped: the peer
 anything else but an RST is answered with an RST (RFC 9293 section 3.10.7.1) and counted
 (``tcp_closed_port``).
 
-Send path: :meth:`TcpEndpoint.emit` builds the segment and hands it to the stack's IPv4 send
+Send path: :meth:`TcpEndpoint.send` builds the segment and hands it to the stack's IPv4 send
 path. Timers: :meth:`TcpEndpoint.run_timers` lets every connection check its deadlines; the
 stack calls it on every poll and the owner calls it at least every :data:`TIMER_TICK` seconds.
 """
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Final
 
 from .connection import STATES, TcpConnection
 from .isn import IsnGenerator
-from .segment import ACK, FIN, RST, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
+from .segment import ACK, FIN, NO_OPTIONS, RST, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
 from .sequence import seq_add
 from .transport import NativeTransport
 
@@ -122,22 +122,17 @@ class TcpEndpoint:
         else:
             length = len(seg.payload) + (1 if seg.flags & SYN else 0) + (1 if seg.flags & FIN else 0)
             seq, ack, flags = 0, seq_add(seg.seq, length), RST | ACK
-        self._send(local, remote, seq, ack, flags, 0, b"", None)
+        self.send(local, remote, seq, ack, flags, 0, b"", None)
 
     # ----- send path ------------------------------------------------------------------------
 
-    def emit(
-        self, conn: TcpConnection, seq: int, ack: int, flags: int, window: int, payload: bytes,
-        options: TcpOptions | None,
-    ) -> None:
-        self._send(conn.local, conn.remote, seq, ack, flags, window, payload, options)
-
-    def _send(
+    def send(
         self, local: tuple[bytes, int], remote: tuple[bytes, int], seq: int, ack: int, flags: int,
         window: int, payload: bytes, options: TcpOptions | None,
     ) -> None:
+        """Build a segment and hand it to the IPv4 send path (connections call this directly)."""
         segment = build_tcp(local[0], remote[0], local[1], remote[1], seq, ack, flags, window, payload,
-                            options if options is not None else TcpOptions())
+                            options if options is not None else NO_OPTIONS)
         self._sent.value += 1
         self.stack.send_ipv4(remote[0], _PROTO_TCP, segment)
 

@@ -22,7 +22,7 @@ from typing import Final, NamedTuple
 from ..checksum import internet_checksum, pseudo_header_sum
 
 __all__ = [
-    "TcpOptions", "TcpSegment", "parse_tcp", "build_tcp",
+    "TcpOptions", "TcpSegment", "parse_tcp", "build_tcp", "NO_OPTIONS",
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR",
     "HEADER_LEN", "MALFORMED", "BAD_CHECKSUM", "MAX_WINDOW_SHIFT",
 ]
@@ -51,7 +51,7 @@ class TcpOptions(NamedTuple):
     timestamp: tuple[int, int] | None = None  # (TSval, TSecr)
 
 
-_NO_OPTIONS: Final = TcpOptions()
+NO_OPTIONS: Final = TcpOptions()
 
 
 class TcpSegment(NamedTuple):
@@ -104,7 +104,7 @@ def parse_tcp(segment: memoryview, src: bytes, dst: bytes) -> TcpSegment | str:
         return MALFORMED
     if internet_checksum(segment, pseudo_header_sum(src, dst, _PROTO_TCP, len(segment))) != 0:
         return BAD_CHECKSUM
-    options = _NO_OPTIONS
+    options = NO_OPTIONS
     if header_len > HEADER_LEN:
         parsed = _parse_options(segment[HEADER_LEN:header_len])
         if parsed is None:
@@ -128,14 +128,14 @@ def _build_options(options: TcpOptions) -> bytes:
 
 def build_tcp(
     src: bytes, dst: bytes, src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int,
-    payload: bytes = b"", options: TcpOptions = _NO_OPTIONS, urgent: int = 0,
+    payload: bytes = b"", options: TcpOptions = NO_OPTIONS, urgent: int = 0,
 ) -> bytes:
     """A whole segment with its checksum.
 
     The checksum is summed from the fields as integers (see checksum.py: the sum is the data
     as one number modulo 0xFFFF, and the header's length is even, so header, options, payload
     and pseudo-header sums simply add), so the header is packed once."""
-    raw_options = _build_options(options) if options is not _NO_OPTIONS else b""
+    raw_options = _build_options(options) if options is not NO_OPTIONS else b""
     header_len = HEADER_LEN + len(raw_options)
     seq &= 0xFFFFFFFF
     ack &= 0xFFFFFFFF

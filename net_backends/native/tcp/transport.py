@@ -53,7 +53,8 @@ class NativeTransport(asyncio.Transport):
             self.held_size += len(data)
         elif self._protocol is not None and not self._lost:
             self._protocol.data_received(data)
-        self._check_write_pressure()
+        if self._writing_paused or len(self._conn.send_buffer) > self._high:
+            self._check_write_pressure()
         self._stack.flush()
 
     def deliver_eof(self) -> None:
@@ -83,8 +84,10 @@ class NativeTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closing or not data:
             return
-        self._conn.write(bytes(data))
-        self._check_write_pressure()
+        conn = self._conn
+        conn.write(data if type(data) is bytes else bytes(data))
+        if self._writing_paused or len(conn.send_buffer) > self._high:
+            self._check_write_pressure()
         self._stack.flush()
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:

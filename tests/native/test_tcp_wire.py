@@ -11,7 +11,7 @@ import pytest
 
 from net_backends.native.stack import NativeStack, StackAddress
 from net_backends.native.tcp.connection import ESTABLISHED, RECEIVE_BUFFER, TIME_WAIT, WINDOW_SHIFT
-from net_backends.native.tcp.segment import ACK, PSH, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
+from net_backends.native.tcp.segment import ACK, FIN, PSH, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
 from net_backends.native.wire import WirePair
 
 TIME_WAIT_SECONDS = 1.0
@@ -415,3 +415,28 @@ def test_window_scale_only_when_the_syn_offers_it(peer_shift: int | None) -> Non
     # two full segments owed: acknowledged at once (the first waited), with the scaled window
     assert answer.ack == 3921 and answer.flags == ACK
     assert answer.window == min(0xFFFF, RECEIVE_BUFFER >> (WINDOW_SHIFT if peer_shift is not None else 0))
+
+
+def test_time_wait_acknowledges_a_retransmitted_fin_and_restarts() -> None:
+    """The server closes first; its peer (hand-made segments) sends its FIN twice, as if our
+    ACK were lost: TIME-WAIT acknowledges both and the 2 MSL wait starts over."""
+
+    class Closer(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            transport.close()
+
+    net = Net(15)
+    net.tcp_b.listen(9000, Closer)
+    send = _raw_peer(net)
+    (syn_ack,) = send(src_port=4000, dst_port=9000, seq=1000, ack=0, flags=SYN, window=8000)
+    ours = syn_ack.seq + 1
+    (fin,) = send(src_port=4000, dst_port=9000, seq=1001, ack=ours, flags=ACK, window=8000)
+    assert fin.flags & FIN and fin.seq == ours
+    (ack,) = send(src_port=4000, dst_port=9000, seq=1001, ack=ours + 1, flags=FIN | ACK, window=8000)
+    conn = net.tcp_b.connections[(net.a.address.ip, 4000, 9000)]
+    assert conn.state == TIME_WAIT and ack.ack == 1002
+    first_deadline = conn.time_wait_until
+    net.now += 0.5
+    (again,) = send(src_port=4000, dst_port=9000, seq=1001, ack=ours + 1, flags=FIN | ACK, window=8000)
+    assert again.flags == ACK and again.ack == 1002
+    assert conn.state == TIME_WAIT and conn.time_wait_until == first_deadline + 0.5

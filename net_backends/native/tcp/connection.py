@@ -20,7 +20,11 @@ starts in SYN-SENT, having sent SYN). Its states and the events that move it:
     TIME-WAIT     --2 MSL pass-->                     CLOSED
     any           --acceptable RST, or abort()-->     CLOSED
 
-Rules every state keeps (RFC 9293 section 3.10.7, in this order): a segment must be
+Each state has its handler (``_in_syn_sent``, ``_in_syn_received``, ``_in_established`` for the
+states that take data, ``_in_peer_closed`` once the peer's FIN is in, ``_in_time_wait``), picked
+by :meth:`TcpConnection.handle` from a table; TIME-WAIT answers a retransmitted FIN with its ACK
+again and restarts the 2 MSL wait. Rules every synchronized state keeps (RFC 9293 section
+3.10.7.4, in this order, :meth:`TcpConnection._checks`): a segment must be
 acceptable (some of it inside the receive window, or an empty segment at ``rcv_nxt``), else it
 is answered with an ACK and dropped (``tcp_unacceptable``); an RST inside the window closes
 the connection (reset); a SYN on a synchronized connection is answered with a challenge ACK;
@@ -97,7 +101,6 @@ WINDOW_SHIFT: Final = 3  # the scale we offer: RECEIVE_BUFFER >> 3 fits the 16-b
 DELAYED_ACK: Final = 0.04  # the longest an ACK waits for a segment to ride on (Linux's minimum; RFC 9293: < 0.5 s)
 PERSIST_MAX: Final = 60.0  # the longest interval between zero-window probes
 STATES: Final = (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT)
-_HANDSHAKEN: Final = frozenset((SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT))
 _RECEIVING: Final = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))  # states that take data
 _CONTROL: Final = SYN | RST | FIN
 _SYNCHRONIZED: Final = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT))
@@ -251,10 +254,11 @@ class TcpConnection:
             return  # data waits for the handshake
         if self.snd_wnd:
             self.persist_at = None
+        if self.fin_sent:
+            return  # the FIN went after all the data: nothing is left to send (a timeout resends)
         buffer = self.send_buffer
-        flight = (self.snd_nxt - self.snd_una) & 0xFFFFFFFF  # snd_nxt is never behind snd_una
-        sent_offset = flight - self.fin_sent
-        if sent_offset >= len(buffer) and (self.fin_sent or not self.fin_queued):
+        flight = sent_offset = (self.snd_nxt - self.snd_una) & 0xFFFFFFFF  # snd_nxt is never behind snd_una
+        if sent_offset >= len(buffer) and not self.fin_queued:
             return  # nothing new (the common case: an ACK arrived)
         window = min(self.snd_wnd, self.congestion.cwnd)
         mss = self.mss
@@ -340,44 +344,82 @@ class TcpConnection:
     # ----- input -------------------------------------------------------------------------
 
     def handle(self, seg: TcpSegment) -> None:
-        state = self.state
+        """A segment for this connection: its state's handler takes it."""
+        _HANDLERS[self.state](self, seg)
+
+    def _checks(self, seg: TcpSegment) -> bool:
+        """RFC 9293 section 3.10.7.4's first steps for a synchronized (or SYN-RECEIVED)
+        connection: acceptability, RST, SYN, and an ACK being there; False if that is the end
+        of the segment."""
         flags = seg.flags
-        if (not flags & _CONTROL and flags & ACK and seg.seq == self.rcv_nxt and state in _HANDSHAKEN
-                and (not seg.payload or self.rcv_wnd)):
-            # the common case, acceptable at a glance: the next data (or a pure ACK), no SYN,
-            # RST or FIN, and room for it
-            if self._on_ack(seg) and self.state in _RECEIVING:
-                self._receive_data(seg)
-            return
-        if state == CLOSED:
-            return
-        if state == SYN_SENT:
-            self._on_syn_sent(seg)
-            return
-        length = len(seg.payload) + (1 if seg.flags & SYN else 0) + (1 if seg.flags & FIN else 0)
+        length = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         if not self._acceptable(seg.seq, length):
             self.endpoint.drop("tcp_unacceptable")
-            if not seg.flags & RST:
+            if not flags & RST:
                 self._ack_now()
-            return
-        if seg.flags & RST:
+            return False
+        if flags & RST:
             self.endpoint.count("tcp_resets_received")
             self._enter_closed(ConnectionResetError("connection reset by peer"))
-            return
-        if seg.flags & SYN:
+            return False
+        if flags & SYN:
             if self.state == SYN_RECEIVED and seg.seq == self.irs:
                 self._retransmit_first()  # the peer did not see our SYN-ACK
-                return
-            self._ack_now()  # challenge ACK (RFC 5961)
+            else:
+                self._ack_now()  # challenge ACK (RFC 5961)
+            return False
+        return bool(flags & ACK)
+
+    def _in_closed(self, seg: TcpSegment) -> None:
+        """CLOSED: the endpoint is about to forget us; nothing is taken."""
+
+    def _in_syn_received(self, seg: TcpSegment) -> None:
+        """SYN-RECEIVED: our SYN-ACK is out; the ACK of it establishes the connection (and
+        the segment may carry data already)."""
+        if not self._checks(seg):
             return
-        if not seg.flags & ACK:
+        ack = seg.ack
+        if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_nxt)):
+            self.endpoint.reset_for(seg, self.local, self.remote)
             return
-        if not self._on_ack(seg):
-            return
-        if self.state in _RECEIVING:
+        self.snd_una = ack
+        self._update_window(seg)
+        self.retransmit_at = None
+        self.rto.backoffs = 0
+        self.state = ESTABLISHED
+        self.endpoint.established(self)
+        self.push()
+        if self._on_ack(seg) and self.state in _RECEIVING:
             self._receive_data(seg)
 
-    def _on_syn_sent(self, seg: TcpSegment) -> None:
+    def _in_established(self, seg: TcpSegment) -> None:
+        """ESTABLISHED, FIN-WAIT-1 and FIN-WAIT-2: ACKs, data and the peer's FIN."""
+        flags = seg.flags
+        if not (not flags & _CONTROL and flags & ACK and seg.seq == self.rcv_nxt and (not seg.payload or self.rcv_wnd)):
+            # not the common case, acceptable at a glance (the next data or a pure ACK, no
+            # SYN, RST or FIN, and room for it): the full checks
+            if not self._checks(seg):
+                return
+        if self._on_ack(seg) and self.state in _RECEIVING:
+            self._receive_data(seg)
+
+    def _in_peer_closed(self, seg: TcpSegment) -> None:
+        """CLOSE-WAIT, CLOSING and LAST-ACK: the peer's FIN is in, so only the ACK field
+        matters (it may acknowledge our data and FIN)."""
+        if self._checks(seg):
+            self._on_ack(seg)
+
+    def _in_time_wait(self, seg: TcpSegment) -> None:
+        """TIME-WAIT: a retransmitted FIN (our last ACK was lost) is acknowledged again and
+        the 2 MSL wait starts over; anything else gets the usual checks."""
+        if seg.flags & FIN and not seg.flags & RST and seq_add(seg.seq, len(seg.payload) + 1) == self.rcv_nxt:
+            self._ack_now()
+            self.time_wait_until = self.endpoint.clock() + self.endpoint.time_wait
+            return
+        if self._checks(seg):
+            self._on_ack(seg)
+
+    def _in_syn_sent(self, seg: TcpSegment) -> None:
         """RFC 9293 section 3.10.7.3: our SYN is out; wait for the SYN-ACK."""
         ack_ok = bool(seg.flags & ACK) and seq_lt(self.iss, seg.ack) and seq_le(seg.ack, self.snd_nxt)
         if seg.flags & ACK and not ack_ok:
@@ -427,19 +469,9 @@ class TcpConnection:
         return seq_in_window(seq, self.rcv_nxt, window) or seq_in_window(end, self.rcv_nxt, window)
 
     def _on_ack(self, seg: TcpSegment) -> bool:
-        """Process the ACK field; False if the segment is to be dropped."""
+        """Process the ACK field of a synchronized connection; False if the segment is to be
+        dropped."""
         ack = seg.ack
-        if self.state == SYN_RECEIVED:
-            if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_nxt)):
-                self.endpoint.reset_for(seg, self.local, self.remote)
-                return False
-            self.snd_una = ack
-            self._update_window(seg)
-            self.retransmit_at = None
-            self.rto.backoffs = 0
-            self.state = ESTABLISHED
-            self.endpoint.established(self)
-            self.push()
         if ack != self.snd_nxt:
             if seq_gt(ack, self.snd_max):
                 self._ack_now()  # acknowledges something never sent
@@ -563,3 +595,17 @@ class TcpConnection:
         if self.transport is not None:
             self.transport.deliver_lost(error)
         self.endpoint.forget(self)
+
+
+_HANDLERS: Final[dict[str, Callable[[TcpConnection, TcpSegment], None]]] = {
+    SYN_SENT: TcpConnection._in_syn_sent,
+    SYN_RECEIVED: TcpConnection._in_syn_received,
+    ESTABLISHED: TcpConnection._in_established,
+    FIN_WAIT_1: TcpConnection._in_established,
+    FIN_WAIT_2: TcpConnection._in_established,
+    CLOSE_WAIT: TcpConnection._in_peer_closed,
+    CLOSING: TcpConnection._in_peer_closed,
+    LAST_ACK: TcpConnection._in_peer_closed,
+    TIME_WAIT: TcpConnection._in_time_wait,
+    CLOSED: TcpConnection._in_closed,
+}

@@ -10,8 +10,8 @@ from typing import Callable
 import pytest
 
 from net_backends.native.stack import NativeStack, StackAddress
-from net_backends.native.tcp.connection import ESTABLISHED, RECEIVE_BUFFER, TIME_WAIT, WINDOW_SHIFT
-from net_backends.native.tcp.segment import ACK, FIN, PSH, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
+from net_backends.native.tcp.connection import CLOSED, ESTABLISHED, RECEIVE_BUFFER, TIME_WAIT, WINDOW_SHIFT, TcpConnection
+from net_backends.native.tcp.segment import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
 from net_backends.native.wire import WirePair
 
 TIME_WAIT_SECONDS = 1.0
@@ -440,3 +440,65 @@ def test_time_wait_acknowledges_a_retransmitted_fin_and_restarts() -> None:
     (again,) = send(src_port=4000, dst_port=9000, seq=1001, ack=ours + 1, flags=FIN | ACK, window=8000)
     assert again.flags == ACK and again.ack == 1002
     assert conn.state == TIME_WAIT and conn.time_wait_until == first_deadline + 0.5
+
+
+def _server_in_state(state: str) -> tuple[Net, Callable[..., list[TcpSegment]], TcpConnection, int, int]:
+    """A server connection of stack b driven into ``state`` by hand-made peer segments;
+    returns (net, send, connection, the peer's next sequence number, our next one)."""
+    close_at_start = state in ("FIN-WAIT-1", "FIN-WAIT-2", "CLOSING", "TIME-WAIT")
+
+    class Server(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            if close_at_start:
+                transport.close()
+
+        def eof_received(self) -> bool:
+            return state != "LAST-ACK"  # LAST-ACK: close when the peer does
+
+    net = Net(16)
+    net.tcp_b.listen(9000, Server)
+    send = _raw_peer(net)
+    (syn_ack,) = send(src_port=4000, dst_port=9000, seq=1000, ack=0, flags=SYN, window=8000)
+    conn = net.tcp_b.connections[(net.a.address.ip, 4000, 9000)]
+    peer, ours = 1001, syn_ack.seq + 1
+    if state != "SYN-RECEIVED":
+        send(src_port=4000, dst_port=9000, seq=peer, ack=ours, flags=ACK, window=8000)
+    if close_at_start:
+        ours += 1  # our FIN
+        if state in ("FIN-WAIT-2", "TIME-WAIT"):
+            send(src_port=4000, dst_port=9000, seq=peer, ack=ours, flags=ACK, window=8000)
+        if state in ("CLOSING", "TIME-WAIT"):
+            send(src_port=4000, dst_port=9000, seq=peer, ack=ours - (state == "CLOSING"), flags=FIN | ACK, window=8000)
+            peer += 1
+    elif state in ("CLOSE-WAIT", "LAST-ACK"):
+        send(src_port=4000, dst_port=9000, seq=peer, ack=ours, flags=FIN | ACK, window=8000)
+        peer += 1
+        ours += state == "LAST-ACK"
+    assert conn.state == state
+    return net, send, conn, peer, ours
+
+
+_ALL_SERVER_STATES = ["SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSING", "TIME-WAIT"]
+
+
+@pytest.mark.parametrize("state", _ALL_SERVER_STATES)
+def test_rst_in_every_state(state: str) -> None:
+    """An RST inside the window closes the connection in every state; one outside it is
+    dropped without an answer (RFC 9293 section 3.10.7.4) and the connection stays."""
+    net, send, conn, peer, ours = _server_in_state(state)
+    assert send(src_port=4000, dst_port=9000, seq=peer + 100_000_000, ack=ours, flags=RST | ACK, window=8000) == []
+    assert conn.state == state and net.b.drops("tcp_unacceptable") == 1
+    send(src_port=4000, dst_port=9000, seq=peer, ack=ours, flags=RST | ACK, window=8000)
+    assert conn.state == CLOSED and (net.a.address.ip, 4000, 9000) not in net.tcp_b.connections
+    assert net.b.events("tcp_resets_received") == 1
+
+
+@pytest.mark.parametrize("state", ["ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2"])
+def test_fin_in_the_states_that_take_one(state: str) -> None:
+    """The peer's FIN moves ESTABLISHED to CLOSE-WAIT, FIN-WAIT-1 to CLOSING and FIN-WAIT-2
+    to TIME-WAIT, and is acknowledged."""
+    net, send, conn, peer, ours = _server_in_state(state)
+    answers = send(src_port=4000, dst_port=9000, seq=peer, ack=ours - (state == "FIN-WAIT-1"), flags=FIN | ACK, window=8000)
+    assert answers and answers[-1].ack == peer + 1
+    assert conn.state == {"ESTABLISHED": "CLOSE-WAIT", "FIN-WAIT-1": "CLOSING", "FIN-WAIT-2": "TIME-WAIT"}[state]

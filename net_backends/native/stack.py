@@ -97,6 +97,7 @@ class NativeStack:
         self._waiting: dict[bytes, deque[tuple[bytes, int]]] = defaultdict(deque)  # hop -> (packet, ethertype)
         self._ident = 0
         self._udp_handlers: dict[int, UdpHandler] = {}
+        self._neighbour_seen: bytes | None = None  # the last source address checked this burst (receive_ipv4)
         # (destination, protocol) -> (Ethernet header, IPv4 header's constant sum, valid until): see send_ipv4
         self._routes: dict[tuple[bytes, int], tuple[bytes, int, float]] = {}
         self.tcp: TcpEndpoint | None = None  # see enable_tcp
@@ -160,6 +161,7 @@ class NativeStack:
     def poll(self) -> bool:
         """Handle one burst of received frames; send what it produced. True if any."""
         frames = self.device.receive_burst(BURST)
+        self._neighbour_seen = None
         if frames:
             self._m_rx.value += len(frames)
             for frame in frames:
@@ -270,11 +272,14 @@ class NativeStack:
         if header.dst != self.address.ip and header.dst != self.address.broadcast:
             self.drop("ipv4_not_for_us")
             return
-        if header.src != self.address.ip and self.address.on_link(header.src) and not self.arp_cache.knows(header.src):
-            # learn on-link neighbours from their packets too: with several shards on one link,
-            # the ARP reply to a shard's request may reach another shard's queue
-            self.arp_cache.learn(header.src, src_mac)
-            self._release_waiting(header.src, src_mac)
+        src = header.src
+        if src != self._neighbour_seen:  # (checked once per burst for the source just seen)
+            if src != self.address.ip and self.address.on_link(src) and not self.arp_cache.knows(src):
+                # learn on-link neighbours from their packets too: with several shards on one
+                # link, the ARP reply to a shard's request may reach another shard's queue
+                self.arp_cache.learn(src, src_mac)
+                self._release_waiting(src, src_mac)
+            self._neighbour_seen = src
         body = payload[header.header_len : header.total_len]
         if header.protocol == ipv4.PROTO_ICMP:
             self.receive_icmp(body, header, src_mac)

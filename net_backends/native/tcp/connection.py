@@ -482,21 +482,25 @@ class TcpConnection:
         acked = (ack - self.snd_una) & 0xFFFFFFFF
         if 0 < acked < 0x80000000:  # ack after snd_una: new data acknowledged
             fin_acked = self.fin_seq is not None and ack == seq_add(self.fin_seq, 1)
-            data_acked = acked - (1 if fin_acked else 0)
-            del self.send_buffer[:data_acked]
+            data_acked = acked - fin_acked
+            buffer = self.send_buffer
+            del buffer[:data_acked]
             self.snd_una = ack
-            if self.timed is not None and seq_ge(ack, self.timed[0]):
-                self.rto.sample(self.endpoint.clock() - self.timed[1])
+            timed = self.timed
+            if timed is not None and seq_ge(ack, timed[0]):
+                self.rto.sample(self.endpoint.clock() - timed[1])
                 self.timed = None
-            if self.congestion.on_new_ack(data_acked, self.flight, ack):
+            flight = (self.snd_nxt - ack) & 0xFFFFFFFF
+            if self.congestion.on_new_ack(data_acked, flight, ack):
                 self._retransmit_first()  # a partial ACK in recovery: the next hole
-            self.retransmit_at = None if self.flight == 0 else self.endpoint.clock() + self.rto.rto
+            self.retransmit_at = None if flight == 0 else self.endpoint.clock() + self.rto.rto
             self._update_window(seg)
             if fin_acked:
                 self._our_fin_acked()
                 if self.state == CLOSED:
                     return False
-            self.push()
+            if len(buffer) > flight or self.fin_queued or self.persist_at is not None:
+                self.push()  # something may wait for the room this ACK made
         elif ack == self.snd_una:
             window = seg.window << self.snd_shift
             if len(seg.payload) == 0 and not seg.flags & FIN and window == self.snd_wnd and self.flight > 0:
@@ -510,7 +514,8 @@ class TcpConnection:
     def _update_window(self, seg: TcpSegment) -> None:
         """Take the peer's window from ``seg`` unless an older segment than the one that last
         set it (RFC 9293 section 3.10.7.4: SND.WL1 and SND.WL2)."""
-        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, seg.ack)):
+        wl1, seq = self.snd_wl1, seg.seq
+        if 0 < ((seq - wl1) & 0xFFFFFFFF) < 0x80000000 or (wl1 == seq and seq_le(self.snd_wl2, seg.ack)):
             self.snd_wnd = seg.window << self.snd_shift
             self.snd_wl1 = seg.seq
             self.snd_wl2 = seg.ack

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Union
 
 __all__ = [
     "Counter",
+    "CounterFunc",
     "Gauge",
     "Histogram",
     "MetricsRegistry",
@@ -49,6 +50,16 @@ class Counter:
 
     def inc(self, amount: int = 1) -> None:
         self.value += amount
+
+
+class CounterFunc(Counter):
+    """A counter kept elsewhere (a driver's statistics), read from a function at collect time."""
+
+    __slots__ = ("read",)
+
+    def __init__(self, read: Callable[[], int]) -> None:
+        super().__init__()
+        self.read = read
 
 
 class Gauge:
@@ -101,7 +112,7 @@ class Histogram:
 
 
 Metric = Union[Counter, Gauge, Histogram]
-_KINDS = {Counter: "counter", Gauge: "gauge", Histogram: "histogram"}
+_KINDS = {Counter: "counter", CounterFunc: "counter", Gauge: "gauge", Histogram: "histogram"}
 
 
 class MetricsRegistry:
@@ -122,6 +133,10 @@ class MetricsRegistry:
 
     def counter(self, name: str, help_text: str, labels: dict[str, str] | None = None) -> Counter:
         return self._add(name, help_text, labels, Counter())  # type: ignore[return-value]
+
+    def counter_func(self, name: str, help_text: str, labels: dict[str, str] | None, read: Callable[[], int]) -> CounterFunc:
+        """A counter whose value ``read()`` gives at collect time."""
+        return self._add(name, help_text, labels, CounterFunc(read))  # type: ignore[return-value]
 
     def gauge(
         self,
@@ -145,8 +160,10 @@ class MetricsRegistry:
         samples: list[Sample] = []
         for (name, labels), (metric, help_text) in self._metrics.items():
             kind = _KINDS[type(metric)]
-            if isinstance(metric, Counter):
-                value: int | float | HistogramValue = metric.value
+            if isinstance(metric, CounterFunc):
+                value: int | float | HistogramValue = metric.read()
+            elif isinstance(metric, Counter):
+                value = metric.value
             elif isinstance(metric, Gauge):
                 value = metric.current()
             else:

@@ -1,10 +1,11 @@
 """The ``kvshard`` command: memcached's flags, one shard per CPU.
 
     kvshard [-p PORT] [-l ADDR[,ADDR]] [-m MB] [-c CONNS] [-t SHARDS] [-I SIZE] [-U PORT]
-            [-v|-vv] [--network-stack posix]
+            [-v|-vv] [--network-stack posix|native [--dpdk-pmd [--dpdk-args ARGS]] ...]
 
 Bad or unknown flags print one line and exit 64 (EX_USAGE); an address that cannot be listened
-on exits 71 (EX_OSERR), as memcached does.
+on exits 71 (EX_OSERR), as memcached does; ``--dpdk-pmd`` where DPDK is missing or will not
+start prints one line naming what is missing and exits 69 (EX_UNAVAILABLE).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from net_backends.posix import check_can_listen
 from . import __version__
 from .server import PROTOCOL_VERSION, KVServerApp, ServerConfig
 
-__all__ = ["main", "parse_size", "EX_USAGE", "EX_OSERR"]
+__all__ = ["main", "parse_size", "EX_USAGE", "EX_OSERR", "EX_UNAVAILABLE"]
 
 EX_USAGE = 64
+EX_UNAVAILABLE = 69
 EX_OSERR = 71
 MIN_ITEM_SIZE = 1024
 # Measured under memcaslap on 2 cores shared with the client: polling for 200 us after the last
@@ -93,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--netmask-ipv4-addr", default="255.255.255.0", help="native stack: the netmask (255.255.255.0)")
     p.add_argument("--gw-ipv4-addr", default=None, help="native stack: the gateway, if any")
     p.add_argument(
+        "--dpdk-pmd", action="store_true",
+        help="native stack: run over a DPDK port (each shard its own EAL); --tap-device NAME then means "
+        "DPDK's net_tap driver on the kernel tap NAME",
+    )
+    p.add_argument(
+        "--dpdk-args", default="",
+        help="native stack with --dpdk-pmd: EAL arguments instead of the defaults (--no-huge --no-pci "
+        "--no-shconf -m 256 --vdev=net_tap0,iface=NAME ...), e.g. for a real NIC; write it with '=' "
+        "(--dpdk-args='-a 0000:3b:00.0 ...'), as the value starts with a dash",
+    )
+    p.add_argument(
         "--idle-poll-us", type=_positive("idle poll time", 0, 1_000_000), default=DEFAULT_IDLE_POLL_US,
         help="how long an idle shard keeps polling its channels before it sleeps, in microseconds "
         f"({DEFAULT_IDLE_POLL_US}: sleep at once; polling pays off only on cores the server does not "
@@ -125,6 +138,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         raise _UsageError(f"--metrics-port: {args.metrics_port} is already the memcached port")
     if args.network_stack == "native":
         _check_native(args)
+    elif args.dpdk_pmd or args.dpdk_args:
+        raise _UsageError("--dpdk-pmd needs --network-stack native")
     return ServerConfig(
         port=args.port, listen=listen, memory_bytes=memory, max_connections=args.conn_limit,
         max_item_size=item_size, udp_port=args.udp_port, verbosity=args.verbose,
@@ -132,7 +147,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         network_stack=args.network_stack, version=f"{PROTOCOL_VERSION}-kvshard-{__version__}",
         started=time.time(), pid=os.getpid(),
         tap_device=args.tap_device, host_ipv4=args.host_ipv4_addr, netmask_ipv4=args.netmask_ipv4_addr,
-        gateway_ipv4=args.gw_ipv4_addr,
+        gateway_ipv4=args.gw_ipv4_addr, dpdk_pmd=args.dpdk_pmd, dpdk_args=args.dpdk_args,
     )
 
 
@@ -140,7 +155,9 @@ def _check_native(args: argparse.Namespace) -> None:
     """The native stack's own options, checked before any shard starts."""
     import ipaddress  # only for this stack
 
-    if not args.tap_device:
+    if args.dpdk_args and not args.dpdk_pmd:
+        raise _UsageError("--dpdk-args needs --dpdk-pmd")
+    if not args.tap_device and not args.dpdk_args:
         raise _UsageError("--network-stack native needs --tap-device NAME")
     if len(args.tap_device.encode()) > 15:
         raise _UsageError(f"--tap-device: {args.tap_device!r} is longer than 15 bytes")
@@ -152,8 +169,31 @@ def _check_native(args: argparse.Namespace) -> None:
             raise _UsageError(f"--gw-ipv4-addr: {args.gw_ipv4_addr} is not on {interface.network}")
     except ValueError as exc:
         raise _UsageError(f"native stack address: {exc}") from None
-    if not os.path.exists("/dev/net/tun"):
+    if not args.dpdk_args and not os.path.exists("/dev/net/tun"):
         raise _UsageError("--network-stack native needs /dev/net/tun (the tun kernel module)")
+
+
+def _probe_dpdk(config: ServerConfig) -> str:
+    """'' if DPDK starts here with the shards' EAL arguments, else why not (one line). The glue is
+    built (or found) here; EAL starts in a throwaway process, as EAL can start only once in a
+    process and the supervisor must stay free of it (each shard starts its own)."""
+    import subprocess  # only for this check
+
+    from net_backends.dpdk.device import eal_args
+    from net_backends.dpdk.glue import DpdkUnavailable, load
+
+    try:
+        load()
+    except DpdkUnavailable as exc:
+        return str(exc)
+    probe = subprocess.run(
+        [sys.executable, "-m", "net_backends.dpdk.probe", *eal_args(config.tap_device, f"probe-{os.getpid()}", extra=config.dpdk_args)],
+        capture_output=True, text=True, timeout=60,
+    )
+    if probe.returncode == 0:
+        return ""
+    lines = [line for line in probe.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"the DPDK probe exited with status {probe.returncode}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as exc:
                 print(f"kvshard: failed to listen on {host} {kind} port {port}: {exc.strerror or exc}", file=sys.stderr)
                 return EX_OSERR
+    if config.dpdk_pmd:
+        problem = _probe_dpdk(config)
+        if problem:
+            print(f"kvshard: {problem}", file=sys.stderr)
+            return EX_UNAVAILABLE
     settings = dataclasses.replace(ShardSettings(), idle_poll_seconds=args.idle_poll_us / 1e6)
     return run(KVServerApp(config), args.threads, settings=settings)
 

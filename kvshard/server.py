@@ -61,6 +61,8 @@ class ServerConfig:
     host_ipv4: str = ""
     netmask_ipv4: str = "255.255.255.0"
     gateway_ipv4: str | None = None
+    dpdk_pmd: bool = False  # the native stack over a DPDK port instead of a TAP queue
+    dpdk_args: str = ""  # EAL arguments instead of the defaults (net_backends/dpdk/device.py)
 
 
 @dataclass
@@ -230,13 +232,20 @@ class KVServerApp(ShardApp):
         # imported here: a server on the kernel's stack never loads ours (memory per process)
         from net_backends.native.backend import NativeBackend
         from net_backends.native.stack import StackAddress
+        from net_backends.native.tap import TapDevice, mac_for_ipv4
 
         assert self._ctx is not None
         ctx, cfg = self._ctx, self.config
-        backend = NativeBackend(
-            asyncio.get_running_loop(), shard.reactor, shard.metrics, cfg.tap_device,
-            StackAddress(cfg.host_ipv4, cfg.netmask_ipv4, cfg.gateway_ipv4),
-        )
+        address = StackAddress(cfg.host_ipv4, cfg.netmask_ipv4, cfg.gateway_ipv4)
+        if cfg.dpdk_pmd:
+            from net_backends.dpdk.device import DpdkDevice, eal_args, start_eal
+
+            start_eal(eal_args(cfg.tap_device, f"{cfg.pid}-{shard.id}-{os.getpid()}", extra=cfg.dpdk_args))
+            device: Any = DpdkDevice(mac_for_ipv4(address.ip))
+            device.register_metrics(shard.metrics)
+        else:
+            device = TapDevice(cfg.tap_device, mac_for_ipv4(address.ip))
+        backend = NativeBackend(asyncio.get_running_loop(), shard.reactor, shard.metrics, device, address)
         self._servers.append(backend)
         self._servers.append(await backend.listen_tcp(lambda: ClientConnection(ctx), cfg.host_ipv4, cfg.port))
         self._listeners.append((native_number() * shard.count + shard.id, f"tcp:{cfg.host_ipv4}:{cfg.port}", "conn_listening"))

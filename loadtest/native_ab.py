@@ -1,25 +1,28 @@
-"""A/B benchmark of kvshard's own TCP/IP stack against the kernel's, over the same kind of link.
+"""A/B/C benchmark of kvshard's own TCP/IP stack (over TAP, and over DPDK) against the kernel's,
+over the same kind of link.
 
-Run (root): ``python -m loadtest.native_ab [--rounds 3] [--seconds 20]``
+Run (root): ``python -m loadtest.native_ab [--rounds 3] [--seconds 20] [--no-dpdk]``
 
 Method
 ------
-Both servers are ``kvshard -t 2 -m 256 --metrics-port 0`` and both are loaded by memaslap's
-default mix (``-T 2 -c 64 -X 100``) running in the kernel of another network namespace, so both
+All servers are ``kvshard -t 2 -m 256 --metrics-port 0`` and all are loaded by memaslap's
+default mix (``-T 2 -c 64 -X 100``) running in the kernel of another network namespace, so all
 pay for one link hop and the client runs on the same kernel:
 
-* A, native: in namespace ``kvabN-<tag>`` the server runs ``--network-stack native
-  --tap-device <tap> --host-ipv4-addr 10.79.0.2``; its shards open the TAP's queues; the
-  kernel's side of the TAP is 10.79.0.1/24 in the same namespace, and memaslap runs there.
-* B, posix: a veth pair between namespace ``kvabS-<tag>`` (10.79.1.2, the server, on the
+* native: in namespace ``kvabN-<tag>`` the server runs ``--network-stack native --tap-device
+  <tap> --host-ipv4-addr 10.79.0.2``; its shards open the TAP's queues; the kernel's side of the
+  TAP is 10.79.0.1/24 in the same namespace, and memaslap runs there.
+* dpdk: the same with ``--dpdk-pmd``: the shards reach the same kind of tap through DPDK's
+  net_tap driver.
+* posix: a veth pair between namespace ``kvabS-<tag>`` (10.79.1.2, the server, on the
   kernel's stack, ``-l 10.79.1.2``) and ``kvabC-<tag>`` (10.79.1.1, memaslap).
 
-Each round runs A B B A; every run gets a fresh server and fresh namespaces, torn down after.
-CPU is the server's process tree (user + system, /proc) over the run, per operation. Reported:
-every run, the median TPS per side, the median over rounds of the per-round ratio (native /
-posix) and the median CPU us/op. The last line is
-``summary: native_posix_ratio=<r> native_tps=<n> posix_tps=<n> native_cpu_us_per_op=<x>
-posix_cpu_us_per_op=<y>``.
+Each round runs native posix dpdk dpdk posix native; every run gets a fresh server and fresh
+namespaces, torn down after. CPU is the server's process tree (user + system, /proc) over the
+run, per operation. Reported: every run, the median over rounds of the per-round ratios
+(native / posix, dpdk / posix), and per side the median TPS and CPU us/op. The last line is
+``summary: native_posix_ratio=<r> dpdk_posix_ratio=<r> native_tps=<n> native_cpu_us_per_op=<x>
+posix_tps=... dpdk_tps=...``.
 """
 
 from __future__ import annotations
@@ -69,18 +72,19 @@ def _wait(proc: subprocess.Popen[bytes], ready: Callable[[], bool], what: str) -
 
 
 @contextlib.contextmanager
-def native_setup() -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
-    """(server, client namespace, server address)."""
+def native_setup(*extra: str) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """(server, client namespace, server address); ``extra``: more server flags (--dpdk-pmd)."""
     tag = uuid.uuid4().hex[:6]
     ns, tap = f"kvabN{tag}", f"kvabN{tag}"
     _ip("netns", "add", ns)
+    # the tap first, with its address: the shards (and the CLI's DPDK probe) attach queues to it
+    _ip("-n", ns, "tuntap", "add", "dev", tap, "mode", "tap", "multi_queue")
+    _ip("-n", ns, "addr", "add", "10.79.0.1/24", "dev", tap)
+    _ip("-n", ns, "link", "set", tap, "up")
     proc = subprocess.Popen(_server_argv(ns, "--network-stack", "native", "--tap-device", tap,
-                                         "--host-ipv4-addr", "10.79.0.2", "-l", "10.79.0.2"),
+                                         "--host-ipv4-addr", "10.79.0.2", "-l", "10.79.0.2", *extra),
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
-        _wait(proc, lambda: subprocess.run(["ip", "-n", ns, "link", "show", tap], capture_output=True).returncode == 0, "the tap")
-        _ip("-n", ns, "addr", "add", "10.79.0.1/24", "dev", tap)
-        _ip("-n", ns, "link", "set", tap, "up")
         _wait(proc, lambda: _answers(ns, "10.79.0.2"), "kvshard on the native stack")
         yield proc, ns, "10.79.0.2"
     finally:
@@ -114,7 +118,8 @@ def posix_setup() -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
 
 def _one(kind: str, seconds: int, memaslap: str) -> tuple[float, float]:
     """(TPS, server CPU us per op) of one run."""
-    with (native_setup() if kind == "native" else posix_setup()) as (proc, client_ns, host):
+    setup = {"native": native_setup, "dpdk": lambda: native_setup("--dpdk-pmd"), "posix": posix_setup}[kind]
+    with setup() as (proc, client_ns, host):
         cpu0 = tree_cpu_seconds(proc.pid)
         run = run_memaslap(PORT, seconds, binary=memaslap, host=host, prefix=["ip", "netns", "exec", client_ns])
         cpu1 = tree_cpu_seconds(proc.pid)
@@ -127,32 +132,36 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtest.native_ab", description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=int, default=20)
+    p.add_argument("--no-dpdk", action="store_true", help="leave out the DPDK column")
     args = p.parse_args(argv)
     memaslap = find_memaslap()
     if os.geteuid() != 0 or memaslap is None:
         print("native_ab: needs root (namespaces, TAP) and memaslap (libmemcached-tools)", file=sys.stderr)
         return 2
-    tps: dict[str, list[float]] = {"native": [], "posix": []}
-    cpu: dict[str, list[float]] = {"native": [], "posix": []}
-    ratios = []
+    kinds = ["native", "posix"] if args.no_dpdk else ["native", "posix", "dpdk"]
+    tps: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    ratios: dict[str, list[float]] = {kind: [] for kind in kinds if kind != "posix"}
     n = 0
     for rnd in range(1, args.rounds + 1):
-        round_tps: dict[str, list[float]] = {"native": [], "posix": []}
-        for kind in ("native", "posix", "posix", "native"):
+        round_tps: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for kind in kinds + kinds[::-1]:  # A B C C B A
             t, c = _one(kind, args.seconds, memaslap)
             n += 1
             tps[kind].append(t)
             cpu[kind].append(c)
             round_tps[kind].append(t)
             print(f"run {n:2d} round {rnd} {kind:<6} tps={t:9.0f} cpu_us_per_op={c:7.2f}", flush=True)
-        ratios.append(statistics.fmean(round_tps["native"]) / statistics.fmean(round_tps["posix"]))
-    ratio = statistics.median(ratios)
-    print(f"median ratio native/posix over rounds: {ratio:.3f} (per round: {' '.join(f'{r:.3f}' for r in ratios)})")
-    print(
-        f"summary: native_posix_ratio={ratio:.3f} native_tps={statistics.median(tps['native']):.0f} "
-        f"posix_tps={statistics.median(tps['posix']):.0f} native_cpu_us_per_op={statistics.median(cpu['native']):.2f} "
-        f"posix_cpu_us_per_op={statistics.median(cpu['posix']):.2f}"
-    )
+        for kind in ratios:
+            ratios[kind].append(statistics.fmean(round_tps[kind]) / statistics.fmean(round_tps["posix"]))
+    summary = []
+    for kind, per_round in ratios.items():
+        ratio = statistics.median(per_round)
+        print(f"median ratio {kind}/posix over rounds: {ratio:.3f} (per round: {' '.join(f'{r:.3f}' for r in per_round)})")
+        summary.append(f"{kind}_posix_ratio={ratio:.3f}")
+    for kind in kinds:
+        summary.append(f"{kind}_tps={statistics.median(tps[kind]):.0f} {kind}_cpu_us_per_op={statistics.median(cpu[kind]):.2f}")
+    print("summary: " + " ".join(summary))
     return 0
 
 

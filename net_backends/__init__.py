@@ -3,7 +3,7 @@
 A stack offers ``await stack.listen_tcp(protocol_factory, host, port)`` and hands each accepted
 connection to a fresh ``asyncio.Protocol`` through an ``asyncio.Transport``. Stacks: ``posix``
 (kernel sockets via uvloop); ``native`` (our own TCP/IP stack over a TAP device, one queue per
-shard: net_backends/native). DPDK comes later. Imports only ``framework``.
+shard: net_backends/native, or over a DPDK port: net_backends/dpdk). Imports only ``framework``.
 """
 
 __all__ = ["STACKS"]

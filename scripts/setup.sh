@@ -3,7 +3,9 @@
 # in .venv, and the package installed in editable mode. Safe to run again.
 #
 #   scripts/setup.sh          what the server needs
-#   scripts/setup.sh --test   also what the tests need: the test extras, memcached (the reference
+#   scripts/setup.sh --dpdk   also DPDK (Debian's dpdk, libdpdk-dev, pkg-config) and the dpdk extra
+#                             (cffi), for --network-stack native --dpdk-pmd
+#   scripts/setup.sh --test   also what the tests need: all of --dpdk, the test extras, memcached (the reference
 #                             the tests compare kvshard with) and libmemcached-tools (memccapable,
 #                             memcaslap), prometheus (promtool, and a real Prometheus server
 #                             the metrics tests scrape with), iproute2 and iputils-ping (the
@@ -15,15 +17,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_TESTS=0
+WITH_DPDK=0
 for arg in "$@"; do
     case "$arg" in
-        --test) WITH_TESTS=1 ;;
+        --test) WITH_TESTS=1; WITH_DPDK=1 ;;
+        --dpdk) WITH_DPDK=1 ;;
         *) echo "setup.sh: unknown option $arg" >&2; exit 64 ;;
     esac
 done
 
 APT_PACKAGES=(gcc)
 ((WITH_TESTS)) && APT_PACKAGES+=(memcached libmemcached-tools prometheus iproute2 iputils-ping)
+((WITH_DPDK)) && APT_PACKAGES+=(dpdk libdpdk-dev pkg-config)
 # a python3 >= 3.11 that can make venvs (Debian's, or pyenv's) is all we need of Python
 if ! python3 -c "import sys, venv, ensurepip; assert sys.version_info >= (3, 11)" 2>/dev/null; then
     APT_PACKAGES+=(python3 python3-venv python3-dev)
@@ -46,7 +51,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if ((WITH_TESTS)); then
-    .venv/bin/python -m pip install -q -e ".[test]"
+    .venv/bin/python -m pip install -q -e ".[test,dpdk]"
+elif ((WITH_DPDK)); then
+    .venv/bin/python -m pip install -q -e ".[dpdk]"
 else
     .venv/bin/python -m pip install -q -e .
 fi

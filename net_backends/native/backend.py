@@ -1,11 +1,11 @@
-"""The native stack as a kvshard network backend: one TAP queue and one stack per shard.
+"""The native stack as a kvshard network backend: one device (a TAP queue, or a DPDK port's
+queue pair) and one stack per shard.
 
 ``NativeBackend`` offers what the POSIX backend offers (``await listen_tcp(factory, host,
 port)``, accepted connections handed to a fresh ``asyncio.Protocol`` through an
 ``asyncio.Transport``; ``await listen_udp(factory, host, port)`` for memcached's UDP), so the
 memcached server runs on it unchanged. Each shard process opens
-its own queue of the TAP device (creating it, in the process's network namespace, when it does
-not exist), announces the address with a gratuitous ARP, and runs its stack as a reactor poller.
+its own device (the caller makes it: a queue of the TAP device, or a DPDK port), announces the address with a gratuitous ARP, and runs its stack as a reactor poller.
 TCP timers run on every poll and, while the shard sleeps, from a loop timer every
 :data:`~net_backends.native.tcp.endpoint.TIMER_TICK` seconds when there are connections (once a
 second when there are none).
@@ -20,7 +20,7 @@ from framework.metrics import MetricsRegistry
 
 from .datagram import NativeDatagramTransport
 from .stack import NativeStack, StackAddress
-from .tap import TapDevice, mac_for_ipv4
+from .device import Device
 from .tcp.endpoint import TIMER_TICK
 
 __all__ = ["NativeBackend", "NativeListener"]
@@ -44,10 +44,9 @@ class NativeBackend:
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, reactor: Any, metrics: MetricsRegistry,
-        tap_device: str, address: StackAddress,
+        device: Device, address: StackAddress,
     ) -> None:
         self._loop = loop
-        device = TapDevice(tap_device, mac_for_ipv4(address.ip))
         self.stack = NativeStack(device, address, metrics)
         self.stack.enable_tcp()
         self.stack.announce()

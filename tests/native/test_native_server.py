@@ -5,6 +5,7 @@ CI (CI=true) a missing privilege or tool fails instead of skipping."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -13,35 +14,42 @@ from typing import Iterator
 
 import pytest
 
-from tests.servers import require_tool, stop_process
+from tests.servers import in_ci, require_tool, stop_process
 
 from .test_tap import require_privileges
 
 STACK_IP = "10.77.0.2"
+METRICS_PORT = 9150  # inside the test's own namespace
 
 
-@pytest.fixture(scope="module")
-def native_server() -> Iterator[str]:
+@pytest.fixture(scope="module", params=["tap", "dpdk"])
+def native_server(request: pytest.FixtureRequest) -> Iterator[str]:
     """The namespace where ``kvshard -t 2 --network-stack native`` serves on 10.77.0.2:11211
-    (TCP and UDP)."""
+    (TCP and UDP): over the TAP device's queues, or with ``--dpdk-pmd`` over DPDK's net_tap
+    driver on the same kind of tap."""
     require_privileges()
+    extra = []
+    if request.param == "dpdk":
+        require_dpdk()
+        extra = ["--dpdk-pmd"]
     ip = require_tool("ip")
     tag = uuid.uuid4().hex[:6]
     ns, tap = f"kvsrv{tag}", f"kvsrv{tag}"
     subprocess.run([ip, "netns", "add", ns], check=True, timeout=10)
     server = None
     try:
+        # the tap is made first (multi-queue, as the shards open it), so that it is there with its
+        # address before and after the CLI's DPDK probe (which attaches to it for a moment)
+        for command in (["link", "set", "lo", "up"], ["tuntap", "add", "dev", tap, "mode", "tap", "multi_queue"],
+                        ["addr", "add", "10.77.0.1/24", "dev", tap], ["link", "set", tap, "up"]):
+            subprocess.run([ip, "-n", ns, *command], check=True, timeout=10)
         server = subprocess.Popen(
-            [ip, "netns", "exec", ns, sys.executable, "-m", "kvshard.cli", "-t", "2", "-m", "256", "--metrics-port", "0", "-U", "11211",
-             "--network-stack", "native", "--tap-device", tap, "--host-ipv4-addr", STACK_IP, "-l", STACK_IP],
+            [ip, "netns", "exec", ns, sys.executable, "-m", "kvshard.cli", "-t", "2", "-m", "256",
+             "--metrics-port", str(METRICS_PORT), "--metrics-listen", "127.0.0.1", "-U", "11211",
+             "--network-stack", "native", "--tap-device", tap, "--host-ipv4-addr", STACK_IP, "-l", STACK_IP, *extra],
             stdin=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 20
-        while subprocess.run([ip, "-n", ns, "link", "show", tap], capture_output=True).returncode != 0:
-            assert server.poll() is None and time.monotonic() < deadline, "the shards did not open the tap"
-            time.sleep(0.05)
-        subprocess.run([ip, "-n", ns, "addr", "add", "10.77.0.1/24", "dev", tap], check=True, timeout=10)
-        subprocess.run([ip, "-n", ns, "link", "set", tap, "up"], check=True, timeout=10)
+        deadline = time.monotonic() + 30
         while not _answers_version(ns):
             assert server.poll() is None and time.monotonic() < deadline, "no answer over the native stack"
             time.sleep(0.1)
@@ -50,6 +58,18 @@ def native_server() -> Iterator[str]:
         if server is not None:
             stop_process(server)
         subprocess.run([ip, "netns", "del", ns], capture_output=True, timeout=10)
+
+
+def require_dpdk() -> None:
+    """DPDK's glue builds and loads here, or the test skips (fails under CI)."""
+    from net_backends.dpdk.glue import DpdkUnavailable, load
+
+    try:
+        load()
+    except DpdkUnavailable as exc:
+        if in_ci():
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
 
 
 def _in_ns(ns: str, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -142,3 +162,24 @@ def test_udp(native_server: str) -> None:
     )
     result = _in_ns(native_server, "python3", "-c", client)
     assert result.stdout.strip() == "ok", result.stdout + result.stderr
+
+
+def test_metrics_count_the_stack_and_the_port(native_server: str, request: pytest.FixtureRequest) -> None:
+    """/metrics (on the namespace's loopback) shows the stack's frame counters; over DPDK also
+    the port's statistics from the driver and its link state."""
+    scrape = (
+        "import urllib.request\n"
+        f"print(urllib.request.urlopen('http://127.0.0.1:{METRICS_PORT}/metrics', timeout=5).read().decode())\n"
+    )
+    text = _in_ns(native_server, "python3", "-c", scrape).stdout
+    totals: dict[tuple[str, str], float] = {}  # (name, direction label) summed over shards
+    for name, labels, value in re.findall(r"^(\w+)(?:\{(.*)\})? (\S+)$", text, re.M):
+        direction = re.search(r'direction="(\w+)"', labels)
+        key = (name, direction.group(1) if direction else "")
+        totals[key] = totals.get(key, 0.0) + float(value)
+    assert totals[("kvshard_native_frames_received_total", "")] > 0, text[:2000]
+    assert totals[("kvshard_native_frames_sent_total", "")] > 0, text[:2000]
+    if request.node.callspec.params["native_server"] == "dpdk":
+        assert totals[("kvshard_native_dpdk_packets_total", "rx")] > 0, text[:3000]
+        assert totals[("kvshard_native_dpdk_packets_total", "tx")] > 0, text[:3000]
+        assert totals[("kvshard_native_dpdk_link_up", "")] == 2  # one per shard, both up

@@ -73,6 +73,12 @@ from typing import IO, Any, Iterable, Sequence
 
 __all__ = [
     "stop_tree",
+    "free_port",
+    "start_server",
+    "stop_server",
+    "RunningServer",
+    "kvshard_argv",
+    "memcached_argv",
     "LOOPBACK",
     "MEMASLAP_STATS",
     "MemaslapOutputError",
@@ -426,7 +432,7 @@ def tree_cpu_seconds(pid: int, proc_root: Path = Path("/proc")) -> float:
 # ----- servers ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     while True:
         with socket.socket() as s:
             s.bind((LOOPBACK, 0))
@@ -435,17 +441,17 @@ def _free_port() -> int:
             return port
 
 
-def _kvshard_argv(port: int, threads: int, extra: Sequence[str]) -> list[str]:
+def kvshard_argv(port: int, threads: int, extra: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "kvshard.cli", "-l", LOOPBACK, "-p", str(port), "-t", str(threads), *extra]
 
 
-def _memcached_argv(binary: str, port: int, threads: int, extra: Sequence[str]) -> list[str]:
+def memcached_argv(binary: str, port: int, threads: int, extra: Sequence[str]) -> list[str]:
     user = ["-u", "root"] if os.geteuid() == 0 else []
     return [binary, *user, "-l", LOOPBACK, "-p", str(port), "-U", "0", "-t", str(threads), *extra]
 
 
 @dataclass
-class _Running:
+class RunningServer:
     name: str
     argv: list[str]
     port: int
@@ -466,22 +472,22 @@ def _answers_version(port: int) -> bool:
         return False
 
 
-def _start(name: str, argv: list[str], port: int, timeout: float = 30.0) -> _Running:
+def start_server(name: str, argv: list[str], port: int, timeout: float = 30.0) -> RunningServer:
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    server = _Running(name, argv, port, proc, log)
+    server = RunningServer(name, argv, port, proc, log)
     deadline = time.monotonic() + timeout
     while not _answers_version(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             why = f"exited with status {proc.returncode}" if proc.returncode is not None else "did not answer"
             tail = server.log_tail()
-            _stop(server)
+            stop_server(server)
             raise RuntimeError(f"{name} {why} on port {port}: {' '.join(argv)}\n{tail}")
         time.sleep(0.05)
     return server
 
 
-def _stop(server: _Running) -> None:
+def stop_server(server: RunningServer) -> None:
     stop_tree(server.proc)
     server.log.close()
 
@@ -584,8 +590,8 @@ class _ArgvFor:
 
     def __call__(self, port: int) -> list[str]:
         if self.kind == "kvshard":
-            return _kvshard_argv(port, self.threads, self.extra)
-        return _memcached_argv(self.memcached, port, self.threads, self.extra)
+            return kvshard_argv(port, self.threads, self.extra)
+        return memcached_argv(self.memcached, port, self.threads, self.extra)
 
 
 class _Scraper:
@@ -615,8 +621,8 @@ class _Scraper:
 def _one_run(rnd: int, slot: str, server_name: str, argv_for_port: _ArgvFor, memaslap: str,
              seconds: int, threads: int, concurrency: int, value_size: int,
              extra: Sequence[str] = (), scrape_url: str | None = None, scrape_every: float = 0) -> RunRecord:
-    port = _free_port()
-    server = _start(server_name, argv_for_port(port), port)
+    port = free_port()
+    server = start_server(server_name, argv_for_port(port), port)
     scraper = _Scraper(scrape_url, scrape_every) if scrape_url and scrape_every > 0 else None
     try:
         cpu0 = tree_cpu_seconds(server.proc.pid)
@@ -629,7 +635,7 @@ def _one_run(rnd: int, slot: str, server_name: str, argv_for_port: _ArgvFor, mem
         if scraper is not None:
             scraper.stop()
             print(f"#   scrapes of {scrape_url}: {scraper.ok} answered, {scraper.failed} failed", flush=True)
-        _stop(server)
+        stop_server(server)
     if run.result is None or run.timed_out or run.returncode != 0:
         raise RuntimeError(f"memaslap failed against {server_name}: {'; '.join(run.problems())}\n{run.describe()}")
     res = run.result

@@ -169,6 +169,8 @@ class ClientConnection(asyncio.Protocol):
         self._queue: deque[bytes | _Pending] = deque()
         self._out: list[bytes] = []
         self._quitting = False
+        self._draining = False  # the server is stopping (see drain)
+        self._eof_sent = False
         self._reading_paused = False
         self._writing_paused = False
         self._counted = False
@@ -315,6 +317,18 @@ class ClientConnection(asyncio.Protocol):
         """Close once every reply queued so far is written."""
         self._quitting = True
 
+    def drain(self) -> None:
+        """The server is stopping: take no more requests, finish the replies owed, then end
+        our side (FIN after everything buffered). What the client still sends is read and
+        dropped rather than left unread: closing a socket with unread input makes the kernel
+        send an RST, which can destroy replies the client has not read yet. The connection
+        ends when the client closes its side (or the stop's deadline passes)."""
+        if self._transport is None:
+            return
+        self._draining = True
+        self._quitting = True
+        if not self._queue:
+            self._write_out()
     def stats_command(self, replies: Any, args: list[bytes]) -> None:
         """The ``stats`` family; ``replies`` receives the ASCII answer (``reply`` /
         ``fan_out``), so another protocol can convert it."""
@@ -383,7 +397,14 @@ class ClientConnection(asyncio.Protocol):
             self._conn_stats["bytes_written"] += len(data)
             transport.write(data)
         if self._quitting and not self._queue:
-            transport.close()
+            if not self._draining:
+                transport.close()
+            elif transport.can_write_eof() and not transport.is_closing():
+                if not self._eof_sent:
+                    self._eof_sent = True
+                    transport.write_eof()
+            else:
+                transport.close()
 
     def _update_reading(self) -> None:
         transport = self._transport

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -38,6 +39,9 @@ FIXED_OVERHEAD_PER_SHARD_MB = 48
 
 # our use of the runtime's per-shard shared words
 WORD_OPEN_CONNECTIONS = 0
+WORD_DRAINING = 1  # 1 while a stopping shard still has client connections to finish
+DRAIN_SECONDS = 3.0  # the most a stop waits for replies in flight (the runtime allows 5 s)
+DRAIN_GRACE = 0.1  # ... and for shards that got the stop a moment later to say they drain
 CONNS_HANDLER = "kv.conns"
 
 
@@ -294,6 +298,10 @@ class KVServerApp(ShardApp):
             log.info("shard 0 serving /metrics and /health on port %d", self.config.metrics_port)
 
     async def stop(self, shard: Shard) -> None:
+        """A graceful stop: no new connections; every connection reads nothing more, gets the
+        replies to what it had sent and is closed; the shard goes on serving the other shards'
+        calls until every shard has drained its connections (or :data:`DRAIN_SECONDS` pass), so
+        a request forwarded here from another shard is answered too."""
         if self._tick is not None:
             self._tick.cancel()
         for server in self._servers:
@@ -301,5 +309,16 @@ class KVServerApp(ShardApp):
         self._servers.clear()
         self._listeners.clear()
         self._udp_endpoints.clear()
+        if self._ctx is not None:
+            shard.set_own_word(WORD_DRAINING, 1)
+            for conn in list(self._ctx.connections.values()):
+                conn.drain()
+            deadline = time.monotonic() + DRAIN_SECONDS
+            while self._ctx.connections and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            shard.set_own_word(WORD_DRAINING, 0)
+            await asyncio.sleep(DRAIN_GRACE)
+            while shard.word_sum(WORD_DRAINING) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
         if self._service is not None:
             self._service.stop()

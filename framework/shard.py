@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
 from . import control
+from .logs import reopen_log_files, set_label
 from .channel import DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_QUEUED, Handler, Messenger, PeerLink
 from .metrics import MetricsRegistry, Sample
 from .reactor import DEFAULT_IDLE_POLL_SECONDS, Reactor
@@ -239,6 +240,8 @@ def shard_process_main(boot: ShardBoot) -> int:
     if os.getppid() != boot.supervisor_pid:
         return 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor decides
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop takes it (log reopening), below
+    set_label(f"shard {boot.shard_id}")
     if boot.settings.pin_cpus and boot.cpu is not None:
         try:
             os.sched_setaffinity(0, {boot.cpu})
@@ -309,6 +312,11 @@ async def _run_shard(boot: ShardBoot, loop: asyncio.AbstractEventLoop) -> int:
             stopping.set_result(None)
 
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    def on_sighup() -> None:
+        reopen_log_files()
+        log.info("shard %d: log files reopened", me)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
 
     await boot.app.setup(shard)
     control.send_control(boot.control_sock, control.READY, me)

@@ -22,7 +22,8 @@ crash loop: the supervisor stops everything and exits 1.
 
 Stop (SIGTERM, SIGINT, or a shard's SHUTDOWN): STOP to every shard, wait up to
 ``stop_timeout`` + 1 s, SIGKILL whatever remains, reap all. The shared memory is anonymous, so
-nothing remains in /dev/shm whatever happens.
+nothing remains in /dev/shm whatever happens. SIGHUP: log files are reopened here and the
+signal passed on to every shard, which reopens its own (framework/logs.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import control
+from .logs import reopen_log_files
 from .shard import ShardApp, ShardBoot, ShardSettings, shard_process_main
 from .shm_layout import SharedLayout
 
@@ -131,7 +133,7 @@ class _Supervisor:
 
     def _close_supervisor_fds(self, own_sup_end: socket.socket) -> None:
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         os.close(own_sup_end.detach())
         for st in self.shards:
@@ -304,7 +306,7 @@ class _Supervisor:
     def run(self) -> int:
         old_handlers = {
             sig: signal.signal(sig, self._on_signal)
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP)
         }
         old_wakeup = signal.set_wakeup_fd(self._wake_w)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
@@ -349,6 +351,15 @@ class _Supervisor:
             if signum in (signal.SIGTERM, signal.SIGINT):
                 log.info("signal %d: stopping all shards", signum)
                 self._begin_stop(0)
+            elif signum == signal.SIGHUP:
+                reopen_log_files()
+                log.info("SIGHUP: log files reopened; passing it on to every shard")
+                for st in self.shards:
+                    if st.pid:
+                        try:
+                            os.kill(st.pid, signal.SIGHUP)
+                        except ProcessLookupError:
+                            pass
 
 
 def run(

@@ -18,6 +18,7 @@ import sys
 import time
 
 from framework import ShardSettings, run
+from framework.logs import install_labels
 from net_backends import STACKS
 from net_backends.posix import check_can_listen
 
@@ -88,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metrics-listen", default=None, help="address(es) for the metrics port (default: as -l)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    p.add_argument("-A", "--enable-shutdown", action="store_true", help="allow the \"shutdown\" command (it stops the server)")
+    p.add_argument("--pidfile", default=None, help="write the server's process id to this file (removed at exit)")
+    p.add_argument("--log-file", default=None, help="log to this file instead of stderr (SIGHUP reopens it, for logrotate)")
     p.add_argument("-V", "--version", action="version", version=f"kvshard {__version__}")
     p.add_argument("--network-stack", choices=STACKS, default="posix", help="network stack (posix)")
     p.add_argument("--tap-device", default="", help="native stack: the TAP device, one queue per shard (made if missing)")
@@ -148,6 +152,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         started=time.time(), pid=os.getpid(),
         tap_device=args.tap_device, host_ipv4=args.host_ipv4_addr, netmask_ipv4=args.netmask_ipv4_addr,
         gateway_ipv4=args.gw_ipv4_addr, dpdk_pmd=args.dpdk_pmd, dpdk_args=args.dpdk_args,
+        shutdown_enabled=args.enable_shutdown,
     )
 
 
@@ -204,7 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kvshard: {exc}", file=sys.stderr)
         return EX_USAGE
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install_labels()  # every line says which process wrote it: "main" or "shard N"
+    try:
+        logging.basicConfig(level=level, format="%(asctime)s [%(process_label)s] %(name)s %(levelname)s %(message)s",
+                            filename=args.log_file)
+    except OSError as exc:
+        print(f"kvshard: --log-file: {exc.strerror or exc}: {args.log_file}", file=sys.stderr)
+        return EX_OSERR
     checks = []
     if config.network_stack == "posix":  # the native stack's ports are not the kernel's
         checks = [(host, kind, port) for host in config.listen for kind, port in (("TCP", config.port), ("UDP", config.udp_port))]
@@ -222,7 +233,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kvshard: {problem}", file=sys.stderr)
             return EX_UNAVAILABLE
     settings = dataclasses.replace(ShardSettings(), idle_poll_seconds=args.idle_poll_us / 1e6)
-    return run(KVServerApp(config), args.threads, settings=settings)
+    if args.pidfile:
+        try:
+            with open(args.pidfile, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            print(f"kvshard: --pidfile: {exc.strerror or exc}: {args.pidfile}", file=sys.stderr)
+            return EX_OSERR
+    try:
+        return run(KVServerApp(config), args.threads, settings=settings)
+    finally:
+        if args.pidfile:
+            try:
+                os.unlink(args.pidfile)
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":

@@ -490,12 +490,25 @@ class ClientConnection(asyncio.Protocol):
             self._ctx.stats_command(self, cmd[1])
         elif op == proto.QUIT:
             self._quitting = True
+        elif op == proto.SHUTDOWN:
+            self._shutdown(cmd[1])
         elif op == proto.CLOSE:
             self._quitting = True
             self._queue.clear()
             self._out.clear()
         else:  # pragma: no cover - the parser emits nothing else
             self.reply(proto.R_ERROR)
+
+    def _shutdown(self, mode: bytes | None) -> None:
+        """memcached's ``shutdown`` (``-A`` only): the whole server stops, gracefully (kvshard's
+        stop always drains, so ``shutdown graceful`` is the same); this connection closes."""
+        if self._ctx.request_shutdown is None:
+            self.reply(b"ERROR: shutdown not enabled\r\n")
+        elif mode not in (None, b"graceful"):
+            self.reply(b"CLIENT_ERROR invalid shutdown mode\r\n")
+        else:
+            self._quitting = True
+            self._ctx.request_shutdown()
 
     def _get_one(self, key: bytes, owner: int = -1) -> None:
         """``get <key>``, answered in full by the owner's ``get_one``."""

@@ -67,6 +67,7 @@ class ServerConfig:
     gateway_ipv4: str | None = None
     dpdk_pmd: bool = False  # the native stack over a DPDK port instead of a TAP queue
     dpdk_args: str = ""  # EAL arguments instead of the defaults (net_backends/dpdk/device.py)
+    shutdown_enabled: bool = False  # -A: the "shutdown" command is allowed
 
 
 @dataclass
@@ -94,6 +95,7 @@ class ShardContext:
     # records a sampled read's latency under its command's name (see connection.py); the mask
     # picks the reads to time (-1: none)
     observe_latency: Callable[[str, float], None] = lambda command, seconds: None
+    request_shutdown: Callable[[], None] | None = None  # set with -A: the "shutdown" command stops the server
     latency_sample_mask: int = -1
     # open client connections by their ``stats conns`` id, and the shard's clock in whole
     # seconds (ticked every second) for their idle times
@@ -190,6 +192,7 @@ class KVServerApp(ShardApp):
             publish_connections=lambda n: shard.set_own_word(WORD_OPEN_CONNECTIONS, n),
             observe_latency=_latency_recorder(shard.metrics),
             latency_sample_mask=SAMPLE_MASK if cfg.metrics_port else -1,
+            request_shutdown=(lambda: shard.request_shutdown(0)) if cfg.shutdown_enabled else None,
         )
 
     def _report(self) -> tuple[dict[str, Any], list[Any]]:

@@ -52,7 +52,7 @@ __all__ = [
     "item_too_large",
     "single_get_key",
     "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
-    "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META",
+    "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META", "SHUTDOWN",
     "item_total_size",
     "STORE_OPS",
     "R_ERROR", "R_STORED", "R_NOT_STORED", "R_EXISTS", "R_NOT_FOUND", "R_DELETED",
@@ -114,6 +114,7 @@ REPLY: Final = 11     # (REPLY, reply: bytes): answer with these bytes, nothing 
 TOO_LARGE: Final = 12  # (TOO_LARGE, op, key, noreply): item swallowed; a set drops the old item
 CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long)
 META: Final = 14      # (META, verb: bytes, key, flags: MetaFlags | None, value: bytes | None)
+SHUTDOWN: Final = 15  # (SHUTDOWN, mode: bytes | None): "shutdown [graceful]"; the server decides if it may
 
 STORE_OPS: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
 
@@ -342,6 +343,8 @@ class AsciiParser:
             return (VERBOSITY, level, noreply)
         if name == b"quit":
             return (QUIT,)
+        if name == b"shutdown":
+            return (SHUTDOWN, tokens[1] if n == 2 else None if n == 1 else b"")
         if name == b"stats":
             return (STATS, tokens[1:])
         return (REPLY, R_ERROR)

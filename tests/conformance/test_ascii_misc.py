@@ -37,6 +37,15 @@ def test_verbosity(conn: Wire) -> None:
     conn.call(b"verbosity 0 noreply extra\r\n", b"ERROR\r\n")
 
 
+def test_shutdown_is_refused_without_dash_a(conn: Wire) -> None:
+    """Without -A every form of ``shutdown`` is refused and the server goes on."""
+    conn.call(b"shutdown\r\n", b"ERROR: shutdown not enabled\r\n")
+    conn.call(b"shutdown graceful\r\n", b"ERROR: shutdown not enabled\r\n")
+    conn.call(b"shutdown bogus mode\r\n", b"ERROR: shutdown not enabled\r\n")
+    conn.send(b"version\r\n")
+    assert conn.recv_line().startswith(b"VERSION ")
+
+
 def test_quit_closes_the_connection(conn: Wire) -> None:
     """``quit`` closes the connection without a reply."""
     conn.send(b"quit\r\n")

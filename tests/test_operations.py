@@ -1,0 +1,103 @@
+"""Running kvshard as a service: log lines labelled by process, --log-file reopened on SIGHUP,
+--pidfile, the ``shutdown`` command only with -A, and the systemd unit's command line."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.servers import free_port, stop_process
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _start(*flags: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "kvshard.cli", "-p", str(port), "--metrics-port", "0", "-t", "2", *flags],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"version\r\n")
+                if s.recv(100).startswith(b"VERSION"):
+                    return proc, port
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        time.sleep(0.1)
+
+
+def _wait_for(path: Path, pattern: str, seconds: float = 10) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if re.search(pattern, text, re.M):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{pattern!r} never appeared in {path}:\n{text[-2000:]}")
+
+
+def test_log_lines_labelled_and_reopened_on_sighup_pidfile(tmp_path: Path) -> None:
+    log, pidfile = tmp_path / "kvshard.log", tmp_path / "kvshard.pid"
+    proc, port = _start("-vv", "--log-file", str(log), "--pidfile", str(pidfile))
+    try:
+        assert pidfile.read_text() == f"{proc.pid}\n"
+        text = _wait_for(log, r"\[shard 1\] .*listening")
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert lines and all(re.match(r"\S+ \S+ \[(main|shard \d+)\] ", line) for line in lines), text
+        assert re.search(r"\[shard 0\] ", text) and re.search(r"\[main\] ", text)
+        # logrotate: move the file away, SIGHUP; every process writes to a new file by the name
+        log.rename(tmp_path / "kvshard.log.1")
+        proc.send_signal(signal.SIGHUP)
+        reopened = _wait_for(log, r"\[shard 1\] .*log files reopened")
+        assert re.search(r"\[main\] .*log files reopened", reopened) and re.search(r"\[shard 0\] .*log files reopened", reopened)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # still serving
+            s.sendall(b"version\r\n")
+            assert s.recv(100).startswith(b"VERSION")
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 0 and not pidfile.exists()
+
+
+def test_shutdown_only_with_dash_a() -> None:
+    proc, port = _start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"shutdown\r\nshutdown graceful\r\n")
+            time.sleep(0.2)
+            assert s.recv(200) == b"ERROR: shutdown not enabled\r\n" * 2
+        assert proc.poll() is None
+    finally:
+        stop_process(proc)
+
+    proc, port = _start("-A")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"shutdown now\r\n")
+        assert s.recv(200) == b"CLIENT_ERROR invalid shutdown mode\r\n"
+        s.sendall(b"shutdown\r\n")
+        assert s.recv(200) == b""  # the connection closes, and the whole server stops
+    assert proc.wait(10) == 0
+
+
+def test_systemd_unit_runs_kvshard_with_flags_it_accepts(tmp_path: Path) -> None:
+    unit = configparser.ConfigParser(interpolation=None, strict=False)
+    unit.read(ROOT / "deploy" / "kvshard.service")
+    command = shlex.split(unit["Service"]["ExecStart"])
+    assert command[0] == "/opt/kvshard/bin/kvshard" and unit["Service"]["KillSignal"] == "SIGTERM"
+    assert unit["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    # the same flags with paths we may write, and a free port: the server starts and serves
+    flags = [a.replace("/run/kvshard", str(tmp_path)).replace("/var/log/kvshard", str(tmp_path)) for a in command[1:]]
+    at = flags.index("-p")
+    del flags[at : at + 2]  # _start gives its own free port
+    proc, _port = _start(*flags)
+    stop_process(proc)
+    assert proc.returncode == 0

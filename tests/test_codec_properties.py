@@ -1,0 +1,87 @@
+"""Property tests of the three codecs (ASCII, meta, binary) with hypothesis: any bytes, split
+anywhere, never make a parser raise; a parser gives the same commands whatever the split
+(parsing is incremental, and a read boundary must not change meaning); and every command it
+gives is well-formed: a known operation with typed fields and keys memcached would accept, and
+every reply it asks for is empty (noreply) or one line ending in CRLF. The inputs mix random
+bytes with the protocols' own words, so they reach deep into the grammar.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kvshard.protocol import ascii as proto
+from kvshard.protocol import binary as bproto
+from kvshard.protocol import meta
+from tests.codec_checks import (
+    MAX_ITEM, ascii_commands, binary_requests, check_ascii, check_binary, reply_ok, split,
+)
+
+ASCII_WORDS = [
+    b"get", b"gets", b"gat", b"gats", b"set", b"add", b"replace", b"append", b"prepend", b"cas",
+    b"delete", b"incr", b"decr", b"touch", b"flush_all", b"version", b"verbosity", b"stats", b"quit",
+    b"shutdown", b"mg", b"ms", b"md", b"ma", b"mn", b"me", b"noreply", b"key", b"k\x80", b"0", b"1", b"5",
+    b"-1", b"18446744073709551616", b"4294967296", b"abc", b" ", b"  ", b"\r\n", b"\n", b"\r", b"\t",
+    b"v", b"t30", b"T-1", b"N30", b"q", b"k", b"b", b"Oab", b"MI", b"S2", b"c", b"f", b"s", b"h", b"l",
+]
+
+ascii_inputs = st.lists(st.one_of(st.sampled_from(ASCII_WORDS), st.binary(max_size=12)), max_size=60).map(b"".join)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ascii_inputs, st.lists(st.integers(min_value=0), max_size=8))
+def test_ascii_and_meta_any_bytes_any_split(data: bytes, cuts: list[int]) -> None:
+    whole = ascii_commands([data])
+    assert ascii_commands(split(data, cuts)) == whole
+    assert ascii_commands([bytes([b]) for b in data]) == whole  # a byte at a time
+    for cmd in whole:
+        check_ascii(cmd)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(ASCII_WORDS[20:]), st.binary(max_size=6)), max_size=20))
+def test_meta_flag_checks_never_raise_and_answer_a_line(tokens: list[bytes]) -> None:
+    """The meta codec's own entry points, on any token list: an error line or flags."""
+    tokens = [t for t in tokens if t]
+    if not tokens:
+        return  # the parser calls these only with a key token (a bare verb is answered before)
+    for verb in (b"mg", b"ms", b"md", b"ma"):
+        line_error = meta.check_line(verb, [verb, *tokens])
+        assert line_error is None or reply_ok(line_error)
+        if line_error is None:
+            result = meta.check_flags(verb, [verb, *tokens])
+            if isinstance(result, bytes):
+                assert reply_ok(result), result
+            else:
+                key, flags = result
+                assert isinstance(key, bytes) and isinstance(flags, meta.MetaFlags)
+
+
+def _packet(opcode: int, key: bytes, extras: bytes, value: bytes, magic: int, body_extra: int) -> bytes:
+    body = extras + key + value
+    return bproto.HEADER.pack(magic, opcode, len(key), len(extras), 0, 0, max(0, len(body) + body_extra), 7, 0) + body
+
+
+packets = st.builds(
+    _packet,
+    st.integers(0, 0x25), st.binary(max_size=12), st.binary(max_size=10), st.binary(max_size=30),
+    st.sampled_from([0x80, 0x80, 0x80, 0x81, 0x00]), st.sampled_from([0, 0, 0, 1, -1, 5000]),
+)
+binary_inputs = st.lists(st.one_of(packets, st.binary(max_size=30)), max_size=12).map(b"".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(binary_inputs, st.lists(st.integers(min_value=0), max_size=8))
+def test_binary_any_bytes_any_split(data: bytes, cuts: list[int]) -> None:
+    whole = binary_requests([data])
+    assert binary_requests(split(data, cuts)) == whole
+    for request in whole:
+        check_binary(request)
+
+
+def test_split_helper() -> None:
+    assert b"".join(split(b"abcd", [1, 3, 3, 9])) == b"abcd" and split(b"abcd", [1, 3])[:2] == [b"a", b"bc"]
+    assert struct.calcsize(">BBHBBHIIQ") == 24

@@ -36,7 +36,10 @@ def binary_requests(chunks: list[bytes]) -> list[bproto.Request]:
 
 
 def key_ok(key: object) -> bool:
-    return isinstance(key, bytes) and 0 < len(key) <= proto.KEY_MAX_LENGTH and all(b > 32 and b != 127 for b in key)
+    """As memcached takes keys on a text line: 1-250 bytes, none a space, a newline or a NUL
+    (which ends the line); control characters are allowed (memcached takes them too)."""
+    return (isinstance(key, bytes) and 0 < len(key) <= proto.KEY_MAX_LENGTH
+            and b" " not in key and b"\n" not in key and b"\x00" not in key)
 
 
 def reply_ok(reply: object) -> bool:

@@ -151,6 +151,7 @@ def single_get_key(data: bytes) -> bytes | None:
         or 32 in key  # int operands: a bytes operand first fails (raises) as an int
         or 10 in key
         or 13 in key
+        or 0 in key
     ):
         return None
     return key
@@ -268,6 +269,8 @@ class AsciiParser:
     # ----- one line -------------------------------------------------------------------------
 
     def _command(self, line: bytes) -> tuple[Any, ...] | None:
+        if 0 in line:  # memcached reads the line as a C string: a NUL byte ends it
+            line = line[: line.index(0)]
         tokens = line.split(b" ")
         if b"" in tokens:
             tokens = [t for t in tokens if t]

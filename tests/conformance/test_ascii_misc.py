@@ -46,6 +46,17 @@ def test_shutdown_is_refused_without_dash_a(conn: Wire) -> None:
     assert conn.recv_line().startswith(b"VERSION ")
 
 
+def test_a_nul_byte_ends_the_command_line(conn: Wire) -> None:
+    """memcached reads a command line as a C string, so whatever follows a NUL byte is not
+    part of it (found by fuzzing: kvshard took the NUL and the rest as part of a key)."""
+    conn.call(b"set nul 0 0 1\x00junk more\r\nx\r\n", b"STORED\r\n")
+    conn.call(b"get nul\x00 zz\r\n", b"VALUE nul 0 1\r\nx\r\nEND\r\n")
+    conn.call(b"get nul zz\x00yy\r\n", b"VALUE nul 0 1\r\nx\r\nEND\r\n")
+    conn.call(b"\x00get nul\r\n", b"ERROR\r\n")
+    conn.send(b"version\x00x\r\n")
+    assert conn.recv_line().startswith(b"VERSION ")
+
+
 def test_quit_closes_the_connection(conn: Wire) -> None:
     """``quit`` closes the connection without a reply."""
     conn.send(b"quit\r\n")

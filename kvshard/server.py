@@ -163,6 +163,9 @@ class KVServerApp(ShardApp):
         loop = asyncio.get_running_loop()
         self._shard = shard
         cache = Cache(cfg.memory_bytes // shard.count, shard.id, shard.count)
+        # the supervisor starts a shard again when it dies; each start is one incarnation
+        shard.metrics.counter_func("shard_restarts_total", "Times this shard was started again after it died",
+                                   None, lambda: shard.incarnation - 1)
         service = KVService(cache, loop)
         service.register(shard)
         self._service = service

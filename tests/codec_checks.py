@@ -65,7 +65,7 @@ def check_ascii(cmd: tuple[object, ...]) -> None:
         assert cmd[1] in proto.STORE_OPS and isinstance(cmd[2], bytes), cmd
     elif op == proto.META:
         _, verb, key, flags, value = cmd
-        assert verb in (b"mg", b"ms", b"md", b"ma", b"mn", b"me") and isinstance(key, bytes), cmd
+        assert verb in (b"g", b"s", b"d", b"a", b"e") and isinstance(key, bytes), cmd  # the letter after "m"
         assert flags is None or isinstance(flags, meta.MetaFlags), cmd
         assert value is None or isinstance(value, bytes), cmd
     elif op == proto.SHUTDOWN:

@@ -28,7 +28,13 @@ ASCII_WORDS = [
     b"v", b"t30", b"T-1", b"N30", b"q", b"k", b"b", b"Oab", b"MI", b"S2", b"c", b"f", b"s", b"h", b"l",
 ]
 
-ascii_inputs = st.lists(st.one_of(st.sampled_from(ASCII_WORDS), st.binary(max_size=12)), max_size=60).map(b"".join)
+_tokens = st.one_of(st.sampled_from(ASCII_WORDS), st.binary(max_size=12))
+# whole lines ("<command> <token>...<end>") most of the time, so that valid commands are common
+_lines = st.builds(
+    lambda word, rest, end: word + b"".join(b" " + t for t in rest) + end,
+    st.sampled_from(ASCII_WORDS[:26]), st.lists(_tokens, max_size=6), st.sampled_from([b"\r\n", b"\r\n", b"\n", b""]),
+)
+ascii_inputs = st.lists(st.one_of(_lines, _lines, _tokens), max_size=20).map(b"".join)
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metrics-listen", default=None, help="address(es) for the metrics port (default: as -l)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    p.add_argument("-o", "--extended", action="append", default=[], metavar="OPT[=VALUE],...",
+                   help="memcached's extended options; kvshard takes idle_timeout=SECONDS (0: never)")
     p.add_argument("-A", "--enable-shutdown", action="store_true", help="allow the \"shutdown\" command (it stops the server)")
     p.add_argument("--pidfile", default=None, help="write the server's process id to this file (removed at exit)")
     p.add_argument("--log-file", default=None, help="log to this file instead of stderr (SIGHUP reopens it, for logrotate)")
@@ -152,8 +154,23 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         started=time.time(), pid=os.getpid(),
         tap_device=args.tap_device, host_ipv4=args.host_ipv4_addr, netmask_ipv4=args.netmask_ipv4_addr,
         gateway_ipv4=args.gw_ipv4_addr, dpdk_pmd=args.dpdk_pmd, dpdk_args=args.dpdk_args,
-        shutdown_enabled=args.enable_shutdown,
+        shutdown_enabled=args.enable_shutdown, idle_timeout=_extended(args.extended).get("idle_timeout", 0),
     )
+
+
+def _extended(options: list[str]) -> dict[str, int]:
+    """``-o`` options (comma-separated, the flag repeatable), as memcached spells them."""
+    out: dict[str, int] = {}
+    for option in ",".join(options).split(","):
+        if not option:
+            continue
+        name, _, value = option.partition("=")
+        if name != "idle_timeout":
+            raise _UsageError(f"-o: illegal suboption \"{name}\" (kvshard takes idle_timeout)")
+        if not value.isdigit():
+            raise _UsageError(f"-o idle_timeout: {value!r} is not a number of seconds")
+        out[name] = int(value)
+    return out
 
 
 def _check_native(args: argparse.Namespace) -> None:

@@ -67,6 +67,7 @@ _UNDECIDED: Final = object()  # no byte seen yet: the protocol is not chosen
 log = logging.getLogger("kvshard.connection")
 
 MAX_QUEUED_REPLIES: Final = 1024
+OUT_BACKLOG: Final = 4 << 20  # reply bytes one read may build before the rest of its commands wait
 _RESUME_BELOW: Final = MAX_QUEUED_REPLIES // 4
 _crc32 = zlib.crc32
 _perf_counter = time.perf_counter
@@ -170,6 +171,7 @@ class ClientConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._quitting = False
         self._draining = False  # the server is stopping (see drain)
+        self._deferred: list[tuple[Any, ...]] | None = None  # commands waiting for the replies to drain (see _run)
         self._eof_sent = False
         self._reading_paused = False
         self._writing_paused = False
@@ -227,7 +229,10 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        self._update_reading()
+        if self._deferred is not None:
+            self._continue_deferred()
+        else:
+            self._update_reading()
 
     def data_received(self, data: bytes) -> None:
         if self._transport is None or self._quitting or not self._counted:
@@ -245,11 +250,7 @@ class ClientConnection(asyncio.Protocol):
             if key is not None:  # the most common request, a whole read by itself
                 self._get_one(key)
             else:
-                execute = self._execute
-                for cmd in parser.feed(data):
-                    execute(cmd)
-                    if self._quitting:
-                        break
+                self._run(parser.feed(data))
         out = self._out
         if len(out) == 1 and not self._quitting:  # the common case: one reply, write it
             data = out[0]
@@ -258,6 +259,8 @@ class ClientConnection(asyncio.Protocol):
             self._transport.write(data)  # type: ignore[union-attr]
         else:
             self._write_out()
+        if self._deferred is not None:
+            self._continue_deferred()
         if start:
             self._sample_start = start
             self._end_sample()
@@ -283,6 +286,44 @@ class ClientConnection(asyncio.Protocol):
         else:
             state = "conn_read"
         return self.conn_id, socket_address("tcp", peer), socket_address("tcp", local), state, self._ctx.now - self._last_command
+
+    def _run(self, commands: list[tuple[Any, ...]]) -> None:
+        """Execute parsed ASCII commands in order. Every 16 commands, if the replies owed have
+        backed up (more than :data:`OUT_BACKLOG` bytes not yet handed to the transport, or more
+        than MAX_QUEUED_REPLIES waiting on other shards), the rest wait, reading stops, and
+        they run when the transport has drained: a client that pipelines thousands of gets
+        for a big value and reads nothing cannot make the server build gigabytes of replies."""
+        execute = self._execute
+        last = len(commands) - 1
+        for i, cmd in enumerate(commands):
+            execute(cmd)
+            if self._quitting:
+                return
+            if i & 15 == 15 and i < last and self._backed_up():
+                self._deferred = commands[i + 1 :]
+                if not self._reading_paused:
+                    self._reading_paused = True
+                    self._transport.pause_reading()  # type: ignore[union-attr]
+                return
+
+    def _backed_up(self) -> bool:
+        return len(self._queue) > MAX_QUEUED_REPLIES or sum(map(len, self._out)) > OUT_BACKLOG
+
+    def _run_deferred(self) -> None:
+        commands, self._deferred = self._deferred, None
+        if not commands or self._transport is None:
+            return
+        self._run(commands)
+        self._write_out()
+        self._continue_deferred()
+
+    def _continue_deferred(self) -> None:
+        """Go on with deferred commands once the transport takes more (now, or at
+        resume_writing) and the other shards' replies have come in (at _complete)."""
+        if self._deferred is None:
+            self._update_reading()
+        elif not self._writing_paused and len(self._queue) < _RESUME_BELOW:
+            asyncio.get_running_loop().call_soon(self._run_deferred)
 
     def _feed_binary(self, data: bytes) -> bool:
         """Binary connections: run the read and return True. The first read decides; an
@@ -316,6 +357,14 @@ class ClientConnection(asyncio.Protocol):
     def quit(self) -> None:
         """Close once every reply queued so far is written."""
         self._quitting = True
+
+    def kick_if_idle(self, before: int) -> None:
+        """``-o idle_timeout``: close the connection if its last command came before ``before``
+        (seconds of the shard's clock) and it owes no reply; counted in ``idle_kicks``."""
+        if self._last_command < before and not self._queue and self._transport is not None and not self._quitting:
+            self._conn_stats["idle_kicks"] += 1
+            self._quitting = True
+            self._transport.close()
 
     def drain(self) -> None:
         """The server is stopping: take no more requests, finish the replies owed, then end
@@ -382,7 +431,9 @@ class ClientConnection(asyncio.Protocol):
             self._write_out()
             if self._sample_start:
                 self._end_sample()
-            if self._reading_paused:
+            if self._deferred is not None:
+                self._continue_deferred()
+            elif self._reading_paused:
                 self._update_reading()
 
     def _write_out(self) -> None:
@@ -414,7 +465,7 @@ class ClientConnection(asyncio.Protocol):
         if not self._reading_paused and (self._writing_paused or backlog > MAX_QUEUED_REPLIES):
             self._reading_paused = True
             transport.pause_reading()
-        elif self._reading_paused and not self._writing_paused and backlog < _RESUME_BELOW:
+        elif self._reading_paused and not self._writing_paused and backlog < _RESUME_BELOW and self._deferred is None:
             self._reading_paused = False
             transport.resume_reading()
 

@@ -68,6 +68,7 @@ class ServerConfig:
     dpdk_pmd: bool = False  # the native stack over a DPDK port instead of a TAP queue
     dpdk_args: str = ""  # EAL arguments instead of the defaults (net_backends/dpdk/device.py)
     shutdown_enabled: bool = False  # -A: the "shutdown" command is allowed
+    idle_timeout: int = 0  # -o idle_timeout=N: close client connections idle for N seconds (0: never)
 
 
 @dataclass
@@ -173,7 +174,8 @@ class KVServerApp(ShardApp):
             pid=cfg.pid or os.getppid(), started=cfg.started, version=cfg.version,
             shards=shard.count, max_connections=cfg.max_connections,
             memory_bytes=cfg.memory_bytes, max_item_size=cfg.max_item_size, port=cfg.port,
-            udp_port=cfg.udp_port, listen=",".join(cfg.listen),
+            udp_port=cfg.udp_port, listen=",".join(cfg.listen), idle_timeout=cfg.idle_timeout,
+            shutdown_enabled=cfg.shutdown_enabled,
         )
         shard.register(REPORT_HANDLER, self._report)
         shard.register(PING_HANDLER, lambda: shard.id)
@@ -220,6 +222,9 @@ class KVServerApp(ShardApp):
         assert self._ctx is not None
         loop = asyncio.get_running_loop()
         self._ctx.now = int(loop.time())
+        if self.config.idle_timeout:
+            for conn in list(self._ctx.connections.values()):
+                conn.kick_if_idle(self._ctx.now - self.config.idle_timeout)
         self._tick = loop.call_later(1.0, self._tick_clock)
 
     async def start(self, shard: Shard) -> None:

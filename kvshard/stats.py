@@ -15,7 +15,7 @@ __all__ = ["ServerInfo", "sum_shards", "general", "settings", "items", "slabs", 
 
 # counters summed over shards, in memcached 1.6's order
 _GENERAL_COUNTERS = (
-    "curr_connections", "total_connections", "rejected_connections",
+    "curr_connections", "total_connections", "rejected_connections", "idle_kicks",
     "cmd_get", "cmd_set", "cmd_flush", "cmd_touch",
     "get_hits", "get_misses", "get_expired",
     "delete_misses", "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits",
@@ -40,6 +40,8 @@ class ServerInfo:
     port: int
     udp_port: int
     listen: str
+    idle_timeout: int = 0
+    shutdown_enabled: bool = False
 
 
 def sum_shards(per_shard: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -88,11 +90,13 @@ def settings(info: ServerInfo, verbosity: int) -> bytes:
         ("inter", info.listen or "NULL"),
         ("verbosity", verbosity),
         ("evictions", "on"),
+        ("shutdown_command", "yes" if info.shutdown_enabled else "no"),
         ("num_threads", info.shards),
         ("cas_enabled", "yes"),
         ("tcp_backlog", 1024),
         ("binding_protocol", "ascii"),
         ("item_size_max", info.max_item_size),
+        ("idle_timeout", info.idle_timeout),
     ])
 
 

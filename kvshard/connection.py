@@ -68,6 +68,7 @@ log = logging.getLogger("kvshard.connection")
 
 MAX_QUEUED_REPLIES: Final = 1024
 OUT_BACKLOG: Final = 4 << 20  # reply bytes one read may build before the rest of its commands wait
+DEFER_QUEUED: Final = 64  # ... or replies it may have waiting on other shards (their size is not known yet)
 _RESUME_BELOW: Final = MAX_QUEUED_REPLIES // 4
 _crc32 = zlib.crc32
 _perf_counter = time.perf_counter
@@ -290,7 +291,7 @@ class ClientConnection(asyncio.Protocol):
     def _run(self, commands: list[tuple[Any, ...]]) -> None:
         """Execute parsed ASCII commands in order. Every 16 commands, if the replies owed have
         backed up (more than :data:`OUT_BACKLOG` bytes not yet handed to the transport, or more
-        than MAX_QUEUED_REPLIES waiting on other shards), the rest wait, reading stops, and
+        than :data:`DEFER_QUEUED` waiting on other shards), the rest wait, reading stops, and
         they run when the transport has drained: a client that pipelines thousands of gets
         for a big value and reads nothing cannot make the server build gigabytes of replies."""
         execute = self._execute
@@ -307,7 +308,7 @@ class ClientConnection(asyncio.Protocol):
                 return
 
     def _backed_up(self) -> bool:
-        return len(self._queue) > MAX_QUEUED_REPLIES or sum(map(len, self._out)) > OUT_BACKLOG
+        return len(self._queue) > DEFER_QUEUED or sum(map(len, self._out)) > OUT_BACKLOG
 
     def _run_deferred(self) -> None:
         commands, self._deferred = self._deferred, None
@@ -322,7 +323,7 @@ class ClientConnection(asyncio.Protocol):
         resume_writing) and the other shards' replies have come in (at _complete)."""
         if self._deferred is None:
             self._update_reading()
-        elif not self._writing_paused and len(self._queue) < _RESUME_BELOW:
+        elif not self._writing_paused and len(self._queue) < DEFER_QUEUED // 2:
             asyncio.get_running_loop().call_soon(self._run_deferred)
 
     def _feed_binary(self, data: bytes) -> bool:

@@ -5,8 +5,10 @@ replies; in each case server memory stays bounded and other clients are served."
 from __future__ import annotations
 
 import socket
-import threading
 import time
+import zlib
+
+import pytest
 
 from loadtest.memory import tree_pss_bytes
 from tests.servers import start_server
@@ -79,33 +81,52 @@ def test_slowloris_keeps_memory_bounded_and_others_served() -> None:
     assert growth < 32 * 2**20, growth  # 300 connections: well under 100 KiB each
 
 
-def test_a_client_that_never_reads_cannot_grow_server_memory() -> None:
-    """One client asks for a 512 KiB value 4000 times (2 GiB of replies) and reads nothing: the
-    server stops reading from it once its replies back up, so memory stays bounded."""
+def _shard_of(admin: socket.socket, client: socket.socket, shards: int = 2) -> int:
+    """Which shard serves ``client`` (``stats conns`` numbers a connection fd * shards + shard)."""
+    port = client.getsockname()[1]
+    client.sendall(b"version\r\n")  # answered: the shard has taken the connection
+    assert client.recv(100).startswith(b"VERSION ")
+    admin.sendall(b"stats conns\r\n")
+    data = b""
+    while not data.endswith(b"END\r\n"):
+        data += admin.recv(65536)
+    for line in data.decode().splitlines():
+        if line.endswith(f":addr tcp:127.0.0.1:{port}"):
+            return int(line.split()[1].split(":")[0]) % shards
+    raise AssertionError(f"connection from port {port} not in stats conns")
+
+
+@pytest.mark.parametrize("where", ["owner", "other"])
+def test_a_client_that_never_reads_cannot_grow_server_memory(where: str) -> None:
+    """A client asks for a 512 KiB value 4000 times (2 GiB of replies) and reads nothing, on
+    the shard that owns the key (replies built locally) or on the other one (replies come back
+    from the owner): the server stops taking its requests once its replies back up, so memory
+    stays bounded and other clients are served."""
     with start_server("kvshard", "-m", "64") as server:
         value = b"x" * 512 * 1024
-        with server.connect() as setup:
-            setup.sendall(b"set big 0 0 %d\r\n%s\r\n" % (len(value), value))
-            assert setup.recv(100) == b"STORED\r\n"
-        before = tree_pss_bytes(server.proc.pid)
-        hog = server.connect()
+        owner = zlib.crc32(b"big") % 2
+        with server.connect() as admin:
+            admin.sendall(b"set big 0 0 %d\r\n%s\r\n" % (len(value), value))
+            assert admin.recv(100) == b"STORED\r\n"
+            before = tree_pss_bytes(server.proc.pid)
+            spare = []
+            while True:  # a connection on the wanted shard (the kernel picks by address hash)
+                hog = server.connect()
+                if (_shard_of(admin, hog) == owner) == (where == "owner"):
+                    break
+                spare.append(hog)
+            for sock in spare:
+                sock.close()
         hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         hog.setblocking(False)
         request = b"get big\r\n" * 4000
         sent = 0
-
-        def flood() -> None:
-            nonlocal sent
-            deadline = time.monotonic() + 4
-            while sent < len(request) and time.monotonic() < deadline:
-                try:
-                    sent += hog.send(request[sent : sent + 65536])
-                except BlockingIOError:
-                    time.sleep(0.01)
-
-        thread = threading.Thread(target=flood)
-        thread.start()
-        thread.join(10)
+        deadline = time.monotonic() + 4
+        while sent < len(request) and time.monotonic() < deadline:
+            try:
+                sent += hog.send(request[sent : sent + 65536])
+            except BlockingIOError:
+                time.sleep(0.01)
         time.sleep(1.0)
         growth = tree_pss_bytes(server.proc.pid) - before
         with server.connect() as client:

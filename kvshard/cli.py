@@ -90,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-listen", default=None, help="address(es) for the metrics port (default: as -l)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     p.add_argument("-o", "--extended", action="append", default=[], metavar="OPT[=VALUE],...",
-                   help="memcached's extended options; kvshard takes idle_timeout=SECONDS (0: never)")
+                   help="memcached's extended options; kvshard takes idle_timeout=SECONDS (0: never), "
+                   "ssl_chain_cert=PATH, ssl_key=PATH, ssl_ca_cert=PATH, ssl_verify_mode=0-3")
+    p.add_argument("-Z", "--enable-ssl", action="store_true", help="TLS on every TCP connection (needs -o ssl_chain_cert=,ssl_key=)")
     p.add_argument("-A", "--enable-shutdown", action="store_true", help="allow the \"shutdown\" command (it stops the server)")
     p.add_argument("--pidfile", default=None, help="write the server's process id to this file (removed at exit)")
     p.add_argument("--log-file", default=None, help="log to this file instead of stderr (SIGHUP reopens it, for logrotate)")
@@ -142,6 +144,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
             raise _UsageError("--metrics-listen: no address given")
     if args.metrics_port and args.metrics_port in (args.port, args.udp_port):
         raise _UsageError(f"--metrics-port: {args.metrics_port} is already the memcached port")
+    extended = _extended(args.extended)
     if args.network_stack == "native":
         _check_native(args)
     elif args.dpdk_pmd or args.dpdk_args:
@@ -154,23 +157,56 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         started=time.time(), pid=os.getpid(),
         tap_device=args.tap_device, host_ipv4=args.host_ipv4_addr, netmask_ipv4=args.netmask_ipv4_addr,
         gateway_ipv4=args.gw_ipv4_addr, dpdk_pmd=args.dpdk_pmd, dpdk_args=args.dpdk_args,
-        shutdown_enabled=args.enable_shutdown, idle_timeout=_extended(args.extended).get("idle_timeout", 0),
+        shutdown_enabled=args.enable_shutdown, idle_timeout=int(extended.get("idle_timeout", 0)),
+        tls=_tls(args, extended),
     )
 
 
-def _extended(options: list[str]) -> dict[str, int]:
+_NUMERIC_OPTIONS = ("idle_timeout", "ssl_verify_mode")
+_PATH_OPTIONS = ("ssl_chain_cert", "ssl_key", "ssl_ca_cert")
+
+
+def _extended(options: list[str]) -> dict[str, str]:
     """``-o`` options (comma-separated, the flag repeatable), as memcached spells them."""
-    out: dict[str, int] = {}
+    out: dict[str, str] = {}
     for option in ",".join(options).split(","):
         if not option:
             continue
         name, _, value = option.partition("=")
-        if name != "idle_timeout":
-            raise _UsageError(f"-o: illegal suboption \"{name}\" (kvshard takes idle_timeout)")
-        if not value.isdigit():
-            raise _UsageError(f"-o idle_timeout: {value!r} is not a number of seconds")
-        out[name] = int(value)
+        if name not in _NUMERIC_OPTIONS + _PATH_OPTIONS:
+            raise _UsageError(f"-o: illegal suboption \"{name}\" (kvshard takes {', '.join(_NUMERIC_OPTIONS + _PATH_OPTIONS)})")
+        if name in _NUMERIC_OPTIONS and not value.isdigit():
+            raise _UsageError(f"-o {name}: {value!r} is not a number")
+        if name in _PATH_OPTIONS and not value:
+            raise _UsageError(f"-o {name}: no path given")
+        out[name] = value
     return out
+
+
+def _tls(args: argparse.Namespace, extended: dict[str, str]) -> "TlsSettings | None":
+    """-Z's settings, checked by building the context once here."""
+    from .tls import TlsSettings, server_context
+
+    wanted = [name for name in _PATH_OPTIONS + ("ssl_verify_mode",) if name in extended]
+    if not args.enable_ssl:
+        if wanted:
+            raise _UsageError(f"-o {wanted[0]}: TLS options need -Z (--enable-ssl)")
+        return None
+    if args.network_stack != "posix":
+        raise _UsageError("-Z: TLS is served on the kernel's stack only (--network-stack posix)")
+    if args.udp_port:
+        raise _UsageError("-Z: memcached's UDP has no TLS; leave -U off")
+    if "ssl_chain_cert" not in extended or "ssl_key" not in extended:
+        raise _UsageError("-Z needs -o ssl_chain_cert=PATH,ssl_key=PATH")
+    mode = int(extended.get("ssl_verify_mode", 0))
+    if mode > 3:
+        raise _UsageError("-o ssl_verify_mode: must be 0-3")
+    settings = TlsSettings(extended["ssl_chain_cert"], extended["ssl_key"], extended.get("ssl_ca_cert", ""), mode)
+    try:
+        server_context(settings)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise _UsageError(f"-Z: cannot use the certificate or key: {getattr(exc, 'strerror', None) or exc}") from None
+    return settings
 
 
 def _check_native(args: argparse.Namespace) -> None:

@@ -69,6 +69,7 @@ class ServerConfig:
     dpdk_args: str = ""  # EAL arguments instead of the defaults (net_backends/dpdk/device.py)
     shutdown_enabled: bool = False  # -A: the "shutdown" command is allowed
     idle_timeout: int = 0  # -o idle_timeout=N: close client connections idle for N seconds (0: never)
+    tls: Any = None  # -Z: kvshard.tls.TlsSettings (every TCP connection is TLS)
 
 
 @dataclass
@@ -281,8 +282,13 @@ class KVServerApp(ShardApp):
         assert self._ctx is not None
         ctx = self._ctx
         stack = PosixStack(asyncio.get_running_loop())
+        tls_context = None
+        if self.config.tls is not None:
+            from .tls import server_context  # only servers with -Z load it
+
+            tls_context = server_context(self.config.tls)
         for host in self.config.listen:
-            server = await stack.listen_tcp(lambda: ClientConnection(ctx), host, self.config.port)
+            server = await stack.listen_tcp(lambda: ClientConnection(ctx), host, self.config.port, tls=tls_context)
             self._servers.append(server)
             for sock in server.sockets:
                 self._listeners.append((

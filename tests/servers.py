@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -77,15 +77,19 @@ def _command(kind: str, port: int, threads: int, extra: tuple[str, ...]) -> list
     raise ValueError(f"unknown server kind {kind!r}")
 
 
-def _wait_ready(server: Server, deadline: float) -> None:
+def answers_version(server: Server) -> bool:
+    with server.connect(timeout=1.0) as s:
+        s.sendall(b"version\r\n")
+        return s.recv(100).startswith(b"VERSION ")
+
+
+def _wait_ready(server: Server, deadline: float, ready: Callable[[Server], bool] = answers_version) -> None:
     while True:
         if server.proc.poll() is not None:
             raise RuntimeError(f"{server.kind} exited with status {server.proc.returncode} at start")
         try:
-            with server.connect(timeout=1.0) as s:
-                s.sendall(b"version\r\n")
-                if s.recv(100).startswith(b"VERSION "):
-                    return
+            if ready(server):
+                return
         except OSError:
             pass
         if time.monotonic() > deadline:
@@ -94,12 +98,17 @@ def _wait_ready(server: Server, deadline: float) -> None:
 
 
 @contextlib.contextmanager
-def start_server(kind: str, *extra: str, threads: int = 2, port: int | None = None) -> Iterator[Server]:
+def start_server(
+    kind: str, *extra: str, threads: int = 2, port: int | None = None,
+    ready: Callable[[Server], bool] = answers_version,
+) -> Iterator[Server]:
+    """A fresh server on a free port, stopped afterwards; ``ready`` says when it serves (by
+    default: it answers ``version`` in the clear)."""
     port = port or free_port()
     proc = subprocess.Popen(_command(kind, port, threads, extra), stdin=subprocess.DEVNULL)
     server = Server(kind, port, proc)
     try:
-        _wait_ready(server, time.monotonic() + 30)
+        _wait_ready(server, time.monotonic() + 30, ready)
         yield server
     finally:
         stop_process(proc)

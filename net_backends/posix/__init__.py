@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from typing import Callable
 
 __all__ = ["PosixStack", "check_can_listen"]
@@ -28,9 +29,13 @@ class PosixStack:
         self._loop = loop
         self._backlog = backlog
 
-    async def listen_tcp(self, factory: ProtocolFactory, host: str, port: int) -> asyncio.AbstractServer:
+    async def listen_tcp(
+        self, factory: ProtocolFactory, host: str, port: int, tls: ssl.SSLContext | None = None,
+    ) -> asyncio.AbstractServer:
+        """Accept on ``host:port``; with ``tls``, every connection is TLS (the handshake is done
+        before the protocol sees a byte)."""
         return await self._loop.create_server(
-            factory, host, port, reuse_port=True, reuse_address=True, backlog=self._backlog
+            factory, host, port, reuse_port=True, reuse_address=True, backlog=self._backlog, ssl=tls,
         )
 
     async def listen_udp(

@@ -1,0 +1,89 @@
+"""TLS as memcached offers it (-Z with -o ssl_chain_cert=,ssl_key=[,ssl_ca_cert=,ssl_verify_mode=]):
+a TLS client (pymemcache) is served, a plain one is not, client certificates are required when
+asked, and bad settings are one-line usage errors."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import sys
+from typing import Callable
+
+import pytest
+from pymemcache.client.base import Client
+from pymemcache.exceptions import MemcacheUnexpectedCloseError
+
+from tests.servers import Server, require_tool, start_server
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (it is its own CA), and its key."""
+    openssl = require_tool("openssl")
+    folder = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key_path), "-out", str(cert_path),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return str(cert_path), str(key_path)
+
+
+def _client_context(cert_path: str, key_path: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=cert_path)
+    if key_path:
+        context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+def _tls_ready(cert_path: str, key_path: str | None = None) -> Callable[[Server], bool]:
+    def ready(server: Server) -> bool:
+        with socket.create_connection(server.address, timeout=1) as raw:
+            with _client_context(cert_path, key_path).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b"version\r\n")
+                return tls.recv(100).startswith(b"VERSION ")
+    return ready
+
+
+def test_tls_client_served_plain_client_not(cert: tuple[str, str]) -> None:
+    cert_path, key_path = cert
+    with start_server("kvshard", "-Z", "-o", f"ssl_chain_cert={cert_path},ssl_key={key_path}",
+                      ready=_tls_ready(cert_path)) as server:
+        client = Client(server.address, tls_context=_client_context(cert_path), connect_timeout=5, timeout=5)
+        values = {f"tls:{i}": bytes([i]) * (i * 1000 + 1) for i in range(20)}
+        assert client.set_many(values, noreply=False) == []
+        assert client.get_many(list(values)) == values
+        assert client.incr("tls:n", 1) is None and client.set("tls:n", b"5", noreply=False) and client.incr("tls:n", 2) == 7
+        client.close()
+        with socket.create_connection(server.address, timeout=5) as plain:
+            plain.sendall(b"version\r\n")
+            try:
+                answer = plain.recv(100)
+            except ConnectionResetError:
+                answer = b""
+            assert not answer.startswith(b"VERSION")
+
+
+def test_client_certificate_required_when_asked(cert: tuple[str, str]) -> None:
+    cert_path, key_path = cert
+    options = f"ssl_chain_cert={cert_path},ssl_key={key_path},ssl_ca_cert={cert_path},ssl_verify_mode=2"
+    with start_server("kvshard", "-Z", "-o", options, ready=_tls_ready(cert_path, key_path)) as server:
+        with_cert = Client(server.address, tls_context=_client_context(cert_path, key_path), connect_timeout=5, timeout=5)
+        assert with_cert.set("k", b"v", noreply=False) and with_cert.get("k") == b"v"
+        with_cert.close()
+        without = Client(server.address, tls_context=_client_context(cert_path), connect_timeout=5, timeout=5)
+        with pytest.raises((ssl.SSLError, OSError, MemcacheUnexpectedCloseError)):
+            without.get("k")  # refused: the handshake fails, or (TLS 1.3) the server closes at once
+        without.close()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["-Z"], "-Z needs -o ssl_chain_cert=PATH,ssl_key=PATH"),
+    (["-Z", "-o", "ssl_chain_cert=/nonexistent.pem,ssl_key=/nonexistent.key"], "-Z: cannot use the certificate or key"),
+    (["-o", "ssl_key=/x.pem"], "TLS options need -Z"),
+    (["-Z", "-U", "11211", "-o", "ssl_chain_cert=/a,ssl_key=/b"], "memcached's UDP has no TLS"),
+    (["-o", "ssl_verify_mode=x"], "is not a number"),
+])
+def test_bad_tls_settings(flags: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "kvshard.cli", *flags], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 64 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -302,9 +302,7 @@ class ClientConnection(asyncio.Protocol):
                 return
             if i & 15 == 15 and i < last and self._backed_up():
                 self._deferred = commands[i + 1 :]
-                if not self._reading_paused:
-                    self._reading_paused = True
-                    self._transport.pause_reading()  # type: ignore[union-attr]
+                self._update_reading()  # deferred commands pause reading like any back-pressure
                 return
 
     def _backed_up(self) -> bool:
@@ -463,7 +461,7 @@ class ClientConnection(asyncio.Protocol):
         if transport is None:
             return
         backlog = len(self._queue)
-        if not self._reading_paused and (self._writing_paused or backlog > MAX_QUEUED_REPLIES):
+        if not self._reading_paused and (self._writing_paused or backlog > MAX_QUEUED_REPLIES or self._deferred is not None):
             self._reading_paused = True
             transport.pause_reading()
         elif self._reading_paused and not self._writing_paused and backlog < _RESUME_BELOW and self._deferred is None:

@@ -39,26 +39,25 @@ from loadtest.mcclient import MemcacheClient, MemcacheError, check_value, make_v
 __all__ = ["MemcachedUser", "KeyChooser", "value_sizes"]
 
 
+# (flag, type, default, help): also settable from the environment (MC_KEYS=...) and the web UI
+OPTIONS = (
+    ("--mc-keys", int, 10000, "key space size"),
+    ("--mc-value-size", str, "100", "value size: N or MIN-MAX"),
+    ("--mc-get-ratio", float, 0.9, "gets among gets and sets"),
+    ("--mc-multiget", float, 5.0, "percent multi-gets"),
+    ("--mc-multiget-keys", int, 10, "keys per multi-get"),
+    ("--mc-delete", float, 2.0, "percent deletes"),
+    ("--mc-incr", float, 2.0, "percent incr"),
+    ("--mc-zipf", float, 0.0, "Zipf exponent of key popularity (0 = uniform)"),
+    ("--mc-timeout", float, 2.0, "seconds per operation"),
+)
+
+
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    group = parser  # (locust's own parser: its groups do not take include_in_web_ui)
-    group.add_argument("--mc-keys", type=int, default=10000, env_var="MC_KEYS", include_in_web_ui=True, help="key space size")
-    group.add_argument("--mc-value-size", default="100", env_var="MC_VALUE_SIZE", include_in_web_ui=True,
-                       help="value size: N or MIN-MAX")
-    group.add_argument("--mc-get-ratio", type=float, default=0.9, env_var="MC_GET_RATIO", include_in_web_ui=True,
-                       help="gets among gets and sets")
-    group.add_argument("--mc-multiget", type=float, default=5.0, env_var="MC_MULTIGET", include_in_web_ui=True,
-                       help="percent multi-gets")
-    group.add_argument("--mc-multiget-keys", type=int, default=10, env_var="MC_MULTIGET_KEYS", include_in_web_ui=True,
-                       help="keys per multi-get")
-    group.add_argument("--mc-delete", type=float, default=2.0, env_var="MC_DELETE", include_in_web_ui=True,
-                       help="percent deletes")
-    group.add_argument("--mc-incr", type=float, default=2.0, env_var="MC_INCR", include_in_web_ui=True,
-                       help="percent incr")
-    group.add_argument("--mc-zipf", type=float, default=0.0, env_var="MC_ZIPF", include_in_web_ui=True,
-                       help="Zipf exponent of key popularity (0 = uniform)")
-    group.add_argument("--mc-timeout", type=float, default=2.0, env_var="MC_TIMEOUT", include_in_web_ui=True,
-                       help="seconds per operation")
+    for flag, kind, default, help_text in OPTIONS:
+        parser.add_argument(flag, type=kind, default=default, env_var=flag[2:].upper().replace("-", "_"),
+                            include_in_web_ui=True, help=help_text)
 
 
 def value_sizes(spec: str) -> Callable[[random.Random], int]:

@@ -29,7 +29,7 @@ from typing import Callable
 
 from .memaslap_ab import descendants, free_port, kvshard_argv, memcached_argv, start_server, stop_server
 
-__all__ = ["main", "tree_pss_bytes", "load_items"]
+__all__ = ["main", "tree_pss_bytes", "process_pss_bytes", "load_items"]
 
 VALUE = b"v" * 100
 
@@ -39,17 +39,20 @@ def key_for(i: int) -> bytes:
     return b"item:%011d" % i + b"xyzw"[: i % 5]
 
 
+def process_pss_bytes(pid: int) -> int:
+    """Proportional set size of one process, in bytes (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        pass
+    return 0
+
+
 def tree_pss_bytes(pid: int) -> int:
     """Proportional set size of a process and its descendants, in bytes."""
-    total = 0
-    for member in [pid, *(st.pid for st in descendants(pid))]:
-        try:
-            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-        except FileNotFoundError:
-            pass
-    return total
+    return sum(process_pss_bytes(member) for member in [pid, *(st.pid for st in descendants(pid))])
 
 
 def _stats(sock: socket.socket) -> dict[str, str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import pytest
+
+from loadtest.memaslap_ab import stop_tree
 
 __all__ = ["Server", "start_server", "server_kinds", "free_port", "in_ci", "require_tool"]
 
@@ -115,14 +116,8 @@ def start_server(
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it is still there 10 s later."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    """SIGTERM, then SIGKILL if it is still there 10 s later (and any child left behind)."""
+    stop_tree(proc)
 
 
 def server_kinds() -> list[str]:

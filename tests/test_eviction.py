@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from kvshard.server import FIXED_OVERHEAD_PER_SHARD_MB
+from loadtest.memory import process_pss_bytes
 from tests.servers import start_server
 
 MEMORY_MB = 64
@@ -25,12 +26,7 @@ def _rss_mb(pids: list[int]) -> float:
     page counted once, shared pages split among the processes sharing them). Summing RSS would
     count the interpreter pages the shards share with the supervisor they were forked from in
     every process (about 15 MB of the 70 MB an idle 2-shard server's RSS adds up to)."""
-    total = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                total += int(line.split()[1])
-    return total / 1024
+    return sum(process_pss_bytes(pid) for pid in pids) / 2**20
 
 
 def _read_until(sock: socket.socket, end: bytes) -> bytes:

@@ -4,36 +4,16 @@
 from __future__ import annotations
 
 import configparser
-import os
 import re
 import shlex
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.servers import free_port, stop_process
+from tests.servers import start_server
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _start(*flags: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "kvshard.cli", "-p", str(port), "--metrics-port", "0", "-t", "2", *flags],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"version\r\n")
-                if s.recv(100).startswith(b"VERSION"):
-                    return proc, port
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-        time.sleep(0.1)
 
 
 def _wait_for(path: Path, pattern: str, seconds: float = 10) -> str:
@@ -48,8 +28,8 @@ def _wait_for(path: Path, pattern: str, seconds: float = 10) -> str:
 
 def test_log_lines_labelled_and_reopened_on_sighup_pidfile(tmp_path: Path) -> None:
     log, pidfile = tmp_path / "kvshard.log", tmp_path / "kvshard.pid"
-    proc, port = _start("-vv", "--log-file", str(log), "--pidfile", str(pidfile))
-    try:
+    with start_server("kvshard", "-vv", "--log-file", str(log), "--pidfile", str(pidfile)) as server:
+        proc, port = server.proc, server.port
         assert pidfile.read_text() == f"{proc.pid}\n"
         text = _wait_for(log, r"\[shard 1\] .*listening")
         lines = [line for line in text.splitlines() if line.strip()]
@@ -63,29 +43,23 @@ def test_log_lines_labelled_and_reopened_on_sighup_pidfile(tmp_path: Path) -> No
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # still serving
             s.sendall(b"version\r\n")
             assert s.recv(100).startswith(b"VERSION")
-    finally:
-        stop_process(proc)
     assert proc.returncode == 0 and not pidfile.exists()
 
 
 def test_shutdown_only_with_dash_a() -> None:
-    proc, port = _start()
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(b"shutdown\r\nshutdown graceful\r\n")
-            time.sleep(0.2)
-            assert s.recv(200) == b"ERROR: shutdown not enabled\r\n" * 2
-        assert proc.poll() is None
-    finally:
-        stop_process(proc)
+    with start_server("kvshard") as server, server.connect() as s:
+        s.sendall(b"shutdown\r\nshutdown graceful\r\n")
+        time.sleep(0.2)
+        assert s.recv(200) == b"ERROR: shutdown not enabled\r\n" * 2
+        assert server.proc.poll() is None
 
-    proc, port = _start("-A")
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"shutdown now\r\n")
-        assert s.recv(200) == b"CLIENT_ERROR invalid shutdown mode\r\n"
-        s.sendall(b"shutdown\r\n")
-        assert s.recv(200) == b""  # the connection closes, and the whole server stops
-    assert proc.wait(10) == 0
+    with start_server("kvshard", "-A") as server:
+        with server.connect() as s:
+            s.sendall(b"shutdown now\r\n")
+            assert s.recv(200) == b"CLIENT_ERROR invalid shutdown mode\r\n"
+            s.sendall(b"shutdown\r\n")
+            assert s.recv(200) == b""  # the connection closes, and the whole server stops
+        assert server.proc.wait(10) == 0
 
 
 def test_systemd_unit_runs_kvshard_with_flags_it_accepts(tmp_path: Path) -> None:
@@ -97,7 +71,7 @@ def test_systemd_unit_runs_kvshard_with_flags_it_accepts(tmp_path: Path) -> None
     # the same flags with paths we may write, and a free port: the server starts and serves
     flags = [a.replace("/run/kvshard", str(tmp_path)).replace("/var/log/kvshard", str(tmp_path)) for a in command[1:]]
     at = flags.index("-p")
-    del flags[at : at + 2]  # _start gives its own free port
-    proc, _port = _start(*flags)
-    stop_process(proc)
-    assert proc.returncode == 0
+    del flags[at : at + 2]  # start_server gives its own free port (and the same -l)
+    with start_server("kvshard", *flags) as server:
+        pass
+    assert server.proc.returncode == 0

@@ -19,6 +19,17 @@ order across shards:
     its ``STAT name value`` lines into packets, ending with the empty packet;
   * a request the parser refused comes as CLOSE: its error reply is sent, then the connection
     closes (memcached closes after ``Invalid arguments`` and ``Unknown command``).
+
+With SASL on (``-S``) the connection starts locked (the parser refuses everything but the SASL
+opcodes and VERSION) and logs in with mechanism PLAIN, the only one listed:
+
+  * AUTH ``PLAIN`` (any case) with ``[authzid] NUL user NUL password``: ``Authenticated`` and
+    unlocked, or ``Auth failure.`` (status 0x20) and locked, the connection open for another
+    try; a failed AUTH also locks a connection that had logged in (memcached does the same);
+  * AUTH ``PLAIN`` with no data: status 0x21 (continue) with an empty challenge; the next STEP
+    carries the data. A STEP at any other time, or an unknown mechanism, fails;
+  * ``auth_cmds`` counts every AUTH and STEP but the empty AUTH, ``auth_errors`` the failed
+    ones, as memcached's counters do.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import struct
 from typing import TYPE_CHECKING, Any, Callable, Final
 
 from . import cache as c
+from .auth import Credentials, plain_login
 from .protocol import ascii as ascii_proto
 from .protocol import binary as b
 
@@ -64,21 +76,33 @@ _WITH_KEY: Final = frozenset((b.OP_GETK, b.OP_GETKQ, b.OP_GATK, b.OP_GATKQ))
 class BinarySession:
     """Executes binary requests for one connection."""
 
-    def __init__(self, conn: "ClientConnection") -> None:
+    def __init__(self, conn: "ClientConnection", sasl: Credentials | None = None) -> None:
         self._conn = conn
-        self._parser = b.BinaryParser(conn.max_item_size)
+        self._parser = b.BinaryParser(conn.max_item_size, sasl=sasl is not None)
+        self._credentials = sasl
+        self._continuing = False  # an AUTH PLAIN came without data: the next STEP brings it
+
+    @property
+    def locked(self) -> bool:
+        """SASL is on and the connection has not logged in."""
+        return self._parser.locked
 
     def feed(self, data: bytes) -> None:
         conn = self._conn
-        if self._parser.idle:
+        parser = self._parser
+        if parser.idle and not parser.locked:
             get = b.single_get(data)
             if get is not None:  # the most common request, a whole read by itself
                 conn.run_keyed(get[0], "bget_packet", get)
                 return
-        for request in self._parser.feed(data):
-            self._execute(request)
-            if conn.quitting:
-                break
+        while True:
+            for request in parser.feed(data):
+                self._execute(request)
+                if conn.quitting:
+                    return
+            if not parser.held:
+                return
+            data = b""  # a login ran: parse the rest under its outcome
 
     def _execute(self, r: b.Request) -> None:
         op = r.opcode
@@ -106,6 +130,13 @@ class BinarySession:
             self._flush(r)
         elif op == b.OP_STAT:
             self._conn.stats_command(_StatsReplies(self._conn, r.opaque), r.key.split())
+        elif op == b.OP_SASL_LIST_MECHS:
+            self._conn.reply(b.response(op, b.ST_OK, r.opaque, value=b"PLAIN"))
+        elif op == b.OP_SASL_AUTH:
+            self._sasl_auth(r)
+        elif op == b.OP_SASL_STEP:
+            continuing, self._continuing = self._continuing, False
+            self._login(r, continuing and self._check(r.value))
         elif op == b.TOO_LARGE:
             self._too_large(r)
         elif op == b.UNKNOWN:
@@ -194,6 +225,26 @@ class BinarySession:
         delay = _FLAGS.unpack(r.extras)[0] if r.extras else 0
         reply = b"" if op == b.OP_FLUSHQ else b.response(op, b.ST_OK, opaque)
         self._conn.fan_out("kv.flush", (delay,), lambda results: reply)
+
+    def _sasl_auth(self, r: b.Request) -> None:
+        self._continuing = False
+        if r.key.upper() == b"PLAIN" and not r.value:
+            self._continuing = True
+            self._conn.reply(b.response(r.opcode, b.ST_AUTH_CONTINUE, r.opaque))
+            return
+        self._login(r, r.key.upper() == b"PLAIN" and self._check(r.value))
+
+    def _check(self, message: bytes) -> bool:
+        assert self._credentials is not None  # the parser emits SASL requests only with SASL on
+        return plain_login(message, self._credentials)
+
+    def _login(self, r: b.Request, ok: bool) -> None:
+        self._parser.locked = not ok
+        self._conn.count_login(ok)
+        if ok:
+            self._conn.reply(b.response(r.opcode, b.ST_OK, r.opaque, value=b"Authenticated"))
+        else:
+            self._conn.reply(b.error(r.opcode, b.ST_AUTH_ERROR, r.opaque))
 
     def _too_large(self, r: b.Request) -> None:
         op = r.extras[0]

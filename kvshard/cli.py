@@ -1,6 +1,7 @@
 """The ``kvshard`` command: memcached's flags, one shard per CPU.
 
     kvshard [-p PORT] [-l ADDR[,ADDR]] [-m MB] [-c CONNS] [-t SHARDS] [-I SIZE] [-U PORT]
+            [-S [--sasl-pwdb FILE] | -Y FILE] [-Z -o ssl_chain_cert=...,ssl_key=...]
             [-v|-vv] [--network-stack posix|native [--dpdk-pmd [--dpdk-args ARGS]] ...]
 
 Bad or unknown flags print one line and exit 64 (EX_USAGE); an address that cannot be listened
@@ -16,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from typing import Any
 
 from framework import ShardSettings, run
 from framework.logs import install_labels
@@ -93,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="memcached's extended options; kvshard takes idle_timeout=SECONDS (0: never), "
                    "ssl_chain_cert=PATH, ssl_key=PATH, ssl_ca_cert=PATH, ssl_verify_mode=0-3")
     p.add_argument("-Z", "--enable-ssl", action="store_true", help="TLS on every TCP connection (needs -o ssl_chain_cert=,ssl_key=)")
+    p.add_argument("-S", "--enable-sasl", action="store_true",
+                   help="clients must log in with SASL PLAIN over the binary protocol (binary only); users from "
+                   "--sasl-pwdb or $MEMCACHED_SASL_PWDB (user:password lines)")
+    p.add_argument("--sasl-pwdb", default=None, metavar="FILE", help="-S: the password file (default: $MEMCACHED_SASL_PWDB)")
+    p.add_argument("-Y", "--auth-file", default=None, metavar="FILE",
+                   help="clients must log in with memcached's ASCII authentication (ASCII only); FILE holds user:password lines")
     p.add_argument("-A", "--enable-shutdown", action="store_true", help="allow the \"shutdown\" command (it stops the server)")
     p.add_argument("--pidfile", default=None, help="write the server's process id to this file (removed at exit)")
     p.add_argument("--log-file", default=None, help="log to this file instead of stderr (SIGHUP reopens it, for logrotate)")
@@ -158,7 +166,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         tap_device=args.tap_device, host_ipv4=args.host_ipv4_addr, netmask_ipv4=args.netmask_ipv4_addr,
         gateway_ipv4=args.gw_ipv4_addr, dpdk_pmd=args.dpdk_pmd, dpdk_args=args.dpdk_args,
         shutdown_enabled=args.enable_shutdown, idle_timeout=int(extended.get("idle_timeout", 0)),
-        tls=_tls(args, extended),
+        tls=_tls(args, extended), **_auth(args),
     )
 
 
@@ -207,6 +215,29 @@ def _tls(args: argparse.Namespace, extended: dict[str, str]) -> "TlsSettings | N
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         raise _UsageError(f"-Z: cannot use the certificate or key: {getattr(exc, 'strerror', None) or exc}") from None
     return settings
+
+
+def _auth(args: argparse.Namespace) -> dict[str, Any]:
+    """-S / -Y: the login method and its users (the file read and checked here, once)."""
+    from .auth import CredentialsError, load_credentials
+
+    if args.sasl_pwdb is not None and not args.enable_sasl:
+        raise _UsageError("--sasl-pwdb needs -S (--enable-sasl)")
+    if not args.enable_sasl and args.auth_file is None:
+        return {}
+    if args.enable_sasl and args.auth_file is not None:
+        raise _UsageError("-S and -Y: one login method at a time (SASL is binary only, -Y ASCII only)")
+    flag = "-S" if args.enable_sasl else "-Y"
+    if args.udp_port:
+        raise _UsageError(f"{flag}: memcached's UDP has no login; leave -U off")
+    path = args.auth_file if args.auth_file is not None else args.sasl_pwdb or os.environ.get("MEMCACHED_SASL_PWDB", "")
+    if not path:
+        raise _UsageError("-S needs a password file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB=FILE")
+    try:
+        credentials = load_credentials(path, ascii_login=not args.enable_sasl)
+    except CredentialsError as exc:
+        raise _UsageError(f"{flag}: {exc}") from None
+    return {"auth": "sasl" if args.enable_sasl else "ascii", "auth_file": path, "credentials": credentials.entries}
 
 
 def _check_native(args: argparse.Namespace) -> None:

@@ -7,7 +7,10 @@ so it runs unchanged over uvloop's sockets or the native stack.
 
 The first byte chooses the protocol for the life of the connection, as in memcached: 0x80 is
 the binary protocol (handed to a :class:`~kvshard.binary_session.BinarySession`, which uses the
-primitives below), anything else ASCII.
+primitives below), anything else ASCII. When every client must log in, the server speaks one
+protocol only, as memcached does: binary with SASL (``-S``: the session starts locked), ASCII
+with an auth file (``-Y``: reads go through an :class:`~kvshard.protocol.ascii_login.AsciiLogin`
+until it lets the connection in, then to the parser as usual).
 
 Each ASCII read is fed to the sans-IO parser (except a read that is exactly one plain
 ``get <key>``, the most common request, which skips it: see ``single_get_key``); each command
@@ -56,6 +59,7 @@ from framework import ShardUnavailable
 
 from .binary_session import BinarySession
 from .protocol import ascii as proto
+from .protocol.ascii_login import R_AUTH_FAILURE, R_LOGGED_IN, AsciiLogin
 
 if TYPE_CHECKING:
     from .server import ShardContext
@@ -179,6 +183,12 @@ class ClientConnection(asyncio.Protocol):
         self._counted = False
         self._conn_stats = ctx.service.conn_stats
         self._binary: Any = _UNDECIDED  # a BinarySession once chosen, None for ASCII
+        self._login: AsciiLogin | None = None  # -Y: the gate until the client logs in
+        if ctx.sasl is not None:
+            self._binary = BinarySession(self, sasl=ctx.sasl)
+        elif ctx.ascii_login is not None:
+            self._binary = None
+            self._login = AsciiLogin(ctx.ascii_login.check)
         self._reads = 0
         self._sample_mask = ctx.latency_sample_mask  # reads & mask == 0: timed (-1: never)
         self._sample_start = 0.0  # a sampled read waiting for its last reply
@@ -246,11 +256,13 @@ class ClientConnection(asyncio.Protocol):
             start = _perf_counter()
             self._sample_command = command_name(data)
         if self._binary is None or not self._feed_binary(data):
+            if self._login is not None:
+                data = self._log_in(data)
             parser = self._parser
             key = _single_get_key(data) if parser.idle else None
             if key is not None:  # the most common request, a whole read by itself
                 self._get_one(key)
-            else:
+            elif data:
                 self._run(parser.feed(data))
         out = self._out
         if len(out) == 1 and not self._quitting:  # the common case: one reply, write it
@@ -265,6 +277,22 @@ class ClientConnection(asyncio.Protocol):
         if start:
             self._sample_start = start
             self._end_sample()
+
+    def _log_in(self, data: bytes) -> bytes:
+        """-Y: run a read through the login gate; returns what follows a login (b"" while
+        the client is still out)."""
+        assert self._login is not None
+        step = self._login.feed(data)
+        for reply in step.replies:
+            if reply is R_LOGGED_IN or reply is R_AUTH_FAILURE:
+                self.count_login(reply is R_LOGGED_IN)
+            self.reply(reply)
+        if step.close:
+            self._quitting = True
+        if step.rest is None:
+            return b""
+        self._login = None
+        return step.rest
 
     def _end_sample(self) -> None:
         """A sampled read is done once no reply is outstanding: its latency is the time from
@@ -352,6 +380,12 @@ class ClientConnection(asyncio.Protocol):
     @property
     def max_item_size(self) -> int:
         return self._ctx.max_item_size
+
+    def count_login(self, ok: bool) -> None:
+        """A login attempt, in ``auth_cmds`` (and ``auth_errors`` when it failed)."""
+        self._conn_stats["auth_cmds"] += 1
+        if not ok:
+            self._conn_stats["auth_errors"] += 1
 
     def quit(self) -> None:
         """Close once every reply queued so far is written."""

@@ -19,6 +19,7 @@ from framework.metrics import Histogram, MetricsRegistry
 from net_backends.posix import PosixStack
 
 from . import stats as stats_fmt
+from .auth import Credentials
 from .cache import Cache
 from .connection import SAMPLE_MASK, ClientConnection, native_number, socket_address
 from .protocol import ascii as proto
@@ -70,6 +71,11 @@ class ServerConfig:
     shutdown_enabled: bool = False  # -A: the "shutdown" command is allowed
     idle_timeout: int = 0  # -o idle_timeout=N: close client connections idle for N seconds (0: never)
     tls: Any = None  # -Z: kvshard.tls.TlsSettings (every TCP connection is TLS)
+    # who may log in: "sasl" (-S: binary protocol only, SASL PLAIN) or "ascii" (-Y: ASCII only,
+    # memcached's set-based login), with the (user, password) pairs of the password file
+    auth: str = ""
+    auth_file: str = ""
+    credentials: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass
@@ -103,6 +109,9 @@ class ShardContext:
     # seconds (ticked every second) for their idle times
     connections: dict[int, Any] = field(default_factory=dict)
     now: int = 0
+    # -S / -Y: every connection must log in (see kvshard.auth); None: nobody has to
+    sasl: Credentials | None = None
+    ascii_login: Credentials | None = None
 
     def __post_init__(self) -> None:
         self.get_one = self.service.get_one
@@ -176,8 +185,10 @@ class KVServerApp(ShardApp):
             shards=shard.count, max_connections=cfg.max_connections,
             memory_bytes=cfg.memory_bytes, max_item_size=cfg.max_item_size, port=cfg.port,
             udp_port=cfg.udp_port, listen=",".join(cfg.listen), idle_timeout=cfg.idle_timeout,
-            shutdown_enabled=cfg.shutdown_enabled,
+            shutdown_enabled=cfg.shutdown_enabled, auth_sasl=cfg.auth == "sasl",
+            auth_file=cfg.auth_file if cfg.auth == "ascii" else "",
         )
+        credentials = Credentials(cfg.credentials) if cfg.auth else None
         shard.register(REPORT_HANDLER, self._report)
         shard.register(PING_HANDLER, lambda: shard.id)
         shard.register(CONNS_HANDLER, self._conns)
@@ -199,6 +210,8 @@ class KVServerApp(ShardApp):
             observe_latency=_latency_recorder(shard.metrics),
             latency_sample_mask=SAMPLE_MASK if cfg.metrics_port else -1,
             request_shutdown=(lambda: shard.request_shutdown(0)) if cfg.shutdown_enabled else None,
+            sasl=credentials if cfg.auth == "sasl" else None,
+            ascii_login=credentials if cfg.auth == "ascii" else None,
         )
 
     def _report(self) -> tuple[dict[str, Any], list[Any]]:

@@ -66,7 +66,7 @@ class KVService:
         self._reclaim_timer: asyncio.TimerHandle | None = None
         self.conn_stats: dict[str, int] = {
             "curr_connections": 0, "total_connections": 0, "rejected_connections": 0, "idle_kicks": 0,
-            "bytes_read": 0, "bytes_written": 0,
+            "bytes_read": 0, "bytes_written": 0, "auth_cmds": 0, "auth_errors": 0,
         }
 
     def handlers(self) -> dict[str, Any]:
@@ -221,5 +221,6 @@ class KVService:
     def stats_reset(self) -> None:
         for name in self.cache.stats:
             self.cache.stats[name] = 0
-        for name in ("total_connections", "rejected_connections", "idle_kicks", "bytes_read", "bytes_written"):
+        for name in ("total_connections", "rejected_connections", "idle_kicks", "bytes_read", "bytes_written",
+                     "auth_cmds", "auth_errors"):
             self.conn_stats[name] = 0

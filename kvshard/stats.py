@@ -20,7 +20,7 @@ _GENERAL_COUNTERS = (
     "get_hits", "get_misses", "get_expired",
     "delete_misses", "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits",
     "cas_misses", "cas_hits", "cas_badval", "touch_hits", "touch_misses",
-    "store_too_large", "store_no_memory",
+    "store_too_large", "store_no_memory", "auth_cmds", "auth_errors",
     "bytes_read", "bytes_written",
 )
 _ITEM_COUNTERS = ("bytes", "curr_items", "total_items", "evictions", "reclaimed")
@@ -42,6 +42,8 @@ class ServerInfo:
     listen: str
     idle_timeout: int = 0
     shutdown_enabled: bool = False
+    auth_sasl: bool = False  # -S
+    auth_file: str = ""  # -Y
 
 
 def sum_shards(per_shard: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -94,7 +96,9 @@ def settings(info: ServerInfo, verbosity: int) -> bytes:
         ("num_threads", info.shards),
         ("cas_enabled", "yes"),
         ("tcp_backlog", 1024),
-        ("binding_protocol", "ascii"),
+        ("binding_protocol", "binary" if info.auth_sasl else "ascii" if info.auth_file else "auto-negotiate"),
+        ("auth_enabled_sasl", "yes" if info.auth_sasl else "no"),
+        ("auth_enabled_ascii", info.auth_file or "no"),
         ("item_size_max", info.max_item_size),
         ("idle_timeout", info.idle_timeout),
     ])

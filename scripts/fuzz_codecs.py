@@ -5,6 +5,8 @@
     .venv/bin/python scripts/fuzz_codecs.py ascii  -runs=1000000
     .venv/bin/python scripts/fuzz_codecs.py binary -runs=1000000
     .venv/bin/python scripts/fuzz_codecs.py meta   -runs=1000000
+    .venv/bin/python scripts/fuzz_codecs.py login  -runs=1000000 -dict=scripts/fuzz_dicts/login.dict  # -Y gate
+    .venv/bin/python scripts/fuzz_codecs.py sasl   -runs=1000000   # -S: binary parser, locked
 
 Each input is cut in two at a point the input itself chooses. The checks are the ones the
 property tests use (tests/codec_checks.py):
@@ -12,7 +14,9 @@ property tests use (tests/codec_checks.py):
 - it returns the same commands whole and cut (and, for ASCII, fed a byte at a time);
 - every command and reply it produces is well-formed.
 
-``meta`` feeds token lists to the meta flag checks directly. libFuzzer's options follow the
+``login`` also checks that the gate answers only its five replies and lets the client in
+exactly when it answered STORED; ``sasl`` that a locked parser lets nothing through but the
+SASL opcodes and VERSION. ``meta`` feeds token lists to the meta flag checks directly. libFuzzer's options follow the
 codec name (``-runs``, ``-max_len``, ``-seed``, a corpus directory...). A failure stops the run
 with the input saved as ``crash-*``.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,27 +34,39 @@ import atheris  # noqa: E402
 with atheris.instrument_imports():
     from kvshard.protocol import meta  # noqa: E402
     from tests.codec_checks import (  # noqa: E402
-        ascii_commands, binary_requests, check_ascii, check_binary, reply_ok,
+        ascii_commands, binary_requests, check_ascii, check_binary, check_login, login_outcome, reply_ok,
+        sasl_requests,
     )
 
 
-def fuzz_ascii(data: bytes) -> None:
+def _parse_whole_and_cut(parse: Callable[[list[bytes]], Any], data: bytes, bytewise: bool = False) -> Any:
+    """``parse`` of the input (after its first byte, the cut point) whole; the same cut in two
+    and (``bytewise``, short inputs) fed a byte at a time."""
     cut = data[0] if data else 0
     body = data[1:]
-    whole = ascii_commands([body])
-    assert ascii_commands([body[:cut], body[cut:]]) == whole
-    if len(body) < 64:
-        assert ascii_commands([bytes([b]) for b in body]) == whole
-    for cmd in whole:
+    whole = parse([body])
+    assert parse([body[:cut], body[cut:]]) == whole
+    if bytewise and len(body) < 64:
+        assert parse([bytes([b]) for b in body]) == whole
+    return whole
+
+
+def fuzz_ascii(data: bytes) -> None:
+    for cmd in _parse_whole_and_cut(ascii_commands, data, bytewise=True):
         check_ascii(cmd)
 
 
 def fuzz_binary(data: bytes) -> None:
-    cut = data[0] if data else 0
-    body = data[1:]
-    whole = binary_requests([body])
-    assert binary_requests([body[:cut], body[cut:]]) == whole
-    for request in whole:
+    for request in _parse_whole_and_cut(binary_requests, data):
+        check_binary(request)
+
+
+def fuzz_login(data: bytes) -> None:
+    check_login(*_parse_whole_and_cut(login_outcome, data, bytewise=True))
+
+
+def fuzz_sasl(data: bytes) -> None:
+    for request in _parse_whole_and_cut(sasl_requests, data):
         check_binary(request)
 
 
@@ -65,7 +82,7 @@ def fuzz_meta(data: bytes) -> None:
             assert reply_ok(result) if isinstance(result, bytes) else isinstance(result[1], meta.MetaFlags)
 
 
-TARGETS = {"ascii": fuzz_ascii, "binary": fuzz_binary, "meta": fuzz_meta}
+TARGETS = {"ascii": fuzz_ascii, "binary": fuzz_binary, "meta": fuzz_meta, "login": fuzz_login, "sasl": fuzz_sasl}
 
 
 def main() -> None:

@@ -11,7 +11,8 @@
 #                             the metrics tests scrape with), iproute2 and iputils-ping (the
 #                             native stack's tests make network namespaces and TAP devices and
 #                             ping through them; they need root), nutcracker (twemproxy, which
-#                             tests/test_twemproxy.py puts in front of three servers). Debian may start memcached and
+#                             tests/test_twemproxy.py puts in front of three servers), sasl2-bin and libsasl2-modules (saslpasswd2 makes
+#                             the users of the memcached that tests/conformance/test_auth.py logs in to). Debian may start memcached and
 #                             prometheus services (ports 11211, 9090) when it installs them; the
 #                             tests use free ports of their own.
 set -euo pipefail
@@ -28,7 +29,7 @@ for arg in "$@"; do
 done
 
 APT_PACKAGES=(gcc)
-((WITH_TESTS)) && APT_PACKAGES+=(memcached libmemcached-tools prometheus iproute2 iputils-ping nutcracker)
+((WITH_TESTS)) && APT_PACKAGES+=(memcached libmemcached-tools prometheus iproute2 iputils-ping nutcracker sasl2-bin libsasl2-modules)
 ((WITH_DPDK)) && APT_PACKAGES+=(dpdk libdpdk-dev pkg-config)
 # a python3 >= 3.11 that can make venvs (Debian's, or pyenv's) is all we need of Python
 if ! python3 -c "import sys, venv, ensurepip; assert sys.version_info >= (3, 11)" 2>/dev/null; then

@@ -4,11 +4,22 @@ raise AssertionError on a malformed command or reply."""
 
 from __future__ import annotations
 
+from kvshard.auth import Credentials, plain_login
 from kvshard.protocol import ascii as proto
+from kvshard.protocol import ascii_login
 from kvshard.protocol import binary as bproto
 from kvshard.protocol import meta
 
-__all__ = ["MAX_ITEM", "split", "ascii_commands", "binary_requests", "check_ascii", "check_binary", "reply_ok", "key_ok"]
+__all__ = [
+    "MAX_ITEM", "USERS", "split", "ascii_commands", "binary_requests", "login_outcome", "sasl_requests",
+    "check_ascii", "check_binary", "check_login", "reply_ok", "key_ok",
+]
+
+USERS = Credentials(((b"bob", b"hunter2"), (b"alice", b"s3cr3t")))
+LOGIN_REPLIES = frozenset((
+    ascii_login.R_UNAUTHENTICATED, ascii_login.R_AUTH_FAILURE, ascii_login.R_BAD_TOKEN,
+    ascii_login.R_BAD_TERMINATION, ascii_login.R_LOGGED_IN,
+))
 
 MAX_ITEM = 4096  # small, so that generated sizes reach "too large"
 
@@ -33,6 +44,47 @@ def binary_requests(chunks: list[bytes]) -> list[bproto.Request]:
     for chunk in chunks:
         out.extend(parser.feed(chunk))
     return out
+
+
+def login_outcome(chunks: list[bytes]) -> tuple[list[bytes], bool, bytes | None]:
+    """Feed an ASCII login gate (users: :data:`USERS`) until it lets the client in or closes:
+    (replies, closed, the bytes after the login or None)."""
+    gate = ascii_login.AsciiLogin(USERS.check)
+    replies: list[bytes] = []
+    for i, chunk in enumerate(chunks):
+        step = gate.feed(chunk)
+        replies.extend(step.replies)
+        if step.close:
+            return replies, True, None
+        if step.rest is not None:
+            return replies, False, step.rest + b"".join(chunks[i + 1 :])
+    return replies, False, None
+
+
+def sasl_requests(chunks: list[bytes]) -> list[bproto.Request]:
+    """A SASL (-S) parser run as a session runs it: locked until a PLAIN login succeeds,
+    locked again when one fails, fed ``b""`` after each login (``held``)."""
+    parser = bproto.BinaryParser(MAX_ITEM, sasl=True)
+    out: list[bproto.Request] = []
+    for chunk in chunks:
+        while True:
+            for request in parser.feed(chunk):
+                out.append(request)
+                # locked: only what may be sent before a login gets through (or the refusal)
+                assert not parser.locked or request.opcode in bproto.OPEN_WHILE_LOCKED or request.opcode == bproto.CLOSE, request
+                if request.opcode in (bproto.OP_SASL_AUTH, bproto.OP_SASL_STEP):
+                    parser.locked = not plain_login(request.value, USERS)
+            if not parser.held:
+                break
+            chunk = b""
+    return out
+
+
+def check_login(replies: list[bytes], closed: bool, rest: bytes | None) -> None:
+    assert all(reply in LOGIN_REPLIES for reply in replies), replies
+    assert ascii_login.R_LOGGED_IN not in replies[:-1], replies  # nothing is answered after a login
+    assert (rest is not None) == (replies[-1:] == [ascii_login.R_LOGGED_IN]), (replies, rest)
+    assert not (closed and rest is not None)
 
 
 def key_ok(key: object) -> bool:
@@ -88,3 +140,5 @@ def check_binary(request: bproto.Request) -> None:
     elif request.opcode != bproto.TOO_LARGE:
         assert 0 <= request.opcode <= 0xFF and len(request.key) <= proto.KEY_MAX_LENGTH, request
         assert isinstance(request.extras, bytes) and isinstance(request.value, bytes), request
+        if request.opcode in bproto.SASL:
+            assert not request.extras and len(request.value) <= bproto.MAX_SASL_DATA, request

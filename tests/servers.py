@@ -101,12 +101,13 @@ def _wait_ready(server: Server, deadline: float, ready: Callable[[Server], bool]
 @contextlib.contextmanager
 def start_server(
     kind: str, *extra: str, threads: int = 2, port: int | None = None,
-    ready: Callable[[Server], bool] = answers_version,
+    ready: Callable[[Server], bool] = answers_version, env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """A fresh server on a free port, stopped afterwards; ``ready`` says when it serves (by
-    default: it answers ``version`` in the clear)."""
+    default: it answers ``version`` in the clear); ``env``: variables added to its environment."""
     port = port or free_port()
-    proc = subprocess.Popen(_command(kind, port, threads, extra), stdin=subprocess.DEVNULL)
+    environment = {**os.environ, **env} if env else None
+    proc = subprocess.Popen(_command(kind, port, threads, extra), stdin=subprocess.DEVNULL, env=environment)
     server = Server(kind, port, proc)
     try:
         _wait_ready(server, time.monotonic() + 30, ready)

@@ -9,6 +9,7 @@ bytes with the protocols' own words, so they reach deep into the grammar.
 from __future__ import annotations
 
 import struct
+from typing import Any, Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,8 @@ from kvshard.protocol import ascii as proto
 from kvshard.protocol import binary as bproto
 from kvshard.protocol import meta
 from tests.codec_checks import (
-    MAX_ITEM, ascii_commands, binary_requests, check_ascii, check_binary, reply_ok, split,
+    MAX_ITEM, ascii_commands, binary_requests, check_ascii, check_binary, check_login, login_outcome, reply_ok,
+    sasl_requests, split,
 )
 
 ASCII_WORDS = [
@@ -37,13 +39,20 @@ _lines = st.builds(
 ascii_inputs = st.lists(st.one_of(_lines, _lines, _tokens), max_size=20).map(b"".join)
 
 
+def _incremental(parse: Callable[[list[bytes]], Any], data: bytes, cuts: list[int], bytewise: bool = True) -> Any:
+    """``parse`` of ``data`` whole, after checking it is the same cut at ``cuts`` and (with
+    ``bytewise``) fed a byte at a time."""
+    whole = parse([data])
+    assert parse(split(data, cuts)) == whole
+    if bytewise:
+        assert parse([bytes([b]) for b in data]) == whole
+    return whole
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ascii_inputs, st.lists(st.integers(min_value=0), max_size=8))
 def test_ascii_and_meta_any_bytes_any_split(data: bytes, cuts: list[int]) -> None:
-    whole = ascii_commands([data])
-    assert ascii_commands(split(data, cuts)) == whole
-    assert ascii_commands([bytes([b]) for b in data]) == whole  # a byte at a time
-    for cmd in whole:
+    for cmd in _incremental(ascii_commands, data, cuts):
         check_ascii(cmd)
 
 
@@ -82,9 +91,43 @@ binary_inputs = st.lists(st.one_of(packets, st.binary(max_size=30)), max_size=12
 @settings(max_examples=600, deadline=None)
 @given(binary_inputs, st.lists(st.integers(min_value=0), max_size=8))
 def test_binary_any_bytes_any_split(data: bytes, cuts: list[int]) -> None:
-    whole = binary_requests([data])
-    assert binary_requests(split(data, cuts)) == whole
-    for request in whole:
+    for request in _incremental(binary_requests, data, cuts, bytewise=False):
+        check_binary(request)
+
+
+_credentials = st.sampled_from([b"bob", b"hunter2", b"alice", b"s3cr3t", b"nope", b" ", b"  ", b"\t", b":", b"\0", b""])
+_blocks = st.lists(st.one_of(_credentials, st.binary(max_size=4)), max_size=5).map(b"".join)
+# a set line announcing the block's length (or one off), the block, and an end
+_logins = st.builds(
+    lambda block, off, noreply, end: b"set k 0 0 %d%s\r\n%s%s" % (max(0, len(block) + off), noreply, block, end),
+    _blocks, st.sampled_from([0, 0, 0, -1, 1]), st.sampled_from([b"", b" noreply", b"  junk"]),
+    st.sampled_from([b"\r\n", b"\r\n", b"\n", b"XX", b""]),
+)
+login_inputs = st.lists(st.one_of(_logins, _lines, _tokens), max_size=10).map(b"".join)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(login_inputs, st.lists(st.integers(min_value=0), max_size=8))
+def test_ascii_login_any_bytes_any_split(data: bytes, cuts: list[int]) -> None:
+    check_login(*_incremental(login_outcome, data, cuts))
+
+
+def _sasl_packet(opcode: int, mechanism: bytes, data: bytes) -> bytes:
+    return _packet(opcode, mechanism, b"", data, 0x80, 0)
+
+
+sasl_packets = st.builds(
+    _sasl_packet, st.sampled_from([bproto.OP_SASL_AUTH, bproto.OP_SASL_STEP, bproto.OP_SASL_LIST_MECHS, bproto.OP_VERSION]),
+    st.sampled_from([b"PLAIN", b"plain", b"X", b""]),
+    st.sampled_from([b"\0bob\0hunter2", b"bob\0bob\0hunter2", b"\0bob\0nope", b"", b"\0\0", b"x"]),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.one_of(sasl_packets, sasl_packets, packets, st.binary(max_size=30)), max_size=12).map(b"".join),
+       st.lists(st.integers(min_value=0), max_size=8))
+def test_sasl_binary_any_bytes_any_split(data: bytes, cuts: list[int]) -> None:
+    for request in _incremental(sasl_requests, data, cuts, bytewise=False):
         check_binary(request)
 
 

@@ -20,6 +20,11 @@ far, in order. It is in one of three states:
             emits a TOO_LARGE request so that the reply (``Too large.``, even for quiet
             commands) keeps its place in the stream; the connection goes on.
 
+With SASL on (``-S``), the parser also knows the SASL opcodes, and while the connection has
+not logged in it is *locked*: HEADER answers any opcode but the SASL ones and VERSION with
+``Auth failure.`` and closes (memcached checks this before anything but the lengths), and
+parsing pauses after each AUTH or STEP until the session has run it (see :class:`BinaryParser`).
+
 After an error that closes, the parser emits one :data:`CLOSE` request carrying the error reply
 and ignores everything else. Responses are built by :func:`response` and :func:`error`; the
 error bodies are memcached's texts byte for byte.
@@ -51,6 +56,8 @@ __all__ = [
     "OP_APPEND", "OP_PREPEND", "OP_STAT", "OP_SETQ", "OP_ADDQ", "OP_REPLACEQ", "OP_DELETEQ",
     "OP_INCREMENTQ", "OP_DECREMENTQ", "OP_QUITQ", "OP_FLUSHQ", "OP_APPENDQ", "OP_PREPENDQ",
     "OP_TOUCH", "OP_GAT", "OP_GATQ", "OP_GATK", "OP_GATKQ",
+    "OP_SASL_LIST_MECHS", "OP_SASL_AUTH", "OP_SASL_STEP", "SASL", "OPEN_WHILE_LOCKED",
+    "MAX_SASL_MECHANISM", "MAX_SASL_DATA", "ST_AUTH_ERROR", "ST_AUTH_CONTINUE",
     "ST_OK", "ST_NOT_FOUND", "ST_EXISTS", "ST_TOO_LARGE", "ST_INVALID", "ST_NOT_STORED",
     "ST_NON_NUMERIC", "ST_UNKNOWN", "ST_NO_MEMORY",
 ]
@@ -91,6 +98,9 @@ OP_GAT: Final = 0x1D
 OP_GATQ: Final = 0x1E
 OP_GATK: Final = 0x23
 OP_GATKQ: Final = 0x24
+OP_SASL_LIST_MECHS: Final = 0x20
+OP_SASL_AUTH: Final = 0x21
+OP_SASL_STEP: Final = 0x22
 
 # pseudo opcodes the parser emits (outside the protocol's byte range)
 CLOSE: Final = 0x100      # send ``value`` (may be empty), then close the connection
@@ -109,6 +119,8 @@ ST_TOO_LARGE: Final = 0x03
 ST_INVALID: Final = 0x04
 ST_NOT_STORED: Final = 0x05
 ST_NON_NUMERIC: Final = 0x06
+ST_AUTH_ERROR: Final = 0x20
+ST_AUTH_CONTINUE: Final = 0x21
 ST_UNKNOWN: Final = 0x81
 ST_NO_MEMORY: Final = 0x82
 
@@ -119,6 +131,7 @@ _MESSAGES: Final = {
     ST_INVALID: b"Invalid arguments",
     ST_NOT_STORED: b"Not stored.",
     ST_NON_NUMERIC: b"Non-numeric server-side value for incr or decr",
+    ST_AUTH_ERROR: b"Auth failure.",
     ST_UNKNOWN: b"Unknown command",
     ST_NO_MEMORY: b"Out of memory",
 }
@@ -132,6 +145,11 @@ _EMPTY: Final = frozenset((OP_NOOP, OP_VERSION, OP_QUIT, OP_QUITQ))
 _FLUSHES: Final = frozenset((OP_FLUSH, OP_FLUSHQ))
 _VALUED: Final = _STORAGE | _CONCAT
 KNOWN: Final = _STORAGE | _CONCAT | _KEY_ONLY | _ARITH | _TOUCHES | _EMPTY | _FLUSHES | {OP_STAT}
+SASL: Final = frozenset((OP_SASL_LIST_MECHS, OP_SASL_AUTH, OP_SASL_STEP))
+# what a connection that has not logged in may send (memcached's list)
+OPEN_WHILE_LOCKED: Final = SASL | {OP_VERSION}
+MAX_SASL_MECHANISM: Final = 32  # bytes in a mechanism's name (memcached's limit)
+MAX_SASL_DATA: Final = 4096  # bytes of SASL data in one AUTH or STEP
 
 _HEADER_LEN: Final = 24
 
@@ -203,16 +221,30 @@ def _shape_ok(opcode: int, key_len: int, extras_len: int, body_len: int) -> bool
         return extras_len == 0 and key_len == 0 and body_len == 0
     if opcode in _FLUSHES:
         return key_len == 0 and body_len == extras_len and extras_len in (0, 4)
+    if opcode == OP_SASL_LIST_MECHS:
+        return extras_len == 0 and key_len == 0 and body_len == 0
+    if opcode in SASL:  # AUTH, STEP: the mechanism as key, the data as value
+        return extras_len == 0 and 0 < key_len <= MAX_SASL_MECHANISM and body_len - key_len <= MAX_SASL_DATA
     return extras_len == 0  # OP_STAT: an optional key
 
 
 class BinaryParser:
-    """Incremental parser for one connection. Feed bytes; get :class:`Request` tuples."""
+    """Incremental parser for one connection. Feed bytes; get :class:`Request` tuples.
 
-    __slots__ = ("max_item_size", "_buf", "_header", "_too_large", "_swallow", "_closed")
+    With ``sasl`` the SASL opcodes are served (else they are unknown, as in memcached without
+    ``-S``). While ``locked`` (the connection has not logged in) a packet whose opcode is not
+    in :data:`OPEN_WHILE_LOCKED` is answered ``Auth failure.`` at its header and the connection
+    closes (CLOSE), its body never read. Parsing stops after each AUTH or STEP request
+    (``held``), so that its outcome (a login, or the loss of one) takes effect before the bytes
+    after it are parsed: the caller executes it, then feeds ``b""`` to go on."""
 
-    def __init__(self, max_item_size: int = 1 << 20) -> None:
+    __slots__ = ("max_item_size", "locked", "held", "_known", "_buf", "_header", "_too_large", "_swallow", "_closed")
+
+    def __init__(self, max_item_size: int = 1 << 20, sasl: bool = False) -> None:
         self.max_item_size = max_item_size
+        self.locked = sasl
+        self.held = False
+        self._known = KNOWN | SASL if sasl else KNOWN
         self._buf = b""
         self._header: tuple[int, ...] | None = None  # parsed header awaiting its body
         self._too_large: Request | None = None  # the TOO_LARGE request being swallowed
@@ -227,7 +259,8 @@ class BinaryParser:
     def feed(self, data: bytes) -> list[Request]:
         """Consume ``data``; return the requests it completed, in order."""
         out: list[Request] = []
-        if self._closed or not data:
+        self.held = False
+        if self._closed or not (data or self._buf):
             return out
         if self._swallow:
             n = min(self._swallow, len(data))
@@ -252,7 +285,7 @@ class BinaryParser:
                     self._buf = b""
                     return out
                 pos += _HEADER_LEN
-                if header[1] not in KNOWN:
+                if header[1] not in self._known:
                     # memcached answers, then skips the body *and* as many bytes again as
                     # the extras and key (it has read those already when it starts skipping)
                     out.append(Request(UNKNOWN, b"", b"", error(header[1], ST_UNKNOWN, header[7]), 0, header[7]))
@@ -291,6 +324,9 @@ class BinaryParser:
             ))
             self._header = None
             pos = body_end
+            if (opcode == OP_SASL_AUTH or opcode == OP_SASL_STEP) and pos < end:
+                self.held = True  # the login (won or lost) decides how the rest is read
+                break
         self._buf = buf[pos:] if pos < end else b""
         return out
 
@@ -311,7 +347,9 @@ class BinaryParser:
             reply = b""
         elif key_len + extras_len > body_len:
             reply = error(opcode, ST_UNKNOWN, opaque)
-        elif opcode not in KNOWN:
+        elif self.locked and opcode not in OPEN_WHILE_LOCKED:
+            reply = error(opcode, ST_AUTH_ERROR, opaque)
+        elif opcode not in self._known:
             return header  # answered and skipped by the caller; the connection goes on
         elif key_len > KEY_MAX_LENGTH or not _shape_ok(opcode, key_len, extras_len, body_len):
             reply = error(opcode, ST_INVALID, opaque)

@@ -20,7 +20,6 @@ says nothing about which users exist.
 
 from __future__ import annotations
 
-import hmac
 from typing import Final
 
 from .protocol.ascii_login import MAX_LOGIN_BLOCK
@@ -52,6 +51,8 @@ class Credentials:
     def check(self, user: bytes, password: bytes) -> bool:
         """True when ``user`` is in the file with exactly this password. Every entry is
         compared, in constant time, whatever matches."""
+        import hmac  # here, not at the top: only servers with logins pay for hashlib (~0.6 MiB a process)
+
         ok = False
         for known_user, known_password in self._entries:
             same_user = hmac.compare_digest(user, known_user)

@@ -238,7 +238,10 @@ class BinaryParser:
     (``held``), so that its outcome (a login, or the loss of one) takes effect before the bytes
     after it are parsed: the caller executes it, then feeds ``b""`` to go on."""
 
-    __slots__ = ("max_item_size", "locked", "held", "_known", "_buf", "_header", "_too_large", "_swallow", "_closed")
+    __slots__ = (
+        "max_item_size", "locked", "held", "_known", "_buf", "_header", "_too_large", "_swallow", "_closed",
+        "_parts", "_missing",
+    )
 
     def __init__(self, max_item_size: int = 1 << 20, sasl: bool = False) -> None:
         self.max_item_size = max_item_size
@@ -246,6 +249,10 @@ class BinaryParser:
         self.held = False
         self._known = KNOWN | SASL if sasl else KNOWN
         self._buf = b""
+        # a body that spans reads: its pieces so far and the bytes still missing (joined once
+        # complete, so a big value costs one copy however many reads bring it)
+        self._parts: list[bytes] = []
+        self._missing = 0
         self._header: tuple[int, ...] | None = None  # parsed header awaiting its body
         self._too_large: Request | None = None  # the TOO_LARGE request being swallowed
         self._swallow = 0  # body bytes of a too-large item still to discard
@@ -254,7 +261,7 @@ class BinaryParser:
     @property
     def idle(self) -> bool:
         """Nothing held back: the next byte fed starts a new packet."""
-        return not self._buf and self._header is None and not self._swallow and not self._closed
+        return not self._buf and self._header is None and not self._swallow and not self._closed and not self._missing
 
     def feed(self, data: bytes) -> list[Request]:
         """Consume ``data``; return the requests it completed, in order."""
@@ -272,6 +279,14 @@ class BinaryParser:
                 self._finish_too_large(out)
             if not data:
                 return out
+        if self._missing:
+            self._parts.append(data)
+            if len(data) < self._missing:
+                self._missing -= len(data)
+                return out
+            self._missing = 0
+            data = b"".join(self._parts)
+            self._parts = []
         buf = self._buf + data if self._buf else data
         pos = 0
         end = len(buf)
@@ -315,6 +330,11 @@ class BinaryParser:
                 self._finish_too_large(out)
                 continue
             if end - pos < body_len:
+                if data and body_len > 65536:  # a big body: gather its pieces, join them once
+                    self._parts = [buf[pos:]]
+                    self._missing = body_len - (end - pos)
+                    self._buf = b""
+                    return out
                 break
             key_at = pos + extras_len
             body_end = pos + body_len

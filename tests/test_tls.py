@@ -8,11 +8,12 @@ import socket
 import ssl
 import subprocess
 import sys
+from pathlib import Path
 from typing import Callable
 
 import pytest
 from pymemcache.client.base import Client
-from pymemcache.exceptions import MemcacheUnexpectedCloseError
+from pymemcache.exceptions import MemcacheClientError, MemcacheUnexpectedCloseError
 
 from tests.servers import Server, require_tool, start_server
 
@@ -75,6 +76,28 @@ def test_client_certificate_required_when_asked(cert: tuple[str, str]) -> None:
         with pytest.raises((ssl.SSLError, OSError, MemcacheUnexpectedCloseError)):
             without.get("k")  # refused: the handshake fails, or (TLS 1.3) the server closes at once
         without.close()
+
+
+def test_login_over_tls(cert: tuple[str, str], tmp_path: Path) -> None:
+    """-Z with -Y: the ASCII login runs inside TLS like any other command."""
+    cert_path, key_path = cert
+    users = tmp_path / "users"
+    users.write_bytes(b"bob:hunter2\n")
+
+    def locked(server: Server) -> bool:
+        with socket.create_connection(server.address, timeout=1) as raw:
+            with _client_context(cert_path).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b"version\r\n")
+                return tls.recv(100) == b"CLIENT_ERROR unauthenticated\r\n"
+
+    with start_server("kvshard", "-Z", "-o", f"ssl_chain_cert={cert_path},ssl_key={key_path}", "-Y", str(users),
+                      ready=locked) as server:
+        client = Client(server.address, tls_context=_client_context(cert_path), connect_timeout=5, timeout=5)
+        with pytest.raises(MemcacheClientError, match="unauthenticated"):
+            client.get("k")
+        assert client.set("login", b"bob hunter2", noreply=False)
+        assert client.set("k", b"v", noreply=False) and client.get("k") == b"v"
+        client.close()
 
 
 @pytest.mark.parametrize(("flags", "message"), [

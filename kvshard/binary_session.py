@@ -82,11 +82,6 @@ class BinarySession:
         self._credentials = sasl
         self._continuing = False  # an AUTH PLAIN came without data: the next STEP brings it
 
-    @property
-    def locked(self) -> bool:
-        """SASL is on and the connection has not logged in."""
-        return self._parser.locked
-
     def feed(self, data: bytes) -> None:
         conn = self._conn
         parser = self._parser

@@ -11,8 +11,9 @@ memcached has two ways in, and kvshard both, with the same files:
 
 The file: one ``user:password`` per line (split at the first ``:``, so a password may contain
 colons; a trailing ``\\r`` is dropped; blank lines are skipped). A line without ``:`` or with an
-empty user is refused at start with its line number, never skipped silently. The file is read
-once at start (as memcached reads it).
+empty user is refused at start with its line number, never skipped silently; so is, for
+``-Y``, an entry no ASCII login could send (a space or NUL in it, no password, too long). The
+file is read once at start.
 
 Passwords are compared in constant time against every entry, so the time a failed login takes
 says nothing about which users exist.
@@ -64,7 +65,7 @@ class Credentials:
 def load_credentials(path: str, ascii_login: bool = False) -> Credentials:
     """Read a ``user:password`` file; :class:`CredentialsError` says why it cannot be used.
     For ``ascii_login`` (``-Y``) an entry must be sendable as a login block: no space or NUL
-    in it (the block is split on spaces) and at most :data:`MAX_LOGIN_BLOCK` bytes."""
+    in it (the block is split on spaces), a password, and at most :data:`MAX_LOGIN_BLOCK` bytes."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_CREDENTIALS_BYTES + 1)
@@ -83,6 +84,8 @@ def load_credentials(path: str, ascii_login: bool = False) -> Credentials:
         if ascii_login:
             if b" " in line or b"\0" in line:
                 raise CredentialsError(f"{path} line {number}: a space or NUL cannot be sent in an ASCII login")
+            if not password:
+                raise CredentialsError(f"{path} line {number}: an empty password cannot be sent in an ASCII login")
             if len(user) + len(password) + 3 > MAX_LOGIN_BLOCK:
                 raise CredentialsError(f"{path} line {number}: longer than an ASCII login may be ({MAX_LOGIN_BLOCK} bytes)")
         entries.append((user, password))

@@ -92,6 +92,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     (b":x\n", ("-S", "--sasl-pwdb", "{file}"), "-S: {file} line 1: not 'user:password'"),
     (b"\n\n", ("-Y", "{file}"), "-Y: {file} has no 'user:password' line: nobody could log in"),
     (b"bob:two words\n", ("-Y", "{file}"), "-Y: {file} line 1: a space or NUL cannot be sent in an ASCII login"),
+    (b"bob:x\ncarol:\n", ("-Y", "{file}"), "-Y: {file} line 2: an empty password cannot be sent in an ASCII login"),
     (b"bob:x\n", ("-Y", "{file}", "-S"), "-S and -Y: one login method at a time (SASL is binary only, -Y ASCII only)"),
     (b"bob:x\n", ("-Y", "{file}", "-U", "11211"), "-Y: memcached's UDP has no login; leave -U off"),
     (b"bob:x\n", ("--sasl-pwdb", "{file}"), "--sasl-pwdb needs -S (--enable-sasl)"),

@@ -100,6 +100,33 @@ def test_login_over_tls(cert: tuple[str, str], tmp_path: Path) -> None:
         client.close()
 
 
+def test_sasl_over_tls(cert: tuple[str, str], tmp_path: Path) -> None:
+    """-Z with -S: SASL PLAIN inside TLS, with python-binary-memcached's TLS client."""
+    import bmemcached
+    from bmemcached.exceptions import MemcachedException
+
+    from kvshard.protocol import binary as b
+
+    cert_path, key_path = cert
+    users = tmp_path / "users"
+    users.write_bytes(b"bob:hunter2\n")
+
+    def answers(server: Server) -> bool:
+        with socket.create_connection(server.address, timeout=1) as raw:
+            with _client_context(cert_path).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b.HEADER.pack(b.REQUEST_MAGIC, b.OP_VERSION, 0, 0, 0, 0, 0, 0, 0))
+                return tls.recv(24)[:1] == bytes((b.RESPONSE_MAGIC,))
+
+    with start_server("kvshard", "-Z", "-o", f"ssl_chain_cert={cert_path},ssl_key={key_path}",
+                      "-S", "--sasl-pwdb", str(users), ready=answers) as server:
+        address = f"{server.host}:{server.port}"
+        client = bmemcached.Client((address,), "bob", "hunter2", tls_context=_client_context(cert_path))
+        assert client.set("k", "v") and client.get("k") == "v"
+        client.disconnect_all()
+        with pytest.raises(MemcachedException, match="Auth failure"):
+            bmemcached.Client((address,), "bob", "nope", tls_context=_client_context(cert_path)).get("k")
+
+
 @pytest.mark.parametrize(("flags", "message"), [
     (["-Z"], "-Z needs -o ssl_chain_cert=PATH,ssl_key=PATH"),
     (["-Z", "-o", "ssl_chain_cert=/nonexistent.pem,ssl_key=/nonexistent.key"], "-Z: cannot use the certificate or key"),

@@ -37,12 +37,15 @@ def _client_context(cert_path: str, key_path: str | None = None) -> ssl.SSLConte
     return context
 
 
-def _tls_ready(cert_path: str, key_path: str | None = None) -> Callable[[Server], bool]:
+def _tls_ready(
+    cert_path: str, key_path: str | None = None, request: bytes = b"version\r\n", answer: bytes = b"VERSION ",
+) -> Callable[[Server], bool]:
+    """A readiness check over TLS: the server's answer to ``request`` starts with ``answer``."""
     def ready(server: Server) -> bool:
         with socket.create_connection(server.address, timeout=1) as raw:
             with _client_context(cert_path, key_path).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                tls.sendall(b"version\r\n")
-                return tls.recv(100).startswith(b"VERSION ")
+                tls.sendall(request)
+                return tls.recv(100).startswith(answer)
     return ready
 
 
@@ -83,13 +86,7 @@ def test_login_over_tls(cert: tuple[str, str], tmp_path: Path) -> None:
     cert_path, key_path = cert
     users = tmp_path / "users"
     users.write_bytes(b"bob:hunter2\n")
-
-    def locked(server: Server) -> bool:
-        with socket.create_connection(server.address, timeout=1) as raw:
-            with _client_context(cert_path).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                tls.sendall(b"version\r\n")
-                return tls.recv(100) == b"CLIENT_ERROR unauthenticated\r\n"
-
+    locked = _tls_ready(cert_path, answer=b"CLIENT_ERROR unauthenticated\r\n")
     with start_server("kvshard", "-Z", "-o", f"ssl_chain_cert={cert_path},ssl_key={key_path}", "-Y", str(users),
                       ready=locked) as server:
         client = Client(server.address, tls_context=_client_context(cert_path), connect_timeout=5, timeout=5)
@@ -110,13 +107,8 @@ def test_sasl_over_tls(cert: tuple[str, str], tmp_path: Path) -> None:
     cert_path, key_path = cert
     users = tmp_path / "users"
     users.write_bytes(b"bob:hunter2\n")
-
-    def answers(server: Server) -> bool:
-        with socket.create_connection(server.address, timeout=1) as raw:
-            with _client_context(cert_path).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                tls.sendall(b.HEADER.pack(b.REQUEST_MAGIC, b.OP_VERSION, 0, 0, 0, 0, 0, 0, 0))
-                return tls.recv(24)[:1] == bytes((b.RESPONSE_MAGIC,))
-
+    version = b.HEADER.pack(b.REQUEST_MAGIC, b.OP_VERSION, 0, 0, 0, 0, 0, 0, 0)
+    answers = _tls_ready(cert_path, request=version, answer=bytes((b.RESPONSE_MAGIC, b.OP_VERSION)))
     with start_server("kvshard", "-Z", "-o", f"ssl_chain_cert={cert_path},ssl_key={key_path}",
                       "-S", "--sasl-pwdb", str(users), ready=answers) as server:
         address = f"{server.host}:{server.port}"

@@ -54,6 +54,7 @@ __all__ = [
     "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
     "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META", "SHUTDOWN",
     "item_total_size",
+    "tokenize",
     "STORE_OPS",
     "R_ERROR", "R_STORED", "R_NOT_STORED", "R_EXISTS", "R_NOT_FOUND", "R_DELETED",
     "R_TOUCHED", "R_OK", "R_END", "R_RESET", "R_BAD_FORMAT", "R_BAD_CHUNK", "R_TOO_LARGE",
@@ -131,6 +132,17 @@ def item_total_size(key_length: int, flags: int, value_length: int) -> int:
 def item_too_large(key_length: int, flags: int, value_length: int, max_item_size: int) -> bool:
     """memcached 1.6's size check."""
     return item_total_size(key_length, flags, value_length) > max_item_size
+
+
+def tokenize(text: bytes) -> list[bytes]:
+    """memcached's tokenizer: split on spaces, runs collapsing (tabs are no separators); the
+    text is a C string to memcached, so a NUL byte ends it."""
+    if 0 in text:
+        text = text[: text.index(0)]
+    tokens = text.split(b" ")
+    if b"" in tokens:
+        tokens = [t for t in tokens if t]
+    return tokens
 
 
 def _key_ok(key: bytes) -> bool:
@@ -269,11 +281,7 @@ class AsciiParser:
     # ----- one line -------------------------------------------------------------------------
 
     def _command(self, line: bytes) -> tuple[Any, ...] | None:
-        if 0 in line:  # memcached reads the line as a C string: a NUL byte ends it
-            line = line[: line.index(0)]
-        tokens = line.split(b" ")
-        if b"" in tokens:
-            tokens = [t for t in tokens if t]
+        tokens = tokenize(line)
         if not tokens:
             return (REPLY, R_ERROR)
         name = tokens[0]

@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Final
 
-from .ascii import MAX_LINE
+from .ascii import MAX_LINE, tokenize
 from .numbers import strtoull
 
 __all__ = [
@@ -60,11 +60,6 @@ class LoginStep:
     replies: list[bytes] = field(default_factory=list)
     close: bool = False
     rest: bytes | None = None
-
-
-def _tokens(text: bytes) -> list[bytes]:
-    """memcached's tokenizer: split on spaces, runs collapsing; a NUL ends the text (C string)."""
-    return [token for token in text.split(b"\0", 1)[0].split(b" ") if token]
 
 
 class AsciiLogin:
@@ -121,7 +116,7 @@ class AsciiLogin:
         return step
 
     def _command(self, line: bytes, step: LoginStep) -> None:
-        tokens = _tokens(line)
+        tokens = tokenize(line)
         size = strtoull(tokens[4]) if len(tokens) >= 5 and tokens[0] == b"set" else None
         if size is None:
             step.replies.append(R_UNAUTHENTICATED)
@@ -134,7 +129,7 @@ class AsciiLogin:
         if not block.endswith(b"\r\n"):
             step.replies.append(R_BAD_TERMINATION)
             return False
-        tokens = _tokens(block[:-2])
+        tokens = tokenize(block[:-2])
         if len(tokens) < 2:
             step.replies.append(R_BAD_TOKEN)
             return False

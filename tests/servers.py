@@ -27,7 +27,10 @@ import pytest
 
 from loadtest.memaslap_ab import stop_tree
 
-__all__ = ["Server", "start_server", "server_kinds", "free_port", "in_ci", "require_tool"]
+__all__ = [
+    "Server", "start_server", "server_kinds", "free_port", "in_ci", "require_tool",
+    "answers_version", "answers_unauthenticated", "answers_binary_version",
+]
 
 
 def in_ci() -> bool:
@@ -82,6 +85,22 @@ def answers_version(server: Server) -> bool:
     with server.connect(timeout=1.0) as s:
         s.sendall(b"version\r\n")
         return s.recv(100).startswith(b"VERSION ")
+
+
+def answers_unauthenticated(server: Server) -> bool:
+    """Ready, for a server with -Y: a client that has not logged in is refused."""
+    with server.connect(timeout=1.0) as s:
+        s.sendall(b"version\r\n")
+        return s.recv(100) == b"CLIENT_ERROR unauthenticated\r\n"
+
+
+def answers_binary_version(server: Server) -> bool:
+    """Ready, for a binary-only server (-S): a binary VERSION is answered."""
+    from kvshard.protocol import binary as b
+
+    with server.connect(timeout=1.0) as s:
+        s.sendall(b.HEADER.pack(b.REQUEST_MAGIC, b.OP_VERSION, 0, 0, 0, 0, 0, 0, 0))
+        return s.recv(24)[:2] == bytes((b.RESPONSE_MAGIC, b.OP_VERSION))
 
 
 def _wait_ready(server: Server, deadline: float, ready: Callable[[Server], bool] = answers_version) -> None:

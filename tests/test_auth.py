@@ -15,8 +15,7 @@ from bmemcached.exceptions import MemcachedException
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheClientError
 
-from kvshard.protocol import binary as b
-from tests.servers import Server, start_server
+from tests.servers import answers_binary_version, answers_unauthenticated, start_server
 
 USERS = b"bob:hunter2\nalice:pass:with:colons\n"
 
@@ -26,18 +25,6 @@ def users(tmp_path: Path) -> str:
     path = tmp_path / "users"
     path.write_bytes(USERS)
     return str(path)
-
-
-def _answers_binary_version(server: Server) -> bool:
-    with server.connect(timeout=1.0) as s:
-        s.sendall(b.HEADER.pack(b.REQUEST_MAGIC, b.OP_VERSION, 0, 0, 0, 0, 0, 0, 0))
-        return s.recv(24)[:1] == bytes((b.RESPONSE_MAGIC,))
-
-
-def _answers_unauthenticated(server: Server) -> bool:
-    with server.connect(timeout=1.0) as s:
-        s.sendall(b"version\r\n")
-        return s.recv(100) == b"CLIENT_ERROR unauthenticated\r\n"
 
 
 def _exercise(set_value, get_many) -> None:  # type: ignore[no-untyped-def]
@@ -50,7 +37,7 @@ def _exercise(set_value, get_many) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("from_environment", [False, True])
 def test_sasl_plain_with_a_real_client(users: str, from_environment: bool) -> None:
     flags, env = (("-S",), {"MEMCACHED_SASL_PWDB": users}) if from_environment else (("-S", "--sasl-pwdb", users), None)
-    with start_server("kvshard", *flags, ready=_answers_binary_version, env=env) as server:
+    with start_server("kvshard", *flags, ready=answers_binary_version, env=env) as server:
         address = f"{server.host}:{server.port}"
         client = bmemcached.Client((address,), "alice", "pass:with:colons")
         _exercise(client.set, lambda keys: {k: v for k, v in client.get_multi(keys).items()})
@@ -63,7 +50,7 @@ def test_sasl_plain_with_a_real_client(users: str, from_environment: bool) -> No
 
 
 def test_ascii_login_with_a_real_client(users: str) -> None:
-    with start_server("kvshard", "-Y", users, ready=_answers_unauthenticated) as server:
+    with start_server("kvshard", "-Y", users, ready=answers_unauthenticated) as server:
         client = Client(server.address, connect_timeout=5, timeout=5)
         with pytest.raises(MemcacheClientError, match="unauthenticated"):
             client.get("auth:0")
@@ -110,7 +97,7 @@ def test_space_in_a_sasl_password_is_fine(tmp_path: Path) -> None:
     """Spaces cannot be sent in an ASCII login, but SASL PLAIN carries them."""
     path = tmp_path / "users"
     path.write_bytes(b"bob:two words\n")
-    with start_server("kvshard", "-S", "--sasl-pwdb", str(path), ready=_answers_binary_version) as server:
+    with start_server("kvshard", "-S", "--sasl-pwdb", str(path), ready=answers_binary_version) as server:
         client = bmemcached.Client((f"{server.host}:{server.port}",), "bob", "two words")
         assert client.set("k", "v") and client.get("k") == "v"
         client.disconnect_all()

@@ -17,7 +17,9 @@ from typing import Iterator
 import pytest
 
 from kvshard.protocol import binary as b
-from tests.servers import Server, require_tool, server_kinds, start_server
+from tests.servers import (
+    Server, answers_binary_version, answers_unauthenticated, require_tool, server_kinds, start_server,
+)
 
 from .binwire import BinWire, Packet, req, store_extras
 from .wire import Wire
@@ -40,15 +42,9 @@ def auth_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-def _locked_ascii(server: Server) -> bool:
-    with server.connect(timeout=1.0) as s:
-        s.sendall(b"version\r\n")
-        return s.recv(100) == UNAUTHENTICATED
-
-
 @pytest.fixture(scope="module", params=server_kinds())
 def ascii_server(request: pytest.FixtureRequest, auth_file: str) -> Iterator[Server]:
-    with start_server(request.param, "-Y", auth_file, ready=_locked_ascii) as server:
+    with start_server(request.param, "-Y", auth_file, ready=answers_unauthenticated) as server:
         yield server
 
 
@@ -174,16 +170,10 @@ def sasl_setup(tmp_path_factory: pytest.TempPathFactory, auth_file: str) -> dict
     return setups
 
 
-def _answers_binary_version(server: Server) -> bool:
-    with server.connect(timeout=1.0) as s:
-        s.sendall(req(b.OP_VERSION))
-        return s.recv(24)[:2] == bytes((b.RESPONSE_MAGIC, b.OP_VERSION))
-
-
 @pytest.fixture(scope="module", params=server_kinds())
 def sasl_server(request: pytest.FixtureRequest, sasl_setup: dict[str, tuple[list[str], dict[str, str]]]) -> Iterator[Server]:
     flags, env = sasl_setup[request.param]
-    with start_server(request.param, *flags, ready=_answers_binary_version, env=env) as server:
+    with start_server(request.param, *flags, ready=answers_binary_version, env=env) as server:
         yield server
 
 

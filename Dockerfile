@@ -7,12 +7,18 @@
 # It listens on 0.0.0.0 (inside a container loopback is useless), runs as an unprivileged user,
 # and is healthy while it answers memcached's "version" (KVSHARD_PORT: the port it checks, if
 # you give -p). The build stage installs the package exactly as the README's set-up does (a
-# venv, then pip install of the source tree); tests/test_deploy.py runs those same commands.
+# venv, then pip install of the source tree, which compiles the core with gcc); tests/test_deploy.py
+# runs those same commands.
 
 FROM python:3.11-slim-bookworm AS build
 ENV VENV=/opt/kvshard SRC=/src PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# a C compiler for the compiled core (the image has Python's headers); the final stage needs none
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml setup.py README.md ./
 COPY framework ./framework
 COPY kvshard ./kvshard
 COPY net_backends ./net_backends

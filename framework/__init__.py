@@ -16,6 +16,7 @@ Typical use::
 This package imports nothing from ``kvshard`` or ``net_backends``.
 """
 
+from . import extensions  # noqa: F401 - first: decides compiled or interpreted modules (see there)
 from .errors import RemoteError, ShardUnavailable, UnknownHandler, register_exception
 from .metrics import Counter, Gauge, Histogram, MetricsRegistry
 from .reactor import Poller, Reactor

@@ -24,10 +24,12 @@ from framework.logs import install_labels
 from net_backends import STACKS
 from net_backends.posix import check_can_listen
 
-from . import __version__
+from . import __version__, core
 from .server import PROTOCOL_VERSION, KVServerApp, ServerConfig
 
 __all__ = ["main", "parse_size", "EX_USAGE", "EX_OSERR", "EX_UNAVAILABLE"]
+
+log = logging.getLogger("kvshard")
 
 EX_USAGE = 64
 EX_UNAVAILABLE = 69
@@ -47,6 +49,15 @@ class _UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise _UsageError(message)
+
+
+class _Version(argparse.Action):
+    """``-V``: ``kvshard <version>`` and, on a second line, ``core: compiled|interpreted``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"kvshard {__version__}\ncore: {core.mode()}")
+        parser.exit()
 
 
 def parse_size(text: str) -> int:
@@ -104,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-A", "--enable-shutdown", action="store_true", help="allow the \"shutdown\" command (it stops the server)")
     p.add_argument("--pidfile", default=None, help="write the server's process id to this file (removed at exit)")
     p.add_argument("--log-file", default=None, help="log to this file instead of stderr (SIGHUP reopens it, for logrotate)")
-    p.add_argument("-V", "--version", action="version", version=f"kvshard {__version__}")
+    p.add_argument("-V", "--version", action=_Version, nargs=0, help="print the version and which core runs, then exit")
     p.add_argument("--network-stack", choices=STACKS, default="posix", help="network stack (posix)")
     p.add_argument("--tap-device", default="", help="native stack: the TAP device, one queue per shard (made if missing)")
     p.add_argument("--host-ipv4-addr", default="", help="native stack: our IPv4 address")
@@ -316,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"kvshard: {problem}", file=sys.stderr)
             return EX_UNAVAILABLE
+    log.info("kvshard %s, core: %s", __version__, core.mode())
+    slow = core.warning()
+    if slow is not None:
+        log.warning("%s", slow)
     settings = dataclasses.replace(ShardSettings(), idle_poll_seconds=args.idle_poll_us / 1e6)
     if args.pidfile:
         try:

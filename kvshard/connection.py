@@ -63,7 +63,7 @@ from .protocol import ascii as proto
 from .protocol.ascii_login import R_AUTH_FAILURE, R_LOGGED_IN, AsciiLogin
 
 if TYPE_CHECKING:
-    from .server import ShardContext
+    from .context import ShardContext
 
 __all__ = ["ClientConnection", "MAX_QUEUED_REPLIES", "READ_SIZE", "SAMPLE_MASK", "command_name", "native_number", "socket_address"]
 
@@ -170,8 +170,12 @@ READ_SIZE: Final = 64 << 10  # the most one read takes from a socket (see get_bu
 _read_view = memoryview(bytearray(READ_SIZE))  # one per shard process: each read is copied out at once
 
 
-class ClientConnection(asyncio.BufferedProtocol):
-    """Serves one client; see the module docstring for the rules."""
+class ClientConnection:
+    """Serves one client; see the module docstring for the rules.
+
+    An asyncio buffered protocol by its methods (``get_buffer``/``buffer_updated``), which is
+    what uvloop and its TLS layer look for; it does not subclass ``asyncio.BufferedProtocol``
+    so that, compiled, it is an extension type with C fields (connection.pxd)."""
 
     def __init__(self, ctx: "ShardContext") -> None:
         self._ctx = ctx

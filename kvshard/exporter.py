@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Iterable, Iterator
 
 from framework import Shard, ShardUnavailable
 
+from . import __version__, core
 from .service import REPORT_HANDLER
 from .stats import ServerInfo
 
@@ -111,6 +112,9 @@ def _families(info: ServerInfo, reports: list[Report], now: float) -> Iterable["
     shards = [(str(i), r) for i, r in enumerate(reports)]
     answered = [(label, r) for label, r in shards if r is not None]
 
+    build = _family("gauge", "kvshard_build_info", "Always 1: kvshard's version and which core runs.", ["version", "core"])
+    build.add_metric([__version__, core.mode()], 1)
+    yield build
     up = _family("gauge", "memcached_up", "Whether the shard answered this scrape.", ["shard"])
     for label, report in shards:
         up.add_metric([label], 0 if report is None else 1)

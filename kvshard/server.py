@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from framework import Shard, ShardApp
@@ -21,11 +21,11 @@ from net_backends.posix import PosixStack
 from . import stats as stats_fmt
 from .auth import Credentials
 from .cache import Cache
+from .context import CONNS_HANDLER, ShardContext
 from .connection import SAMPLE_MASK, ClientConnection, native_number, socket_address
-from .protocol import ascii as proto
 from .service import PING_HANDLER, REPORT_HANDLER, KVService
 
-__all__ = ["ServerConfig", "KVServerApp", "ShardContext", "PROTOCOL_VERSION", "FIXED_OVERHEAD_PER_SHARD_MB"]
+__all__ = ["ServerConfig", "KVServerApp", "PROTOCOL_VERSION", "FIXED_OVERHEAD_PER_SHARD_MB"]
 
 log = logging.getLogger("kvshard.server")
 
@@ -43,7 +43,6 @@ WORD_OPEN_CONNECTIONS = 0
 WORD_DRAINING = 1  # 1 while a stopping shard still has client connections to finish
 DRAIN_SECONDS = 3.0  # the most a stop waits for replies in flight (the runtime allows 5 s)
 DRAIN_GRACE = 0.1  # ... and for shards that got the stop a moment later to say they drain
-CONNS_HANDLER = "kv.conns"
 
 
 @dataclass(frozen=True)
@@ -76,68 +75,6 @@ class ServerConfig:
     auth: str = ""
     auth_file: str = ""
     credentials: tuple[tuple[bytes, bytes], ...] = ()
-
-
-@dataclass
-class ShardContext:
-    """What a connection needs from its shard."""
-
-    shard_id: int
-    shards: int
-    service: KVService
-    messenger: Any
-    local: dict[str, Callable[..., Any]]
-    handler: Callable[[str], Callable[..., Any]]
-    max_item_size: int
-    max_connections: int
-    version: str
-    info: stats_fmt.ServerInfo
-    verbosity: list[int] = field(default_factory=lambda: [0])
-    # open connections of every shard (shared memory words), for the -c limit
-    open_connections: Callable[[], int] | None = None
-    publish_connections: Callable[[int], None] | None = None
-    get_one: Callable[[bytes], bytes] = field(init=False)
-    # keyed operations this shard's connections ran here (they own the key) or sent to the owner
-    local_requests: int = 0
-    forwarded_requests: int = 0
-    # records a sampled read's latency under its command's name (see connection.py); the mask
-    # picks the reads to time (-1: none)
-    observe_latency: Callable[[str, float], None] = lambda command, seconds: None
-    request_shutdown: Callable[[], None] | None = None  # set with -A: the "shutdown" command stops the server
-    latency_sample_mask: int = -1
-    # open client connections by their ``stats conns`` id, and the shard's clock in whole
-    # seconds (ticked every second) for their idle times
-    connections: dict[int, Any] = field(default_factory=dict)
-    now: int = 0
-    # -S / -Y: every connection must log in (see kvshard.auth); None: nobody has to
-    sasl: Credentials | None = None
-    ascii_login: Credentials | None = None
-
-    def __post_init__(self) -> None:
-        self.get_one = self.service.get_one
-
-    def set_verbosity(self, level: int) -> None:
-        self.verbosity[0] = level
-
-    def stats_command(self, conn: Any, args: list[bytes]) -> None:
-        """Answer ``stats [group]`` through ``conn.reply`` / ``conn.fan_out`` (a connection,
-        or an adapter that converts the ASCII answer for another protocol)."""
-        group = args[0] if args else None  # memcached ignores tokens after the group's name
-        if group is None:
-            conn.fan_out("kv.stats", (), lambda r: stats_fmt.general(self.info, stats_fmt.sum_shards(r)))
-        elif group == b"settings":
-            conn.reply(stats_fmt.settings(self.info, self.verbosity[0]))
-        elif group == b"items":
-            conn.fan_out("kv.stats", (), lambda r: stats_fmt.items(stats_fmt.sum_shards(r)))
-        elif group == b"slabs":
-            conn.fan_out("kv.stats", (), lambda r: stats_fmt.slabs(stats_fmt.sum_shards(r)))
-        elif group == b"reset":
-            conn.fan_out("kv.stats_reset", (), lambda r: proto.R_RESET)
-        elif group == b"conns":
-            asking = getattr(conn, "conn_id", -1)
-            conn.fan_out(CONNS_HANDLER, (asking,), lambda r: stats_fmt.conns([c for part in r for c in part]))
-        else:
-            conn.reply(proto.R_ERROR)
 
 
 def _latency_recorder(metrics: MetricsRegistry) -> Callable[[str, float], None]:

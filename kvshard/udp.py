@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .connection import ClientConnection
 
 if TYPE_CHECKING:
-    from .server import ShardContext
+    from .context import ShardContext
 
 __all__ = ["UdpEndpoint", "DatagramSession", "FRAME_HEADER", "MAX_DATAGRAM", "MAX_PAYLOAD"]
 

@@ -1,6 +1,7 @@
 """A/B benchmark of kvshard against a stock memcached, driven by memaslap.
 
-Run: ``python -m loadtest.memaslap_ab [--rounds 3] [--seconds 20] [--kvshard-args "-m 256"]``
+Run: ``python -m loadtest.memaslap_ab [--rounds 3] [--seconds 20] [--kvshard-args "-m 256"]
+[--multiget N] [--interpreted]``
 
 ``--baseline-kvshard-args "FLAGS"`` puts kvshard with FLAGS in slot B instead of memcached, to
 measure what a kvshard feature costs (``--baseline-kvshard-args "--metrics-port 0"``: the
@@ -8,52 +9,81 @@ metrics endpoint, which slot A has on its default port 9150).
 
 Method
 ------
-Two servers, both with two workers and both listening on 127.0.0.1 only, on free ports:
+Two servers (three with ``--interpreted``), all with two workers and listening on 127.0.0.1
+only, on free ports:
 
 * A, kvshard: ``python -m kvshard.cli -l 127.0.0.1 -p PORT -t 2`` (``sys.executable``, plus
   ``--kvshard-args``);
 * B, memcached: ``memcached -l 127.0.0.1 -p PORT -U 0 -t 2`` (``-u root`` when run as root, plus
   ``--memcached-args``). Neither gets ``-m``, so both use their default memory limit (64 MB for
   memcached; with 100-byte values memcached starts evicting after ~15 s of this load, which
-  shows as ``get_misses`` and is part of the measurement).
+  shows as ``get_misses`` and is part of the measurement);
+* C, kvshard-interp (only with ``--interpreted``): A's command, unchanged, with
+  ``KVSHARD_NO_EXTENSIONS=1`` added to its environment, so kvshard (and every shard process it
+  starts, which inherit the environment) runs its interpreted ``.py`` modules instead of the
+  Cython-compiled ones. It measures what compiling the hot modules buys. The harness prints how
+  many compiled extension modules it finds in kvshard's packages (on disk, nothing imported):
+  with none, A runs interpreted too and A/C should come out near 1.
 
-Each round runs the servers in the order A B B A, so a trend over time (thermal, a noisy
-neighbour) hurts both alike; ``--rounds`` rounds (default 3). **Every run starts its server
+Each round runs the servers in the order A B B A, or A B C C B A with ``--interpreted`` (every
+server twice per round, placed symmetrically), so a trend over time (thermal, a noisy
+neighbour) hurts all alike; ``--rounds`` rounds (default 3). **Every run starts its server
 fresh** (empty cache, new process) and stops it afterwards (SIGTERM, then SIGKILL after 10 s),
 so no run inherits another's data or evictions.
 
 One run: start the server and wait until it answers ``version``; read the server's CPU time;
-run ``memaslap -s 127.0.0.1:PORT -T 2 -c 64 -X 100 -t Ns`` (Debian calls the binary
+run ``memaslap -s 127.0.0.1:PORT -T 2 -c 64 -X 100 -t Ns [-d M]`` (Debian calls the binary
 ``memcaslap``; its default workload is 90% get, 10% set, single-key gets, 64 connections over
 2 client threads, 100-byte values); read the server's CPU time again. memaslap stops by itself
 after N seconds (``--seconds``, default 20); we kill it only if it has not exited 30 s later.
+``--multiget M`` (M > 1) passes memaslap's ``-d M`` ("division"): it gathers up to M of its
+gets into one multi-key ``get``. As far as its output shows (``cmd_get``:``cmd_set`` stays 9:1
+with ``-d``, and ``Ops`` is their sum), memaslap counts every key as one operation, so TPS and
+us/op below are per key, not per request.
+``--binary`` passes ``-B``. Both apply to every slot alike.
 
 From memaslap's final statistics we take the line
 ``Run time: 20.0s Ops: 2363310 TPS: 118163 Net_rate: 28.0M/s`` (TPS = ops / run time) and count
 the server error replies it prints (``<FD ERROR``, ``<FD SERVER_ERROR ...`` and the like).
 
-CPU: the server's CPU time is utime + stime + cutime + cstime from ``/proc/PID/stat`` summed
-over the server process and all its live descendants (kvshard runs one process per shard;
-memcached's threads are counted in its one process), before and after memaslap. The
-difference divided by memaslap's ops is the server's CPU cost in microseconds per operation.
-Resolution is one clock tick (usually 10 ms), negligible over a run of seconds.
+CPU: the server's CPU time is read from ``/proc/PID/stat`` of the server process and all its
+live descendants (kvshard runs one process per shard; memcached's threads are counted in its
+one process), in one scan before and one after memaslap: user time = utime + cutime, system
+time = stime + cstime, total = user + system. Each difference divided by memaslap's ops is the
+server's CPU cost in microseconds per operation: total (``cpu_us_per_op``), user
+(``user_us_per_op``: the server's own code, the interpreter, libraries) and system
+(``sys_us_per_op``: the kernel working on its behalf, in its system calls: socket reads and
+writes, polling).
+Resolution is one clock tick (usually 10 ms) per reading, per mode, negligible over a run of
+seconds.
 
-Reported: every run; the median TPS of each server over all its runs; the median over rounds
-of the per-round ratio (mean kvshard TPS of the round / mean memcached TPS of the round); each
-server's median CPU us/op. The last line is::
+Reported: every run (TPS, total/user/system CPU us/op); per server, the median TPS over all its
+runs and the median total, user and system CPU us/op; the median over rounds of the per-round
+ratio (mean kvshard TPS of the round / mean memcached TPS of the round); with
+``--interpreted`` also kvshard-interp's medians, the median over rounds of the per-round ratio
+kvshard-interp / memcached, and that of kvshard / kvshard-interp (what compiling buys). The
+last line is::
 
     summary: tps_ratio=<r> kvshard_tps=<n> memcached_tps=<n> kvshard_cpu_us_per_op=<x> memcached_cpu_us_per_op=<y>
+      kvshard_user_us_per_op=<x> kvshard_sys_us_per_op=<x> memcached_user_us_per_op=<y> memcached_sys_us_per_op=<y>
+      [interp_tps=<n> interp_tps_ratio=<r> interp_cpu_us_per_op=<z> interp_user_us_per_op=<z> interp_sys_us_per_op=<z>]
+
+(one line; the ``interp_*`` fields only with ``--interpreted``; ``interp_tps_ratio`` is
+kvshard-interp / memcached, median over rounds). With ``--baseline-kvshard-args`` the
+``memcached*`` numbers describe slot B, and so do the denominators of the ratios.
 
 Client and servers share the machine, so TPS is a property of the whole box; CPU us/op is the
 fairer comparison of the servers' efficiency. For the numbers to mean anything, run on an
 otherwise idle machine. ``--self-test`` (hidden) runs memcached in both slots to check the
-harness itself: the ratio should come out near 1.
+harness itself (and in slot C too, with ``--interpreted``): the ratios should come out near 1.
 """
-
 from __future__ import annotations
 
 import argparse
 import collections
+import importlib.machinery
+import importlib.util
+import math
 import os
 import re
 import shlex
@@ -69,7 +99,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Sequence
+from typing import IO, Any, Iterable, Mapping, Sequence
 
 __all__ = [
     "stop_tree",
@@ -85,6 +115,7 @@ __all__ = [
     "MemaslapResult",
     "MemaslapRun",
     "ProcStat",
+    "CpuTimes",
     "RunRecord",
     "Summary",
     "descendants",
@@ -95,8 +126,11 @@ __all__ = [
     "parse_proc_stat",
     "read_proc_stat",
     "run_memaslap",
+    "slot_order",
     "summarize",
     "tree_cpu_seconds",
+    "tree_cpu_times",
+    "NO_EXTENSIONS_ENV",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -354,6 +388,16 @@ class ProcStat:
         """CPU of the process (all its threads) plus its waited-for children."""
         return self.utime + self.stime + self.cutime + self.cstime
 
+    @property
+    def user_ticks(self) -> int:
+        """User-mode CPU of the process plus its waited-for children (utime + cutime)."""
+        return self.utime + self.cutime
+
+    @property
+    def sys_ticks(self) -> int:
+        """Kernel-mode CPU of the process plus its waited-for children (stime + cstime)."""
+        return self.stime + self.cstime
+
 
 def parse_proc_stat(text: str) -> ProcStat:
     """Parse one ``/proc/PID/stat`` line (see proc(5)).
@@ -414,6 +458,14 @@ def descendants(pid: int, proc_root: Path = Path("/proc"), *, _stats: dict[int, 
     return found
 
 
+def _tree(pid: int, proc_root: Path) -> list[ProcStat]:
+    """``pid`` and its live descendants, from one scan of ``proc_root``."""
+    stats = _all_stats(proc_root)
+    if pid not in stats:
+        raise ProcessLookupError(pid)
+    return [stats[pid], *descendants(pid, proc_root, _stats=stats)]
+
+
 def tree_cpu_seconds(pid: int, proc_root: Path = Path("/proc")) -> float:
     """CPU seconds used so far by ``pid`` and all its descendants.
 
@@ -422,11 +474,31 @@ def tree_cpu_seconds(pid: int, proc_root: Path = Path("/proc")) -> float:
     the sum does not drop when a shard process exits between two readings.
     Raises ProcessLookupError if ``pid`` itself is gone.
     """
-    stats = _all_stats(proc_root)
-    if pid not in stats:
-        raise ProcessLookupError(pid)
-    ticks = stats[pid].cpu_ticks + sum(st.cpu_ticks for st in descendants(pid, proc_root, _stats=stats))
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(st.cpu_ticks for st in _tree(pid, proc_root)) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """CPU seconds split by mode: ``user`` (utime + cutime), ``system`` (stime + cstime)."""
+
+    user: float
+    system: float
+
+    @property
+    def total(self) -> float:
+        return self.user + self.system
+
+    def __sub__(self, other: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.user - other.user, self.system - other.system)
+
+
+def tree_cpu_times(pid: int, proc_root: Path = Path("/proc")) -> CpuTimes:
+    """:func:`tree_cpu_seconds` split into user and system time (both from one scan, so
+    ``total`` equals what :func:`tree_cpu_seconds` would have read at that moment).
+    Raises ProcessLookupError if ``pid`` itself is gone."""
+    tree = _tree(pid, proc_root)
+    tick = os.sysconf("SC_CLK_TCK")
+    return CpuTimes(sum(st.user_ticks for st in tree) / tick, sum(st.sys_ticks for st in tree) / tick)
 
 
 # ----- servers ---------------------------------------------------------------------------------
@@ -472,9 +544,13 @@ def _answers_version(port: int) -> bool:
         return False
 
 
-def start_server(name: str, argv: list[str], port: int, timeout: float = 30.0) -> RunningServer:
+def start_server(name: str, argv: list[str], port: int, timeout: float = 30.0,
+                 env: Mapping[str, str] | None = None) -> RunningServer:
+    """Start ``argv`` and wait until it answers ``version`` on ``port``; ``env``: variables
+    added to (or overriding) this process's environment for the server and its children."""
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    environment = {**os.environ, **env} if env else None
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment)
     server = RunningServer(name, argv, port, proc, log)
     deadline = time.monotonic() + timeout
     while not _answers_version(port):
@@ -518,28 +594,50 @@ def stop_tree(proc: subprocess.Popen[Any]) -> None:
 
 # ----- the A/B run -----------------------------------------------------------------------------
 
+NO_EXTENSIONS_ENV = "KVSHARD_NO_EXTENSIONS"
+"""Set to 1 in kvshard's environment, it runs its interpreted modules instead of the compiled
+ones (``--interpreted``, slot C)."""
+
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One memaslap run against one freshly started server."""
+    """One memaslap run against one freshly started server.
+
+    ``cpu_s`` is the server tree's CPU time over the run, ``user_s`` and ``sys_s`` its user
+    (utime + cutime) and system (stime + cstime) parts (NaN when not measured).
+    """
 
     round: int
-    slot: str  # "A" or "B"
-    server: str  # "kvshard" or "memcached"
+    slot: str  # "A", "B" or "C"
+    server: str  # "kvshard", "memcached", "kvshard-B", "kvshard-interp"
     tps: float
     ops: int
     run_time_s: float
     cpu_s: float
     errors: int
+    user_s: float = math.nan
+    sys_s: float = math.nan
+
+    def _per_op(self, seconds: float) -> float:
+        return seconds * 1e6 / self.ops if self.ops else float("nan")
 
     @property
     def cpu_us_per_op(self) -> float:
-        return self.cpu_s * 1e6 / self.ops if self.ops else float("nan")
+        return self._per_op(self.cpu_s)
+
+    @property
+    def user_us_per_op(self) -> float:
+        return self._per_op(self.user_s)
+
+    @property
+    def sys_us_per_op(self) -> float:
+        return self._per_op(self.sys_s)
 
 
 @dataclass(frozen=True)
 class Summary:
-    """Medians over the runs (see the module docstring)."""
+    """Medians over the runs (see the module docstring). ``kvshard_*`` describe slot A,
+    ``memcached_*`` slot B, ``interp_*`` slot C (None without ``--interpreted``)."""
 
     kvshard_tps: float
     memcached_tps: float
@@ -547,51 +645,123 @@ class Summary:
     round_ratios: list[float]
     kvshard_cpu_us_per_op: float
     memcached_cpu_us_per_op: float
+    kvshard_user_us_per_op: float = math.nan
+    kvshard_sys_us_per_op: float = math.nan
+    memcached_user_us_per_op: float = math.nan
+    memcached_sys_us_per_op: float = math.nan
+    interp_tps: float | None = None
+    interp_tps_ratio: float | None = None  # C / B, median over rounds
+    interp_round_ratios: list[float] = field(default_factory=list)
+    interp_cpu_us_per_op: float | None = None
+    interp_user_us_per_op: float | None = None
+    interp_sys_us_per_op: float | None = None
+    compiled_interp_ratio: float | None = None  # A / C, median over rounds
+    compiled_interp_round_ratios: list[float] = field(default_factory=list)
 
     def line(self) -> str:
-        return (
+        text = (
             f"summary: tps_ratio={self.tps_ratio:.3f} kvshard_tps={self.kvshard_tps:.0f} "
             f"memcached_tps={self.memcached_tps:.0f} kvshard_cpu_us_per_op={self.kvshard_cpu_us_per_op:.2f} "
-            f"memcached_cpu_us_per_op={self.memcached_cpu_us_per_op:.2f}"
+            f"memcached_cpu_us_per_op={self.memcached_cpu_us_per_op:.2f} "
+            f"kvshard_user_us_per_op={self.kvshard_user_us_per_op:.2f} "
+            f"kvshard_sys_us_per_op={self.kvshard_sys_us_per_op:.2f} "
+            f"memcached_user_us_per_op={self.memcached_user_us_per_op:.2f} "
+            f"memcached_sys_us_per_op={self.memcached_sys_us_per_op:.2f}"
         )
+        if self.interp_tps is not None:
+            text += (
+                f" interp_tps={self.interp_tps:.0f} interp_tps_ratio={self.interp_tps_ratio:.3f} "
+                f"interp_cpu_us_per_op={self.interp_cpu_us_per_op:.2f} "
+                f"interp_user_us_per_op={self.interp_user_us_per_op:.2f} "
+                f"interp_sys_us_per_op={self.interp_sys_us_per_op:.2f}"
+            )
+        return text
+
+
+def _round_ratios(runs: Sequence[RunRecord], top: str, bottom: str) -> list[float]:
+    """Per round that has runs of both slots: mean TPS of slot ``top`` / mean TPS of ``bottom``."""
+    ratios = []
+    for rnd in sorted({r.round for r in runs}):
+        num = [r.tps for r in runs if r.round == rnd and r.slot == top]
+        den = [r.tps for r in runs if r.round == rnd and r.slot == bottom]
+        if num and den:
+            ratios.append(statistics.fmean(num) / statistics.fmean(den))
+    return ratios
 
 
 def summarize(runs: Iterable[RunRecord]) -> Summary:
-    """Median TPS and CPU us/op per server; median over rounds of the per-round TPS ratio."""
+    """Median TPS and CPU (total, user, system) us/op per slot; median over rounds of the
+    per-round TPS ratios A/B and, when there are slot C runs, C/B and A/C."""
     runs = list(runs)
 
-    def of(server: str, rnd: int | None = None) -> list[RunRecord]:
-        # by slot: A is kvshard, B memcached (or, with --baseline-kvshard-args, kvshard again)
-        slot = "A" if server == "kvshard" else "B"
-        return [r for r in runs if r.slot == slot and (rnd is None or r.round == rnd)]
+    def of(slot: str) -> list[RunRecord]:
+        # A is kvshard, B memcached (or, with --baseline-kvshard-args, kvshard again), C kvshard-interp
+        return [r for r in runs if r.slot == slot]
 
-    ratios = []
-    for rnd in sorted({r.round for r in runs}):
-        kv, mc = of("kvshard", rnd), of("memcached", rnd)
-        if kv and mc:
-            ratios.append(statistics.fmean(r.tps for r in kv) / statistics.fmean(r.tps for r in mc))
+    def med(slot: str, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in of(slot))
+
+    ratios = _round_ratios(runs, "A", "B")
     if not ratios:
         raise ValueError("no round has runs of both servers")
+    interp: dict[str, Any] = {}
+    if of("C"):
+        interp_ratios = _round_ratios(runs, "C", "B")
+        compiled_ratios = _round_ratios(runs, "A", "C")
+        if not interp_ratios:
+            raise ValueError("no round has runs of both slot C and slot B")
+        interp = dict(
+            interp_tps=med("C", "tps"),
+            interp_tps_ratio=statistics.median(interp_ratios),
+            interp_round_ratios=interp_ratios,
+            interp_cpu_us_per_op=med("C", "cpu_us_per_op"),
+            interp_user_us_per_op=med("C", "user_us_per_op"),
+            interp_sys_us_per_op=med("C", "sys_us_per_op"),
+            compiled_interp_ratio=statistics.median(compiled_ratios) if compiled_ratios else None,
+            compiled_interp_round_ratios=compiled_ratios,
+        )
     return Summary(
-        kvshard_tps=statistics.median(r.tps for r in of("kvshard")),
-        memcached_tps=statistics.median(r.tps for r in of("memcached")),
+        kvshard_tps=med("A", "tps"),
+        memcached_tps=med("B", "tps"),
         tps_ratio=statistics.median(ratios),
         round_ratios=ratios,
-        kvshard_cpu_us_per_op=statistics.median(r.cpu_us_per_op for r in of("kvshard")),
-        memcached_cpu_us_per_op=statistics.median(r.cpu_us_per_op for r in of("memcached")),
+        kvshard_cpu_us_per_op=med("A", "cpu_us_per_op"),
+        memcached_cpu_us_per_op=med("B", "cpu_us_per_op"),
+        kvshard_user_us_per_op=med("A", "user_us_per_op"),
+        kvshard_sys_us_per_op=med("A", "sys_us_per_op"),
+        memcached_user_us_per_op=med("B", "user_us_per_op"),
+        memcached_sys_us_per_op=med("B", "sys_us_per_op"),
+        **interp,
     )
 
 
-class _ArgvFor:
-    """A server's command line as a function of its port."""
+def slot_order(interpreted: bool) -> tuple[str, ...]:
+    """The slots of one round: A B B A, or A B C C B A with ``--interpreted``."""
+    return ("A", "B", "C", "C", "B", "A") if interpreted else ("A", "B", "B", "A")
 
-    def __init__(self, kind: str, threads: int, extra: Sequence[str], memcached: str) -> None:
+
+class _ArgvFor:
+    """A server's command line as a function of its port, and the variables added to its
+    environment."""
+
+    def __init__(self, kind: str, threads: int, extra: Sequence[str], memcached: str,
+                 env: Mapping[str, str] | None = None) -> None:
         self.kind, self.threads, self.extra, self.memcached = kind, threads, list(extra), memcached
+        self.env = dict(env or {})
+
+    def with_env(self, **env: str) -> _ArgvFor:
+        """The same command with ``env`` added to its environment."""
+        return _ArgvFor(self.kind, self.threads, self.extra, self.memcached, {**self.env, **env})
 
     def __call__(self, port: int) -> list[str]:
         if self.kind == "kvshard":
             return kvshard_argv(port, self.threads, self.extra)
         return memcached_argv(self.memcached, port, self.threads, self.extra)
+
+    def shown(self) -> str:
+        """The command as printed: ``[VAR=value ...] argv`` with PORT for the port."""
+        prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in self.env.items())
+        return prefix + " ".join(self(0)).replace(" -p 0 ", " -p PORT ")
 
 
 class _Scraper:
@@ -622,13 +792,13 @@ def _one_run(rnd: int, slot: str, server_name: str, argv_for_port: _ArgvFor, mem
              seconds: int, threads: int, concurrency: int, value_size: int,
              extra: Sequence[str] = (), scrape_url: str | None = None, scrape_every: float = 0) -> RunRecord:
     port = free_port()
-    server = start_server(server_name, argv_for_port(port), port)
+    server = start_server(server_name, argv_for_port(port), port, env=argv_for_port.env)
     scraper = _Scraper(scrape_url, scrape_every) if scrape_url and scrape_every > 0 else None
     try:
-        cpu0 = tree_cpu_seconds(server.proc.pid)
+        cpu0 = tree_cpu_times(server.proc.pid)
         run = run_memaslap(port, seconds, threads=threads, concurrency=concurrency,
                            value_size=value_size, extra=extra, binary=memaslap)
-        cpu1 = tree_cpu_seconds(server.proc.pid)
+        cpu1 = tree_cpu_times(server.proc.pid)
     except ProcessLookupError:
         raise RuntimeError(f"{server_name} died during the run:\n{server.log_tail()}") from None
     finally:
@@ -639,7 +809,9 @@ def _one_run(rnd: int, slot: str, server_name: str, argv_for_port: _ArgvFor, mem
     if run.result is None or run.timed_out or run.returncode != 0:
         raise RuntimeError(f"memaslap failed against {server_name}: {'; '.join(run.problems())}\n{run.describe()}")
     res = run.result
-    return RunRecord(rnd, slot, server_name, res.tps, res.ops, res.run_time_s, cpu1 - cpu0, res.error_count)
+    used = cpu1 - cpu0
+    return RunRecord(rnd, slot, server_name, res.tps, res.ops, res.run_time_s, used.total, res.error_count,
+                     used.user, used.system)
 
 
 def _version(argv: list[str]) -> str:
@@ -650,10 +822,25 @@ def _version(argv: list[str]) -> str:
         return "?"
 
 
+def _compiled_extensions() -> list[Path]:
+    """Extension modules (``.so``) inside kvshard's packages, as ``python -m kvshard.cli`` from
+    this directory would find them; located on disk, nothing is imported."""
+    found: list[Path] = []
+    for package in ("framework", "kvshard", "net_backends"):
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            spec = None
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            found += [f for f in Path(location).rglob("*")
+                      if any(f.name.endswith(sfx) for sfx in importlib.machinery.EXTENSION_SUFFIXES)]
+    return sorted(found)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m loadtest.memaslap_ab",
                                 description="A/B benchmark: kvshard vs memcached under memaslap (see the module docstring)")
-    p.add_argument("--rounds", type=int, default=3, help="rounds of A B B A (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of A B B A (A B C C B A with --interpreted) (default 3)")
     p.add_argument("--seconds", type=int, default=20, help="memaslap run time per run (default 20)")
     p.add_argument("--kvshard-args", default="", help="extra kvshard flags, one string: --kvshard-args=\"-m 256\"")
     p.add_argument("--memcached-args", default="", help="extra memcached flags, one string: --memcached-args=\"-m 256\"")
@@ -663,6 +850,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=64, help="memaslap -c (default 64)")
     p.add_argument("--value-size", type=int, default=100, help="memaslap -X (default 100)")
     p.add_argument("--binary", action="store_true", help="memaslap speaks the binary protocol (-B)")
+    p.add_argument("--multiget", type=int, default=1, metavar="N",
+                   help="memaslap -d N: up to N keys per multi-get (default 1: single-key gets, -d not passed)")
+    p.add_argument(
+        "--interpreted", action="store_true",
+        help=f"add slot C, kvshard-interp: slot A's kvshard command with {NO_EXTENSIONS_ENV}=1 "
+             "(its interpreted modules); rounds become A B C C B A",
+    )
     p.add_argument(
         "--baseline-kvshard-args", default=None,
         help="slot B runs kvshard with these flags instead of memcached (e.g. \"--metrics-port 0\" "
@@ -679,8 +873,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.rounds < 1 or args.seconds < 1:
-        print("memaslap_ab: --rounds and --seconds must be at least 1", file=sys.stderr)
+    if args.rounds < 1 or args.seconds < 1 or args.multiget < 1:
+        print("memaslap_ab: --rounds, --seconds and --multiget must be at least 1", file=sys.stderr)
         return 2
     if not args.memaslap:
         print("memaslap_ab: memaslap/memcaslap not found (Debian: apt-get install libmemcached-tools)", file=sys.stderr)
@@ -698,18 +892,28 @@ def main(argv: list[str] | None = None) -> int:
         baseline = _ArgvFor("kvshard", args.threads, shlex.split(args.baseline_kvshard_args), args.memcached)
         slots["B"] = ("kvshard-B", baseline)
         memcached = baseline
+    if args.interpreted:
+        slots["C"] = ("kvshard-interp", kvshard.with_env(**{NO_EXTENSIONS_ENV: "1"}))
+    order = slot_order(args.interpreted)
+    width = max(len(name) for name, _ in slots.values())
 
     print(f"# memaslap A/B: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
     print(f"# {_version([args.memcached, '-V'])}; {args.memaslap}")
-    print(f"# A kvshard:   {' '.join(kvshard(0)).replace(' -p 0 ', ' -p PORT ')}")
-    print(f"# B {slots['B'][0] + ':':<10} {' '.join(memcached(0)).replace(' -p 0 ', ' -p PORT ')}")
+    print(f"# A kvshard:   {kvshard.shown()}")
+    print(f"# B {slots['B'][0] + ':':<10} {memcached.shown()}")
+    if args.interpreted:
+        print(f"# C kvshard-interp: {slots['C'][1].shown()}")
+        if not args.self_test:
+            compiled = _compiled_extensions()
+            print(f"# compiled extension modules found: {len(compiled)}"
+                  + ("" if compiled else " (none: slots A and C both run the interpreted modules)"))
     if args.baseline_kvshard_args is not None:
         print("# BASELINE: slot B is kvshard too; the memcached_* numbers below are slot B's")
-    extra = ["-B"] if args.binary else []
+    extra = (["-B"] if args.binary else []) + (["-d", str(args.multiget)] if args.multiget > 1 else [])
     slap = memaslap_command(args.memaslap, 0, args.seconds, threads=args.threads, concurrency=args.concurrency,
                             value_size=args.value_size, extra=extra)
     print(f"# memaslap:    {' '.join(slap).replace(':0 ', ':PORT ')}")
-    print(f"# {args.rounds} rounds of A B B A, every run on a freshly started server")
+    print(f"# {args.rounds} rounds of {' '.join(order)}, every run on a freshly started server")
     if args.self_test:
         print("# SELF-TEST: slot A runs memcached too (labelled kvshard); expect a ratio near 1")
     if args.rounds < 3:
@@ -719,25 +923,43 @@ def main(argv: list[str] | None = None) -> int:
     n = 0
     try:
         for rnd in range(1, args.rounds + 1):
-            for slot in ("A", "B", "B", "A"):
+            for slot in order:
                 name, argv_for = slots[slot]
                 scrape = "http://127.0.0.1:9150/metrics" if slot == "A" else None
                 rec = _one_run(rnd, slot, name, argv_for, args.memaslap, args.seconds, args.threads,
                                args.concurrency, args.value_size, extra, scrape, args.scrape_every)
                 n += 1
                 runs.append(rec)
-                print(f"run {n:2d} round {rnd} {slot} {name:<9} tps={rec.tps:9.0f} ops={rec.ops:9d} "
+                print(f"run {n:2d} round {rnd} {slot} {name:<{width}} tps={rec.tps:9.0f} ops={rec.ops:9d} "
                       f"time={rec.run_time_s:5.1f}s cpu={rec.cpu_s:7.2f}s cpu_us_per_op={rec.cpu_us_per_op:7.2f} "
+                      f"user_us_per_op={rec.user_us_per_op:7.2f} sys_us_per_op={rec.sys_us_per_op:7.2f} "
                       f"error_replies={rec.errors}", flush=True)
     except (RuntimeError, OSError) as exc:
         print(f"memaslap_ab: {exc}", file=sys.stderr)
         return 1
 
     s = summarize(runs)
-    print(f"median tps: kvshard={s.kvshard_tps:.0f} memcached={s.memcached_tps:.0f}")
-    print(f"median ratio kvshard/memcached over rounds: {s.tps_ratio:.3f} "
-          f"(per round: {' '.join(f'{r:.3f}' for r in s.round_ratios)})")
-    print(f"median cpu us/op: kvshard={s.kvshard_cpu_us_per_op:.2f} memcached={s.memcached_cpu_us_per_op:.2f}")
+    c = s.interp_tps is not None
+
+    def per_server(metric: str, fmt: str) -> str:
+        """``kvshard=X memcached=Y [kvshard-interp=Z]`` from the fields ``{kvshard,memcached,interp}_<metric>``."""
+        text = f"kvshard={getattr(s, 'kvshard_' + metric):{fmt}} memcached={getattr(s, 'memcached_' + metric):{fmt}}"
+        return text + (f" kvshard-interp={getattr(s, 'interp_' + metric):{fmt}}" if c else "")
+
+    def rounds(ratios: list[float]) -> str:
+        return " ".join(f"{r:.3f}" for r in ratios)
+
+    print(f"median tps: {per_server('tps', '.0f')}")
+    print(f"median ratio kvshard/memcached over rounds: {s.tps_ratio:.3f} (per round: {rounds(s.round_ratios)})")
+    if c:
+        print(f"median ratio kvshard-interp/memcached over rounds: {s.interp_tps_ratio:.3f} "
+              f"(per round: {rounds(s.interp_round_ratios)})")
+        if s.compiled_interp_ratio is not None:
+            print(f"median ratio kvshard/kvshard-interp over rounds: {s.compiled_interp_ratio:.3f} "
+                  f"(per round: {rounds(s.compiled_interp_round_ratios)})")
+    print(f"median cpu us/op: {per_server('cpu_us_per_op', '.2f')}")
+    print(f"median user us/op: {per_server('user_us_per_op', '.2f')}")
+    print(f"median sys us/op: {per_server('sys_us_per_op', '.2f')}")
     print(s.line())
     return 0
 

@@ -6,6 +6,8 @@ connection to a fresh ``asyncio.Protocol`` through an ``asyncio.Transport``. Sta
 shard: net_backends/native, or over a DPDK port: net_backends/dpdk). Imports only ``framework``.
 """
 
+import framework.extensions  # noqa: F401 - first: decides compiled or interpreted modules
+
 __all__ = ["STACKS"]
 
 STACKS = ("posix", "native")

@@ -35,6 +35,10 @@ APT_PACKAGES=(gcc)
 if ! python3 -c "import sys, venv, ensurepip; assert sys.version_info >= (3, 11)" 2>/dev/null; then
     APT_PACKAGES+=(python3 python3-venv python3-dev)
 fi
+# the compiled core (Cython, built by pip install) needs Python's headers
+if ! python3 -c "import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))" 2>/dev/null; then
+    APT_PACKAGES+=(python3-dev)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

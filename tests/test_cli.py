@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 
@@ -9,7 +10,8 @@ import pytest
 import sys
 import time
 
-from kvshard import __version__
+from framework import extensions
+from kvshard import __version__, core
 from tests.servers import free_port
 
 
@@ -20,8 +22,18 @@ def kvshard(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]
 
 
 def test_version() -> None:
+    """-V names the version and, on a second line, the core this install runs; in CI the
+    compiled core must have been built (no silent fallback to the interpreted one)."""
     r = kvshard("-V")
-    assert r.returncode == 0 and r.stdout.strip() == f"kvshard {__version__}"
+    assert r.returncode == 0 and r.stdout.splitlines() == [f"kvshard {__version__}", f"core: {core.mode()}"]
+    if os.environ.get("CI") and not extensions.extensions_disabled():
+        assert core.mode() == "compiled", extensions.interpreted_modules(core.HOT_MODULES)
+
+
+def test_version_says_interpreted_when_extensions_are_off() -> None:
+    r = subprocess.run([sys.executable, "-m", "kvshard.cli", "-V"], capture_output=True, text=True, timeout=30,
+                       env={**os.environ, extensions.NO_EXTENSIONS_ENV: "1"})
+    assert r.returncode == 0 and r.stdout.splitlines()[1] == "core: interpreted"
 
 
 def test_unknown_flag_is_a_one_line_usage_error() -> None:
@@ -48,6 +60,28 @@ def test_starts_and_stops_on_sigterm() -> None:
         seen += proc.stderr.readline()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
+
+
+def test_start_says_which_core_runs() -> None:
+    """-v logs the core at start; the interpreted core adds one warning line, shown even
+    without -v."""
+    for env, verbose in (({}, ["-v"]), ({extensions.NO_EXTENSIONS_ENV: "1"}, [])):
+        port = str(free_port())
+        proc = subprocess.Popen([sys.executable, "-m", "kvshard.cli", "-t", "1", *verbose, "-p", port, "--metrics-port", "0"],
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+        assert proc.stderr is not None
+        try:
+            first = proc.stderr.readline()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            rest = proc.communicate(timeout=10)[1]
+        lines = (first + rest).splitlines()
+        if verbose:
+            assert f"kvshard {__version__}, core: {core.mode()}" in lines[0]
+        else:
+            warnings = [line for line in lines if "WARNING" in line]
+            assert len(warnings) == 1 and "core: interpreted, several times slower" in warnings[0], lines
+            assert "KVSHARD_NO_EXTENSIONS is set" in warnings[0]
 
 
 def test_bad_item_size() -> None:

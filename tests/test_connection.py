@@ -10,7 +10,7 @@ from typing import Any, Callable
 from framework import ShardUnavailable
 from kvshard.cache import Cache
 from kvshard.connection import ClientConnection
-from kvshard.server import ShardContext
+from kvshard.context import ShardContext
 from kvshard.service import KVService
 
 

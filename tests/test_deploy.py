@@ -63,6 +63,10 @@ def test_the_image_install_steps_give_a_working_server(tmp_path: Path) -> None:
                             env=run_env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
+    # the install compiled the core (the image has gcc, and so does a machine set up for the tests)
+    version = subprocess.run([str(venv / "bin" / "kvshard"), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.stdout.splitlines()[1:] == ["core: compiled"], version.stdout + version.stderr
+
     entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", DOCKERFILE.read_text(), re.M)[1])  # type: ignore[index]
     health = json.loads(re.search(r'CMD (\["python", "-m", "kvshard.health"\])', DOCKERFILE.read_text())[1])  # type: ignore[index]
     port = free_port()

@@ -6,25 +6,35 @@ against memcached 1.6.18 and against a stub server that answers ERROR to everyth
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
+import loadtest.memaslap_ab as ab
 from loadtest.memaslap_ab import (
+    CpuTimes,
     MemaslapOutputError,
     MemaslapRun,
     RunRecord,
     descendants,
+    free_port,
     memaslap_command,
     parse_memaslap,
     parse_proc_stat,
     read_proc_stat,
+    slot_order,
+    start_server,
+    stop_server,
     summarize,
     tree_cpu_seconds,
+    tree_cpu_times,
 )
 
 __all__: list[str] = []
@@ -182,6 +192,7 @@ def test_parse_proc_stat_with_awkward_comm() -> None:
     assert (st.pid, st.comm, st.state, st.ppid) == (4321, "a) (b c)", "S", 77)
     assert (st.utime, st.stime, st.cutime, st.cstime, st.starttime) == (11, 22, 33, 44, 999)
     assert st.cpu_ticks == 110
+    assert (st.user_ticks, st.sys_ticks) == (11 + 33, 22 + 44)
 
 
 def test_parse_proc_stat_of_this_process() -> None:
@@ -209,6 +220,19 @@ def test_tree_cpu_on_a_canned_proc(tmp_path: Path) -> None:
     assert tree_cpu_seconds(100, tmp_path) == pytest.approx(ticks / os.sysconf("SC_CLK_TCK"))
     with pytest.raises(ProcessLookupError):
         tree_cpu_seconds(999, tmp_path)
+    # the same tree split by mode: user = utime + cutime, system = stime + cstime
+    times = tree_cpu_times(100, tmp_path)
+    tick = os.sysconf("SC_CLK_TCK")
+    assert times.user == pytest.approx((100 + 7 + 300 + 10 + 200) / tick)
+    assert times.system == pytest.approx((50 + 3 + 100 + 10 + 200) / tick)
+    assert times.total == pytest.approx(tree_cpu_seconds(100, tmp_path))
+    with pytest.raises(ProcessLookupError):
+        tree_cpu_times(999, tmp_path)
+
+
+def test_cpu_times_difference() -> None:
+    used = CpuTimes(user=5.5, system=2.0) - CpuTimes(user=1.5, system=0.5)
+    assert (used.user, used.system, used.total) == (4.0, 1.5, 5.5)
 
 
 BURNER = textwrap.dedent(
@@ -255,11 +279,106 @@ def test_tree_cpu_counts_live_and_reaped_children() -> None:
     assert 0.7 <= after - before <= 3.0, (before, after)
 
 
+# a child that waits for a line, then runs ``body`` until it has used 0.4 s of CPU, then says
+# "done"; it reads its CPU clock (a system call) only every 200 iterations
+BURN_LOOP = (
+    "import os, sys, time\n"
+    "zero = os.open('/dev/zero', os.O_RDONLY)\n"
+    "print('ready', flush=True)\n"
+    "sys.stdin.readline()\n"
+    "end = time.process_time() + 0.4\n"
+    "while time.process_time() < end:\n"
+    "    for _ in range(200):\n"
+    "        {body}\n"
+    "print('done', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def burn(body: str) -> CpuTimes:
+    """The CPU a child spent running ``body`` for 0.4 s of CPU time, split by mode."""
+    proc = subprocess.Popen([sys.executable, "-c", BURN_LOOP.format(body=body)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        before = tree_cpu_times(proc.pid)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "done\n"
+        return tree_cpu_times(proc.pid) - before
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+
+
+def test_tree_cpu_times_splits_user_from_system() -> None:
+    spin = burn("sum(range(100))")  # pure interpreter work: user time
+    syscalls = burn("os.pread(zero, 1 << 16, 0)")  # mostly the kernel clearing 64 KiB: system time
+    assert spin.total >= 0.35 and syscalls.total >= 0.35, (spin, syscalls)
+    assert spin.user > 3 * spin.system, spin
+    assert syscalls.system > syscalls.user, syscalls
+
+
+# ----- servers ---------------------------------------------------------------------------------
+
+ECHO_ENV_SERVER = """\
+import os, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.recv(100)
+    c.sendall(("VERSION " + os.environ.get("KVSHARD_NO_EXTENSIONS", "unset") + " "
+               + ("path" if os.environ.get("PATH") else "nopath") + "\\r\\n").encode())
+    c.close()
+"""
+
+
+def _ask_version(port: int) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"version\r\n")
+        return s.recv(100)
+
+
+@pytest.mark.parametrize("env, expected", [(None, b"VERSION unset path\r\n"),
+                                           ({"KVSHARD_NO_EXTENSIONS": "1"}, b"VERSION 1 path\r\n")])
+def test_start_server_adds_env_to_the_inherited_environment(env: dict[str, str] | None, expected: bytes) -> None:
+    port = free_port()
+    argv = [sys.executable, "-c", ECHO_ENV_SERVER, str(port)]
+    server = start_server("echo-env", argv, port, env=env) if env is not None else start_server("echo-env", argv, port)
+    try:
+        assert _ask_version(port) == expected
+    finally:
+        stop_server(server)
+
+
 # ----- medians ---------------------------------------------------------------------------------
 
 
-def rec(rnd: int, slot: str, server: str, tps: float, cpu_s: float, ops: int = 1_000_000) -> RunRecord:
-    return RunRecord(rnd, slot, server, tps, ops, 10.0, cpu_s, 0)
+def rec(rnd: int, slot: str, server: str, tps: float, cpu_s: float, ops: int = 1_000_000,
+        user_s: float | None = None) -> RunRecord:
+    # by default 3/4 of the CPU is user time
+    user = cpu_s * 0.75 if user_s is None else user_s
+    return RunRecord(rnd, slot, server, tps, ops, 10.0, cpu_s, 0, user, cpu_s - user)
+
+
+def test_run_record_per_op() -> None:
+    r = RunRecord(1, "A", "kvshard", 100_000, 2_000_000, 20.0, 10.0, 0, 6.0, 4.0)
+    assert (r.cpu_us_per_op, r.user_us_per_op, r.sys_us_per_op) == (5.0, 3.0, 2.0)
+    old_style = RunRecord(1, "A", "kvshard", 100_000, 2_000_000, 20.0, 10.0, 0)  # user/sys not measured
+    assert old_style.cpu_us_per_op == 5.0 and math.isnan(old_style.user_us_per_op)
+
+
+def test_slot_order_is_balanced() -> None:
+    assert slot_order(False) == ("A", "B", "B", "A")
+    order = slot_order(True)
+    assert order == ("A", "B", "C", "C", "B", "A") and order == order[::-1]
+    assert all(order.count(slot) == 2 for slot in "ABC")
 
 
 def test_summarize_medians_and_per_round_ratio() -> None:
@@ -276,7 +395,141 @@ def test_summarize_medians_and_per_round_ratio() -> None:
     assert s.tps_ratio == pytest.approx(0.6)
     assert s.kvshard_tps == 60_000 and s.memcached_tps == 100_000
     assert s.kvshard_cpu_us_per_op == pytest.approx(10.5) and s.memcached_cpu_us_per_op == pytest.approx(4.0)
+    assert s.kvshard_user_us_per_op == pytest.approx(7.875) and s.kvshard_sys_us_per_op == pytest.approx(2.625)
+    assert s.memcached_user_us_per_op == pytest.approx(3.0) and s.memcached_sys_us_per_op == pytest.approx(1.0)
+    assert s.interp_tps is None and s.interp_round_ratios == []
     assert s.line() == (
         "summary: tps_ratio=0.600 kvshard_tps=60000 memcached_tps=100000 "
-        "kvshard_cpu_us_per_op=10.50 memcached_cpu_us_per_op=4.00"
+        "kvshard_cpu_us_per_op=10.50 memcached_cpu_us_per_op=4.00 "
+        "kvshard_user_us_per_op=7.88 kvshard_sys_us_per_op=2.62 "
+        "memcached_user_us_per_op=3.00 memcached_sys_us_per_op=1.00"
     )
+
+
+def test_summary_line_keeps_the_fields_other_tools_parse() -> None:
+    runs = [rec(1, "A", "kvshard", 50_000, 10.0), rec(1, "B", "memcached", 100_000, 4.0)]
+    fields = dict(f.split("=") for f in summarize(runs).line().removeprefix("summary: ").split())
+    assert list(fields)[:5] == ["tps_ratio", "kvshard_tps", "memcached_tps", "kvshard_cpu_us_per_op",
+                                "memcached_cpu_us_per_op"]
+    assert (fields["tps_ratio"], fields["kvshard_cpu_us_per_op"]) == ("0.500", "10.00")
+
+
+def test_summarize_user_and_system_medians_are_taken_separately() -> None:
+    # the median user and the median system time need not come from the same run
+    runs = [
+        rec(1, "A", "kvshard", 50_000, 10.0, user_s=9.0), rec(1, "B", "memcached", 100_000, 4.0, user_s=1.0),
+        rec(1, "B", "memcached", 100_000, 4.0, user_s=3.0), rec(1, "A", "kvshard", 50_000, 10.0, user_s=5.0),
+        rec(2, "A", "kvshard", 50_000, 10.0, user_s=6.0), rec(2, "B", "memcached", 100_000, 4.0, user_s=2.0),
+    ]
+    s = summarize(runs)
+    assert s.kvshard_user_us_per_op == pytest.approx(6.0) and s.kvshard_sys_us_per_op == pytest.approx(4.0)
+    assert s.memcached_user_us_per_op == pytest.approx(2.0) and s.memcached_sys_us_per_op == pytest.approx(2.0)
+
+
+def interp_rounds() -> list[RunRecord]:
+    runs = []
+    tps = [(60_000, 100_000, 30_000), (40_000, 80_000, 24_000), (90_000, 100_000, 45_000)]  # A, B, C
+    for rnd, (a, b, c) in enumerate(tps, 1):
+        for slot in slot_order(True):
+            tps, cpu = {"A": (a, 10.0), "B": (b, 4.0), "C": (c, 20.0 + rnd)}[slot]
+            runs.append(rec(rnd, slot, {"A": "kvshard", "B": "memcached", "C": "kvshard-interp"}[slot], tps, cpu))
+    return runs
+
+
+def test_summarize_interpreted_slot() -> None:
+    s = summarize(interp_rounds())
+    # A/B as before: 0.6, 0.5, 0.9; C/B: 0.3, 0.3, 0.45; A/C: 2, 5/3, 2
+    assert s.round_ratios == pytest.approx([0.6, 0.5, 0.9]) and s.tps_ratio == pytest.approx(0.6)
+    assert s.interp_round_ratios == pytest.approx([0.3, 0.3, 0.45]) and s.interp_tps_ratio == pytest.approx(0.3)
+    assert s.compiled_interp_round_ratios == pytest.approx([2.0, 5 / 3, 2.0])
+    assert s.compiled_interp_ratio == pytest.approx(2.0)
+    assert s.interp_tps == 30_000 and s.kvshard_tps == 60_000 and s.memcached_tps == 100_000
+    assert s.interp_cpu_us_per_op == pytest.approx(22.0)
+    assert s.interp_user_us_per_op == pytest.approx(16.5) and s.interp_sys_us_per_op == pytest.approx(5.5)
+    assert s.line() == (
+        "summary: tps_ratio=0.600 kvshard_tps=60000 memcached_tps=100000 "
+        "kvshard_cpu_us_per_op=10.00 memcached_cpu_us_per_op=4.00 "
+        "kvshard_user_us_per_op=7.50 kvshard_sys_us_per_op=2.50 "
+        "memcached_user_us_per_op=3.00 memcached_sys_us_per_op=1.00 "
+        "interp_tps=30000 interp_tps_ratio=0.300 interp_cpu_us_per_op=22.00 "
+        "interp_user_us_per_op=16.50 interp_sys_us_per_op=5.50"
+    )
+    without_c = summarize(r for r in interp_rounds() if r.slot != "C")
+    assert "interp" not in without_c.line() and without_c.tps_ratio == s.tps_ratio
+
+
+# ----- main, with the runs faked -----------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Replaces the real runs (servers, memaslap) by canned records; returns what main asked for."""
+    calls: list[dict[str, object]] = []
+    tps = {"A": 60_000.0, "B": 100_000.0, "C": 30_000.0}
+
+    def one_run(rnd: int, slot: str, name: str, argv_for: ab._ArgvFor, memaslap: str, seconds: int,
+                threads: int, concurrency: int, value_size: int, extra: list[str] = [],
+                scrape_url: str | None = None, scrape_every: float = 0) -> RunRecord:
+        calls.append({"round": rnd, "slot": slot, "name": name, "argv": argv_for(4242), "env": dict(argv_for.env),
+                      "extra": list(extra)})
+        return rec(rnd, slot, name, tps[slot], {"A": 10.0, "B": 4.0, "C": 20.0}[slot])
+
+    monkeypatch.setattr(ab, "_one_run", one_run)
+    return calls
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    # --memcached: any executable will do, nothing is started; -V is asked for the header
+    assert ab.main(["--memcached", sys.executable, "--memaslap", "memcaslap", "--seconds", "1", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_main_default_is_a_b_b_a_without_interp_fields(fake_runs: list[dict[str, object]],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_main(capsys, "--rounds", "2")
+    assert [c["slot"] for c in fake_runs] == list("ABBA") * 2
+    assert all(c["env"] == {} and c["extra"] == [] for c in fake_runs)
+    assert " -d " not in out and "kvshard-interp" not in out and "interp_" not in out
+    assert "user_us_per_op=   7.50 sys_us_per_op=   2.50" in out
+    assert "median user us/op: kvshard=7.50 memcached=3.00\n" in out
+    assert "median sys us/op: kvshard=2.50 memcached=1.00\n" in out
+    assert out.splitlines()[-1] == (
+        "summary: tps_ratio=0.600 kvshard_tps=60000 memcached_tps=100000 kvshard_cpu_us_per_op=10.00 "
+        "memcached_cpu_us_per_op=4.00 kvshard_user_us_per_op=7.50 kvshard_sys_us_per_op=2.50 "
+        "memcached_user_us_per_op=3.00 memcached_sys_us_per_op=1.00"
+    )
+
+
+def test_main_interpreted_and_multiget(fake_runs: list[dict[str, object]], capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_main(capsys, "--rounds", "2", "--interpreted", "--multiget", "10", "--kvshard-args", "-m 128")
+    assert [c["slot"] for c in fake_runs] == list("ABCCBA") * 2
+    by_slot = {c["slot"]: c for c in fake_runs}
+    assert by_slot["C"]["env"] == {"KVSHARD_NO_EXTENSIONS": "1"}
+    assert by_slot["A"]["env"] == {} and by_slot["B"]["env"] == {}
+    assert by_slot["C"]["argv"] == by_slot["A"]["argv"] and by_slot["C"]["argv"][-2:] == ["-m", "128"]
+    assert all(c["extra"] == ["-d", "10"] for c in fake_runs)
+    assert re.search(r"^# memaslap: .* -t 1s -d 10$", out, re.M), out
+    assert re.search(r"^# C kvshard-interp: KVSHARD_NO_EXTENSIONS=1 \S+ -m kvshard\.cli .* -p PORT ", out, re.M), out
+    assert "# 2 rounds of A B C C B A" in out
+    assert "median tps: kvshard=60000 memcached=100000 kvshard-interp=30000\n" in out
+    assert "median ratio kvshard-interp/memcached over rounds: 0.300 (per round: 0.300 0.300)" in out
+    assert "median ratio kvshard/kvshard-interp over rounds: 2.000" in out
+    assert "median sys us/op: kvshard=2.50 memcached=1.00 kvshard-interp=5.00\n" in out
+    summary = out.splitlines()[-1]
+    assert summary.startswith("summary: tps_ratio=0.600 kvshard_tps=60000 memcached_tps=100000 ")
+    assert summary.endswith(" interp_tps=30000 interp_tps_ratio=0.300 interp_cpu_us_per_op=20.00 "
+                            "interp_user_us_per_op=15.00 interp_sys_us_per_op=5.00")
+
+
+def test_main_interpreted_with_a_kvshard_baseline(fake_runs: list[dict[str, object]],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_main(capsys, "--rounds", "1", "--interpreted", "--baseline-kvshard-args", "--metrics-port 0")
+    names = {c["slot"]: (c["name"], c["argv"]) for c in fake_runs}
+    assert names["B"][0] == "kvshard-B" and names["B"][1][-2:] == ["--metrics-port", "0"]
+    assert names["C"][0] == "kvshard-interp" and "--metrics-port" not in names["C"][1]
+    assert "# BASELINE" in out and "interp_tps_ratio=0.300" in out
+
+
+def test_main_rejects_a_multiget_below_one(fake_runs: list[dict[str, object]]) -> None:
+    assert ab.main(["--memcached", sys.executable, "--memaslap", "memcaslap", "--multiget", "0"]) == 2
+    assert fake_runs == []

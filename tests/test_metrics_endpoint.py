@@ -284,3 +284,12 @@ def test_udp_drops_are_counted_only_with_udp(metrics_server: tuple[Server, int])
                 break
             time.sleep(0.1)
         assert dropped == 2
+
+
+def test_build_info_says_which_core_runs(metrics_server: tuple[Server, int]) -> None:
+    """kvshard_build_info{version, core} 1: the same core as ``kvshard --version`` says."""
+    from kvshard import __version__, core
+
+    srv, port = metrics_server
+    got = series(http_get(port, "/metrics")[1].decode())
+    assert got["kvshard_build_info"] == {(("core", core.mode()), ("version", __version__)): 1.0}

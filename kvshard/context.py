@@ -1,0 +1,105 @@
+"""The per-shard context a connection works in: a typed record, no request logic.
+
+One :class:`ShardContext` per shard process, shared by all its connections. It says who this
+shard is (``shard_id`` of ``shards``), where the keys live (``service``: this shard's items;
+``messenger``: the channels to the other shards; ``local``: the service's operations by name),
+the server's limits and settings, and keeps the few counters every connection adds to
+(``local_requests``/``forwarded_requests``). Compiled, every field is a C struct member, so the
+request path reads it without a dictionary lookup (see context.pxd).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .protocol import ascii as proto
+from . import stats as stats_fmt
+
+__all__ = ["ShardContext"]
+
+
+def _no_latency(command: str, seconds: float) -> None:
+    pass
+
+
+CONNS_HANDLER = "kv.conns"
+
+
+class ShardContext:
+    """What a connection needs from its shard."""
+
+    def __init__(
+        self,
+        *,
+        shard_id: int,
+        shards: int,
+        service: Any,
+        messenger: Any,
+        local: dict[str, Callable[..., Any]],
+        handler: Callable[[str], Callable[..., Any]],
+        max_item_size: int,
+        max_connections: int,
+        version: str,
+        info: Any,
+        verbosity: list[int] | None = None,
+        open_connections: Callable[[], int] | None = None,
+        publish_connections: Callable[[int], None] | None = None,
+        observe_latency: Callable[[str, float], None] = _no_latency,
+        request_shutdown: Callable[[], None] | None = None,
+        latency_sample_mask: int = -1,
+        sasl: Any = None,
+        ascii_login: Any = None,
+    ) -> None:
+        self.shard_id = shard_id
+        self.shards = shards
+        self.service = service
+        self.messenger = messenger
+        self.local = local
+        self.handler = handler
+        self.max_item_size = max_item_size
+        self.max_connections = max_connections
+        self.version = version
+        self.info = info
+        self.verbosity = verbosity if verbosity is not None else [0]
+        # open connections of every shard (shared memory words), for the -c limit
+        self.open_connections = open_connections
+        self.publish_connections = publish_connections
+        self.get_one = service.get_one
+        # keyed operations this shard's connections ran here (they own the key) or sent to the owner
+        self.local_requests = 0
+        self.forwarded_requests = 0
+        # records a sampled read's latency under its command's name (see connection.py); the
+        # mask picks the reads to time (-1: none)
+        self.observe_latency = observe_latency
+        self.request_shutdown = request_shutdown  # set with -A: "shutdown" stops the server
+        self.latency_sample_mask = latency_sample_mask
+        # open client connections by their ``stats conns`` id, and the shard's clock in whole
+        # seconds (ticked every second) for their idle times
+        self.connections: dict[int, Any] = {}
+        self.now = 0
+        # -S / -Y: every connection must log in (see kvshard.auth); None: nobody has to
+        self.sasl = sasl
+        self.ascii_login = ascii_login
+
+    def set_verbosity(self, level: int) -> None:
+        self.verbosity[0] = level
+
+    def stats_command(self, conn: Any, args: list[bytes]) -> None:
+        """Answer ``stats [group]`` through ``conn.reply`` / ``conn.fan_out`` (a connection,
+        or an adapter that converts the ASCII answer for another protocol)."""
+        group = args[0] if args else None  # memcached ignores tokens after the group's name
+        if group is None:
+            conn.fan_out("kv.stats", (), lambda r: stats_fmt.general(self.info, stats_fmt.sum_shards(r)))
+        elif group == b"settings":
+            conn.reply(stats_fmt.settings(self.info, self.verbosity[0]))
+        elif group == b"items":
+            conn.fan_out("kv.stats", (), lambda r: stats_fmt.items(stats_fmt.sum_shards(r)))
+        elif group == b"slabs":
+            conn.fan_out("kv.stats", (), lambda r: stats_fmt.slabs(stats_fmt.sum_shards(r)))
+        elif group == b"reset":
+            conn.fan_out("kv.stats_reset", (), lambda r: proto.R_RESET)
+        elif group == b"conns":
+            asking = getattr(conn, "conn_id", -1)
+            conn.fan_out(CONNS_HANDLER, (asking,), lambda r: stats_fmt.conns([c for part in r for c in part]))
+        else:
+            conn.reply(proto.R_ERROR)

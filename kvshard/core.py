@@ -1,0 +1,44 @@
+"""Which request core runs: the compiled modules or the interpreted ones.
+
+The hot modules (those with a ``.pxd`` beside their ``.py``, see :mod:`framework.extensions`)
+are imported here, so asking is answering: :func:`mode` is ``compiled`` only when every one of
+them was loaded from its extension. ``kvshard --version``, the start-up log and ``/metrics``
+(``kvshard_build_info``) all say what :func:`mode` says.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Final
+
+from framework import channel, extensions, reactor, ring
+
+from . import binary_session, cache, connection, context, meta_ops, service
+from .protocol import ascii, binary, meta, numbers
+
+__all__ = ["HOT_MODULES", "mode", "warning"]
+
+HOT_MODULES: Final[tuple[ModuleType, ...]] = (
+    ring, channel, reactor,
+    ascii, binary, meta, numbers,
+    cache, service, meta_ops, context, connection, binary_session,
+)
+
+
+def mode() -> str:
+    """``compiled`` or ``interpreted``."""
+    return extensions.core_mode(HOT_MODULES)
+
+
+def warning() -> str | None:
+    """The one line a server running the interpreted core logs at start (None when compiled)."""
+    slow = extensions.interpreted_modules(HOT_MODULES)
+    if not slow:
+        return None
+    if extensions.extensions_disabled():
+        why = f"{extensions.NO_EXTENSIONS_ENV} is set"
+    elif extensions.stale_modules():
+        why = "the source changed since the build of " + ", ".join(extensions.stale_modules()) + " (pip install -e . rebuilds)"
+    else:
+        why = "the compiled modules were not built (install with a C compiler and Python headers)"
+    return f"core: interpreted, several times slower than compiled: {why}"

@@ -16,14 +16,20 @@ medians.
   child, which acknowledges the last one.
 * sequential round trips: ``--roundtrips`` calls, one at a time, each an echo of a small
   integer; we report calls/s and the latency p50/p99 of single calls.
-* pipelined round trips (kvshard only): 64 callers at once, calls/s.
+* pipelined round trips (kvshard only): 64 calls in flight at all times, calls/s, two ways:
+  ``pipelined_roundtrips_per_s`` uses the fixed-record path (``call_fixed`` to an echo handler
+  with an 8-byte key and a 32-byte value, the reply callback issuing the next call: no future
+  per call), ``pipelined_msgpack_roundtrips_per_s`` 64 coroutines awaiting ``submit_to``.
+* fixed one-way (kvshard only): as one-way, with ``send_fixed(1, SINK, b"", None, i, 0, 0)``.
 
 Both kvshard shards are pinned to CPUs 0 and 1; the Queue/Pipe child is pinned to CPU 1 and the
 parent to CPU 0, so every transport crosses the same two cores.
 
-The last line is ``summary: one_way_msgs_per_s=<n> roundtrips_per_s=<n> ratio_vs_mp_queue=<r>``
-where ``roundtrips_per_s`` is the *sequential* rate and the ratio is kvshard's one-way rate over
-Queue's, both medians.
+The last line is ``summary: one_way_msgs_per_s=<n> roundtrips_per_s=<n> ratio_vs_mp_queue=<r>
+pipelined_roundtrips_per_s=<n> one_way_fixed_msgs_per_s=<n>`` where ``roundtrips_per_s`` is the
+*sequential* rate, the ratio is kvshard's one-way rate over Queue's, ``one_way_msgs_per_s`` the
+msgpack ``send`` path and ``pipelined_roundtrips_per_s`` the fixed path, all medians. The
+``core:`` line says whether the channel ran compiled or interpreted (``KVSHARD_NO_EXTENSIONS=1``).
 """
 
 from __future__ import annotations
@@ -39,10 +45,16 @@ import tempfile
 import time
 from typing import Any
 
+from . import channel, ring
+from .extensions import core_mode
 from .shard import Shard, ShardApp, ShardSettings
 from .smp import default_cpus, run
 
 __all__ = ["main"]
+
+
+_SINK, _ECHO = 0, 1  # fixed handler ids
+_PIPELINE_DEPTH = 64
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -66,7 +78,18 @@ class _BenchApp(ShardApp):
 
         shard.register("bench.sink", sink)
         shard.register("bench.count", lambda: self.received)
+
+        def reset() -> None:
+            self.received = 0
+
+        shard.register("bench.reset", reset)
         shard.register("bench.echo", lambda i: i)
+
+        def fixed_sink(key: bytes, value: bytes | None, a: int, b: int, c: int) -> None:
+            self.received += 1
+
+        shard.messenger.register_fixed(_SINK, fixed_sink)
+        shard.messenger.register_fixed(_ECHO, lambda key, value, a, b, c: value)
 
     async def start(self, shard: Shard) -> None:
         if shard.id == 0:
@@ -98,19 +121,65 @@ class _BenchApp(ShardApp):
         result["roundtrips_per_s"] = self.roundtrips / elapsed
         result["p50_us"] = _percentile(latencies, 0.50) * 1e6
         result["p99_us"] = _percentile(latencies, 0.99) * 1e6
-        # pipelined round trips
-        per_caller = max(1, self.roundtrips // 64)
+        # pipelined round trips, msgpack path: 64 coroutines and a future per call
+        per_caller = max(1, self.roundtrips // _PIPELINE_DEPTH)
 
         async def caller() -> None:
             for i in range(per_caller):
                 await shard.submit_to(1, "bench.echo", i)
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(64)))
-        result["pipelined_roundtrips_per_s"] = 64 * per_caller / (time.perf_counter() - t0)
+        await asyncio.gather(*(caller() for _ in range(_PIPELINE_DEPTH)))
+        elapsed = time.perf_counter() - t0
+        result["pipelined_msgpack_roundtrips_per_s"] = _PIPELINE_DEPTH * per_caller / elapsed
+        # pipelined round trips, fixed path: each reply's callback makes the next call
+        calls = max(self.roundtrips, 4 * _PIPELINE_DEPTH) * 4
+        t0 = time.perf_counter()
+        await _pipelined_fixed(shard, calls)
+        result["pipelined_roundtrips_per_s"] = calls / (time.perf_counter() - t0)
+        # one way, fixed path
+        await shard.submit_to(1, "bench.reset")
+        send_fixed = shard.messenger.send_fixed
+        t0 = time.perf_counter()
+        for i in range(self.messages):
+            if not send_fixed(1, _SINK, b"", None, i, 0, 0):
+                await shard.wait_writable(1)
+                send_fixed(1, _SINK, b"", None, i, 0, 0)
+            if i & 1023 == 1023:
+                await asyncio.sleep(0)
+        count = await shard.submit_to(1, "bench.count")
+        elapsed = time.perf_counter() - t0
+        assert count == self.messages, (count, self.messages)
+        result["one_way_fixed_msgs_per_s"] = self.messages / elapsed
         with open(self.out, "w") as f:
             json.dump(result, f)
         shard.request_shutdown(0)
+
+
+async def _pipelined_fixed(shard: Shard, calls: int) -> None:
+    """``calls`` echo calls on the fixed path, ``_PIPELINE_DEPTH`` in flight at all times."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    call_fixed = shard.messenger.call_fixed
+    key, value = b"key:0001", b"v" * 32
+    sent = received = 0
+
+    def on_reply(result: Any, error: BaseException | None) -> None:
+        nonlocal sent, received
+        received += 1
+        if error is not None or result != value:
+            if not done.done():
+                done.set_exception(error or AssertionError(f"bad echo {result!r}"))
+            return
+        if sent < calls:
+            sent += 1
+            call_fixed(1, _ECHO, key, value, sent, 0, 0, on_reply)
+        elif received == calls and not done.done():
+            done.set_result(None)
+
+    for _ in range(min(_PIPELINE_DEPTH, calls)):
+        sent += 1
+        call_fixed(1, _ECHO, key, value, sent, 0, 0, on_reply)
+    await done
 
 
 def _run_kvshard(messages: int, roundtrips: int) -> dict[str, float]:
@@ -199,7 +268,9 @@ def _fmt(row: dict[str, float]) -> str:
     parts.append(f"round trips {row['roundtrips_per_s']:>9,.0f}/s")
     parts.append(f"p50 {row['p50_us']:7.1f} us  p99 {row['p99_us']:7.1f} us")
     if "pipelined_roundtrips_per_s" in row:
-        parts.append(f"pipelined(64) {row['pipelined_roundtrips_per_s']:>9,.0f}/s")
+        parts.append(f"pipelined(64) fixed {row['pipelined_roundtrips_per_s']:>9,.0f}/s")
+        parts.append(f"msgpack {row['pipelined_msgpack_roundtrips_per_s']:>9,.0f}/s")
+        parts.append(f"one-way fixed {row['one_way_fixed_msgs_per_s']:>12,.0f} msg/s")
     return "  ".join(parts)
 
 
@@ -212,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.messages < 1 or args.roundtrips < 64 or args.baseline_messages < 1:
         parser.error("rounds, messages >= 1 and roundtrips >= 64")
+    print(f"core: {core_mode([channel, ring])}", flush=True)
     results: dict[str, list[dict[str, float]]] = {"kvshard": [], "mp.Queue": [], "mp.Pipe": []}
     for rnd in range(args.rounds):
         order = ["kvshard", "mp.Queue", "mp.Pipe"] if rnd % 2 == 0 else ["mp.Pipe", "mp.Queue", "kvshard"]
@@ -239,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"summary: one_way_msgs_per_s={kv['one_way_msgs_per_s']:.0f} "
         f"roundtrips_per_s={kv['roundtrips_per_s']:.0f} "
-        f"ratio_vs_mp_queue={kv['one_way_msgs_per_s'] / q['one_way_msgs_per_s']:.2f}"
+        f"ratio_vs_mp_queue={kv['one_way_msgs_per_s'] / q['one_way_msgs_per_s']:.2f} "
+        f"pipelined_roundtrips_per_s={kv['pipelined_roundtrips_per_s']:.0f} "
+        f"one_way_fixed_msgs_per_s={kv['one_way_fixed_msgs_per_s']:.0f}"
     )
     return 0
 

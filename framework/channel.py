@@ -3,40 +3,85 @@
 Theory of operation
 -------------------
 Every ordered pair of shards (A, B) has one ring, A producing and B consuming (ring.py). On top of
-it a :class:`PeerLink` (one per peer, per shard) carries four kinds of message, each a tuple::
+it a :class:`PeerLink` (one per peer, per shard) carries ring *records* of two families, told
+apart by their first byte:
 
-    (REQUEST, call_id, handler_name, args)   run handler_name(*args) and answer
-    (ONEWAY,  handler_name, [args, ...])     run handler_name(*args) for each args, no answer
-    (REPLY,   call_id, result)
-    (FAILURE, call_id, exception_type, message)
+* **fixed records** (first byte < 0x80), the hot path: a call or one-way message to a handler
+  registered under a small integer id, carrying two byte strings and three integers, and its
+  reply. Little-endian, no padding, parsed in place from the ring's memory::
 
-Batching: a message is appended to the link's ``pending`` list and the link is marked dirty;
-nothing touches shared memory yet. Consecutive one-way messages to the same handler share one
-ONEWAY entry (a *run*): the handler name is packed once per run, not once per message, which
-halves the cost of small one-way messages on both sides. The reactor's tick (reactor.py) calls :meth:`Messenger.poll`,
-which first drains every inbound ring (running handlers inline, so their replies join
-``pending`` in the same tick) and then flushes each dirty link: all its pending messages are
-packed as ONE msgpack array = one ring record, written, and published with one tail store.
-After all links are flushed there is one fence and, per peer that was asleep, one doorbell
-write. So whatever a shard sends one peer during a loop iteration goes out as one batch.
+      FIXED_CALL 0x01 / FIXED_SEND 0x02        (FIXED_HEADER_BYTES = 40)
+        0  u8   kind
+        1  u8   handler id (0..255, see register_fixed)
+        2  u16  flags: bit 0 = a value follows (else the handler gets value=None)
+        4  u32  key length
+        8  u64  call id (0 in a FIXED_SEND)
+       16  i64  a
+       24  i64  b
+       32  i64  c
+       40  key bytes, then value bytes: value length = record length - 40 - key length
+      FIXED_REPLY 0x03                          (FIXED_REPLY_HEADER_BYTES = 16)
+        0  u8   kind, 1..7 zero
+        8  u64  call id
+       16  the reply's bytes: length = record length - 16
 
-Ordering: per link, messages are packed and written in the order they were queued, and the
-consumer handles records in ring order, so messages between a pair are never reordered.
+  The record length comes from the ring's fragment header, so no field repeats it.
+
+* **msgpack batches** (first byte 0x90..0x9f, 0xdc or 0xdd: a msgpack array): everything else,
+  several messages per record, each a tuple::
+
+      (REQUEST, call_id, handler_name, args)   run handler_name(*args) and answer
+      (ONEWAY,  handler_name, [args, ...])     run handler_name(*args) for each args, no answer
+      (REPLY,   call_id, result)
+      (FAILURE, call_id, exception_type, message)   also answers a fixed call that failed
+
+Rules and invariants:
+
+1. Order: per link, messages reach the ring in the order they were made, whatever their family,
+   and the consumer handles records in ring order. Fixed records are written into the ring
+   *at once* (unpublished, see 3); msgpack messages wait in ``pending`` and are packed as one
+   batch = one record at flush time, or earlier, just before a fixed record is written behind
+   them (so a fixed call never overtakes an earlier msgpack call). Consecutive one-way
+   msgpack messages to one handler share one ONEWAY entry (a *run*, the name packed once).
+2. One copy in, one copy out: a fixed record's key and value are copied once, from the
+   caller's bytes into the ring (:meth:`RingProducer.reserve`); the consumer reads the header
+   from the ring's memory and copies key and value once, into the ``bytes`` the handler gets
+   (a reply: into the ``bytes`` the callback gets). Only a record that does not fit in place
+   (a full ring, wrap-around, bytes already waiting in ``queued``, or bigger than the ring:
+   then it is fragmented) is built in a local buffer first and written with the copying path.
+3. Batching and doorbells: nothing is visible to the peer until the reactor's tick
+   (reactor.py) calls :meth:`Messenger.poll`, which first drains every inbound ring (running
+   handlers inline, so their replies join the same tick) and then flushes each dirty link:
+   pack ``pending``, write what waits in ``queued``, publish with one tail store. After all
+   links are flushed: one fence and, per peer whose sleeping flag is set, one doorbell write.
+   A doorbell is never written to an awake peer.
+4. Calls and call ids: fixed and msgpack calls share a link's call ids, in-flight limit and
+   ``calls`` table; a call is answered exactly once (REPLY, FIXED_REPLY or FAILURE), or failed
+   locally with ShardUnavailable when the peer dies.
 
 Back-pressure, without unbounded queues and without deadlock:
-  * calls: at most ``max_inflight`` unanswered REQUESTs per peer; later calls wait, in order,
+  * calls: at most ``max_inflight`` unanswered calls per peer; later calls wait, in order,
     in the link's ``overflow`` queue (whose callers bound it: a connection stops reading).
-  * one-way messages: ``send`` refuses (returns False) when the link has ``max_queued`` messages
-    or ring-capacity bytes waiting locally; the sender awaits ``wait_writable``.
+  * one-way messages: ``send``/``send_fixed`` refuse (return False) when the link has
+    ``max_queued`` messages pending or ring-capacity bytes waiting locally, or calls parked; the
+    sender awaits ``wait_writable``.
   * replies are never refused: their number is bounded by the peer's in-flight limit.
-  * a full ring: the unwritten rest of the packed bytes waits in ``queued``; the link sets the
-    ring's ``waiting`` flag before the shard sleeps and the consumer rings our doorbell when it
-    frees space. Consuming never waits for producing, so two full rings cannot deadlock.
+  * a full ring: the unwritten rest of a record waits in ``queued``; the link sets the ring's
+    ``waiting`` flag before the shard sleeps and the consumer rings our doorbell when it frees
+    space. Consuming never waits for producing, so two full rings cannot deadlock.
 
 Peer failure (``peer_down``, sent by the supervisor after the peer process died): the link's
 calls in flight fail with ShardUnavailable, its queues are dropped, both rings are emptied (the
 dead side cannot race us), and ``epoch`` is bumped so that replies still being computed for the
 dead incarnation are dropped rather than sent to its successor. ``peer_up`` reopens the link.
+
+Counters (per shard): ``channel_messages_{sent,received}_total`` count every message, fixed
+ones included; ``channel_fixed_messages_{sent,received}_total`` the fixed ones alone (calls,
+one-way and replies), so doorbells (``channel_doorbells_rung_total``) and wake-ups
+(``reactor_doorbell_wakeups_total``) per forwarded operation can be derived.
+
+Compiled (channel.pxd), the links and the messenger are ``cdef class``es with C counters, and
+the fixed records are encoded and parsed with ``memcpy`` on raw pointers into the ring.
 """
 
 from __future__ import annotations
@@ -44,9 +89,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 from collections import deque
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 import msgpack
 
@@ -55,18 +101,40 @@ from .metrics import MetricsRegistry
 from .reactor import Reactor
 from .ring import FRAGMENT_HEADER_BYTES, RingConsumer, RingProducer, full_fence
 
+try:
+    import cython
+except ModuleNotFoundError:  # interpreted without Cython installed
+    from . import _cython_shim as cython  # type: ignore[no-redef]
+
 __all__ = [
     "Handler",
+    "FixedHandler",
     "ReplyCallback",
     "Messenger",
     "PeerLink",
     "DEFAULT_MAX_INFLIGHT",
     "DEFAULT_MAX_QUEUED",
+    "MAX_FIXED_HANDLERS",
+    "FIXED_HEADER_BYTES",
+    "FIXED_REPLY_HEADER_BYTES",
 ]
 
 log = logging.getLogger("framework.channel")
 
 REQUEST, ONEWAY, REPLY, FAILURE = 0, 1, 2, 3
+_FIXED_CALL, _FIXED_SEND, _FIXED_REPLY = 0x01, 0x02, 0x03
+_MSGPACK_MIN = 0x80  # a record whose first byte is >= this is a msgpack batch
+_VALUE_PRESENT = 1
+MAX_FIXED_HANDLERS: Final = 256  # fixed handler ids are 0..255 (one byte)
+FIXED_HEADER_BYTES: Final = 40
+FIXED_REPLY_HEADER_BYTES: Final = 16
+_FH = FIXED_HEADER_BYTES  # typed twins (channel.pxd)
+_MAX_IDS = MAX_FIXED_HANDLERS
+_RH = FIXED_REPLY_HEADER_BYTES
+_fixed_header = struct.Struct("<BBHIQqqq")
+_reply_header = struct.Struct("<B7xQ")
+assert _fixed_header.size == FIXED_HEADER_BYTES and _reply_header.size == FIXED_REPLY_HEADER_BYTES
+
 DEFAULT_MAX_INFLIGHT = 1024
 # One-way messages a link holds beyond its ring. Each holds its arguments (a forwarded set: its
 # value), so this bounds what a shard keeps for a peer under a flood: with 64 connections
@@ -76,6 +144,10 @@ DEFAULT_MAX_INFLIGHT = 1024
 DEFAULT_MAX_QUEUED = 512
 
 Handler = Callable[..., Any]
+FixedHandler = Callable[[bytes, "bytes | None", int, int, int], Any]
+"""``handler(key, value, a, b, c) -> bytes``: key is bytes, value bytes or None, a/b/c are
+signed 64-bit integers; a call's handler returns the reply as bytes (bytearray and memoryview
+are copied into bytes; an awaitable resolving to bytes also works, at the cost of a task)."""
 ReplyCallback = Callable[[Any, "BaseException | None"], None]
 
 # One packer per process, reused: msgpack.packb() makes a new Packer per call, and each one
@@ -102,6 +174,53 @@ def _unpack(record: bytes | memoryview) -> Any:
     return msgpack.unpackb(record, use_list=False, strict_map_key=False)
 
 
+def _as_bytes(data: Any) -> bytes:
+    """Key or value of a fixed record as something the compiled copy takes (bytes, bytearray);
+    raises TypeError for what is not bytes-like. Called before any ring space is reserved."""
+    if type(data) is bytes or type(data) is bytearray:
+        return data  # type: ignore[no-any-return]
+    return bytes(memoryview(data))
+
+
+# ----- compiled-only helpers: raw little-endian loads and stores (x86-64 and ARM are LE) ------
+
+
+def _load_u64(p: Any) -> int:
+    x = 0
+    memcpy(cython.address(x), p, 8)  # noqa: F821 - cimported in channel.pxd
+    return x
+
+
+def _load_i64(p: Any) -> int:
+    x = 0
+    memcpy(cython.address(x), p, 8)  # noqa: F821
+    return x
+
+
+def _load_u32(p: Any) -> int:
+    x = 0
+    memcpy(cython.address(x), p, 4)  # noqa: F821
+    return x
+
+
+def _store_request_header(p: Any, kind: int, handler_id: int, flags: int, klen: int,
+                          call_id: int, a: int, b: int, c: int) -> None:
+    p[0] = kind
+    p[1] = handler_id
+    memcpy(p + 2, cython.address(flags), 2)  # noqa: F821
+    memcpy(p + 4, cython.address(klen), 4)  # noqa: F821
+    memcpy(p + 8, cython.address(call_id), 8)  # noqa: F821
+    memcpy(p + 16, cython.address(a), 8)  # noqa: F821
+    memcpy(p + 24, cython.address(b), 8)  # noqa: F821
+    memcpy(p + 32, cython.address(c), 8)  # noqa: F821
+
+
+def _store_reply_header(p: Any, call_id: int) -> None:
+    memset(p, 0, 8)  # noqa: F821
+    p[0] = _FIXED_REPLY
+    memcpy(p + 8, cython.address(call_id), 8)  # noqa: F821
+
+
 class PeerLink:
     """This shard's end of the two rings it shares with one peer."""
 
@@ -123,12 +242,13 @@ class PeerLink:
         self.pending_count = 0  # messages in ``pending`` (a run holds several)
         self.run_name: str | None = None  # handler of the open one-way run ending ``pending``
         self.run: list[tuple[Any, ...]] = []
-        self.queued: deque[memoryview] = deque()
+        self.queued: deque[memoryview] = deque()  # records (or their rests) waiting for room
         self.queued_bytes = 0
         self.calls: dict[int, ReplyCallback] = {}
-        self.next_call_id = 0
-        # calls made while ``max_inflight`` are in flight wait here, in order
-        self.overflow: deque[tuple[str, tuple[Any, ...], ReplyCallback]] = deque()
+        self.next_call_id = 1
+        # calls made while ``max_inflight`` are in flight wait here, in order: (name, args,
+        # on_reply) for msgpack calls, (handler id, (key, value, a, b, c), on_reply) for fixed
+        self.overflow: deque[tuple[Any, tuple[Any, ...], ReplyCallback]] = deque()
         self.space_waiters: deque[asyncio.Future[None]] = deque()
         self.dirty = False
         self.blocked = False
@@ -156,20 +276,35 @@ class Messenger:
         self._reactor = reactor
         self._loop = loop
         self._handlers: dict[str, Handler] = {}
+        self._fixed_handlers: list[FixedHandler | None] = [None] * MAX_FIXED_HANDLERS
         self.max_inflight = max_inflight
         self.max_queued = max_queued
-        self._m_batches_out = metrics.counter("channel_batches_sent_total", "Batches published")
-        self._m_msgs_out = metrics.counter("channel_messages_sent_total", "Messages sent to peers")
-        self._m_msgs_in = metrics.counter("channel_messages_received_total", "Messages from peers")
-        self._m_batches_in = metrics.counter("channel_batches_received_total", "Batches consumed")
-        self._m_doorbells = metrics.counter("channel_doorbells_rung_total", "Doorbell writes")
-        self._m_full = metrics.counter(
-            "channel_ring_full_total", "Flushes that found the ring full and kept bytes locally"
-        )
-        self._m_handler_errors = metrics.counter(
-            "channel_oneway_errors_total", "One-way messages whose handler raised or was unknown"
-        )
-        for peer, link in links.items():  # read when collected: nothing to update meanwhile
+        self.batches_out = self.batches_in = self.msgs_out = self.msgs_in = 0
+        self.fixed_out = self.fixed_in = self.doorbells = self.ring_full = self.handler_errors = 0
+        self._register_metrics(metrics)
+
+    def _register_metrics(self, metrics: MetricsRegistry) -> None:
+        # plain integers on the hot path, read only when collected
+        counters: list[tuple[str, str, Callable[[], int]]] = [
+            ("channel_batches_sent_total", "msgpack batches written to the rings",
+             lambda: self.batches_out),
+            ("channel_messages_sent_total", "Messages sent to peers (fixed ones included)",
+             lambda: self.msgs_out + self.fixed_out),
+            ("channel_messages_received_total", "Messages from peers (fixed ones included)",
+             lambda: self.msgs_in + self.fixed_in),
+            ("channel_batches_received_total", "msgpack batches consumed", lambda: self.batches_in),
+            ("channel_fixed_messages_sent_total", "Fixed records sent: calls, one-way, replies",
+             lambda: self.fixed_out),
+            ("channel_fixed_messages_received_total", "Fixed records received", lambda: self.fixed_in),
+            ("channel_doorbells_rung_total", "Doorbell writes", lambda: self.doorbells),
+            ("channel_ring_full_total", "Flushes that found the ring full and kept bytes locally",
+             lambda: self.ring_full),
+            ("channel_oneway_errors_total", "One-way messages whose handler raised or was unknown",
+             lambda: self.handler_errors),
+        ]
+        for name, help_text, read in counters:
+            metrics.counter_func(name, help_text, None, read)
+        for peer, link in self._links.items():  # read when collected: nothing to update meanwhile
             labels = {"peer": str(peer)}
             out = link.out
             metrics.gauge(
@@ -192,9 +327,18 @@ class Messenger:
             raise ValueError(f"handler {name!r} is already registered")
         self._handlers[name] = handler
 
+    def register_fixed(self, handler_id: int, handler: FixedHandler) -> None:
+        """Make ``handler(key, value, a, b, c)`` callable by ``call_fixed``/``send_fixed``
+        under ``handler_id`` (0..255) from every shard. Register in ``setup``."""
+        if not 0 <= handler_id < MAX_FIXED_HANDLERS:
+            raise ValueError(f"fixed handler id must be in 0..{MAX_FIXED_HANDLERS - 1}, got {handler_id}")
+        if self._fixed_handlers[handler_id] is not None:
+            raise ValueError(f"fixed handler {handler_id} is already registered")
+        self._fixed_handlers[handler_id] = handler
+
     def link(self, shard: int) -> PeerLink:
         try:
-            return self._links[shard]
+            return self._links[shard]  # type: ignore[no-any-return]
         except KeyError:
             raise ValueError(f"no shard {shard}") from None
 
@@ -239,16 +383,19 @@ class Messenger:
             if not fut.done():
                 fut.set_exception(ShardUnavailable(shard))
 
-    # ----- sending ---------------------------------------------------------------------
+    # ----- sending: msgpack messages -----------------------------------------------------
+
+    def _mark_dirty(self, link: PeerLink) -> None:
+        if not link.dirty:
+            link.dirty = True
+            self._dirty.append(link)
+            self._reactor.kick()
 
     def _queue(self, link: PeerLink, message: tuple[Any, ...]) -> None:
         link.pending.append(message)
         link.pending_count += 1
         link.run_name = None
-        if not link.dirty:
-            link.dirty = True
-            self._dirty.append(link)
-            self._reactor.kick()
+        self._mark_dirty(link)
 
     async def submit_to(self, shard: int, name: str, *args: Any) -> Any:
         """Run handler ``name`` on ``shard`` and return its result (or raise its exception)."""
@@ -269,21 +416,28 @@ class Messenger:
         self.call(shard, name, args, settle)
         return await fut
 
+    def _open_link(self, shard: int) -> PeerLink:
+        link = self._links.get(shard)
+        if link is None or not link.up:
+            raise ShardUnavailable(self.link(shard).peer)
+        return link  # type: ignore[no-any-return]
+
+    def _next_call(self, link: PeerLink, on_reply: ReplyCallback) -> int:
+        call_id = link.next_call_id
+        link.next_call_id = call_id + 1
+        link.calls[call_id] = on_reply
+        return call_id  # type: ignore[no-any-return]
+
     def call(self, shard: int, name: str, args: tuple[Any, ...], on_reply: ReplyCallback) -> None:
         """Run handler ``name(*args)`` on remote ``shard``; ``on_reply(result, None)`` or
         ``on_reply(None, exception)`` runs when the answer arrives (inside the poller: keep it
         short, never raise). At most ``max_inflight`` calls per peer are in flight; later ones
         wait in order. Raises ShardUnavailable at once if the peer is down."""
-        link = self._links.get(shard)
-        if link is None or not link.up:
-            raise ShardUnavailable(self.link(shard).peer)
+        link = self._open_link(shard)
         if len(link.calls) >= self.max_inflight:
             link.overflow.append((name, args, on_reply))
             return
-        call_id = link.next_call_id
-        link.next_call_id = call_id + 1
-        link.calls[call_id] = on_reply
-        self._queue(link, (REQUEST, call_id, name, args))
+        self._queue(link, (REQUEST, self._next_call(link, on_reply), name, args))
 
     def writable(self, shard: int) -> bool:
         """True if a one-way message to ``shard`` would be accepted now."""
@@ -321,10 +475,7 @@ class Messenger:
         link.pending.append((ONEWAY, name, run))
         link.run_name = name
         link.run = run
-        if not link.dirty:
-            link.dirty = True
-            self._dirty.append(link)
-            self._reactor.kick()
+        self._mark_dirty(link)
         return True
 
     def _send_slow(self, shard: int, name: str, args: tuple[Any, ...]) -> bool:
@@ -347,24 +498,173 @@ class Messenger:
 
     def local_handler(self, name: str) -> Handler:
         try:
-            return self._handlers[name]
+            return self._handlers[name]  # type: ignore[no-any-return]
         except KeyError:
             raise UnknownHandler(f"no handler {name!r} on shard {self.shard_id}") from None
+
+    def local_fixed_handler(self, handler_id: int) -> FixedHandler:
+        handler = self._fixed_handlers[handler_id] if 0 <= handler_id < MAX_FIXED_HANDLERS else None
+        if handler is None:
+            raise UnknownHandler(f"no fixed handler {handler_id} on shard {self.shard_id}")
+        return handler  # type: ignore[no-any-return]
+
+    # ----- sending: fixed records --------------------------------------------------------
+
+    def call_fixed(self, shard: int, handler_id: int, key: bytes, value: bytes | None,
+                   a: int, b: int, c: int, on_reply: ReplyCallback) -> None:
+        """Run fixed handler ``handler_id(key, value, a, b, c)`` on ``shard``; then
+        ``on_reply(reply_bytes, None)`` or ``on_reply(None, exception)``, as :meth:`call`
+        (same in-flight limit, order and failure rules). A local target runs inline, the
+        callback included."""
+        if shard == self.shard_id:
+            self._call_fixed_local(handler_id, key, value, a, b, c, on_reply)
+            return
+        link = self._open_link(shard)
+        if not 0 <= handler_id < _MAX_IDS:
+            raise ValueError(f"fixed handler id must be in 0..{_MAX_IDS - 1}, got {handler_id}")
+        if len(link.calls) >= self.max_inflight:
+            link.overflow.append((handler_id, (key, value, a, b, c), on_reply))
+            return
+        call_id = self._next_call(link, on_reply)
+        try:
+            self._put_request(link, _FIXED_CALL, handler_id, call_id, key, value, a, b, c)
+        except BaseException:
+            del link.calls[call_id]
+            raise
+
+    def send_fixed(self, shard: int, handler_id: int, key: bytes, value: bytes | None,
+                   a: int, b: int, c: int) -> bool:
+        """One-way fixed message; False (nothing queued) when the link is full, as
+        :meth:`send`. A local target runs inline."""
+        link = self._links.get(shard)
+        if link is None or not link.up:
+            if shard == self.shard_id:
+                self.local_fixed_handler(handler_id)(key, value, a, b, c)
+                return True
+            raise ShardUnavailable(self.link(shard).peer)
+        if not 0 <= handler_id < _MAX_IDS:
+            raise ValueError(f"fixed handler id must be in 0..{_MAX_IDS - 1}, got {handler_id}")
+        if (
+            link.pending_count >= self.max_queued
+            or link.queued_bytes >= link.out.capacity
+            or link.overflow
+        ):
+            return False
+        self._put_request(link, _FIXED_SEND, handler_id, 0, key, value, a, b, c)
+        return True
+
+    def _call_fixed_local(self, handler_id: int, key: bytes, value: bytes | None,
+                          a: int, b: int, c: int, on_reply: ReplyCallback) -> None:
+        try:
+            result = self.local_fixed_handler(handler_id)(key, value, a, b, c)
+        except Exception as exc:
+            self._run_callback(on_reply, None, exc)
+            return
+        if _is_awaitable(result):
+            task = self._loop.create_task(result)
+            task.add_done_callback(partial(self._settle_local, on_reply))
+        else:
+            self._run_callback(on_reply, result, None)
+
+    def _settle_local(self, on_reply: ReplyCallback, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self._run_callback(on_reply, None, asyncio.CancelledError())
+        elif task.exception() is not None:
+            self._run_callback(on_reply, None, task.exception())
+        else:
+            self._run_callback(on_reply, task.result(), None)
+
+    def _put_request(self, link: PeerLink, kind: int, handler_id: int, call_id: int,
+                     key: Any, value: Any, a: int, b: int, c: int) -> None:
+        """Write one FIXED_CALL/FIXED_SEND record behind everything queued before it."""
+        key = _as_bytes(key)
+        flags = 0
+        vlen = 0
+        if value is not None:
+            value = _as_bytes(value)
+            flags = _VALUE_PRESENT
+            vlen = len(value)
+        klen = len(key)
+        n = _FH + klen + vlen
+        if cython.compiled:
+            # (a, b, c are C long longs already: out-of-range values raised at the call)
+            if link.pending:
+                self._pack_pending(link)
+            pos = -1 if link.queued else link.out.reserve(n)
+            if pos >= 0:
+                p = cython.cast(cython.p_char, cython.address(link.out.data[pos]))
+            else:
+                record = bytearray(n)
+                p = record
+            _store_request_header(p, kind, handler_id, flags, klen, call_id, a, b, c)
+            kp = key
+            memcpy(p + _FH, kp, klen)  # noqa: F821
+            if vlen:
+                vp = value
+                memcpy(p + _FH + klen, vp, vlen)  # noqa: F821
+            if pos < 0:
+                self._enqueue_record(link, record)
+        else:
+            try:  # packs (and range-checks) before any ring space is taken
+                header = _fixed_header.pack(kind, handler_id, flags, klen, call_id, a, b, c)
+            except struct.error as exc:
+                raise OverflowError(f"fixed message integers must fit in 64 bits: {exc}") from None
+            if link.pending:
+                self._pack_pending(link)
+            pos = -1 if link.queued else link.out.reserve(n)
+            if pos >= 0:
+                view = link.out.view
+                view[pos : pos + _FH] = header
+                view[pos + _FH : pos + _FH + klen] = key
+                if vlen:
+                    view[pos + _FH + klen : pos + n] = value
+            else:
+                self._enqueue_record(link, b"".join((header, key, value or b"")))
+        self.fixed_out += 1
+        self._mark_dirty(link)
+
+    def _put_reply(self, link: PeerLink, call_id: int, result: bytes) -> None:
+        """Write one FIXED_REPLY record behind everything queued before it."""
+        n = _RH + len(result)
+        if link.pending:
+            self._pack_pending(link)
+        pos = -1 if link.queued else link.out.reserve(n)
+        if cython.compiled:
+            if pos >= 0:
+                p = cython.cast(cython.p_char, cython.address(link.out.data[pos]))
+            else:
+                record = bytearray(n)
+                p = record
+            _store_reply_header(p, call_id)
+            rp = result
+            memcpy(p + _RH, rp, n - _RH)  # noqa: F821
+            if pos < 0:
+                self._enqueue_record(link, record)
+        elif pos >= 0:
+            view = link.out.view
+            _reply_header.pack_into(view, pos, _FIXED_REPLY, call_id)
+            view[pos + _RH : pos + n] = result
+        else:
+            self._enqueue_record(link, _reply_header.pack(_FIXED_REPLY, call_id) + result)
+        self.fixed_out += 1
+        self._mark_dirty(link)
 
     # ----- the poller --------------------------------------------------------------------
 
     def poll(self) -> bool:
         work = False
         for link in self._up_links:
-            records = link.inp.read()
-            if records is None:
+            inp = link.inp
+            if not inp.refresh():
                 continue
             work = True
+            n = inp.next_record()
+            while n >= 0:
+                self._dispatch_record(link, inp, n)
+                n = inp.next_record()
             full_fence()  # our head store before the load of the producer's waiting flag
-            if link.inp.producer_waiting():
+            if inp.producer_waiting():
                 self._ring(link.doorbell_fd)
-            for record in records:
-                self._dispatch(link, _unpack(record))
         if self._dirty and self._flush_all():
             work = True
         return work
@@ -384,7 +684,7 @@ class Messenger:
         return False
 
     def _ring(self, fd: int) -> None:
-        self._m_doorbells.value += 1
+        self.doorbells += 1
         os.eventfd_write(fd, 1)
 
     def _flush_all(self) -> bool:
@@ -402,42 +702,48 @@ class Messenger:
         self._dirty = still_dirty
         if published:
             full_fence()  # our tail stores before the loads of the peers' sleeping flags
-            flags = self._flags
             for link in published:
-                if flags[link.peer]:
+                if self._flags[link.peer]:
                     self._ring(link.doorbell_fd)
         return progressed
 
+    def _pack_pending(self, link: PeerLink) -> None:
+        """Pack the link's pending msgpack messages as one batch and write it (or queue it)."""
+        batch = link.pending
+        link.pending = []
+        link.run_name = None
+        self.msgs_out += link.pending_count
+        link.pending_count = 0
+        try:
+            data = _packb(batch)
+        except (TypeError, ValueError, OverflowError):
+            data = self._pack_salvaging(link, batch)
+        self.batches_out += 1
+        self._enqueue_record(link, data)
+
+    def _enqueue_record(self, link: PeerLink, data: bytes | bytearray) -> None:
+        """Write one whole record into the ring if nothing waits before it, and keep what did
+        not fit in ``queued``."""
+        if not link.queued:
+            written = link.out.write(data, True)
+            if written == len(data):
+                return
+            rest = memoryview(data)[written:]
+        else:
+            rest = memoryview(data)
+        link.queued.append(rest)
+        link.queued_bytes += len(rest)
+
     def _flush(self, link: PeerLink) -> bool:
-        """Pack the link's pending messages and write what fits; True if anything was
-        published."""
+        """Pack the link's pending messages, write what fits of what waits, publish; True if
+        anything was published."""
         if link.pending:
-            batch = link.pending
-            link.pending = []
-            link.run_name = None
-            self._m_msgs_out.value += link.pending_count
-            link.pending_count = 0
-            try:
-                data = _packb(batch)
-            except (TypeError, ValueError, OverflowError):
-                data = self._pack_salvaging(link, batch)
-            self._m_batches_out.value += 1
-            if not link.queued and link.out.write(data, True) == len(data):  # type: ignore[arg-type]
-                link.out.publish()  # the common case: nothing backed up and the batch fits
-                if link.space_waiters:
-                    self._wake_space_waiters(link)
-                return True
-            if link.queued:
-                link.queued.append(memoryview(data))
-                link.queued_bytes += len(data)
-            else:  # part of it went in: the rest waits
-                link.queued.append(memoryview(data)[link.out.last_written :])
-                link.queued_bytes += len(data) - link.out.last_written
+            self._pack_pending(link)
         out = link.out
         queued = link.queued
         while queued:
             chunk = queued[0]
-            written = out.write(chunk, final=True)
+            written = out.write(chunk, True)
             link.queued_bytes -= written
             if written == len(chunk):
                 queued.popleft()
@@ -445,7 +751,7 @@ class Messenger:
                 queued[0] = chunk[written:]
                 if not link.blocked:
                     link.blocked = True
-                    self._m_full.value += 1
+                    self.ring_full += 1
                 break
         else:
             if link.blocked:
@@ -483,37 +789,150 @@ class Messenger:
                         _packb(args)
                         packable.append(args)
                     except (TypeError, ValueError, OverflowError) as exc:
-                        self._m_handler_errors.value += 1
+                        self.handler_errors += 1
                         log.error("dropped one-way message %r: arguments not serializable: %s", message[1], exc)
                 if packable:
                     parts.append(_packb((ONEWAY, message[1], packable)))
-        return msgpack.Packer().pack_array_header(len(parts)) + b"".join(parts)
+        return msgpack.Packer().pack_array_header(len(parts)) + b"".join(parts)  # type: ignore[no-any-return]
 
-    # ----- receiving ---------------------------------------------------------------------
+    # ----- receiving: fixed records ------------------------------------------------------
+
+    def _dispatch_record(self, link: PeerLink, inp: RingConsumer, n: int) -> None:
+        """Handle the record ``inp`` just handed out (``n`` bytes), by its first byte."""
+        if cython.compiled:
+            kind = cython.cast(cython.uchar, inp.rec_ptr[0])
+        else:
+            kind = inp.rec[inp.rec_pos]
+        if kind == _FIXED_REPLY and n >= _RH:
+            self._on_fixed_reply(link, inp, n)
+        elif (kind == _FIXED_CALL or kind == _FIXED_SEND) and n >= _FH:
+            self._on_fixed_request(link, inp, n)
+        elif kind >= _MSGPACK_MIN:
+            self._dispatch(link, _unpack(memoryview(inp.rec)[inp.rec_pos : inp.rec_pos + n]))
+        else:
+            log.error("unknown record kind %#x (%d bytes) from shard %d", kind, n, link.peer)
+
+    def _on_fixed_reply(self, link: PeerLink, inp: RingConsumer, n: int) -> None:
+        if cython.compiled:
+            p = inp.rec_ptr
+            call_id = _load_u64(p + 8)
+            result = p[_RH:n]
+        else:
+            rec = inp.rec
+            pos = inp.rec_pos
+            call_id = _reply_header.unpack_from(rec, pos)[1]
+            result = bytes(rec[pos + _RH : pos + n])
+        self.fixed_in += 1
+        callback = link.calls.pop(call_id, None)
+        if callback is not None:
+            try:
+                callback(result, None)
+            except Exception:
+                log.exception("reply callback raised")
+        if link.overflow:
+            self._send_parked(link)
+
+    def _on_fixed_request(self, link: PeerLink, inp: RingConsumer, n: int) -> None:
+        if cython.compiled:
+            p = inp.rec_ptr
+            kind = cython.cast(cython.uchar, p[0])
+            handler_id = cython.cast(cython.uchar, p[1])
+            flags = cython.cast(cython.uchar, p[2])
+            klen = _load_u32(p + 4)
+            call_id = _load_u64(p + 8)
+            a = _load_i64(p + 16)
+            b = _load_i64(p + 24)
+            c = _load_i64(p + 32)
+            if _FH + klen > n:
+                klen = n - _FH  # a corrupt record: never read past it
+            key = p[_FH : _FH + klen]
+            value = p[_FH + klen : n] if flags & _VALUE_PRESENT else None
+        else:
+            rec = inp.rec
+            pos = inp.rec_pos
+            kind, handler_id, flags, klen, call_id, a, b, c = _fixed_header.unpack_from(rec, pos)
+            klen = min(klen, n - _FH)
+            key = bytes(rec[pos + _FH : pos + _FH + klen])
+            value = bytes(rec[pos + _FH + klen : pos + n]) if flags & _VALUE_PRESENT else None
+        self.fixed_in += 1
+        handler = self._fixed_handlers[handler_id]
+        if kind == _FIXED_SEND:
+            self._run_fixed_oneway(handler, handler_id, key, value, a, b, c)
+            return
+        try:
+            if handler is None:
+                raise UnknownHandler(f"no fixed handler {handler_id} on shard {self.shard_id}")
+            result = handler(key, value, a, b, c)
+        except Exception as exc:
+            self._queue(link, (FAILURE, call_id, *encode_exception(exc)))
+            return
+        if type(result) is bytes:
+            self._put_reply(link, call_id, result)
+        else:
+            self._reply_fixed_slow(link, call_id, result)
+
+    def _run_fixed_oneway(self, handler: FixedHandler | None, handler_id: int, key: bytes,
+                          value: bytes | None, a: int, b: int, c: int) -> None:
+        if handler is None:
+            self.handler_errors += 1
+            log.error("one-way fixed message for unknown handler %d", handler_id)
+            return
+        try:
+            result = handler(key, value, a, b, c)
+        except Exception:
+            self.handler_errors += 1
+            log.exception("one-way fixed handler %d raised", handler_id)
+            return
+        if result is not None and _is_awaitable(result):
+            self._loop.create_task(result).add_done_callback(self._log_oneway_failure)
+
+    def _reply_fixed_slow(self, link: PeerLink, call_id: int, result: Any) -> None:
+        """A fixed handler's result that is not ``bytes``: bytes-like is copied, an awaitable
+        is awaited in a task, anything else fails the call."""
+        if isinstance(result, (bytearray, memoryview)):
+            self._put_reply(link, call_id, bytes(result))
+        elif result is not None and _is_awaitable(result):
+            task = self._loop.create_task(result)
+            task.add_done_callback(partial(self._fixed_reply_later, link, link.epoch, call_id))
+        else:
+            self._queue(link, (FAILURE, call_id, "TypeError",
+                               f"fixed handler must return bytes, not {type(result).__name__}"))
+
+    def _fixed_reply_later(self, link: PeerLink, epoch: int, call_id: int, task: asyncio.Task[Any]) -> None:
+        if link.epoch != epoch or not link.up:
+            return  # the caller's incarnation is gone
+        if task.cancelled() or task.exception() is not None:
+            self._reply_later(link, epoch, call_id, task)
+        elif type(task.result()) is bytes:
+            self._put_reply(link, call_id, task.result())
+        else:
+            self._reply_fixed_slow(link, call_id, task.result())
+
+    # ----- receiving: msgpack batches ----------------------------------------------------
 
     def _dispatch(self, link: PeerLink, batch: tuple[tuple[Any, ...], ...]) -> None:
         handlers = self._handlers
-        self._m_batches_in.value += 1
-        self._m_msgs_in.value += len(batch)
+        self.batches_in += 1
+        self.msgs_in += len(batch)
         for message in batch:
             kind = message[0]
             if kind == ONEWAY:
                 handler = handlers.get(message[1])
                 if handler is None:
-                    self._m_handler_errors.value += len(message[2])
+                    self.handler_errors += len(message[2])
                     log.error("one-way messages for unknown handler %r", message[1])
                     continue
-                self._m_msgs_in.value += len(message[2]) - 1  # a run is several messages
+                self.msgs_in += len(message[2]) - 1  # a run is several messages
                 for args in message[2]:
                     try:
                         result = handler(*args)
                     except Exception:
-                        self._m_handler_errors.value += 1
+                        self.handler_errors += 1
                         log.exception("one-way handler %r raised", message[1])
                         continue
                     if result is not None and _is_awaitable(result):
                         self._loop.create_task(result).add_done_callback(self._log_oneway_failure)
-            elif kind == REPLY:  # the hot path of calls: kept inline
+            elif kind == REPLY:  # the hot path of msgpack calls: kept inline
                 callback = link.calls.pop(message[1], None)
                 if callback is not None:
                     try:
@@ -541,14 +960,8 @@ class Messenger:
         if result is not None and _is_awaitable(result):
             task = self._loop.create_task(result)  # type: ignore[arg-type]
             task.add_done_callback(partial(self._reply_later, link, link.epoch, call_id))
-        else:  # _queue inlined: replies are half of all messages
-            link.pending.append((REPLY, call_id, result))
-            link.pending_count += 1
-            link.run_name = None
-            if not link.dirty:
-                link.dirty = True
-                self._dirty.append(link)
-                self._reactor.kick()
+        else:
+            self._queue(link, (REPLY, call_id, result))
 
     def _reply_later(self, link: PeerLink, epoch: int, call_id: int, task: asyncio.Task[Any]) -> None:
         if link.epoch != epoch or not link.up:
@@ -571,10 +984,16 @@ class Messenger:
         """A call slot freed up: send the oldest parked call."""
         if link.up:
             name, args, parked = link.overflow.popleft()
-            call_id = link.next_call_id
-            link.next_call_id = call_id + 1
-            link.calls[call_id] = parked
-            self._queue(link, (REQUEST, call_id, name, args))
+            call_id = self._next_call(link, parked)
+            if type(name) is int:
+                key, value, a, b, c = args
+                try:
+                    self._put_request(link, _FIXED_CALL, name, call_id, key, value, a, b, c)
+                except Exception as exc:  # bad arguments: this call fails, the link goes on
+                    del link.calls[call_id]
+                    self._run_callback(parked, None, exc)
+            else:
+                self._queue(link, (REQUEST, call_id, name, args))
             if not link.overflow and link.space_waiters:
                 self._wake_space_waiters(link)
 
@@ -597,4 +1016,3 @@ class Messenger:
     def _log_oneway_failure(task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("one-way handler failed", exc_info=task.exception())
-

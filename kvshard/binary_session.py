@@ -41,6 +41,7 @@ from . import cache as c
 from .auth import Credentials, plain_login
 from .protocol import ascii as ascii_proto
 from .protocol import binary as b
+from .service import FIXED_BGET_PACKET
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -88,7 +89,7 @@ class BinarySession:
         if parser.idle and not parser.locked:
             get = b.single_get(data)
             if get is not None:  # the most common request, a whole read by itself
-                conn.run_keyed(get[0], "bget_packet", get)
+                conn.run_hot(get[0], "bget_packet", get, False, FIXED_BGET_PACKET, None, get[1], 0, 0)
                 return
         while True:
             for request in parser.feed(data):

@@ -1,1 +1,28 @@
 # Compiled by Cython (pure-Python mode) from cache.py; see framework/extensions.py.
+cimport cython
+from kvshard.protocol.ascii cimport value_line
+
+cpdef tuple render(bytes key, object flags, bytes value)
+
+cdef class Cache:
+    cdef public Py_ssize_t limit
+    cdef public object _items
+    cdef public list _expiries
+    cdef public object _clock
+    cdef public long long _cas_counter
+    cdef public long long _shard_id
+    cdef public long long _shard_count
+    cdef public Py_ssize_t used
+    cdef public dict stats
+    cdef public object _second
+    cdef public object active_horizon
+    cdef object __weakref__
+
+    @cython.locals(size=Py_ssize_t, block=bytes, header_len=Py_ssize_t)
+    cpdef _put(self, key, value, flags, expire_at, cas=*, marks=*)
+    cpdef get(self, key)
+    cpdef _live(self, key)
+    cpdef _remove(self, key, tuple item)
+    cpdef _record_hit(self, key, tuple item)
+    cpdef now_second(self)
+    cpdef _next_cas(self)

@@ -1,6 +1,7 @@
 # Compiled by Cython (pure-Python mode) from connection.py; see framework/extensions.py.
 cimport cython
 from kvshard.context cimport ShardContext
+from kvshard.protocol.ascii cimport AsciiParser, single_get_key
 
 
 cdef class _Pending:
@@ -13,7 +14,7 @@ cdef class _Pending:
 
 cdef class ClientConnection:
     cdef public ShardContext _ctx
-    cdef public object _parser
+    cdef public AsciiParser _parser
     cdef public object _transport
     cdef public object _queue
     cdef public list _out
@@ -44,6 +45,9 @@ cdef class ClientConnection:
     cpdef _update_reading(self)
     cpdef _call(self, Py_ssize_t owner, name, tuple args, finish)
     cpdef _keyed(self, key, name, tuple args, bint noreply)
+    @cython.locals(owner=Py_ssize_t)
+    cpdef run_hot(self, key, name, tuple args, bint noreply, int handler_id, value, a, b, c)
+    cpdef _call_fixed(self, Py_ssize_t owner, int handler_id, key, value, a, b, c, bint drop)
     cpdef run_keyed(self, key, name, tuple args, finish=*)
     @cython.locals(op=long)
     cpdef _execute(self, tuple cmd)

@@ -60,6 +60,10 @@ from framework import ShardUnavailable
 
 from .binary_session import BinarySession
 from .protocol import ascii as proto
+from .protocol.ascii import AsciiParser, single_get_key
+from .service import (
+    FIXED_ARITH, FIXED_DELETE, FIXED_GET_ONE, FIXED_STORE, FIXED_TOUCH, STORE_CODES, as_int64,
+)
 from .protocol.ascii_login import R_AUTH_FAILURE, R_LOGGED_IN, AsciiLogin
 
 if TYPE_CHECKING:
@@ -126,7 +130,6 @@ def command_name(data: bytes) -> str:
     end = data.find(b" ", 0, 12)
     name = data[: end if end >= 0 else 12].rstrip(b"\r\n")
     return name.decode() if name in _ASCII_COMMANDS else "other"
-_single_get_key = proto.single_get_key
 _END = proto.R_END
 
 
@@ -179,7 +182,7 @@ class ClientConnection:
 
     def __init__(self, ctx: "ShardContext") -> None:
         self._ctx = ctx
-        self._parser = proto.AsciiParser(ctx.max_item_size)
+        self._parser = AsciiParser(ctx.max_item_size)
         self._transport: asyncio.Transport | None = None
         self._queue: deque[bytes | _Pending] = deque()
         self._out: list[bytes] = []
@@ -281,7 +284,7 @@ class ClientConnection:
             if self._login is not None:
                 data = self._log_in(data)
             parser = self._parser
-            key = _single_get_key(data) if parser.idle else None
+            key = single_get_key(data) if parser.is_idle() else None
             if key is not None:  # the most common request, a whole read by itself
                 self._get_one(key)
             elif data:
@@ -535,6 +538,43 @@ class ClientConnection:
         except ShardUnavailable as exc:
             self._complete(pending, _server_error(exc))
 
+    def run_hot(
+        self, key: bytes, name: str, args: tuple[Any, ...], noreply: bool,
+        handler_id: int, value: bytes | None, a: int, b: int, c: int,
+    ) -> None:
+        """A hot keyed operation whose handler returns the reply bytes (none sent for
+        noreply): ``kv.<name>(*args)`` inline on the owner, else the same operation as the
+        channel's fixed record ``handler_id(key, value, a, b, c)`` (kvshard.service)."""
+        ctx = self._ctx
+        owner = _crc32(key) % ctx.shards
+        if owner == ctx.shard_id:
+            ctx.local_requests += 1
+            result = ctx.local[name](*args)
+            if not noreply:
+                self.reply(result)
+            return
+        ctx.forwarded_requests += 1
+        if not noreply:
+            self._call_fixed(owner, handler_id, key, value, a, b, c, False)
+            return
+        try:  # one-way; a backed-up link takes a call whose answer is dropped, keeping order
+            if not ctx.messenger.send_fixed(owner, handler_id, key, value, a, b, c):
+                self._call_fixed(owner, handler_id, key, value, a, b, c, True)
+        except ShardUnavailable:
+            pass
+
+    def _call_fixed(
+        self, owner: int, handler_id: int, key: bytes, value: bytes | None, a: int, b: int, c: int, drop: bool,
+    ) -> None:
+        """Run fixed handler ``handler_id`` on ``owner``; its reply bytes (nothing if
+        ``drop``) go out in this reply's turn."""
+        pending = _Pending(None, 1, self, _nothing if drop else None)
+        self._hold(pending)
+        try:
+            self._ctx.messenger.call_fixed(owner, handler_id, key, value, a, b, c, pending)
+        except ShardUnavailable as exc:
+            self._complete(pending, _server_error(exc))
+
     def _send_noreply(self, owner: int, name: str, args: tuple[Any, ...]) -> None:
         """A noreply command for another shard: a one-way message, or (when that link is
         backed up) a call whose answer is dropped, so order is kept either way."""
@@ -566,15 +606,17 @@ class ClientConnection:
             self._get(cmd[1], cmd[2], None)
         elif op == proto.STORE:
             _, verb, key, flags, exptime, value, cas, noreply = cmd
-            self._keyed(key, "store", (verb, key, flags, exptime, value, cas), noreply)
+            self.run_hot(key, "store", (verb, key, flags, exptime, value, cas), noreply,
+                         FIXED_STORE, value, STORE_CODES[verb] | flags << 8, exptime, as_int64(cas))
         elif op == proto.REPLY:
             self.reply(cmd[1])
         elif op == proto.DELETE:
-            self._keyed(cmd[1], "delete", (cmd[1],), cmd[2])
+            self.run_hot(cmd[1], "delete", (cmd[1],), cmd[2], FIXED_DELETE, None, 0, 0, 0)
         elif op == proto.ARITH:
-            self._keyed(cmd[2], "arith", (cmd[1], cmd[2], cmd[3]), cmd[4])
+            self.run_hot(cmd[2], "arith", (cmd[1], cmd[2], cmd[3]), cmd[4], FIXED_ARITH, None,
+                         1 if cmd[1] else 0, as_int64(cmd[3]), 0)
         elif op == proto.TOUCH:
-            self._keyed(cmd[1], "touch", (cmd[1], cmd[2]), cmd[3])
+            self.run_hot(cmd[1], "touch", (cmd[1], cmd[2]), cmd[3], FIXED_TOUCH, None, cmd[2], 0, 0)
         elif op == proto.GAT:
             self._get(cmd[1], cmd[2], cmd[3])
         elif op == proto.TOO_LARGE:
@@ -626,7 +668,7 @@ class ClientConnection:
             self.reply(ctx.get_one(key))
         else:
             ctx.forwarded_requests += 1
-            self._call(owner, "kv.get_one", (key,), _same)
+            self._call_fixed(owner, FIXED_GET_ONE, key, None, 0, 0, 0, False)
 
     def _get(self, keys: list[bytes], with_cas: bool, exptime: int | None) -> None:
         ctx = self._ctx

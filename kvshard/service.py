@@ -23,7 +23,11 @@ from .protocol import ascii as proto
 from .protocol import binary as bp
 from .protocol import meta as m
 
-__all__ = ["KVService", "shard_of", "RECLAIM_INTERVAL", "HANDLER_NAMES", "REPORT_HANDLER", "PING_HANDLER"]
+__all__ = [
+    "KVService", "shard_of", "RECLAIM_INTERVAL", "HANDLER_NAMES", "REPORT_HANDLER", "PING_HANDLER",
+    "FIXED_GET_ONE", "FIXED_STORE", "FIXED_DELETE", "FIXED_ARITH", "FIXED_TOUCH", "FIXED_BGET_PACKET",
+    "STORE_CODES", "as_int64",
+]
 
 RECLAIM_INTERVAL: Final = 1.0
 # handlers the server registers beside the service's own: a shard's part of a scrape
@@ -35,6 +39,26 @@ HANDLER_NAMES: Final = (
     "get", "get_one", "gat", "store", "delete", "arith", "touch", "too_large", "flush", "stats",
     "stats_reset", "bget", "bget_packet", "bgat", "bstore", "bdelete", "barith", "meta",
 )
+
+# The hot operations also travel as the channel's fixed records (framework.channel:
+# call_fixed/send_fixed, no msgpack, no handler name): ``handler(key, value, a, b, c)``
+# returns the reply bytes; a, b, c are signed 64-bit integers (:func:`as_int64` folds a
+# 64-bit unsigned CAS or delta into one, the handler unfolds it).
+FIXED_GET_ONE: Final = 1      # (key, None, 0, 0, 0): the whole reply to `get <key>`
+FIXED_STORE: Final = 2        # (key, value, STORE_CODES[op] | flags << 8, exptime, int64(cas))
+FIXED_DELETE: Final = 3       # (key, None, 0, 0, 0)
+FIXED_ARITH: Final = 4        # (key, None, 1 incr / 0 decr, int64(delta), 0)
+FIXED_TOUCH: Final = 5        # (key, None, exptime, 0, 0)
+FIXED_BGET_PACKET: Final = 6  # (key, None, opaque, 0, 0): the whole binary GET response
+_STORE_OPS_BY_CODE: Final = (b"set", b"add", b"replace", b"append", b"prepend", b"cas")
+STORE_CODES: Final = {op: code for code, op in enumerate(_STORE_OPS_BY_CODE)}
+_UINT64_MASK: Final = (1 << 64) - 1
+
+
+def as_int64(n: int) -> int:
+    """A 64-bit unsigned integer as the signed one with the same bits."""
+    return n - (1 << 64) if n >= 1 << 63 else n
+
 
 _STORE_REPLIES: Final = {
     c.STORED: proto.R_STORED,
@@ -76,6 +100,35 @@ class KVService:
     def register(self, shard: Shard) -> None:
         for name in HANDLER_NAMES:
             shard.register("kv." + name, getattr(self, name))
+        for handler_id, handler in self.fixed_handlers().items():
+            shard.messenger.register_fixed(handler_id, handler)
+
+    def fixed_handlers(self) -> dict[int, Any]:
+        """The hot operations by fixed-record handler id (see FIXED_GET_ONE ...)."""
+        return {
+            FIXED_GET_ONE: self.fixed_get_one, FIXED_STORE: self.fixed_store, FIXED_DELETE: self.fixed_delete,
+            FIXED_ARITH: self.fixed_arith, FIXED_TOUCH: self.fixed_touch, FIXED_BGET_PACKET: self.fixed_bget_packet,
+        }
+
+    # ----- the fixed-record forms of the hot operations (see FIXED_GET_ONE ...) --------------
+
+    def fixed_get_one(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
+        return self.get_one(key)
+
+    def fixed_store(self, key: bytes, value: bytes, a: int, b: int, c: int) -> bytes:
+        return self.store(_STORE_OPS_BY_CODE[a & 0xFF], key, a >> 8, b, value, c & _UINT64_MASK)
+
+    def fixed_delete(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
+        return self.delete(key)
+
+    def fixed_arith(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
+        return self.arith(a == 1, key, b & _UINT64_MASK)
+
+    def fixed_touch(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
+        return self.touch(key, a)
+
+    def fixed_bget_packet(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
+        return self.bget_packet(key, a)
 
     def start(self) -> None:
         self._reclaim_timer = self._loop.call_later(RECLAIM_INTERVAL, self._reclaim)

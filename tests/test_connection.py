@@ -54,6 +54,17 @@ class FakeMessenger:
         getattr(self.remote, name.removeprefix("kv."))(*args)
         return True
 
+    def call_fixed(self, shard: int, handler_id: int, key: bytes, value: Any, a: int, b: int, c: int, on_reply: Any) -> None:
+        if self.down:
+            raise ShardUnavailable(shard)
+        self.held.append((on_reply, self.remote.fixed_handlers()[handler_id](key, value, a, b, c)))
+
+    def send_fixed(self, shard: int, handler_id: int, key: bytes, value: Any, a: int, b: int, c: int) -> bool:
+        if self.down:
+            raise ShardUnavailable(shard)
+        self.remote.fixed_handlers()[handler_id](key, value, a, b, c)
+        return True
+
     def release(self, newest_first: bool = False) -> None:
         held, self.held = self.held, []
         for on_reply, result in reversed(held) if newest_first else held:

@@ -1,1 +1,31 @@
 # Compiled by Cython (pure-Python mode) from ascii.py; see framework/extensions.py.
+cimport cython
+
+
+cdef tuple _SMALL_DECIMALS
+cpdef bytes decimal(object n)
+cpdef bytes value_line(bytes key, object flags, bytes value, object cas)
+cpdef list tokenize(bytes text)
+@cython.locals(n=Py_ssize_t)
+cpdef object single_get_key(bytes data)
+cpdef bint item_too_large(Py_ssize_t key_length, long long flags, long long value_length, Py_ssize_t max_item_size)
+cpdef Py_ssize_t item_total_size(Py_ssize_t key_length, long long flags, long long value_length)
+
+
+cdef class AsciiParser:
+    cdef public Py_ssize_t max_item_size
+    cdef public bytes _buf
+    cdef public list _chunks
+    cdef public Py_ssize_t _chunks_len
+    cdef public Py_ssize_t _want
+    cdef public object _pending
+    cdef public bint _closed
+
+    cpdef bint is_idle(self)
+    @cython.locals(end=Py_ssize_t, pos=Py_ssize_t, want=Py_ssize_t, nl=Py_ssize_t, buf=bytes)
+    cpdef list feed(self, data)
+    cpdef _finish_block(self, bytes block, list out)
+    @cython.locals(n=Py_ssize_t)
+    cpdef _command(self, bytes line)
+    @cython.locals(n=Py_ssize_t)
+    cpdef _storage(self, bytes name, list tokens)

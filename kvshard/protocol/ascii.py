@@ -59,7 +59,7 @@ __all__ = [
     "R_ERROR", "R_STORED", "R_NOT_STORED", "R_EXISTS", "R_NOT_FOUND", "R_DELETED",
     "R_TOUCHED", "R_OK", "R_END", "R_RESET", "R_BAD_FORMAT", "R_BAD_CHUNK", "R_TOO_LARGE",
     "R_NON_NUMERIC", "R_BAD_DELTA", "R_BAD_EXPTIME", "R_DELETE_USAGE", "R_OUT_OF_MEMORY",
-    "value_line", "number_line",
+    "value_line", "number_line", "decimal",
 ]
 
 KEY_MAX_LENGTH: Final = 250
@@ -88,11 +88,20 @@ R_BAD_EXPTIME: Final = b"CLIENT_ERROR invalid exptime argument\r\n"
 R_DELETE_USAGE: Final = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
 
 
+_SMALL_DECIMALS: Final = tuple(b"%d" % n for n in range(1024))  # flags and lengths, pre-rendered
+
+
+def decimal(n: int) -> bytes:
+    """``n`` in ASCII decimal (small numbers from a table: no formatting per item)."""
+    return _SMALL_DECIMALS[n] if 0 <= n < 1024 else b"%d" % n
+
+
 def value_line(key: bytes, flags: int, value: bytes, cas: int | None) -> bytes:
     """One ``VALUE`` entry of a get reply, data block included."""
     if cas is None:
-        return b"VALUE %b %d %d\r\n%b\r\n" % (key, flags, len(value), value)
-    return b"VALUE %b %d %d %d\r\n%b\r\n" % (key, flags, len(value), cas, value)
+        return b"".join((b"VALUE ", key, b" ", decimal(flags), b" ", decimal(len(value)), b"\r\n", value, b"\r\n"))
+    return b"".join((b"VALUE ", key, b" ", decimal(flags), b" ", decimal(len(value)), b" ", b"%d" % cas, b"\r\n",
+                     value, b"\r\n"))
 
 
 def number_line(n: int) -> bytes:
@@ -154,17 +163,14 @@ def single_get_key(data: bytes) -> bytes | None:
     """The key if ``data`` is exactly one plain ``get <key>\\r\\n`` that the parser would
     accept, else None (the caller then feeds the parser). Only a fast path: anything unusual
     (several keys, a stray space or CR, an over-long key) answers None."""
-    if data[-2:] != b"\r\n" or data[:4] != b"get ":
+    n = len(data)
+    if n < 7 or n > KEY_MAX_LENGTH + 6 or data[n - 1] != 10 or data[n - 2] != 13:
         return None
-    key = data[4:-2]
-    if (
-        not key
-        or len(key) > KEY_MAX_LENGTH
-        or 32 in key  # int operands: a bytes operand first fails (raises) as an int
-        or 10 in key
-        or 13 in key
-        or 0 in key
-    ):
+    if data[0] != 103 or data[1] != 101 or data[2] != 116 or data[3] != 32:  # "get "
+        return None
+    key = data[4 : n - 2]
+    # a space, CR, LF or NUL inside means more than one plain key (or a C string cut short)
+    if 32 in key or 10 in key or 13 in key or 0 in key:
         return None
     return key
 
@@ -186,6 +192,10 @@ class AsciiParser:
     @property
     def idle(self) -> bool:
         """Nothing held back: the next byte fed starts a new command line."""
+        return self.is_idle()
+
+    def is_idle(self) -> bool:
+        """:attr:`idle`, as a method (a direct call for the compiled connection)."""
         return not self._buf and not self._want and not self._closed
 
     @property

@@ -1,0 +1,147 @@
+"""Instructions per request on kvshard's request path, counted by callgrind (exact and
+repeatable, unlike time on a shared machine).
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python scripts/count_instructions.py get 2000
+    python scripts/count_instructions.py --callgrind [get|set|get_forwarded|...]   # runs valgrind twice, prints Ir/op
+
+Method: one :class:`~kvshard.connection.ClientConnection` of shard 0 of two, on a transport
+that only keeps the bytes written, serves ``N`` reads of one request each (as memaslap sends
+them). A forwarded request goes to a messenger that runs the owner's handler at once and
+answers in the same call (no channel: that is framework.bench's job), so these counts are the
+connection, codec and item store alone. Callgrind counts the whole process, start-up
+included; running N and 2N requests and dividing the difference by N leaves the requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zlib
+from collections import deque
+from typing import Any, Callable
+
+from kvshard.cache import Cache
+from kvshard.connection import ClientConnection
+from kvshard.context import ShardContext
+from kvshard.service import KVService
+
+__all__ = ["main"]
+
+SCENARIOS = ("get", "get_miss", "set", "get_forwarded", "set_forwarded", "mget10")
+
+
+class _Transport:
+    """Keeps the last write only; ``write`` is a C function, as uvloop's is."""
+
+    def __init__(self) -> None:
+        self.last: deque[bytes] = deque(maxlen=1)
+        self.write = self.last.append
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def close(self) -> None:
+        pass
+
+
+class _Messenger:
+    """Shard 1, answering every call at once."""
+
+    def __init__(self, remote: KVService) -> None:
+        self._remote = remote
+        self._fixed = remote.fixed_handlers()
+
+    def call(self, shard: int, name: str, args: tuple[Any, ...], on_reply: Callable[[Any, Any], None]) -> None:
+        on_reply(getattr(self._remote, name[3:])(*args), None)
+
+    def send(self, shard: int, name: str, *args: Any) -> bool:
+        getattr(self._remote, name[3:])(*args)
+        return True
+
+    def call_fixed(self, shard: int, handler_id: int, key: bytes, value: Any, a: int, b: int, c: int,
+                   on_reply: Callable[[Any, Any], None]) -> None:
+        on_reply(self._fixed[handler_id](key, value, a, b, c), None)
+
+    def send_fixed(self, shard: int, handler_id: int, key: bytes, value: Any, a: int, b: int, c: int) -> bool:
+        self._fixed[handler_id](key, value, a, b, c)
+        return True
+
+
+def _key(owner: int, n: int = 0) -> bytes:
+    i = n
+    while True:
+        key = b"key:%08d" % i
+        if zlib.crc32(key) % 2 == owner:
+            return key
+        i += 1
+
+
+def _requests(scenario: str) -> bytes:
+    value = b"x" * 100
+    owner = 1 if scenario.endswith("forwarded") else 0
+    key = _key(owner)
+    if scenario.startswith("get"):
+        return b"get " + (key if scenario != "get_miss" else b"missing:" + key) + b"\r\n"
+    if scenario == "mget10":
+        return b"get " + b" ".join(_key(i % 2, i * 7) for i in range(10)) + b"\r\n"
+    return b"set %b 0 0 %d\r\n%b\r\n" % (key, len(value), value)
+
+
+def serve(scenario: str, count: int) -> bytes:
+    loop = asyncio.new_event_loop()
+    local, remote = KVService(Cache(64 << 20, 0, 2), loop), KVService(Cache(64 << 20, 1, 2), loop)
+    ctx = ShardContext(shard_id=0, shards=2, service=local, messenger=_Messenger(remote), local=local.handlers(),
+                       handler=lambda name: getattr(local, name[3:]), max_item_size=1 << 20, max_connections=100,
+                       version="count", info=None)
+    conn = ClientConnection(ctx)
+    transport = _Transport()
+    conn.connection_made(transport)
+    value = b"x" * 100
+    for i in range(20):  # every key the scenarios read exists
+        for owner, service in ((0, local), (1, remote)):
+            key = _key(owner, i * 7) if i else _key(owner)
+            service.store(b"set", key, 0, 0, value, 0)
+            service.store(b"set", _key(owner), 0, 0, value, 0)
+    request = _requests(scenario)
+    feed = conn.data_received
+    for _ in range(count):
+        feed(request)
+    return transport.last[0]
+
+
+def _callgrind(scenario: str, count: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cg.out")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+                        scenario, str(count)], check=True, capture_output=True)
+        with open(out) as f:
+            return int(re.search(r"^summary: (\d+)", f.read(), re.M)[1])  # type: ignore[index]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="instructions per request (see the module docstring)")
+    p.add_argument("--callgrind", action="store_true", help="run under callgrind at N and 2N and print Ir per op")
+    p.add_argument("scenarios", nargs="*", default=[])
+    p.add_argument("--count", type=int, default=2000)
+    args = p.parse_args(argv)
+    if not args.callgrind:
+        scenario, count = args.scenarios[0], int(args.scenarios[1])
+        serve(scenario, count)
+        return 0
+    from framework import extensions
+    from kvshard import core
+
+    print(f"# core: {core.mode()}{' (KVSHARD_NO_EXTENSIONS)' if extensions.extensions_disabled() else ''}")
+    for scenario in args.scenarios or SCENARIOS:
+        small, large = _callgrind(scenario, args.count), _callgrind(scenario, 2 * args.count)
+        print(f"{scenario:<14} {(large - small) / args.count:10.0f} instructions/request")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

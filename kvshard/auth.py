@@ -25,7 +25,7 @@ from typing import Final
 
 from .protocol.ascii_login import MAX_LOGIN_BLOCK
 
-__all__ = ["Credentials", "CredentialsError", "load_credentials", "MAX_CREDENTIALS_BYTES", "plain_login"]
+__all__ = ["Credentials", "CredentialsError", "load_credentials", "MAX_CREDENTIALS_BYTES", "plain_login", "count_login"]
 
 MAX_CREDENTIALS_BYTES: Final = 1 << 20  # a password file larger than this is refused
 
@@ -92,6 +92,13 @@ def load_credentials(path: str, ascii_login: bool = False) -> Credentials:
     if not entries:
         raise CredentialsError(f"{path} has no 'user:password' line: nobody could log in")
     return Credentials(tuple(entries))
+
+
+def count_login(conn_stats: dict[str, int], ok: bool) -> None:
+    """A login attempt, in ``auth_cmds`` (and ``auth_errors`` when it failed)."""
+    conn_stats["auth_cmds"] += 1
+    if not ok:
+        conn_stats["auth_errors"] += 1
 
 
 def plain_login(message: bytes, credentials: Credentials) -> bool:

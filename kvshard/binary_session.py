@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 A connection whose first byte is 0x80 hands every read to a :class:`BinarySession`. The session
 feeds the sans-IO :class:`~kvshard.protocol.binary.BinaryParser` and executes each request at
-once, in order, through the connection's primitives, which already keep replies in request
-order across shards:
+once, in order, through the connection's :class:`~kvshard.dispatcher.Dispatcher`, which routes
+it and keeps replies in request order across shards:
 
   * keyed requests run the owner's ``kv.b*`` handler (inline when this shard owns the key, over
     the channels otherwise); the handler returns facts (flags, CAS, value, result code) and a
@@ -38,13 +38,13 @@ import struct
 from typing import TYPE_CHECKING, Any, Callable, Final
 
 from . import cache as c
-from .auth import Credentials, plain_login
+from .auth import Credentials, count_login, plain_login
 from .protocol import ascii as ascii_proto
 from .protocol import binary as b
 from .service import FIXED_BGET_PACKET
 
 if TYPE_CHECKING:
-    from .connection import ClientConnection
+    from .dispatcher import Dispatcher
 
 __all__ = ["BinarySession"]
 
@@ -75,26 +75,26 @@ _WITH_KEY: Final = frozenset((b.OP_GETK, b.OP_GETKQ, b.OP_GATK, b.OP_GATKQ))
 
 
 class BinarySession:
-    """Executes binary requests for one connection."""
+    """Executes binary requests for one connection, through its dispatcher."""
 
-    def __init__(self, conn: "ClientConnection", sasl: Credentials | None = None) -> None:
-        self._conn = conn
-        self._parser = b.BinaryParser(conn.max_item_size, sasl=sasl is not None)
+    def __init__(self, dispatcher: "Dispatcher", sasl: Credentials | None = None) -> None:
+        self._dispatcher = dispatcher
+        self._parser = b.BinaryParser(dispatcher.ctx.max_item_size, sasl=sasl is not None)
         self._credentials = sasl
         self._continuing = False  # an AUTH PLAIN came without data: the next STEP brings it
 
     def feed(self, data: bytes) -> None:
-        conn = self._conn
+        dispatcher = self._dispatcher
         parser = self._parser
         if parser.idle and not parser.locked:
             get = b.single_get(data)
             if get is not None:  # the most common request, a whole read by itself
-                conn.run_hot(get[0], "bget_packet", get, False, FIXED_BGET_PACKET, None, get[1], 0, 0)
+                dispatcher.run_hot(get[0], "bget_packet", get, False, FIXED_BGET_PACKET, None, get[1], 0, 0)
                 return
         while True:
             for request in parser.feed(data):
                 self._execute(request)
-                if conn.quitting:
+                if dispatcher.quitting:
                     return
             if not parser.held:
                 return
@@ -115,19 +115,19 @@ class BinarySession:
         elif op == b.OP_TOUCH:
             self._touch(r)
         elif op == b.OP_NOOP:
-            self._conn.reply(b.response(op, b.ST_OK, r.opaque))
+            self._dispatcher.reply(b.response(op, b.ST_OK, r.opaque))
         elif op == b.OP_VERSION:
-            self._conn.reply(b.response(op, b.ST_OK, r.opaque, value=self._conn.version.encode()))
+            self._dispatcher.reply(b.response(op, b.ST_OK, r.opaque, value=self._dispatcher.ctx.version.encode()))
         elif op == b.OP_QUIT or op == b.OP_QUITQ:
             if op == b.OP_QUIT:
-                self._conn.reply(b.response(op, b.ST_OK, r.opaque))
-            self._conn.quit()
+                self._dispatcher.reply(b.response(op, b.ST_OK, r.opaque))
+            self._dispatcher.quit()
         elif op == b.OP_FLUSH or op == b.OP_FLUSHQ:
             self._flush(r)
         elif op == b.OP_STAT:
-            self._conn.stats_command(_StatsReplies(self._conn, r.opaque), r.key.split())
+            self._dispatcher.stats_command(_StatsReplies(self._dispatcher, r.opaque), r.key.split())
         elif op == b.OP_SASL_LIST_MECHS:
-            self._conn.reply(b.response(op, b.ST_OK, r.opaque, value=b"PLAIN"))
+            self._dispatcher.reply(b.response(op, b.ST_OK, r.opaque, value=b"PLAIN"))
         elif op == b.OP_SASL_AUTH:
             self._sasl_auth(r)
         elif op == b.OP_SASL_STEP:
@@ -136,14 +136,14 @@ class BinarySession:
         elif op == b.TOO_LARGE:
             self._too_large(r)
         elif op == b.UNKNOWN:
-            self._conn.reply(r.value)
+            self._dispatcher.reply(r.value)
         elif op == b.CLOSE:
             if r.value:
-                self._conn.reply(r.value)
-            self._conn.quit()
+                self._dispatcher.reply(r.value)
+            self._dispatcher.quit()
         else:  # pragma: no cover - the parser refuses every other opcode
-            self._conn.reply(b.error(op, b.ST_UNKNOWN, r.opaque))
-            self._conn.quit()
+            self._dispatcher.reply(b.error(op, b.ST_UNKNOWN, r.opaque))
+            self._dispatcher.quit()
 
     def _get(self, r: b.Request, handler: str, args: tuple[Any, ...]) -> None:
         op, opaque, key = r.opcode, r.opaque, r.key
@@ -160,7 +160,7 @@ class BinarySession:
             flags, cas, value = found
             return b.response(op, b.ST_OK, opaque, cas, _FLAGS.pack(flags), echo_key, value)
 
-        self._conn.run_keyed(key, handler, args, finish)
+        self._dispatcher.run_keyed(key, handler, args, finish)
 
     def _touch(self, r: b.Request) -> None:
         op, opaque = r.opcode, r.opaque
@@ -170,7 +170,7 @@ class BinarySession:
                 return b.error(op, b.ST_NOT_FOUND, opaque)
             return b.response(op, b.ST_OK, opaque, found[1], _FLAGS.pack(found[0]))
 
-        self._conn.run_keyed(r.key, "bgat", (r.key, _FLAGS.unpack(r.extras)[0]), finish)
+        self._dispatcher.run_keyed(r.key, "bgat", (r.key, _FLAGS.unpack(r.extras)[0]), finish)
 
     def _store(self, r: b.Request) -> None:
         op, opaque = r.opcode, r.opaque
@@ -187,7 +187,7 @@ class BinarySession:
             return b.error(op, _RESULT_STATUS[result], opaque)
 
         args = (verb, r.key, flags, exptime, r.value, r.cas)
-        self._conn.run_keyed(r.key, "bstore", args, finish)
+        self._dispatcher.run_keyed(r.key, "bstore", args, finish)
 
     def _delete(self, r: b.Request) -> None:
         op, opaque = r.opcode, r.opaque
@@ -198,7 +198,7 @@ class BinarySession:
                 return b"" if quiet else b.response(op, b.ST_OK, opaque)
             return b.error(op, _RESULT_STATUS[result], opaque)
 
-        self._conn.run_keyed(r.key, "bdelete", (r.key, r.cas), finish)
+        self._dispatcher.run_keyed(r.key, "bdelete", (r.key, r.cas), finish)
 
     def _arith(self, r: b.Request) -> None:
         op, opaque = r.opcode, r.opaque
@@ -214,19 +214,19 @@ class BinarySession:
 
         # exptime 0xffffffff means "do not create"; others are the created item's expiry
         args = (incr, r.key, delta, initial, exptime, r.cas)
-        self._conn.run_keyed(r.key, "barith", args, finish)
+        self._dispatcher.run_keyed(r.key, "barith", args, finish)
 
     def _flush(self, r: b.Request) -> None:
         op, opaque = r.opcode, r.opaque
         delay = _FLAGS.unpack(r.extras)[0] if r.extras else 0
         reply = b"" if op == b.OP_FLUSHQ else b.response(op, b.ST_OK, opaque)
-        self._conn.fan_out("kv.flush", (delay,), lambda results: reply)
+        self._dispatcher.fan_out("kv.flush", (delay,), lambda results: reply)
 
     def _sasl_auth(self, r: b.Request) -> None:
         self._continuing = False
         if r.key.upper() == b"PLAIN" and not r.value:
             self._continuing = True
-            self._conn.reply(b.response(r.opcode, b.ST_AUTH_CONTINUE, r.opaque))
+            self._dispatcher.reply(b.response(r.opcode, b.ST_AUTH_CONTINUE, r.opaque))
             return
         self._login(r, r.key.upper() == b"PLAIN" and self._check(r.value))
 
@@ -236,36 +236,32 @@ class BinarySession:
 
     def _login(self, r: b.Request, ok: bool) -> None:
         self._parser.locked = not ok
-        self._conn.count_login(ok)
+        count_login(self._dispatcher.ctx.service.conn_stats, ok)
         if ok:
-            self._conn.reply(b.response(r.opcode, b.ST_OK, r.opaque, value=b"Authenticated"))
+            self._dispatcher.reply(b.response(r.opcode, b.ST_OK, r.opaque, value=b"Authenticated"))
         else:
-            self._conn.reply(b.error(r.opcode, b.ST_AUTH_ERROR, r.opaque))
+            self._dispatcher.reply(b.error(r.opcode, b.ST_AUTH_ERROR, r.opaque))
 
     def _too_large(self, r: b.Request) -> None:
         op = r.extras[0]
         verb = _STORE_VERBS[op]
-        self._conn.run_keyed(r.key, "too_large", (verb, r.key), _nothing)
-        self._conn.reply(b.error(op, b.ST_TOO_LARGE, r.opaque))
-
-
-def _nothing(result: Any) -> bytes:
-    return b""
+        self._dispatcher.run_keyed_noreply(r.key, "too_large", (verb, r.key))
+        self._dispatcher.reply(b.error(op, b.ST_TOO_LARGE, r.opaque))
 
 
 class _StatsReplies:
-    """Stands in for the connection while the shared ``stats`` code answers: turns its ASCII
+    """Stands in for the dispatcher while the shared ``stats`` code answers: turns its ASCII
     lines into binary stat packets."""
 
-    def __init__(self, conn: "ClientConnection", opaque: int) -> None:
-        self._conn = conn
+    def __init__(self, dispatcher: "Dispatcher", opaque: int) -> None:
+        self._dispatcher = dispatcher
         self._opaque = opaque
 
     def reply(self, data: bytes) -> None:
-        self._conn.reply(self._convert(data))
+        self._dispatcher.reply(self._convert(data))
 
     def fan_out(self, name: str, args: tuple[Any, ...], finish: Callable[[list[Any]], bytes]) -> None:
-        self._conn.fan_out(name, args, lambda results: self._convert(finish(results)))
+        self._dispatcher.fan_out(name, args, lambda results: self._convert(finish(results)))
 
     def _convert(self, data: bytes) -> bytes:
         opaque = self._opaque

@@ -1,24 +1,15 @@
 # Compiled by Cython (pure-Python mode) from connection.py; see framework/extensions.py.
 cimport cython
+from kvshard.ascii_session cimport AsciiSession
 from kvshard.context cimport ShardContext
-from kvshard.protocol.ascii cimport AsciiParser, single_get_key
-
-
-cdef class _Pending:
-    cdef public object data
-    cdef public object parts
-    cdef public Py_ssize_t missing
-    cdef public ClientConnection conn
-    cdef public object finish
+from kvshard.dispatcher cimport Dispatcher
 
 
 cdef class ClientConnection:
     cdef public ShardContext _ctx
-    cdef public AsciiParser _parser
+    cdef public Dispatcher _dispatcher
+    cdef public AsciiSession _ascii
     cdef public object _transport
-    cdef public object _queue
-    cdef public list _out
-    cdef public bint _quitting
     cdef public bint _draining
     cdef public object _deferred
     cdef public bint _eof_sent
@@ -36,21 +27,10 @@ cdef class ClientConnection:
     cdef public long long _last_command
     cdef object __weakref__
 
-    @cython.locals(start=double)
+    @cython.locals(start=double, dispatcher=Dispatcher)
     cpdef data_received(self, data)
-    cpdef reply(self, data)
-    cpdef _hold(self, _Pending pending)
-    cpdef _complete(self, _Pending pending, data)
+    cpdef _replies_ready(self)
+    @cython.locals(dispatcher=Dispatcher)
     cpdef _write_out(self)
     cpdef _update_reading(self)
-    cpdef _call(self, Py_ssize_t owner, name, tuple args, finish)
-    cpdef _keyed(self, key, name, tuple args, bint noreply)
-    @cython.locals(owner=Py_ssize_t)
-    cpdef run_hot(self, key, name, tuple args, bint noreply, int handler_id, value, a, b, c)
-    cpdef _call_fixed(self, Py_ssize_t owner, int handler_id, key, value, a, b, c, bint drop)
-    cpdef run_keyed(self, key, name, tuple args, finish=*)
-    @cython.locals(op=long)
-    cpdef _execute(self, tuple cmd)
-    @cython.locals(owner=Py_ssize_t)
-    cpdef _get_one(self, key, Py_ssize_t owner=*)
-    cpdef _run(self, list commands)
+    cpdef _continue_deferred(self)

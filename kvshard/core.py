@@ -13,7 +13,7 @@ from typing import Final
 
 from framework import channel, extensions, reactor, ring
 
-from . import binary_session, cache, connection, context, meta_ops, service
+from . import ascii_session, binary_session, cache, connection, context, dispatcher, meta_ops, service
 from .protocol import ascii, binary, meta, numbers
 
 __all__ = ["HOT_MODULES", "mode", "warning"]
@@ -21,7 +21,7 @@ __all__ = ["HOT_MODULES", "mode", "warning"]
 HOT_MODULES: Final[tuple[ModuleType, ...]] = (
     ring, channel, reactor,
     ascii, binary, meta, numbers,
-    cache, service, meta_ops, context, connection, binary_session,
+    cache, service, meta_ops, context, dispatcher, ascii_session, connection, binary_session,
 )
 
 

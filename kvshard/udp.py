@@ -130,7 +130,7 @@ class DatagramSession(ClientConnection):
 
     def _send_if_complete(self) -> None:
         answer = self._answer
-        if self._queue or not answer.parts:
+        if self._dispatcher.owed or not answer.parts:
             return
         data = b"".join(answer.parts)
         answer.parts.clear()

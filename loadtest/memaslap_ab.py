@@ -5,7 +5,12 @@ Run: ``python -m loadtest.memaslap_ab [--rounds 3] [--seconds 20] [--kvshard-arg
 
 ``--baseline-kvshard-args "FLAGS"`` puts kvshard with FLAGS in slot B instead of memcached, to
 measure what a kvshard feature costs (``--baseline-kvshard-args "--metrics-port 0"``: the
-metrics endpoint, which slot A has on its default port 9150).
+metrics endpoint, which slot A has on its default port 9150). ``--baseline-tree DIR`` puts in
+slot B kvshard run from another source tree (``python -m kvshard.cli`` with DIR as its working
+directory, so DIR's packages are imported, with this Python's dependencies): an older commit
+against the current code in one run, e.g. ``git worktree add /tmp/old HEAD~3`` then
+``--baseline-tree /tmp/old`` (add ``--kvshard-args`` / ``--baseline-kvshard-args`` as needed,
+and ``--interpreted`` with ``KVSHARD_NO_EXTENSIONS=1`` to compare interpreted cores).
 
 Method
 ------
@@ -545,12 +550,14 @@ def _answers_version(port: int) -> bool:
 
 
 def start_server(name: str, argv: list[str], port: int, timeout: float = 30.0,
-                 env: Mapping[str, str] | None = None) -> RunningServer:
+                 env: Mapping[str, str] | None = None, cwd: str | None = None) -> RunningServer:
     """Start ``argv`` and wait until it answers ``version`` on ``port``; ``env``: variables
-    added to (or overriding) this process's environment for the server and its children."""
+    added to (or overriding) this process's environment for the server and its children;
+    ``cwd``: its working directory (``python -m`` imports from there first)."""
     log = tempfile.TemporaryFile()
     environment = {**os.environ, **env} if env else None
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment,
+                            cwd=cwd)
     server = RunningServer(name, argv, port, proc, log)
     deadline = time.monotonic() + timeout
     while not _answers_version(port):
@@ -745,13 +752,14 @@ class _ArgvFor:
     environment."""
 
     def __init__(self, kind: str, threads: int, extra: Sequence[str], memcached: str,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, cwd: str | None = None) -> None:
         self.kind, self.threads, self.extra, self.memcached = kind, threads, list(extra), memcached
         self.env = dict(env or {})
+        self.cwd = cwd  # run from this directory: ``python -m kvshard.cli`` imports that source tree
 
     def with_env(self, **env: str) -> _ArgvFor:
         """The same command with ``env`` added to its environment."""
-        return _ArgvFor(self.kind, self.threads, self.extra, self.memcached, {**self.env, **env})
+        return _ArgvFor(self.kind, self.threads, self.extra, self.memcached, {**self.env, **env}, self.cwd)
 
     def __call__(self, port: int) -> list[str]:
         if self.kind == "kvshard":
@@ -761,7 +769,8 @@ class _ArgvFor:
     def shown(self) -> str:
         """The command as printed: ``[VAR=value ...] argv`` with PORT for the port."""
         prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in self.env.items())
-        return prefix + " ".join(self(0)).replace(" -p 0 ", " -p PORT ")
+        where = f"(cd {shlex.quote(self.cwd)}) " if self.cwd else ""
+        return where + prefix + " ".join(self(0)).replace(" -p 0 ", " -p PORT ")
 
 
 class _Scraper:
@@ -792,7 +801,7 @@ def _one_run(rnd: int, slot: str, server_name: str, argv_for_port: _ArgvFor, mem
              seconds: int, threads: int, concurrency: int, value_size: int,
              extra: Sequence[str] = (), scrape_url: str | None = None, scrape_every: float = 0) -> RunRecord:
     port = free_port()
-    server = start_server(server_name, argv_for_port(port), port, env=argv_for_port.env)
+    server = start_server(server_name, argv_for_port(port), port, env=argv_for_port.env, cwd=argv_for_port.cwd)
     scraper = _Scraper(scrape_url, scrape_every) if scrape_url and scrape_every > 0 else None
     try:
         cpu0 = tree_cpu_times(server.proc.pid)
@@ -863,6 +872,11 @@ def _parser() -> argparse.ArgumentParser:
              "measures what the metrics endpoint costs); the memcached_* fields then describe B",
     )
     p.add_argument(
+        "--baseline-tree", default=None, metavar="DIR",
+        help="slot B runs kvshard from the source tree DIR (e.g. a clone of an older commit) with this "
+             "Python, instead of memcached: old code against new in one run",
+    )
+    p.add_argument(
         "--scrape-every", type=float, default=0,
         help="during slot A's runs, GET http://127.0.0.1:9150/metrics (kvshard's default metrics "
              "port) every N seconds, as Prometheus would (default 0: never)",
@@ -888,8 +902,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         kvshard = _ArgvFor("memcached", args.threads, shlex.split(args.memcached_args), args.memcached)
     slots = {"A": ("kvshard", kvshard), "B": ("memcached", memcached)}
+    if args.baseline_tree is not None and args.baseline_kvshard_args is None:
+        args.baseline_kvshard_args = ""
     if args.baseline_kvshard_args is not None:
-        baseline = _ArgvFor("kvshard", args.threads, shlex.split(args.baseline_kvshard_args), args.memcached)
+        baseline = _ArgvFor("kvshard", args.threads, shlex.split(args.baseline_kvshard_args), args.memcached,
+                            cwd=args.baseline_tree)
         slots["B"] = ("kvshard-B", baseline)
         memcached = baseline
     if args.interpreted:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -471,7 +472,7 @@ def fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
                 threads: int, concurrency: int, value_size: int, extra: list[str] = [],
                 scrape_url: str | None = None, scrape_every: float = 0) -> RunRecord:
         calls.append({"round": rnd, "slot": slot, "name": name, "argv": argv_for(4242), "env": dict(argv_for.env),
-                      "extra": list(extra)})
+                      "extra": list(extra), "cwd": argv_for.cwd})
         return rec(rnd, slot, name, tps[slot], {"A": 10.0, "B": 4.0, "C": 20.0}[slot])
 
     monkeypatch.setattr(ab, "_one_run", one_run)
@@ -528,6 +529,33 @@ def test_main_interpreted_with_a_kvshard_baseline(fake_runs: list[dict[str, obje
     assert names["B"][0] == "kvshard-B" and names["B"][1][-2:] == ["--metrics-port", "0"]
     assert names["C"][0] == "kvshard-interp" and "--metrics-port" not in names["C"][1]
     assert "# BASELINE" in out and "interp_tps_ratio=0.300" in out
+
+
+def test_main_baseline_tree_runs_kvshard_from_that_directory(fake_runs: list[dict[str, object]],
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path) -> None:
+    out = run_main(capsys, "--rounds", "1", "--interpreted", "--baseline-tree", str(tmp_path))
+    by_slot = {c["slot"]: c for c in fake_runs}
+    assert by_slot["B"]["name"] == "kvshard-B" and by_slot["B"]["cwd"] == str(tmp_path)
+    assert by_slot["B"]["argv"][1:3] == ["-m", "kvshard.cli"]
+    assert by_slot["A"]["cwd"] is None and by_slot["C"]["cwd"] is None
+    assert f"# B kvshard-B: (cd {tmp_path}) " in out and "# BASELINE" in out
+
+
+def test_start_server_runs_in_the_directory_given(tmp_path: Path) -> None:
+    """``cwd`` reaches the server process (a tiny server that answers version with its cwd)."""
+    port = ab.free_port()
+    code = ("import os, socket\n"
+            f"s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {port})); s.listen()\n"
+            "while True:\n"
+            "    c, _ = s.accept(); c.recv(100); c.sendall(b'VERSION ' + os.getcwd().encode() + b'\\r\\n'); c.close()\n")
+    server = ab.start_server("cwd-echo", [sys.executable, "-c", code], port, timeout=10, cwd=str(tmp_path))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"version\r\n")
+            assert sock.recv(4096) == b"VERSION " + str(tmp_path).encode() + b"\r\n"
+    finally:
+        ab.stop_server(server)
 
 
 def test_main_rejects_a_multiget_below_one(fake_runs: list[dict[str, object]]) -> None:

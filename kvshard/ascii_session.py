@@ -1,0 +1,126 @@
+"""The ASCII protocol of one connection (classic and meta commands): parsed commands in, work
+for the dispatcher out.
+
+Theory of operation
+-------------------
+Each read is fed to the sans-IO parser (:class:`~kvshard.protocol.ascii.AsciiParser`), except
+a read that is exactly one plain ``get <key>``, the most common request, which skips it (see
+``single_get_key``). The commands come out in order and are executed at once, in order, each
+by one call on the connection's :class:`~kvshard.dispatcher.Dispatcher`, which routes it and
+keeps its reply in turn.
+
+Back-pressure inside one read: every 16 commands, if the replies owed have backed up
+(:meth:`Dispatcher.backed_up`), the rest of the read's commands are returned to the caller
+instead of run: the connection keeps them, stops reading, and hands them back to :meth:`run`
+when the transport has drained. A client that pipelines thousands of gets for a big value and
+reads nothing cannot make the server build gigabytes of replies.
+
+The session never touches the transport; closing is asked of the dispatcher (``quit``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .dispatcher import Dispatcher
+from .protocol import ascii as proto
+from .protocol.ascii import AsciiParser, single_get_key
+from .service import FIXED_ARITH, FIXED_DELETE, FIXED_STORE, FIXED_TOUCH, STORE_CODES, as_int64
+
+if TYPE_CHECKING:
+    from .context import ShardContext
+
+__all__ = ["AsciiSession"]
+
+
+class AsciiSession:
+    """Executes one connection's ASCII commands; see the module docstring."""
+
+    def __init__(self, dispatcher: Dispatcher, ctx: "ShardContext") -> None:
+        self.parser = AsciiParser(ctx.max_item_size)
+        self._dispatcher = dispatcher
+        self._ctx = ctx
+
+    def feed(self, data: bytes) -> list[tuple[Any, ...]] | None:
+        """Run the commands of one read; returns those that must wait (see the module
+        docstring), or None."""
+        key = single_get_key(data) if self.parser.is_idle() else None
+        if key is not None:  # the most common request, a whole read by itself
+            self._dispatcher.get_one(key)
+            return None
+        if not data:
+            return None
+        return self.run(self.parser.feed(data))
+
+    def run(self, commands: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+        """Execute parsed commands in order; returns the rest when the replies have backed
+        up, or None once all ran (or the connection is quitting)."""
+        dispatcher = self._dispatcher
+        execute = self._execute
+        last = len(commands) - 1
+        for i, cmd in enumerate(commands):
+            execute(cmd)
+            if dispatcher.quitting:
+                return None
+            if i & 15 == 15 and i < last and dispatcher.backed_up():
+                return commands[i + 1 :]
+        return None
+
+    def _execute(self, cmd: tuple[Any, ...]) -> None:
+        d = self._dispatcher
+        op = cmd[0]
+        if op == proto.GET:
+            d.get_many(cmd[1], cmd[2], None)
+        elif op == proto.STORE:
+            _, verb, key, flags, exptime, value, cas, noreply = cmd
+            d.run_hot(key, "store", (verb, key, flags, exptime, value, cas), noreply,
+                      FIXED_STORE, value, STORE_CODES[verb] | flags << 8, exptime, as_int64(cas))
+        elif op == proto.REPLY:
+            d.reply(cmd[1])
+        elif op == proto.DELETE:
+            d.run_hot(cmd[1], "delete", (cmd[1],), cmd[2], FIXED_DELETE, None, 0, 0, 0)
+        elif op == proto.ARITH:
+            d.run_hot(cmd[2], "arith", (cmd[1], cmd[2], cmd[3]), cmd[4], FIXED_ARITH, None,
+                      1 if cmd[1] else 0, as_int64(cmd[3]), 0)
+        elif op == proto.TOUCH:
+            d.run_hot(cmd[1], "touch", (cmd[1], cmd[2]), cmd[3], FIXED_TOUCH, None, cmd[2], 0, 0)
+        elif op == proto.GAT:
+            d.get_many(cmd[1], cmd[2], cmd[3])
+        elif op == proto.TOO_LARGE:
+            _, verb, key, noreply = cmd
+            d.run_keyed_noreply(key, "too_large", (verb, key))
+            if not noreply:
+                d.reply(proto.R_TOO_LARGE)
+        elif op == proto.META:
+            d.run_keyed(cmd[2], "meta", cmd[1:])
+        elif op == proto.FLUSH:
+            d.flush_all(cmd[1], cmd[2], proto.R_OK)
+        elif op == proto.VERSION:
+            d.reply(b"VERSION %s\r\n" % self._ctx.version.encode())
+        elif op == proto.VERBOSITY:
+            self._ctx.set_verbosity(cmd[1])
+            if not cmd[2]:
+                d.reply(proto.R_OK)
+        elif op == proto.STATS:
+            d.stats_command(d, cmd[1])
+        elif op == proto.QUIT:
+            d.quit()
+        elif op == proto.SHUTDOWN:
+            self._shutdown(cmd[1])
+        elif op == proto.CLOSE:
+            d.quit()
+            d.abandon()
+        else:  # pragma: no cover - the parser emits nothing else
+            d.reply(proto.R_ERROR)
+
+    def _shutdown(self, mode: bytes | None) -> None:
+        """memcached's ``shutdown`` (``-A`` only): the whole server stops, gracefully (kvshard's
+        stop always drains, so ``shutdown graceful`` is the same); this connection closes."""
+        d = self._dispatcher
+        if self._ctx.request_shutdown is None:
+            d.reply(b"ERROR: shutdown not enabled\r\n")
+        elif mode not in (None, b"graceful"):
+            d.reply(b"CLIENT_ERROR invalid shutdown mode\r\n")
+        else:
+            d.quit()
+            self._ctx.request_shutdown()

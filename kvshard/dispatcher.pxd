@@ -1,0 +1,40 @@
+# Compiled by Cython (pure-Python mode) from dispatcher.py; see framework/extensions.py.
+cimport cython
+from kvshard.context cimport ShardContext
+
+
+cdef class _Pending:
+    cdef public object data
+    cdef public object parts
+    cdef public Py_ssize_t missing
+    cdef public Dispatcher owner
+    cdef public object finish
+
+
+cdef class Dispatcher:
+    cdef public ShardContext ctx
+    cdef object _on_ready
+    cdef object _on_backlog
+    cdef object _queue
+    cdef list _out
+    cdef public bint quitting
+    cdef public long long conn_id
+    cdef object __weakref__
+
+    cpdef bint backed_up(self)
+    cpdef reply(self, data)
+    cpdef bytes take_output(self)
+    cpdef quit(self)
+    cpdef abandon(self)
+    cpdef hold(self, _Pending pending)
+    cpdef complete(self, _Pending pending, data)
+    @cython.locals(owner=Py_ssize_t)
+    cpdef get_one(self, key, Py_ssize_t owner=*)
+    @cython.locals(owner=Py_ssize_t)
+    cpdef run_hot(self, key, name, tuple args, bint noreply, int handler_id, value, a, b, c)
+    @cython.locals(owner=Py_ssize_t)
+    cpdef run_keyed(self, key, name, tuple args, finish=*)
+    @cython.locals(owner=Py_ssize_t)
+    cpdef run_keyed_noreply(self, key, name, tuple args)
+    cpdef _call(self, Py_ssize_t owner, name, tuple args, finish)
+    cpdef _call_fixed(self, Py_ssize_t owner, int handler_id, key, value, a, b, c, bint drop)

@@ -56,6 +56,7 @@ cdef class Messenger:
     cdef list _fixed_handlers
     cdef public Py_ssize_t max_inflight
     cdef public Py_ssize_t max_queued
+    cdef public bint fixed_records
     cdef readonly unsigned long long batches_out, batches_in, msgs_out, msgs_in
     cdef readonly unsigned long long fixed_out, fixed_in, doorbells, ring_full, handler_errors
 

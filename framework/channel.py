@@ -117,6 +117,7 @@ __all__ = [
     "MAX_FIXED_HANDLERS",
     "FIXED_HEADER_BYTES",
     "FIXED_REPLY_HEADER_BYTES",
+    "FIXED_VIA_MSGPACK",
 ]
 
 log = logging.getLogger("framework.channel")
@@ -136,6 +137,7 @@ _reply_header = struct.Struct("<B7xQ")
 assert _fixed_header.size == FIXED_HEADER_BYTES and _reply_header.size == FIXED_REPLY_HEADER_BYTES
 
 DEFAULT_MAX_INFLIGHT = 1024
+FIXED_VIA_MSGPACK: Final = "framework.fixed"  # a fixed handler's call sent as msgpack (see Messenger)
 # One-way messages a link holds beyond its ring. Each holds its arguments (a forwarded set: its
 # value), so this bounds what a shard keeps for a peer under a flood: with 64 connections
 # flooding noreply sets of 1 KiB (-m 64, two shards) the server peaked at 155-168 MiB with 4096
@@ -168,6 +170,17 @@ def _is_awaitable(value: Any) -> bool:
     if known is None:
         known = _awaitable_types[kind] = hasattr(kind, "__await__")
     return known
+
+
+def _check_fixed(handler_id: int, key: Any, value: Any, a: int, b: int, c: int) -> None:
+    """What a fixed record would refuse, refused the same when it travels as msgpack."""
+    if not 0 <= handler_id < MAX_FIXED_HANDLERS:
+        raise ValueError(f"fixed handler id must be in 0..{MAX_FIXED_HANDLERS - 1}, got {handler_id}")
+    if not isinstance(key, (bytes, bytearray, memoryview)) or not (value is None or isinstance(value, (bytes, bytearray, memoryview))):
+        raise TypeError("a fixed message's key and value must be bytes")
+    for n in (a, b, c):
+        if not -(1 << 63) <= n < 1 << 63:
+            raise OverflowError("a fixed message's integers are signed 64-bit")
 
 
 def _unpack(record: bytes | memoryview) -> Any:
@@ -267,8 +280,14 @@ class Messenger:
         metrics: MetricsRegistry,
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
         max_queued: int = DEFAULT_MAX_QUEUED,
+        fixed_records: bool | None = None,
     ) -> None:
         self.shard_id = shard_id
+        # Fixed records pay off compiled; interpreted, building them in Python costs more than
+        # msgpack's C packer, so call_fixed/send_fixed travel as msgpack messages to
+        # FIXED_VIA_MSGPACK instead (same handlers, same order and failure rules). Every shard
+        # of a server runs the same core, so both ends agree; tests may choose.
+        self.fixed_records = bool(cython.compiled) if fixed_records is None else fixed_records
         self._links = links
         self._up_links: list[PeerLink] = []
         self._dirty: list[PeerLink] = []
@@ -277,6 +296,7 @@ class Messenger:
         self._loop = loop
         self._handlers: dict[str, Handler] = {}
         self._fixed_handlers: list[FixedHandler | None] = [None] * MAX_FIXED_HANDLERS
+        self._handlers[FIXED_VIA_MSGPACK] = self._run_fixed
         self.max_inflight = max_inflight
         self.max_queued = max_queued
         self.batches_out = self.batches_in = self.msgs_out = self.msgs_in = 0
@@ -519,6 +539,10 @@ class Messenger:
         if shard == self.shard_id:
             self._call_fixed_local(handler_id, key, value, a, b, c, on_reply)
             return
+        if not self.fixed_records:
+            _check_fixed(handler_id, key, value, a, b, c)
+            self.call(shard, FIXED_VIA_MSGPACK, (handler_id, key, value, a, b, c), on_reply)
+            return
         link = self._open_link(shard)
         if not 0 <= handler_id < _MAX_IDS:
             raise ValueError(f"fixed handler id must be in 0..{_MAX_IDS - 1}, got {handler_id}")
@@ -542,6 +566,9 @@ class Messenger:
                 self.local_fixed_handler(handler_id)(key, value, a, b, c)
                 return True
             raise ShardUnavailable(self.link(shard).peer)
+        if not self.fixed_records:
+            _check_fixed(handler_id, key, value, a, b, c)
+            return self.send(shard, FIXED_VIA_MSGPACK, handler_id, key, value, a, b, c)
         if not 0 <= handler_id < _MAX_IDS:
             raise ValueError(f"fixed handler id must be in 0..{_MAX_IDS - 1}, got {handler_id}")
         if (
@@ -552,6 +579,13 @@ class Messenger:
             return False
         self._put_request(link, _FIXED_SEND, handler_id, 0, key, value, a, b, c)
         return True
+
+    def _run_fixed(self, handler_id: int, key: bytes, value: bytes | None, a: int, b: int, c: int) -> Any:
+        """FIXED_VIA_MSGPACK: a fixed handler's call that came as a msgpack message."""
+        result = self.local_fixed_handler(handler_id)(key, value, a, b, c)
+        if result is not None and not isinstance(result, (bytes, bytearray, memoryview)) and not _is_awaitable(result):
+            raise TypeError(f"fixed handler {handler_id} must return bytes, not {type(result).__name__}")
+        return result
 
     def _call_fixed_local(self, handler_id: int, key: bytes, value: bytes | None,
                           a: int, b: int, c: int, on_reply: ReplyCallback) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from framework import channel as channel_module
 from framework import extensions
 from framework.channel import FIXED_HEADER_BYTES, Messenger, PeerLink
 from framework.errors import RemoteError, ShardUnavailable, UnknownHandler
@@ -28,7 +29,7 @@ class _Reactor:
 class Pair:
     """Shards 0 and 1: ``a`` and ``b``, their rings in one anonymous mapping."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int, max_inflight: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int, max_inflight: int, records: bool = True) -> None:
         layout = SharedLayout(2, capacity)
         self._shared = layout.allocate()
         buf = memoryview(self._shared)
@@ -38,7 +39,8 @@ class Pair:
         ends = []
         for me, peer in ((0, 1), (1, 0)):
             link = PeerLink(peer, layout.producer(buf, me, peer), layout.consumer(buf, peer, me), self.fds[peer])
-            messenger = Messenger(me, {peer: link}, flags, _Reactor(), loop, self.metrics[me], max_inflight)  # type: ignore[arg-type]
+            messenger = Messenger(me, {peer: link}, flags, _Reactor(), loop, self.metrics[me], max_inflight,  # type: ignore[arg-type]
+                                  fixed_records=records)
             messenger.peer_up(peer)
             ends.append(messenger)
         self.a, self.b = ends
@@ -292,4 +294,34 @@ def test_local_target_runs_inline(loop: asyncio.AbstractEventLoop) -> None:
     pair.a.call_fixed(0, 8, b"k", b"v", 1, 2, 3, replies)
     assert isinstance(replies.got[1][1], UnknownHandler)
     assert pair.a.send_fixed(0, 7, b"k", None, 0, 0, 0)
+    pair.close()
+
+
+def test_interpreted_messengers_send_fixed_calls_as_msgpack(loop: asyncio.AbstractEventLoop) -> None:
+    """Without fixed records (the interpreted core's default) the same calls travel as msgpack
+    messages: same answers, order, failures and refusals."""
+    pair = Pair(loop, 1 << 16, 64, records=False)
+    assert Messenger(0, {}, memoryview(bytearray(64)).cast("Q"), _Reactor(), loop,  # type: ignore[arg-type]
+                     MetricsRegistry()).fixed_records is extensions.is_compiled(channel_module)
+    pair.b.register_fixed(7, echo)
+    pair.b.register_fixed(5, lambda k, v, a, b, c: "not bytes")
+    handled: list[int] = []
+    pair.b.register_fixed(1, lambda k, v, a, b, c: handled.append(a) or b"")
+    replies = Replies()
+    pair.a.call_fixed(1, 7, b"key", b"value", 1, -2, 2**63 - 1, replies)
+    pair.a.call_fixed(1, 5, b"k", None, 0, 0, 0, replies)
+    assert pair.a.send_fixed(1, 1, b"", None, 41, 0, 0)
+    pair.a.call_fixed(1, 7, b"", None, -(2**63), 0, 0, replies)
+    with pytest.raises(OverflowError):
+        pair.a.call_fixed(1, 7, b"k", b"v", 2**63, 0, 0, replies)
+    with pytest.raises(TypeError):
+        pair.a.send_fixed(1, 7, "not bytes", b"v", 0, 0, 0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        pair.a.call_fixed(1, 256, b"k", b"v", 0, 0, 0, replies)
+    pair.pump(lambda: len(replies.got) == 3)
+    assert replies.got[0] == (b"key|value|1|-2|%d" % (2**63 - 1), None)
+    assert isinstance(replies.got[1][1], TypeError) and "must return bytes" in str(replies.got[1][1])
+    assert replies.got[2] == (b"|None|%d|0|0" % -(2**63), None)
+    assert handled == [41]
+    assert pair.a.fixed_out == 0 and pair.b.fixed_in == 0  # no fixed record was written
     pair.close()

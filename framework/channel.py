@@ -172,15 +172,19 @@ def _is_awaitable(value: Any) -> bool:
     return known
 
 
+_INT64_MIN: Final = -(1 << 63)
+_INT64_END: Final = 1 << 63
+_BYTES_LIKE: Final = (bytes, bytearray, memoryview)
+
+
 def _check_fixed(handler_id: int, key: Any, value: Any, a: int, b: int, c: int) -> None:
     """What a fixed record would refuse, refused the same when it travels as msgpack."""
     if not 0 <= handler_id < MAX_FIXED_HANDLERS:
         raise ValueError(f"fixed handler id must be in 0..{MAX_FIXED_HANDLERS - 1}, got {handler_id}")
-    if not isinstance(key, (bytes, bytearray, memoryview)) or not (value is None or isinstance(value, (bytes, bytearray, memoryview))):
+    if not isinstance(key, _BYTES_LIKE) or not (value is None or isinstance(value, _BYTES_LIKE)):
         raise TypeError("a fixed message's key and value must be bytes")
-    for n in (a, b, c):
-        if not -(1 << 63) <= n < 1 << 63:
-            raise OverflowError("a fixed message's integers are signed 64-bit")
+    if not (_INT64_MIN <= a < _INT64_END and _INT64_MIN <= b < _INT64_END and _INT64_MIN <= c < _INT64_END):
+        raise OverflowError("a fixed message's integers are signed 64-bit")
 
 
 def _unpack(record: bytes | memoryview) -> Any:
@@ -582,8 +586,11 @@ class Messenger:
 
     def _run_fixed(self, handler_id: int, key: bytes, value: bytes | None, a: int, b: int, c: int) -> Any:
         """FIXED_VIA_MSGPACK: a fixed handler's call that came as a msgpack message."""
-        result = self.local_fixed_handler(handler_id)(key, value, a, b, c)
-        if result is not None and not isinstance(result, (bytes, bytearray, memoryview)) and not _is_awaitable(result):
+        handler = self._fixed_handlers[handler_id]  # the id was checked where the call was made
+        if handler is None:
+            raise UnknownHandler(f"no fixed handler {handler_id} on shard {self.shard_id}")
+        result = handler(key, value, a, b, c)
+        if type(result) is not bytes and not isinstance(result, _BYTES_LIKE) and not _is_awaitable(result):
             raise TypeError(f"fixed handler {handler_id} must return bytes, not {type(result).__name__}")
         return result
 

@@ -104,7 +104,7 @@ from .ring import FRAGMENT_HEADER_BYTES, RingConsumer, RingProducer, full_fence
 try:
     import cython
 except ModuleNotFoundError:  # interpreted without Cython installed
-    from . import _cython_shim as cython  # type: ignore[no-redef]
+    from . import cython_shim as cython  # type: ignore[no-redef]
 
 __all__ = [
     "Handler",

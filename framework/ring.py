@@ -96,7 +96,7 @@ from typing import Final
 try:
     import cython
 except ModuleNotFoundError:  # interpreted without Cython installed
-    from . import _cython_shim as cython  # type: ignore[no-redef]
+    from . import cython_shim as cython  # type: ignore[no-redef]
 
 __all__ = [
     "HEADER_BYTES",

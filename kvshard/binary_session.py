@@ -41,7 +41,9 @@ from . import cache as c
 from .auth import Credentials, count_login, plain_login
 from .protocol import ascii as ascii_proto
 from .protocol import binary as b
-from .service import FIXED_BGET_PACKET
+from .service import BINARY_STORE_VERBS as _STORE_VERBS
+from .service import BINARY_RESULT_STATUS as _RESULT_STATUS
+from .service import FIXED_BGET_PACKET, FIXED_BSTORE_PACKET, as_int64
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
@@ -53,22 +55,6 @@ _STORE_EXTRAS: Final = struct.Struct(">II")
 _ARITH_EXTRAS: Final = struct.Struct(">QQI")
 _COUNTER: Final = struct.Struct(">Q")
 
-_STORE_VERBS: Final = {
-    b.OP_SET: b"set", b.OP_SETQ: b"set", b.OP_ADD: b"add", b.OP_ADDQ: b"add",
-    b.OP_REPLACE: b"replace", b.OP_REPLACEQ: b"replace",
-    b.OP_APPEND: b"append", b.OP_APPENDQ: b"append",
-    b.OP_PREPEND: b"prepend", b.OP_PREPENDQ: b"prepend",
-}
-# what a refused store answers: memcached reports an add that found the key as "exists" and a
-# replace that did not as "not found"; append and prepend say "not stored"
-_NOT_STORED_STATUS: Final = {
-    b"add": b.ST_EXISTS, b"replace": b.ST_NOT_FOUND, b"append": b.ST_NOT_STORED,
-    b"prepend": b.ST_NOT_STORED, b"set": b.ST_NOT_STORED,
-}
-_RESULT_STATUS: Final = {
-    c.EXISTS: b.ST_EXISTS, c.NOT_FOUND: b.ST_NOT_FOUND, c.NO_MEMORY: b.ST_NO_MEMORY,
-    c.NON_NUMERIC: b.ST_NON_NUMERIC,
-}
 _GETS: Final = frozenset((b.OP_GET, b.OP_GETQ, b.OP_GETK, b.OP_GETKQ))
 _GATS: Final = frozenset((b.OP_GAT, b.OP_GATQ, b.OP_GATK, b.OP_GATKQ))
 _WITH_KEY: Final = frozenset((b.OP_GETK, b.OP_GETKQ, b.OP_GATK, b.OP_GATKQ))
@@ -173,21 +159,13 @@ class BinarySession:
         self._dispatcher.run_keyed(r.key, "bgat", (r.key, _FLAGS.unpack(r.extras)[0]), finish)
 
     def _store(self, r: b.Request) -> None:
-        op, opaque = r.opcode, r.opaque
-        verb = _STORE_VERBS[op]
+        """set/add/replace/append/prepend (and quiet forms): the owner answers with the whole
+        response packet (KVService.bstore_packet), so a forwarded store is a fixed record."""
+        op = r.opcode
         flags, exptime = _STORE_EXTRAS.unpack(r.extras) if r.extras else (0, 0)
-        quiet = op in b.QUIET
-
-        def finish(outcome: tuple[int, int]) -> bytes:
-            result, cas = outcome
-            if result == c.STORED:
-                return b"" if quiet else b.response(op, b.ST_OK, opaque, cas)
-            if result == c.NOT_STORED:
-                return b.error(op, _NOT_STORED_STATUS[verb], opaque)
-            return b.error(op, _RESULT_STATUS[result], opaque)
-
-        args = (verb, r.key, flags, exptime, r.value, r.cas)
-        self._dispatcher.run_keyed(r.key, "bstore", args, finish)
+        args = (op, r.key, flags, exptime, r.value, r.cas, r.opaque)
+        self._dispatcher.run_hot(r.key, "bstore_packet", args, False, FIXED_BSTORE_PACKET, r.value,
+                                 op | flags << 8, as_int64(exptime | r.opaque << 32), as_int64(r.cas))
 
     def _delete(self, r: b.Request) -> None:
         op, opaque = r.opcode, r.opaque

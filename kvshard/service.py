@@ -26,7 +26,7 @@ from .protocol import meta as m
 __all__ = [
     "KVService", "shard_of", "RECLAIM_INTERVAL", "HANDLER_NAMES", "REPORT_HANDLER", "PING_HANDLER",
     "FIXED_GET_ONE", "FIXED_STORE", "FIXED_DELETE", "FIXED_ARITH", "FIXED_TOUCH", "FIXED_BGET_PACKET",
-    "STORE_CODES", "as_int64",
+    "STORE_CODES", "as_int64", "FIXED_BSTORE_PACKET", "BINARY_STORE_VERBS", "BINARY_RESULT_STATUS",
 ]
 
 RECLAIM_INTERVAL: Final = 1.0
@@ -37,7 +37,7 @@ PING_HANDLER: Final = "kv.ping"
 # the operations other shards may call, as ``kv.<name>``
 HANDLER_NAMES: Final = (
     "get", "get_one", "gat", "store", "delete", "arith", "touch", "too_large", "flush", "stats",
-    "stats_reset", "bget", "bget_packet", "bgat", "bstore", "bdelete", "barith", "meta",
+    "stats_reset", "bget", "bget_packet", "bgat", "bstore", "bstore_packet", "bdelete", "barith", "meta",
 )
 
 # The hot operations also travel as the channel's fixed records (framework.channel:
@@ -50,6 +50,7 @@ FIXED_DELETE: Final = 3       # (key, None, 0, 0, 0)
 FIXED_ARITH: Final = 4        # (key, None, 1 incr / 0 decr, int64(delta), 0)
 FIXED_TOUCH: Final = 5        # (key, None, exptime, 0, 0)
 FIXED_BGET_PACKET: Final = 6  # (key, None, opaque, 0, 0): the whole binary GET response
+FIXED_BSTORE_PACKET: Final = 7  # (key, value, opcode | flags << 8, int64(exptime | opaque << 32), int64(cas))
 _STORE_OPS_BY_CODE: Final = (b"set", b"add", b"replace", b"append", b"prepend", b"cas")
 STORE_CODES: Final = {op: code for code, op in enumerate(_STORE_OPS_BY_CODE)}
 _UINT64_MASK: Final = (1 << 64) - 1
@@ -58,6 +59,24 @@ _UINT64_MASK: Final = (1 << 64) - 1
 def as_int64(n: int) -> int:
     """A 64-bit unsigned integer as the signed one with the same bits."""
     return n - (1 << 64) if n >= 1 << 63 else n
+
+
+BINARY_STORE_VERBS: Final = {
+    bp.OP_SET: b"set", bp.OP_SETQ: b"set", bp.OP_ADD: b"add", bp.OP_ADDQ: b"add",
+    bp.OP_REPLACE: b"replace", bp.OP_REPLACEQ: b"replace",
+    bp.OP_APPEND: b"append", bp.OP_APPENDQ: b"append",
+    bp.OP_PREPEND: b"prepend", bp.OP_PREPENDQ: b"prepend",
+}
+# what a refused store answers: memcached reports an add that found the key as "exists" and a
+# replace that did not as "not found"; append and prepend say "not stored"
+_BINARY_NOT_STORED_STATUS: Final = {
+    b"add": bp.ST_EXISTS, b"replace": bp.ST_NOT_FOUND, b"append": bp.ST_NOT_STORED,
+    b"prepend": bp.ST_NOT_STORED, b"set": bp.ST_NOT_STORED,
+}
+BINARY_RESULT_STATUS: Final = {
+    c.EXISTS: bp.ST_EXISTS, c.NOT_FOUND: bp.ST_NOT_FOUND, c.NO_MEMORY: bp.ST_NO_MEMORY,
+    c.NON_NUMERIC: bp.ST_NON_NUMERIC,
+}
 
 
 _STORE_REPLIES: Final = {
@@ -108,6 +127,7 @@ class KVService:
         return {
             FIXED_GET_ONE: self.fixed_get_one, FIXED_STORE: self.fixed_store, FIXED_DELETE: self.fixed_delete,
             FIXED_ARITH: self.fixed_arith, FIXED_TOUCH: self.fixed_touch, FIXED_BGET_PACKET: self.fixed_bget_packet,
+            FIXED_BSTORE_PACKET: self.fixed_bstore_packet,
         }
 
     # ----- the fixed-record forms of the hot operations (see FIXED_GET_ONE ...) --------------
@@ -130,6 +150,10 @@ class KVService:
 
     def fixed_bget_packet(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
         return self.bget_packet(key, a)
+
+    def fixed_bstore_packet(self, key: bytes, value: bytes, a: int, b: int, c: int) -> bytes:
+        b &= _UINT64_MASK
+        return self.bstore_packet(a & 0xFF, key, a >> 8, b & 0xFFFFFFFF, value, c & _UINT64_MASK, b >> 32)
 
     def start(self) -> None:
         self._reclaim_timer = self._loop.call_later(RECLAIM_INTERVAL, self._reclaim)
@@ -208,6 +232,17 @@ class KVService:
         cache = self.cache
         result = cache.store(op, key, flags, exptime, value, cas)
         return result, cache.cas_of(key) if result == c.STORED else 0
+
+    def bstore_packet(self, opcode: int, key: bytes, flags: int, exptime: int, value: bytes, cas: int, opaque: int) -> bytes:
+        """A binary store request, answered with its whole response packet (nothing for a
+        quiet one that succeeded), as memcached answers it."""
+        verb = BINARY_STORE_VERBS[opcode]
+        result, new_cas = self.bstore(verb, key, flags, exptime, value, cas)
+        if result == c.STORED:
+            return b"" if opcode in bp.QUIET else bp.response(opcode, bp.ST_OK, opaque, new_cas)
+        if result == c.NOT_STORED:
+            return bp.error(opcode, _BINARY_NOT_STORED_STATUS[verb], opaque)
+        return bp.error(opcode, BINARY_RESULT_STATUS[result], opaque)
 
     def bdelete(self, key: bytes, cas: int) -> int:
         return self.cache.delete(key, cas)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kvshard.protocol import ascii as p
 
@@ -191,3 +193,20 @@ def test_parser_idle() -> None:
     assert not parser.idle  # waiting for the data block
     parser.feed(b"abc\r\n")
     assert parser.idle
+
+
+@given(st.binary(min_size=1, max_size=260).filter(lambda k: not set(k) & {32, 10, 13, 0}))
+def test_single_get_fast_path_takes_every_plain_key(key: bytes) -> None:
+    """Any key the parser accepts (1..250 bytes, no space, CR, LF or NUL) takes the shortcut,
+    compiled (a C loop) and interpreted alike; longer ones do not."""
+    data = b"get " + key + b"\r\n"
+    assert p.single_get_key(data) == (key if len(key) <= 250 else None)
+    assert p.single_get_key(data[:-1]) is None and p.single_get_key(b"get " + key + b" x\r\n") is None
+
+
+@given(st.binary(max_size=40))
+def test_single_get_fast_path_agrees_with_the_parser_on_any_bytes(tail: bytes) -> None:
+    for data in (b"get " + tail, b"get " + tail + b"\r\n", tail):
+        key = p.single_get_key(data)
+        if key is not None:
+            assert parse_all(data) == [(p.GET, [key], False)]

@@ -6,7 +6,7 @@ cdef tuple _SMALL_DECIMALS
 cpdef bytes decimal(object n)
 cpdef bytes value_line(bytes key, object flags, bytes value, object cas)
 cpdef list tokenize(bytes text)
-@cython.locals(n=Py_ssize_t)
+@cython.locals(n=Py_ssize_t, i=Py_ssize_t, p=cython.p_uchar, c=cython.uchar)
 cpdef object single_get_key(bytes data)
 cpdef bint item_too_large(Py_ssize_t key_length, long long flags, long long value_length, Py_ssize_t max_item_size)
 cpdef Py_ssize_t item_total_size(Py_ssize_t key_length, long long flags, long long value_length)

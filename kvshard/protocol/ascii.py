@@ -44,6 +44,11 @@ from typing import Any, Final
 from . import meta
 from .numbers import strtol32, strtoul32, strtoull
 
+try:
+    import cython
+except ModuleNotFoundError:  # interpreted without Cython installed
+    from framework import cython_shim as cython  # type: ignore[no-redef]
+
 __all__ = [
     "AsciiParser",
     "KEY_MAX_LENGTH",
@@ -163,12 +168,23 @@ def single_get_key(data: bytes) -> bytes | None:
     """The key if ``data`` is exactly one plain ``get <key>\\r\\n`` that the parser would
     accept, else None (the caller then feeds the parser). Only a fast path: anything unusual
     (several keys, a stray space or CR, an over-long key) answers None."""
-    n = len(data)
-    if n < 7 or n > KEY_MAX_LENGTH + 6 or data[n - 1] != 10 or data[n - 2] != 13:
+    if cython.compiled:  # one pass over the bytes in C
+        n = len(data)
+        if n < 7 or n > KEY_MAX_LENGTH + 6:
+            return None
+        p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, data))
+        if p[0] != 103 or p[1] != 101 or p[2] != 116 or p[3] != 32 or p[n - 2] != 13 or p[n - 1] != 10:
+            return None  # not "get " ... "\r\n"
+        for i in range(4, n - 2):
+            c = p[i]
+            if c == 32 or c == 10 or c == 13 or c == 0:
+                return None
+        return data[4 : n - 2]
+    if data[-2:] != b"\r\n" or data[:4] != b"get " or len(data) > KEY_MAX_LENGTH + 6:
         return None
-    if data[0] != 103 or data[1] != 101 or data[2] != 116 or data[3] != 32:  # "get "
+    key = data[4:-2]
+    if not key:
         return None
-    key = data[4 : n - 2]
     # a space, CR, LF or NUL inside means more than one plain key (or a C string cut short)
     if 32 in key or 10 in key or 13 in key or 0 in key:
         return None

@@ -1,7 +1,7 @@
 """What the interpreted modules need of Cython's ``cython`` module when Cython is not installed.
 
 The compiled modules do ``try: import cython / except ModuleNotFoundError: from .
-import _cython_shim as cython`` (SQLAlchemy's way): the compiler resolves ``cython.*`` at
+import cython_shim as cython`` (SQLAlchemy's way): the compiler resolves ``cython.*`` at
 compile time, so only interpreted runs ever see this module. Code under ``if cython.compiled:``
 is dropped by the interpreter path and may use names (``memcpy``, pointers) that exist only
 in the ``.pxd``.

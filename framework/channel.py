@@ -118,6 +118,7 @@ __all__ = [
     "FIXED_HEADER_BYTES",
     "FIXED_REPLY_HEADER_BYTES",
     "FIXED_VIA_MSGPACK",
+    "FIXED_SEND_VIA_MSGPACK",
 ]
 
 log = logging.getLogger("framework.channel")
@@ -138,6 +139,7 @@ assert _fixed_header.size == FIXED_HEADER_BYTES and _reply_header.size == FIXED_
 
 DEFAULT_MAX_INFLIGHT = 1024
 FIXED_VIA_MSGPACK: Final = "framework.fixed"  # a fixed handler's call sent as msgpack (see Messenger)
+FIXED_SEND_VIA_MSGPACK: Final = "framework.fixed_send"  # ... and a one-way fixed message (its result is dropped)
 # One-way messages a link holds beyond its ring. Each holds its arguments (a forwarded set: its
 # value), so this bounds what a shard keeps for a peer under a flood: with 64 connections
 # flooding noreply sets of 1 KiB (-m 64, two shards) the server peaked at 155-168 MiB with 4096
@@ -301,6 +303,7 @@ class Messenger:
         self._handlers: dict[str, Handler] = {}
         self._fixed_handlers: list[FixedHandler | None] = [None] * MAX_FIXED_HANDLERS
         self._handlers[FIXED_VIA_MSGPACK] = self._run_fixed
+        self._handlers[FIXED_SEND_VIA_MSGPACK] = self._run_fixed_send
         self.max_inflight = max_inflight
         self.max_queued = max_queued
         self.batches_out = self.batches_in = self.msgs_out = self.msgs_in = 0
@@ -572,7 +575,7 @@ class Messenger:
             raise ShardUnavailable(self.link(shard).peer)
         if not self.fixed_records:
             _check_fixed(handler_id, key, value, a, b, c)
-            return self.send(shard, FIXED_VIA_MSGPACK, handler_id, key, value, a, b, c)
+            return self.send(shard, FIXED_SEND_VIA_MSGPACK, handler_id, key, value, a, b, c)
         if not 0 <= handler_id < _MAX_IDS:
             raise ValueError(f"fixed handler id must be in 0..{_MAX_IDS - 1}, got {handler_id}")
         if (
@@ -593,6 +596,14 @@ class Messenger:
         if type(result) is not bytes and not isinstance(result, _BYTES_LIKE) and not _is_awaitable(result):
             raise TypeError(f"fixed handler {handler_id} must return bytes, not {type(result).__name__}")
         return result
+
+    def _run_fixed_send(self, handler_id: int, key: bytes, value: bytes | None, a: int, b: int, c: int) -> Any:
+        """FIXED_SEND_VIA_MSGPACK: a one-way fixed message that came as msgpack (whatever the
+        handler returns is dropped, as for a FIXED_SEND record)."""
+        handler = self._fixed_handlers[handler_id]
+        if handler is None:
+            raise UnknownHandler(f"no fixed handler {handler_id} on shard {self.shard_id}")
+        return handler(key, value, a, b, c)
 
     def _call_fixed_local(self, handler_id: int, key: bytes, value: bytes | None,
                           a: int, b: int, c: int, on_reply: ReplyCallback) -> None:

@@ -50,7 +50,8 @@ def test_bad_thread_count() -> None:
 def test_starts_and_stops_on_sigterm() -> None:
     port = str(free_port())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kvshard.cli", "-t", "2", "-v", "-p", port], stderr=subprocess.PIPE, text=True
+        # no metrics port: another server on this machine may hold the default 9150
+        [sys.executable, "-m", "kvshard.cli", "-t", "2", "-v", "-p", port, "--metrics-port", "0"], stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 20
     assert proc.stderr is not None

@@ -228,13 +228,7 @@ class ClientConnection:
             if rest is not None:
                 self._deferred = rest
                 self._update_reading()  # deferred commands pause reading like any back-pressure
-        if dispatcher.quitting:
-            self._write_out()
-        else:  # the common case: write what the read's commands answered
-            data = dispatcher.take_output()
-            if data:
-                self._conn_stats["bytes_written"] += len(data)
-                self._transport.write(data)  # type: ignore[union-attr]
+        self._write_out()  # what the read's commands answered, in one write
         if self._deferred is not None:
             self._continue_deferred()
         if start:

@@ -14,7 +14,12 @@ and ``--interpreted`` with ``KVSHARD_NO_EXTENSIONS=1`` to compare interpreted co
 
 Method
 ------
-Two servers (three with ``--interpreted``), all with two workers and listening on 127.0.0.1
+``--reference`` makes slot C ``python -m loadtest.reference_server``: a minimal uvloop server,
+compiled by Cython, that answers get/set/version from a dict per worker process and never
+forwards (see its docstring). It is the floor of this runtime: how close kvshard's request path
+is to what CPython, uvloop and the kernel's sockets cost with almost nothing of ours.
+
+Two servers (three with ``--interpreted`` or ``--reference``), all with two workers and listening on 127.0.0.1
 only, on free ports:
 
 * A, kvshard: ``python -m kvshard.cli -l 127.0.0.1 -p PORT -t 2`` (``sys.executable``, plus
@@ -74,7 +79,8 @@ last line is::
       [interp_tps=<n> interp_tps_ratio=<r> interp_cpu_us_per_op=<z> interp_user_us_per_op=<z> interp_sys_us_per_op=<z>]
 
 (one line; the ``interp_*`` fields only with ``--interpreted``; ``interp_tps_ratio`` is
-kvshard-interp / memcached, median over rounds). With ``--baseline-kvshard-args`` the
+kvshard-interp / memcached, median over rounds; with ``--reference`` the same fields are named
+``reference_*`` and describe slot C, the reference server). With ``--baseline-kvshard-args`` the
 ``memcached*`` numbers describe slot B, and so do the denominators of the ratios.
 
 Client and servers share the machine, so TPS is a property of the whole box; CPU us/op is the
@@ -114,6 +120,7 @@ __all__ = [
     "RunningServer",
     "kvshard_argv",
     "memcached_argv",
+    "reference_argv",
     "LOOPBACK",
     "MEMASLAP_STATS",
     "MemaslapOutputError",
@@ -522,6 +529,11 @@ def kvshard_argv(port: int, threads: int, extra: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "kvshard.cli", "-l", LOOPBACK, "-p", str(port), "-t", str(threads), *extra]
 
 
+def reference_argv(port: int, threads: int, extra: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "loadtest.reference_server", "-l", LOOPBACK, "-p", str(port), "-t", str(threads),
+            *extra]
+
+
 def memcached_argv(binary: str, port: int, threads: int, extra: Sequence[str]) -> list[str]:
     user = ["-u", "root"] if os.geteuid() == 0 else []
     return [binary, *user, "-l", LOOPBACK, "-p", str(port), "-U", "0", "-t", str(threads), *extra]
@@ -665,7 +677,9 @@ class Summary:
     compiled_interp_ratio: float | None = None  # A / C, median over rounds
     compiled_interp_round_ratios: list[float] = field(default_factory=list)
 
-    def line(self) -> str:
+    def line(self, slot_c: str = "interp") -> str:
+        """The ``summary:`` line; slot C's fields are named ``<slot_c>_*`` (``reference_*`` with
+        ``--reference``)."""
         text = (
             f"summary: tps_ratio={self.tps_ratio:.3f} kvshard_tps={self.kvshard_tps:.0f} "
             f"memcached_tps={self.memcached_tps:.0f} kvshard_cpu_us_per_op={self.kvshard_cpu_us_per_op:.2f} "
@@ -677,10 +691,10 @@ class Summary:
         )
         if self.interp_tps is not None:
             text += (
-                f" interp_tps={self.interp_tps:.0f} interp_tps_ratio={self.interp_tps_ratio:.3f} "
-                f"interp_cpu_us_per_op={self.interp_cpu_us_per_op:.2f} "
-                f"interp_user_us_per_op={self.interp_user_us_per_op:.2f} "
-                f"interp_sys_us_per_op={self.interp_sys_us_per_op:.2f}"
+                f" {slot_c}_tps={self.interp_tps:.0f} {slot_c}_tps_ratio={self.interp_tps_ratio:.3f} "
+                f"{slot_c}_cpu_us_per_op={self.interp_cpu_us_per_op:.2f} "
+                f"{slot_c}_user_us_per_op={self.interp_user_us_per_op:.2f} "
+                f"{slot_c}_sys_us_per_op={self.interp_sys_us_per_op:.2f}"
             )
         return text
 
@@ -743,7 +757,8 @@ def summarize(runs: Iterable[RunRecord]) -> Summary:
 
 
 def slot_order(interpreted: bool) -> tuple[str, ...]:
-    """The slots of one round: A B B A, or A B C C B A with ``--interpreted``."""
+    """The slots of one round: A B B A, or A B C C B A with a slot C (``--interpreted`` or
+    ``--reference``)."""
     return ("A", "B", "C", "C", "B", "A") if interpreted else ("A", "B", "B", "A")
 
 
@@ -764,6 +779,8 @@ class _ArgvFor:
     def __call__(self, port: int) -> list[str]:
         if self.kind == "kvshard":
             return kvshard_argv(port, self.threads, self.extra)
+        if self.kind == "reference":
+            return reference_argv(port, self.threads, self.extra)
         return memcached_argv(self.memcached, port, self.threads, self.extra)
 
     def shown(self) -> str:
@@ -867,6 +884,11 @@ def _parser() -> argparse.ArgumentParser:
              "(its interpreted modules); rounds become A B C C B A",
     )
     p.add_argument(
+        "--reference", action="store_true",
+        help="add slot C, reference: python -m loadtest.reference_server, a minimal Cython-compiled uvloop "
+             "server with no forwarding (the runtime's floor); rounds become A B C C B A",
+    )
+    p.add_argument(
         "--baseline-kvshard-args", default=None,
         help="slot B runs kvshard with these flags instead of memcached (e.g. \"--metrics-port 0\" "
              "measures what the metrics endpoint costs); the memcached_* fields then describe B",
@@ -909,17 +931,22 @@ def main(argv: list[str] | None = None) -> int:
                             cwd=args.baseline_tree)
         slots["B"] = ("kvshard-B", baseline)
         memcached = baseline
+    if args.interpreted and args.reference:
+        print("memaslap_ab: --interpreted and --reference both want slot C; give one", file=sys.stderr)
+        return 2
     if args.interpreted:
         slots["C"] = ("kvshard-interp", kvshard.with_env(**{NO_EXTENSIONS_ENV: "1"}))
-    order = slot_order(args.interpreted)
+    if args.reference:
+        slots["C"] = ("reference", _ArgvFor("reference", args.threads, [], args.memcached))
+    order = slot_order("C" in slots)
     width = max(len(name) for name, _ in slots.values())
 
     print(f"# memaslap A/B: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
     print(f"# {_version([args.memcached, '-V'])}; {args.memaslap}")
     print(f"# A kvshard:   {kvshard.shown()}")
     print(f"# B {slots['B'][0] + ':':<10} {memcached.shown()}")
-    if args.interpreted:
-        print(f"# C kvshard-interp: {slots['C'][1].shown()}")
+    if "C" in slots:
+        print(f"# C {slots['C'][0]}: {slots['C'][1].shown()}")
         if not args.self_test:
             compiled = _compiled_extensions()
             print(f"# compiled extension modules found: {len(compiled)}"
@@ -957,11 +984,12 @@ def main(argv: list[str] | None = None) -> int:
 
     s = summarize(runs)
     c = s.interp_tps is not None
+    c_name = slots["C"][0] if "C" in slots else ""
 
     def per_server(metric: str, fmt: str) -> str:
-        """``kvshard=X memcached=Y [kvshard-interp=Z]`` from the fields ``{kvshard,memcached,interp}_<metric>``."""
+        """``kvshard=X memcached=Y [C=Z]`` from the fields ``{kvshard,memcached,interp}_<metric>``."""
         text = f"kvshard={getattr(s, 'kvshard_' + metric):{fmt}} memcached={getattr(s, 'memcached_' + metric):{fmt}}"
-        return text + (f" kvshard-interp={getattr(s, 'interp_' + metric):{fmt}}" if c else "")
+        return text + (f" {c_name}={getattr(s, 'interp_' + metric):{fmt}}" if c else "")
 
     def rounds(ratios: list[float]) -> str:
         return " ".join(f"{r:.3f}" for r in ratios)
@@ -969,15 +997,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median tps: {per_server('tps', '.0f')}")
     print(f"median ratio kvshard/memcached over rounds: {s.tps_ratio:.3f} (per round: {rounds(s.round_ratios)})")
     if c:
-        print(f"median ratio kvshard-interp/memcached over rounds: {s.interp_tps_ratio:.3f} "
+        print(f"median ratio {c_name}/memcached over rounds: {s.interp_tps_ratio:.3f} "
               f"(per round: {rounds(s.interp_round_ratios)})")
         if s.compiled_interp_ratio is not None:
-            print(f"median ratio kvshard/kvshard-interp over rounds: {s.compiled_interp_ratio:.3f} "
+            print(f"median ratio kvshard/{c_name} over rounds: {s.compiled_interp_ratio:.3f} "
                   f"(per round: {rounds(s.compiled_interp_round_ratios)})")
     print(f"median cpu us/op: {per_server('cpu_us_per_op', '.2f')}")
     print(f"median user us/op: {per_server('user_us_per_op', '.2f')}")
     print(f"median sys us/op: {per_server('sys_us_per_op', '.2f')}")
-    print(s.line())
+    print(s.line("reference" if args.reference else "interp"))
     return 0
 
 

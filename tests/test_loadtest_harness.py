@@ -561,3 +561,33 @@ def test_start_server_runs_in_the_directory_given(tmp_path: Path) -> None:
 def test_main_rejects_a_multiget_below_one(fake_runs: list[dict[str, object]]) -> None:
     assert ab.main(["--memcached", sys.executable, "--memaslap", "memcaslap", "--multiget", "0"]) == 2
     assert fake_runs == []
+
+
+def test_main_reference_is_slot_c(fake_runs: list[dict[str, object]], capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_main(capsys, "--rounds", "1", "--reference")
+    assert [c["slot"] for c in fake_runs] == list("ABCCBA")
+    by_slot = {c["slot"]: c for c in fake_runs}
+    assert by_slot["C"]["name"] == "reference"
+    assert by_slot["C"]["argv"][1:3] == ["-m", "loadtest.reference_server"]
+    assert "median ratio reference/memcached over rounds: 0.300" in out
+    assert out.splitlines()[-1].endswith(" reference_tps=30000 reference_tps_ratio=0.300 reference_cpu_us_per_op=20.00 "
+                                         "reference_user_us_per_op=15.00 reference_sys_us_per_op=5.00")
+    assert ab.main(["--memcached", sys.executable, "--reference", "--interpreted"]) == 2
+
+
+@pytest.mark.parametrize("mode", ["--interpreted", "compiled"])
+def test_reference_server_answers_get_set_and_version(mode: str) -> None:
+    """The reference server of ``--reference``, both as plain Python and compiled by Cython."""
+    port = ab.free_port()
+    argv = ab.reference_argv(port, 2, [mode] if mode.startswith("--") else [])
+    server = ab.start_server("reference", argv, port, timeout=120)
+    try:
+        assert f"reference server: {mode.strip('-')}".encode() in server.log_tail().encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"set k 5 0 3\r\nabc\r\nget k nope\r\n")
+            got = b""
+            while not got.endswith(b"END\r\n"):
+                got += sock.recv(4096)
+            assert got == b"STORED\r\nVALUE k 5 3\r\nabc\r\nEND\r\n"
+    finally:
+        ab.stop_server(server)

@@ -21,9 +21,12 @@ says nothing about which users exist.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .protocol.ascii_login import MAX_LOGIN_BLOCK
+
+if TYPE_CHECKING:
+    from .counters import ConnectionCounters
 
 __all__ = ["Credentials", "CredentialsError", "load_credentials", "MAX_CREDENTIALS_BYTES", "plain_login", "count_login"]
 
@@ -94,11 +97,11 @@ def load_credentials(path: str, ascii_login: bool = False) -> Credentials:
     return Credentials(tuple(entries))
 
 
-def count_login(conn_stats: dict[str, int], ok: bool) -> None:
+def count_login(conn_stats: ConnectionCounters, ok: bool) -> None:
     """A login attempt, in ``auth_cmds`` (and ``auth_errors`` when it failed)."""
-    conn_stats["auth_cmds"] += 1
+    conn_stats.auth_cmds += 1
     if not ok:
-        conn_stats["auth_errors"] += 1
+        conn_stats.auth_errors += 1
 
 
 def plain_login(message: bytes, credentials: Credentials) -> bool:

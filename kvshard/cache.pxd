@@ -1,5 +1,6 @@
 # Compiled by Cython (pure-Python mode) from cache.py; see framework/extensions.py.
 cimport cython
+from kvshard.counters cimport CacheCounters
 from kvshard.protocol.ascii cimport value_line
 
 cpdef tuple render(bytes key, object flags, bytes value)
@@ -13,7 +14,9 @@ cdef class Cache:
     cdef public long long _shard_id
     cdef public long long _shard_count
     cdef public Py_ssize_t used
-    cdef public dict stats
+    cdef public CacheCounters stats
+    cdef object _lookup
+    cdef object _to_end
     cdef public object _second
     cdef public object active_horizon
     cdef object __weakref__

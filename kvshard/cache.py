@@ -51,6 +51,7 @@ import time
 from collections import OrderedDict
 from typing import Callable, Final
 
+from .counters import CacheCounters
 from .protocol.ascii import value_line
 
 __all__ = [
@@ -102,13 +103,6 @@ def item_value(item: Item) -> bytes:
     """The data of an item."""
     return item[0][item[4] : -2]
 
-_STAT_NAMES = (
-    "cmd_set", "cmd_touch", "cmd_flush", "get_hits", "get_misses", "get_expired",
-    "delete_hits", "delete_misses", "incr_hits", "incr_misses", "decr_hits", "decr_misses",
-    "cas_hits", "cas_misses", "cas_badval", "touch_hits", "touch_misses", "evictions",
-    "total_items", "reclaimed", "store_too_large", "store_no_memory",
-)
-
 
 def _parse_counter(value: bytes) -> int | None:
     """memcached's safe_strtoull on an item's data: leading blanks, digits, then end or a
@@ -141,7 +135,10 @@ class Cache:
         self._shard_id = shard_id
         self._shard_count = shard_count
         self.used = 0
-        self.stats: dict[str, int] = dict.fromkeys(_STAT_NAMES, 0)
+        self.stats = CacheCounters()
+        # bound once: a call through these skips the method lookup by name on every request
+        self._lookup = self._items.get
+        self._to_end = self._items.move_to_end
         self._second = int(clock())
         # a hit on an item that is not ACTIVE, or whose ``seen`` is older than this, updates it
         self.active_horizon = self._second - _ACTIVE_REFRESH
@@ -178,13 +175,13 @@ class Cache:
         return self._cas_counter * self._shard_count + self._shard_id
 
     def _live(self, key: bytes) -> Item | None:
-        item = self._items.get(key)
+        item = self._lookup(key)
         if item is None:
             return None
         expire_at = item[2]
         if expire_at and expire_at <= self._clock():
             self._remove(key, item)
-            self.stats["get_expired"] += 1
+            self.stats.get_expired += 1
             return None
         return item
 
@@ -197,20 +194,20 @@ class Cache:
         Returns STORED or NO_MEMORY."""
         block, header_len = render(key, flags, value)
         size = len(key) + len(block) + ITEM_OVERHEAD
-        old = self._items.get(key)
+        old = self._lookup(key)
         if old is not None:
             self._remove(key, old)
         if size > self.limit:
-            self.stats["store_no_memory"] += 1
+            self.stats.store_no_memory += 1
             return NO_MEMORY
         items = self._items
         while self.used + size > self.limit and items:
             victim, victim_item = items.popitem(last=False)
             self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
-            self.stats["evictions"] += 1
+            self.stats.evictions += 1
         items[key] = (block, flags, expire_at, cas or self._next_cas(), header_len, self.now_second(), marks)
         self.used += size
-        self.stats["total_items"] += 1
+        self.stats.total_items += 1
         if expire_at:
             heapq.heappush(self._expiries, (expire_at, key))
         return STORED
@@ -220,35 +217,34 @@ class Cache:
     def get(self, key: bytes) -> Item | None:
         """A hit moves the item to the most recently used end. (``cmd_get`` is not counted
         here: it is always get_hits + get_misses, see :meth:`counters`.)"""
-        item = self._items.get(key)
+        item = self._lookup(key)
         if item is not None:
             expire_at = item[2]
             if not expire_at or expire_at > self._clock():
-                self.stats["get_hits"] += 1
-                self._items.move_to_end(key)
+                self.stats.get_hits += 1
+                self._to_end(key)
                 if item[6] < ACTIVE or item[5] < self.active_horizon:
                     item = self._record_hit(key, item)
                 return item
             self._remove(key, item)
-            self.stats["get_expired"] += 1
-        self.stats["get_misses"] += 1
+            self.stats.get_expired += 1
+        self.stats.get_misses += 1
         return None
 
     def counters(self) -> dict[str, int]:
         """The statistics counters, derived ones included."""
-        out = dict(self.stats)
+        out = self.stats.as_dict()
         out["cmd_get"] = out["get_hits"] + out["get_misses"]
         return out
 
     def touch(self, key: bytes, exptime: int) -> Item | None:
         """Set a new expiry (touch, gat, gats: memcached counts all three as touches)."""
-        stats = self.stats
-        stats["cmd_touch"] += 1
+        self.stats.cmd_touch += 1
         item = self._live(key)
         if item is None:
-            stats["touch_misses"] += 1
+            self.stats.touch_misses += 1
             return None
-        stats["touch_hits"] += 1
+        self.stats.touch_hits += 1
         return self.bump(key, self.amend(key, item, expire_at=self.expire_at(exptime)))
 
     # ----- primitives for protocol layers (the meta commands) ---------------------------------
@@ -259,7 +255,7 @@ class Cache:
 
     def bump(self, key: bytes, item: Item) -> Item:
         """Record a hit on a live item: most recently used, marks and ``seen`` updated."""
-        self._items.move_to_end(key)
+        self._to_end(key)
         if item[6] < ACTIVE or item[5] < self.active_horizon:
             item = self._record_hit(key, item)
         return item
@@ -317,8 +313,7 @@ class Cache:
         the item exists. ``allow_stale`` (ms I) lets a CAS *lower* than the item's store
         anyway, marked stale, keeping the old expiry and win mark. ``new_cas`` (meta E)
         chooses the stored item's CAS; ``marks`` are the new item's marks."""
-        stats = self.stats
-        stats["cmd_set"] += 1
+        self.stats.cmd_set += 1
         if op == b"set" and not cas:
             return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
         if op not in _STORE_OPS:
@@ -334,19 +329,19 @@ class Cache:
             return self._put(key, joined, current[1], current[2], new_cas, marks)
         if cas or op == b"cas":
             if current is None:
-                stats["cas_misses"] += 1
+                self.stats.cas_misses += 1
                 return NOT_FOUND
             if current[3] != cas:
                 if allow_stale and cas < current[3]:
-                    stats["cas_hits"] += 1
+                    self.stats.cas_hits += 1
                     stale = marks | STALE | (current[6] & WIN_SENT)
                     return self._put(key, value, flags, current[2], new_cas, stale)
-                stats["cas_badval"] += 1
+                self.stats.cas_badval += 1
                 return EXISTS
-            stats["cas_hits"] += 1
+            self.stats.cas_hits += 1
         elif op == b"add":
             if current is not None:
-                self._items.move_to_end(key)
+                self._to_end(key)
                 return NOT_STORED
         elif current is None and op == b"replace":
             return NOT_STORED
@@ -354,7 +349,7 @@ class Cache:
 
     def discard(self, key: bytes) -> None:
         """Remove ``key`` if present, counting nothing (a refused overwrite drops the old item)."""
-        item = self._items.get(key)
+        item = self._lookup(key)
         if item is not None:
             self._remove(key, item)
 
@@ -362,17 +357,17 @@ class Cache:
         """STORED (deleted), NOT_FOUND, or EXISTS when ``cas`` is given and differs."""
         item = self._live(key)
         if item is None:
-            self.stats["delete_misses"] += 1
+            self.stats.delete_misses += 1
             return NOT_FOUND
         if cas and item[3] != cas:
             return EXISTS
         self._remove(key, item)
-        self.stats["delete_hits"] += 1
+        self.stats.delete_hits += 1
         return STORED
 
     def cas_of(self, key: bytes) -> int:
         """The CAS unique of a stored item (0 if there is none)."""
-        item = self._items.get(key)
+        item = self._lookup(key)
         return 0 if item is None else item[3]
 
     def arith_or_create(
@@ -384,9 +379,9 @@ class Cache:
         item = self._live(key)
         if item is None:
             if exptime == 0xFFFFFFFF:
-                self.stats["incr_misses" if incr else "decr_misses"] += 1
+                self.stats.add("incr_misses" if incr else "decr_misses")
                 return NOT_FOUND, 0
-            self.stats["incr_misses" if incr else "decr_misses"] += 1
+            self.stats.add("incr_misses" if incr else "decr_misses")
             if self._put(key, b"%d" % initial, 0, self.expire_at(exptime)) != STORED:
                 return NO_MEMORY, 0
             return STORED, initial
@@ -406,27 +401,27 @@ class Cache:
         prefix = "incr" if incr else "decr"
         item = self._live(key)
         if item is None:
-            self.stats[prefix + "_misses"] += 1
+            self.stats.add(prefix + "_misses")
             return None
         old = item_value(item)
         number = _parse_counter(old)
         if number is None:
             return NON_NUMERIC
-        self.stats[prefix + "_hits"] += 1
+        self.stats.add(prefix + "_hits")
         number = (number + delta) % _UINT64 if incr else max(number - delta, 0)
         digits = b"%d" % number
         if len(digits) <= len(old):
             # same length: the block keeps its header and size, only the data changes
             block = item[0][: item[4]] + digits.ljust(len(old)) + b"\r\n"
             self._items[key] = (block, item[1], item[2], self._next_cas(), item[4], item[5], item[6])
-            self._items.move_to_end(key)
+            self._to_end(key)
         else:
             self._put(key, digits, item[1], item[2])
         return number
 
     def flush(self) -> None:
         """Drop every item (flush_all)."""
-        self.stats["cmd_flush"] += 1
+        self.stats.cmd_flush += 1
         self._items.clear()
         self._expiries.clear()
         self.used = 0
@@ -440,11 +435,11 @@ class Cache:
         while heap and heap[0][0] <= now and budget > 0:
             expire_at, key = heapq.heappop(heap)
             budget -= 1
-            item = self._items.get(key)
+            item = self._lookup(key)
             if item is not None and item[2] == expire_at:
                 self._remove(key, item)
                 removed += 1
-        self.stats["reclaimed"] += removed
+        self.stats.reclaimed += removed
         if len(heap) > 2 * len(self._items) + 1024:
             self._expiries = [(item[2], key) for key, item in self._items.items() if item[2]]
             heapq.heapify(self._expiries)

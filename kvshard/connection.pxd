@@ -2,6 +2,7 @@
 cimport cython
 from kvshard.ascii_session cimport AsciiSession
 from kvshard.context cimport ShardContext
+from kvshard.counters cimport ConnectionCounters
 from kvshard.dispatcher cimport Dispatcher
 
 
@@ -10,13 +11,14 @@ cdef class ClientConnection:
     cdef public Dispatcher _dispatcher
     cdef public AsciiSession _ascii
     cdef public object _transport
+    cdef object _write
     cdef public bint _draining
     cdef public object _deferred
     cdef public bint _eof_sent
     cdef public bint _reading_paused
     cdef public bint _writing_paused
     cdef public bint _counted
-    cdef public dict _conn_stats
+    cdef public ConnectionCounters _conn_stats
     cdef public object _binary
     cdef public object _login
     cdef public long long _reads

@@ -40,7 +40,7 @@ import itertools
 import logging
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 from .ascii_session import AsciiSession
 from .auth import count_login
@@ -126,6 +126,7 @@ class ClientConnection:
         self._dispatcher = Dispatcher(ctx, self._replies_ready, self._update_reading)
         self._ascii = AsciiSession(self._dispatcher, ctx)
         self._transport: asyncio.Transport | None = None
+        self._write: Callable[[bytes], object] | None = None  # transport.write, once connected
         self._draining = False  # the server is stopping (see drain)
         self._deferred: list[tuple[Any, ...]] | None = None  # commands waiting for the replies to drain
         self._eof_sent = False
@@ -150,12 +151,12 @@ class ClientConnection:
     # ----- transport callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
+        self._use_transport(transport)
         ctx = self._ctx
         stats = ctx.service.conn_stats
-        open_now = ctx.open_connections() if ctx.open_connections else stats["curr_connections"]
+        open_now = ctx.open_connections() if ctx.open_connections else stats.curr_connections
         if open_now >= ctx.max_connections:
-            stats["rejected_connections"] += 1
+            stats.rejected_connections += 1
             transport.write(b"ERROR Too many open connections\r\n")  # type: ignore[attr-defined]
             transport.close()
             return
@@ -165,23 +166,28 @@ class ClientConnection:
         self._dispatcher.conn_id = self.conn_id
         self._last_command = ctx.now
         ctx.connections[self.conn_id] = self
-        stats["curr_connections"] += 1
-        stats["total_connections"] += 1
+        stats.curr_connections += 1
+        stats.total_connections += 1
         if ctx.publish_connections:
-            ctx.publish_connections(stats["curr_connections"])
+            ctx.publish_connections(stats.curr_connections)
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
 
+    def _use_transport(self, transport: Any) -> None:
+        """Write to ``transport`` from now on (its ``write`` bound once, called per read)."""
+        self._transport = transport
+        self._write = transport.write
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._counted:
             self._ctx.connections.pop(self.conn_id, None)
             stats = self._ctx.service.conn_stats
-            stats["curr_connections"] -= 1
+            stats.curr_connections -= 1
             if self._ctx.publish_connections:
-                self._ctx.publish_connections(stats["curr_connections"])
+                self._ctx.publish_connections(stats.curr_connections)
             self._counted = False
         self._transport = None
         self._dispatcher.abandon()
@@ -214,7 +220,7 @@ class ClientConnection:
         dispatcher = self._dispatcher
         if self._transport is None or dispatcher.quitting or not self._counted:
             return
-        self._conn_stats["bytes_read"] += len(data)
+        self._conn_stats.bytes_read += len(data)
         self._last_command = self._ctx.now
         self._reads += 1
         start = 0.0
@@ -306,8 +312,8 @@ class ClientConnection:
         if transport is None:
             return
         if data:
-            self._conn_stats["bytes_written"] += len(data)
-            transport.write(data)
+            self._conn_stats.bytes_written += len(data)
+            self._write(data)
         if dispatcher.quitting and not dispatcher.owed:
             if not self._draining:
                 transport.close()
@@ -344,7 +350,7 @@ class ClientConnection:
         (seconds of the shard's clock) and it owes no reply; counted in ``idle_kicks``."""
         dispatcher = self._dispatcher
         if self._last_command < before and not dispatcher.owed and self._transport is not None and not dispatcher.quitting:
-            self._conn_stats["idle_kicks"] += 1
+            self._conn_stats.idle_kicks += 1
             dispatcher.quit()
             self._transport.close()
 

@@ -13,7 +13,9 @@ from typing import Final
 
 from framework import channel, extensions, reactor, ring
 
-from . import ascii_session, binary_session, cache, connection, context, dispatcher, meta_ops, service
+from . import (
+    ascii_session, binary_session, cache, connection, context, counters, dispatcher, meta_ops, routing, service,
+)
 from .protocol import ascii, binary, meta, numbers
 
 __all__ = ["HOT_MODULES", "mode", "warning"]
@@ -21,7 +23,7 @@ __all__ = ["HOT_MODULES", "mode", "warning"]
 HOT_MODULES: Final[tuple[ModuleType, ...]] = (
     ring, channel, reactor,
     ascii, binary, meta, numbers,
-    cache, service, meta_ops, context, dispatcher, ascii_session, connection, binary_session,
+    counters, routing, cache, service, meta_ops, context, dispatcher, ascii_session, connection, binary_session,
 )
 
 

@@ -1,6 +1,7 @@
 # Compiled by Cython (pure-Python mode) from dispatcher.py; see framework/extensions.py.
 cimport cython
 from kvshard.context cimport ShardContext
+from kvshard.routing cimport owner_of
 
 
 cdef class _Pending:

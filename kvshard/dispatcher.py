@@ -5,7 +5,7 @@ Theory of operation
 Every protocol session (ASCII, binary, a UDP datagram) hands its keyed operations to its
 connection's :class:`Dispatcher`, which
 
-  * routes: the owner of a key is ``crc32(key) % shards`` (:func:`owner_of`); an operation for
+  * routes: the owner of a key is ``crc32(key) % shards`` (:func:`kvshard.routing.owner_of`); an operation for
     this shard runs inline on the local service; one for another shard becomes a message over
     the runtime's channels: a fixed record for the hot operations (``run_hot``, ``get_one``:
     see kvshard.service ``FIXED_*``), a msgpack call for the others (``run_keyed``), a one-way
@@ -32,7 +32,6 @@ the output list) and ``on_backlog`` (more than :data:`MAX_QUEUED_REPLIES` replie
 
 from __future__ import annotations
 
-import zlib
 from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Final
@@ -40,23 +39,18 @@ from typing import TYPE_CHECKING, Any, Callable, Final
 from framework import ShardUnavailable
 
 from .protocol import ascii as proto
+from .routing import owner_of
 from .service import FIXED_GET_ONE
 
 if TYPE_CHECKING:
     from .context import ShardContext
 
-__all__ = ["Dispatcher", "MAX_QUEUED_REPLIES", "OUT_BACKLOG", "DEFER_QUEUED", "owner_of", "server_error"]
+__all__ = ["Dispatcher", "MAX_QUEUED_REPLIES", "OUT_BACKLOG", "DEFER_QUEUED", "server_error"]
 
 MAX_QUEUED_REPLIES: Final = 1024
 OUT_BACKLOG: Final = 4 << 20  # reply bytes one read may build before the rest of its commands wait
 DEFER_QUEUED: Final = 64  # ... or replies it may have waiting on other shards (their size is not known yet)
-_crc32 = zlib.crc32
 _END = proto.R_END
-
-
-def owner_of(key: bytes, shards: int) -> int:
-    """The shard that owns ``key``: a stable hash (CRC-32), the same in every process."""
-    return _crc32(key) % shards
 
 
 def server_error(error: BaseException) -> bytes:
@@ -182,7 +176,7 @@ class Dispatcher:
         """``get <key>``, answered in full by the owner's ``get_one``."""
         ctx = self.ctx
         if owner < 0:
-            owner = _crc32(key) % ctx.shards
+            owner = owner_of(key, ctx.shards)
         if owner == ctx.shard_id:
             ctx.local_requests += 1
             self.reply(ctx.get_one(key))
@@ -198,7 +192,7 @@ class Dispatcher:
         noreply): ``kv.<name>(*args)`` inline on the owner, else the same operation as the
         channel's fixed record ``handler_id(key, value, a, b, c)`` (kvshard.service)."""
         ctx = self.ctx
-        owner = _crc32(key) % ctx.shards
+        owner = owner_of(key, ctx.shards)
         if owner == ctx.shard_id:
             ctx.local_requests += 1
             result = ctx.local[name](*args)
@@ -221,7 +215,7 @@ class Dispatcher:
         """Run ``kv.<name>(*args)`` on the owner of ``key`` and reply ``finish(result)`` (or
         the result itself, when the handler returns the reply bytes) in this request's turn."""
         ctx = self.ctx
-        owner = _crc32(key) % ctx.shards
+        owner = owner_of(key, ctx.shards)
         if owner == ctx.shard_id:
             ctx.local_requests += 1
             result = ctx.local[name](*args)
@@ -233,7 +227,7 @@ class Dispatcher:
     def run_keyed_noreply(self, key: bytes, name: str, args: tuple[Any, ...]) -> None:
         """``kv.<name>(*args)`` on the owner of ``key``, nothing to answer."""
         ctx = self.ctx
-        owner = _crc32(key) % ctx.shards
+        owner = owner_of(key, ctx.shards)
         if owner == ctx.shard_id:
             ctx.local_requests += 1
             ctx.local[name](*args)
@@ -246,7 +240,7 @@ class Dispatcher:
         ctx = self.ctx
         shards = ctx.shards
         me = ctx.shard_id
-        single_owner = _crc32(keys[0]) % shards if len(keys) == 1 else -1
+        single_owner = owner_of(keys[0], shards) if len(keys) == 1 else -1
         if exptime is None and not with_cas and single_owner >= 0:  # plain `get k`: the hot path
             self.get_one(keys[0], single_owner)
             return
@@ -261,7 +255,7 @@ class Dispatcher:
             return
         by_owner: dict[int, list[int]] = {}
         for i, key in enumerate(keys):
-            by_owner.setdefault(_crc32(key) % shards, []).append(i)
+            by_owner.setdefault(owner_of(key, shards), []).append(i)
         parts: list[bytes] = [b""] * len(keys)
         local = by_owner.pop(me, None)
         ctx.forwarded_requests += len(by_owner)

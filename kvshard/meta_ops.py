@@ -101,7 +101,7 @@ def meta_get(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
         item = cache.create(key, b"", 0.0, f.new_cas or 0, marks=c.BINARY_KEY if f.base64 else 0)
         created = item is not None
     if item is None:
-        cache.stats["get_misses"] += 1
+        cache.stats.get_misses += 1
         return b"" if f.quiet else b"EN" + _echo(f.tokens, key, f.base64) + b"\r\n"
     block, flags, expire_at, cas, header_len, seen, marks = item
     size = len(block) - header_len - 2
@@ -153,10 +153,10 @@ def meta_get(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
     if not f.no_bump:
         cache.bump(key, item)
     if ttl_set:
-        cache.stats["cmd_touch"] += 1
-        cache.stats["touch_hits"] += 1
+        cache.stats.cmd_touch += 1
+        cache.stats.touch_hits += 1
     else:
-        cache.stats["get_hits"] += 1
+        cache.stats.get_hits += 1
     out.append(b"\r\n")
     if f.value:
         out.append(block[header_len:])
@@ -196,10 +196,10 @@ def meta_delete(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
     echo = _echo(f.tokens, key, f.base64)
     item = cache.peek(key)
     if item is None:
-        cache.stats["delete_misses"] += 1
+        cache.stats.delete_misses += 1
         return b"NF" + echo + b"\r\n"
     if f.compare_cas is not None and item[3] != f.compare_cas:
-        cache.stats["delete_misses"] += 1
+        cache.stats.delete_misses += 1
         return b"EX" + echo + b"\r\n"
     if f.remove_value:
         emptied = cache.create(key, b"", cache.expire_at(f.ttl or 0), f.new_cas or item[3], f.client_flags)
@@ -211,7 +211,7 @@ def meta_delete(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
         marks = (item[6] | c.STALE) & ~c.WIN_SENT
         cache.amend(key, item, expire_at=expire_at, marks=marks, cas=f.new_cas or cache.new_cas())
     else:
-        cache.stats["delete_hits"] += 1
+        cache.stats.delete_hits += 1
         if not f.remove_value:
             cache.remove(key, item)
     return b"" if f.quiet else b"HD" + echo + b"\r\n"
@@ -223,7 +223,7 @@ def meta_arith(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
     created = False
     if item is None:
         if f.vivify is None:
-            cache.stats["incr_misses" if incr else "decr_misses"] += 1
+            cache.stats.add("incr_misses" if incr else "decr_misses")
             return _code_or_opaque_error(b"NF", f, key)
         item = cache.create(key, b"%d" % f.initial, 0.0, f.new_cas or 0, marks=c.BINARY_KEY if f.base64 else 0)
         if item is None:

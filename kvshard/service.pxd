@@ -1,5 +1,6 @@
 # Compiled by Cython (pure-Python mode) from service.py; see framework/extensions.py.
 from kvshard.cache cimport Cache
+from kvshard.counters cimport ConnectionCounters
 
 
 cdef class KVService:
@@ -7,5 +8,5 @@ cdef class KVService:
     cdef public object _loop
     cdef public object _flush_timer
     cdef public object _reclaim_timer
-    cdef public dict conn_stats
+    cdef public ConnectionCounters conn_stats
     cdef object __weakref__

@@ -1,6 +1,6 @@
 """The key-value service of one shard: the operations the owner of a key runs, as handlers.
 
-Every operation runs on the shard that owns the key (:func:`shard_of`). A connection calls these
+Every operation runs on the shard that owns the key (:func:`kvshard.routing.owner_of`). A connection calls these
 methods directly when it is that shard, and through the runtime's channels (handler names
 ``kv.*``, registered by :meth:`KVService.register`) when it is not. Each returns the reply
 bytes of the memcached protocol, so the connection only has to put them in order; a reply that
@@ -12,19 +12,22 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
-import zlib
 from typing import Any, Final
 
 from framework import Shard
 
 from . import cache as c
 from . import meta_ops
+from .counters import ConnectionCounters
 from .protocol import ascii as proto
+from .protocol.ascii import (
+    R_DELETED, R_END, R_EXISTS, R_NON_NUMERIC, R_NOT_FOUND, R_NOT_STORED, R_OUT_OF_MEMORY, R_STORED, R_TOUCHED,
+)
 from .protocol import binary as bp
 from .protocol import meta as m
 
 __all__ = [
-    "KVService", "shard_of", "RECLAIM_INTERVAL", "HANDLER_NAMES", "REPORT_HANDLER", "PING_HANDLER",
+    "KVService", "RECLAIM_INTERVAL", "HANDLER_NAMES", "REPORT_HANDLER", "PING_HANDLER",
     "FIXED_GET_ONE", "FIXED_STORE", "FIXED_DELETE", "FIXED_ARITH", "FIXED_TOUCH", "FIXED_BGET_PACKET",
     "STORE_CODES", "as_int64", "FIXED_BSTORE_PACKET", "BINARY_STORE_VERBS", "BINARY_RESULT_STATUS",
 ]
@@ -80,17 +83,12 @@ BINARY_RESULT_STATUS: Final = {
 
 
 _STORE_REPLIES: Final = {
-    c.STORED: proto.R_STORED,
-    c.NOT_STORED: proto.R_NOT_STORED,
-    c.EXISTS: proto.R_EXISTS,
-    c.NOT_FOUND: proto.R_NOT_FOUND,
-    c.NO_MEMORY: proto.R_OUT_OF_MEMORY,
+    c.STORED: R_STORED,
+    c.NOT_STORED: R_NOT_STORED,
+    c.EXISTS: R_EXISTS,
+    c.NOT_FOUND: R_NOT_FOUND,
+    c.NO_MEMORY: R_OUT_OF_MEMORY,
 }
-
-
-def shard_of(key: bytes, shards: int) -> int:
-    """The shard that owns ``key``: a stable hash (CRC-32), the same in every process."""
-    return zlib.crc32(key) % shards
 
 
 def _with_cas(item: c.Item) -> bytes:
@@ -107,10 +105,7 @@ class KVService:
         self._loop = loop
         self._flush_timer: asyncio.TimerHandle | None = None
         self._reclaim_timer: asyncio.TimerHandle | None = None
-        self.conn_stats: dict[str, int] = {
-            "curr_connections": 0, "total_connections": 0, "rejected_connections": 0, "idle_kicks": 0,
-            "bytes_read": 0, "bytes_written": 0, "auth_cmds": 0, "auth_errors": 0,
-        }
+        self.conn_stats = ConnectionCounters()
 
     def handlers(self) -> dict[str, Any]:
         """The operations by name, for calling them on this shard without a channel."""
@@ -134,7 +129,7 @@ class KVService:
 
     def fixed_get_one(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
         item = self.cache.get(key)  # get_one, inlined: the most common forwarded operation
-        return proto.R_END if item is None else item[0] + proto.R_END
+        return R_END if item is None else item[0] + R_END
 
     def fixed_store(self, key: bytes, value: bytes, a: int, b: int, c: int) -> bytes:
         return self.store(_STORE_OPS_BY_CODE[a & 0xFF], key, a >> 8, b, value, c & _UINT64_MASK)
@@ -171,15 +166,15 @@ class KVService:
 
     def get(self, keys: list[bytes], with_cas: bool) -> list[bytes]:
         """One entry per key: its VALUE block, or b"" for a miss."""
-        get = self.cache.get
+        cache = self.cache
         if not with_cas:
-            return [b"" if (item := get(key)) is None else item[0] for key in keys]
-        return [b"" if (item := get(key)) is None else _with_cas(item) for key in keys]
+            return [b"" if (item := cache.get(key)) is None else item[0] for key in keys]
+        return [b"" if (item := cache.get(key)) is None else _with_cas(item) for key in keys]
 
     def get_one(self, key: bytes) -> bytes:
         """The whole reply to ``get <key>``: the fast path of the most common command."""
         item = self.cache.get(key)
-        return proto.R_END if item is None else item[0] + proto.R_END
+        return R_END if item is None else item[0] + R_END
 
     def gat(self, keys: list[bytes], with_cas: bool, exptime: int) -> list[bytes]:
         touch = self.cache.touch
@@ -193,18 +188,18 @@ class KVService:
         return _STORE_REPLIES[self.cache.store(op, key, flags, exptime, value, cas)]
 
     def delete(self, key: bytes) -> bytes:
-        return proto.R_DELETED if self.cache.delete(key) == c.STORED else proto.R_NOT_FOUND
+        return R_DELETED if self.cache.delete(key) == c.STORED else R_NOT_FOUND
 
     def arith(self, incr: bool, key: bytes, delta: int) -> bytes:
         result = self.cache.arith(incr, key, delta)
         if result is None:
-            return proto.R_NOT_FOUND
+            return R_NOT_FOUND
         if result == c.NON_NUMERIC:
-            return proto.R_NON_NUMERIC
+            return R_NON_NUMERIC
         return proto.number_line(result)
 
     def touch(self, key: bytes, exptime: int) -> bytes:
-        return proto.R_TOUCHED if self.cache.touch(key, exptime) is not None else proto.R_NOT_FOUND
+        return R_TOUCHED if self.cache.touch(key, exptime) is not None else R_NOT_FOUND
 
     # ----- the binary protocol's operations: results, not reply bytes -----------------------
     # (a binary reply echoes the request's opcode, opaque and key, which only the connection
@@ -275,7 +270,7 @@ class KVService:
     def too_large(self, op: bytes, key: bytes) -> None:
         """An item over the size limit was refused: a ``set`` also drops the old item (so no
         stale value survives a failed overwrite), as memcached does."""
-        self.cache.stats["store_too_large"] += 1
+        self.cache.stats.store_too_large += 1
         if op == b"set":
             self.cache.discard(key)
 
@@ -299,7 +294,7 @@ class KVService:
         """This shard's counters and gauges, summed over shards by the caller."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         out: dict[str, Any] = self.cache.counters()
-        out.update(self.conn_stats)
+        out.update(self.conn_stats.as_dict())
         out["curr_items"] = len(self.cache)
         out["bytes"] = self.cache.used
         out["limit_bytes"] = self.cache.limit
@@ -308,8 +303,5 @@ class KVService:
         return out
 
     def stats_reset(self) -> None:
-        for name in self.cache.stats:
-            self.cache.stats[name] = 0
-        for name in ("total_connections", "rejected_connections", "idle_kicks", "bytes_read", "bytes_written",
-                     "auth_cmds", "auth_errors"):
-            self.conn_stats[name] = 0
+        self.cache.stats.reset()
+        self.conn_stats.reset()

@@ -117,7 +117,7 @@ class DatagramSession(ClientConnection):
         self._addr = addr
         self._request_id = request_id
         self._answer = _AnswerBuffer()
-        self._transport = self._answer  # type: ignore[assignment]
+        self._use_transport(self._answer)
         self._counted = True  # served, but not a connection in the statistics
 
     def serve(self, request: bytes) -> None:

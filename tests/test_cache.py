@@ -31,7 +31,7 @@ def test_storage_commands() -> None:
     assert cache.store(b"cas", b"k", 0, 0, b"x", item[3]) == c.STORED
     assert cache.store(b"cas", b"gone", 0, 0, b"x", 1) == c.NOT_FOUND
     assert cache.delete(b"k") == c.STORED and cache.delete(b"k") == c.NOT_FOUND
-    assert cache.stats["cas_badval"] == 1 and cache.stats["cas_hits"] == 1
+    assert cache.stats.cas_badval == 1 and cache.stats.cas_hits == 1
 
 
 def test_cas_unique_across_shards() -> None:
@@ -62,7 +62,7 @@ def test_expiry_rules() -> None:
     assert cache.get(b"rel") is None
     clock.now += 100
     assert cache.get(b"abs_future") is None
-    assert cache.stats["get_expired"] >= 3
+    assert cache.stats.get_expired >= 3
 
 
 def test_reclaim_removes_expired_without_access() -> None:
@@ -73,7 +73,7 @@ def test_reclaim_removes_expired_without_access() -> None:
     cache.store(b"set", b"keep", 0, 0, b"v")
     clock.now += 6
     assert cache.reclaim() == 99
-    assert len(cache) == 2 and cache.stats["reclaimed"] == 99
+    assert len(cache) == 2 and cache.stats.reclaimed == 99
     assert cache.used == sum(len(k) + len(c.render(k, 0, b"v")[0]) + c.ITEM_OVERHEAD for k in (b"k0", b"keep"))
 
 
@@ -86,7 +86,7 @@ def test_lru_eviction_keeps_recently_used() -> None:
     cache.store(b"set", b"key-00010", 0, 0, b"x" * 100)
     assert cache.get(b"key-00001") is None  # the least recently used went
     assert cache.get(b"key-00000") is not None
-    assert cache.stats["evictions"] == 1 and cache.used <= cache.limit
+    assert cache.stats.evictions == 1 and cache.used <= cache.limit
 
 
 def test_item_bigger_than_memory() -> None:

@@ -23,8 +23,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .dispatcher import Dispatcher
-from .protocol import ascii as proto
-from .protocol.ascii import AsciiParser, single_get_key
+from .protocol.ascii import (
+    ARITH, CLOSE, DELETE, FLUSH, GAT, GET, META, QUIT, R_ERROR, R_OK, R_TOO_LARGE, REPLY, SHUTDOWN, STATS, STORE,
+    TOO_LARGE, TOUCH, VERBOSITY, VERSION, AsciiParser, single_get_key,
+)
 from .service import FIXED_ARITH, FIXED_DELETE, FIXED_STORE, FIXED_TOUCH, STORE_CODES, as_int64
 
 if TYPE_CHECKING:
@@ -69,49 +71,47 @@ class AsciiSession:
     def _execute(self, cmd: tuple[Any, ...]) -> None:
         d = self._dispatcher
         op = cmd[0]
-        if op == proto.GET:
+        if op == GET:
             d.get_many(cmd[1], cmd[2], None)
-        elif op == proto.STORE:
+        elif op == STORE:
             _, verb, key, flags, exptime, value, cas, noreply = cmd
-            d.run_hot(key, "store", (verb, key, flags, exptime, value, cas), noreply,
-                      FIXED_STORE, value, STORE_CODES[verb] | flags << 8, exptime, as_int64(cas))
-        elif op == proto.REPLY:
+            d.run_hot(key, noreply, FIXED_STORE, value, STORE_CODES[verb] | flags << 8, exptime, as_int64(cas))
+        elif op == REPLY:
             d.reply(cmd[1])
-        elif op == proto.DELETE:
-            d.run_hot(cmd[1], "delete", (cmd[1],), cmd[2], FIXED_DELETE, None, 0, 0, 0)
-        elif op == proto.ARITH:
-            d.run_hot(cmd[2], "arith", (cmd[1], cmd[2], cmd[3]), cmd[4], FIXED_ARITH, None,
-                      1 if cmd[1] else 0, as_int64(cmd[3]), 0)
-        elif op == proto.TOUCH:
-            d.run_hot(cmd[1], "touch", (cmd[1], cmd[2]), cmd[3], FIXED_TOUCH, None, cmd[2], 0, 0)
-        elif op == proto.GAT:
+        elif op == DELETE:
+            d.run_hot(cmd[1], cmd[2], FIXED_DELETE, None, 0, 0, 0)
+        elif op == ARITH:
+            d.run_hot(cmd[2], cmd[4], FIXED_ARITH, None, 1 if cmd[1] else 0, as_int64(cmd[3]), 0)
+        elif op == TOUCH:
+            d.run_hot(cmd[1], cmd[3], FIXED_TOUCH, None, cmd[2], 0, 0)
+        elif op == GAT:
             d.get_many(cmd[1], cmd[2], cmd[3])
-        elif op == proto.TOO_LARGE:
+        elif op == TOO_LARGE:
             _, verb, key, noreply = cmd
             d.run_keyed_noreply(key, "too_large", (verb, key))
             if not noreply:
-                d.reply(proto.R_TOO_LARGE)
-        elif op == proto.META:
+                d.reply(R_TOO_LARGE)
+        elif op == META:
             d.run_keyed(cmd[2], "meta", cmd[1:])
-        elif op == proto.FLUSH:
-            d.flush_all(cmd[1], cmd[2], proto.R_OK)
-        elif op == proto.VERSION:
+        elif op == FLUSH:
+            d.flush_all(cmd[1], cmd[2], R_OK)
+        elif op == VERSION:
             d.reply(b"VERSION %s\r\n" % self._ctx.version.encode())
-        elif op == proto.VERBOSITY:
+        elif op == VERBOSITY:
             self._ctx.set_verbosity(cmd[1])
             if not cmd[2]:
-                d.reply(proto.R_OK)
-        elif op == proto.STATS:
+                d.reply(R_OK)
+        elif op == STATS:
             d.stats_command(d, cmd[1])
-        elif op == proto.QUIT:
+        elif op == QUIT:
             d.quit()
-        elif op == proto.SHUTDOWN:
+        elif op == SHUTDOWN:
             self._shutdown(cmd[1])
-        elif op == proto.CLOSE:
+        elif op == CLOSE:
             d.quit()
             d.abandon()
         else:  # pragma: no cover - the parser emits nothing else
-            d.reply(proto.R_ERROR)
+            d.reply(R_ERROR)
 
     def _shutdown(self, mode: bytes | None) -> None:
         """memcached's ``shutdown`` (``-A`` only): the whole server stops, gracefully (kvshard's

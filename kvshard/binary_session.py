@@ -75,7 +75,7 @@ class BinarySession:
         if parser.idle and not parser.locked:
             get = b.single_get(data)
             if get is not None:  # the most common request, a whole read by itself
-                dispatcher.run_hot(get[0], "bget_packet", get, False, FIXED_BGET_PACKET, None, get[1], 0, 0)
+                dispatcher.run_hot(get[0], False, FIXED_BGET_PACKET, None, get[1], 0, 0)
                 return
         while True:
             for request in parser.feed(data):
@@ -163,8 +163,7 @@ class BinarySession:
         response packet (KVService.bstore_packet), so a forwarded store is a fixed record."""
         op = r.opcode
         flags, exptime = _STORE_EXTRAS.unpack(r.extras) if r.extras else (0, 0)
-        args = (op, r.key, flags, exptime, r.value, r.cas, r.opaque)
-        self._dispatcher.run_hot(r.key, "bstore_packet", args, False, FIXED_BSTORE_PACKET, r.value,
+        self._dispatcher.run_hot(r.key, False, FIXED_BSTORE_PACKET, r.value,
                                  op | flags << 8, as_int64(exptime | r.opaque << 32), as_int64(r.cas))
 
     def _delete(self, r: b.Request) -> None:

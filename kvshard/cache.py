@@ -195,16 +195,20 @@ class Cache:
         block, header_len = render(key, flags, value)
         size = len(key) + len(block) + ITEM_OVERHEAD
         old = self._lookup(key)
-        if old is not None:
-            self._remove(key, old)
         if size > self.limit:
+            if old is not None:
+                self._remove(key, old)
             self.stats.store_no_memory += 1
             return NO_MEMORY
+        if old is not None:  # replaced in place: uncounted now, and moved to the MRU end
+            self.used -= len(key) + len(old[0]) + ITEM_OVERHEAD
+            self._to_end(key)
         items = self._items
         while self.used + size > self.limit and items:
             victim, victim_item = items.popitem(last=False)
-            self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
-            self.stats.evictions += 1
+            if victim_item is not old:  # (the old item, uncounted already, goes last if at all)
+                self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
+                self.stats.evictions += 1
         items[key] = (block, flags, expire_at, cas or self._next_cas(), header_len, self.now_second(), marks)
         self.used += size
         self.stats.total_items += 1
@@ -313,6 +317,8 @@ class Cache:
         the item exists. ``allow_stale`` (ms I) lets a CAS *lower* than the item's store
         anyway, marked stale, keeping the old expiry and win mark. ``new_cas`` (meta E)
         chooses the stored item's CAS; ``marks`` are the new item's marks."""
+        if op == b"set" and not cas and not new_cas and not marks:
+            return self.set_item(key, flags, exptime, value)
         self.stats.cmd_set += 1
         if op == b"set" and not cas:
             return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
@@ -346,6 +352,11 @@ class Cache:
         elif current is None and op == b"replace":
             return NOT_STORED
         return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
+
+    def set_item(self, key: bytes, flags: int, exptime: int, value: bytes) -> int:
+        """A plain ``set`` (no CAS, no meta options): STORED or NO_MEMORY."""
+        self.stats.cmd_set += 1
+        return self._put(key, value, flags, self.expire_at(exptime), 0, 0)
 
     def discard(self, key: bytes) -> None:
         """Remove ``key`` if present, counting nothing (a refused overwrite drops the old item)."""

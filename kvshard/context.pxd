@@ -1,8 +1,11 @@
 # Compiled by Cython (pure-Python mode) from context.py; see framework/extensions.py.
+from kvshard.service cimport KVService
+
+
 cdef class ShardContext:
     cdef public int shard_id
     cdef public int shards
-    cdef public object service
+    cdef public KVService service
     cdef public object messenger
     cdef public dict local
     cdef public object handler
@@ -13,7 +16,6 @@ cdef class ShardContext:
     cdef public list verbosity
     cdef public object open_connections
     cdef public object publish_connections
-    cdef public object get_one
     cdef public long long local_requests
     cdef public long long forwarded_requests
     cdef public object observe_latency

@@ -64,7 +64,6 @@ class ShardContext:
         # open connections of every shard (shared memory words), for the -c limit
         self.open_connections = open_connections
         self.publish_connections = publish_connections
-        self.get_one = service.get_one
         # keyed operations this shard's connections ran here (they own the key) or sent to the owner
         self.local_requests = 0
         self.forwarded_requests = 0

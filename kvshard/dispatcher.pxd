@@ -32,7 +32,7 @@ cdef class Dispatcher:
     @cython.locals(owner=Py_ssize_t)
     cpdef get_one(self, key, Py_ssize_t owner=*)
     @cython.locals(owner=Py_ssize_t)
-    cpdef run_hot(self, key, name, tuple args, bint noreply, int handler_id, value, a, b, c)
+    cpdef run_hot(self, key, bint noreply, int handler_id, value, long long a, long long b, long long c)
     @cython.locals(owner=Py_ssize_t)
     cpdef run_keyed(self, key, name, tuple args, finish=*)
     @cython.locals(owner=Py_ssize_t)

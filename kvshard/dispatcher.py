@@ -179,23 +179,23 @@ class Dispatcher:
             owner = owner_of(key, ctx.shards)
         if owner == ctx.shard_id:
             ctx.local_requests += 1
-            self.reply(ctx.get_one(key))
+            self.reply(ctx.service.get_one(key))
         else:
             ctx.forwarded_requests += 1
             self._call_fixed(owner, FIXED_GET_ONE, key, None, 0, 0, 0, False)
 
     def run_hot(
-        self, key: bytes, name: str, args: tuple[Any, ...], noreply: bool,
-        handler_id: int, value: bytes | None, a: int, b: int, c: int,
+        self, key: bytes, noreply: bool, handler_id: int, value: bytes | None, a: int, b: int, c: int,
     ) -> None:
-        """A hot keyed operation whose handler returns the reply bytes (none sent for
-        noreply): ``kv.<name>(*args)`` inline on the owner, else the same operation as the
-        channel's fixed record ``handler_id(key, value, a, b, c)`` (kvshard.service)."""
+        """A hot keyed operation in its fixed-record form ``handler_id(key, value, a, b, c)``
+        (kvshard.service), whose handler returns the reply bytes (none sent for noreply): run
+        inline when this shard owns the key, else sent to the owner as the channel's fixed
+        record."""
         ctx = self.ctx
         owner = owner_of(key, ctx.shards)
         if owner == ctx.shard_id:
             ctx.local_requests += 1
-            result = ctx.local[name](*args)
+            result = ctx.service.run_fixed(handler_id, key, value, a, b, c)
             if not noreply:
                 self.reply(result)
             return

@@ -33,7 +33,7 @@ def _table_crc32(key: bytes) -> int:
     crc = 0xFFFFFFFF
     for i in range(len(key)):
         crc = _CRC_TABLE[(crc ^ data[i]) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+    return ~crc  # (crc ^ 0xFFFFFFFF, in C unsigned arithmetic)
 
 
 def _fill_table() -> None:

@@ -10,3 +10,13 @@ cdef class KVService:
     cdef public object _reclaim_timer
     cdef public ConnectionCounters conn_stats
     cdef object __weakref__
+
+    cpdef bytes get_one(self, key)
+    cpdef bytes run_fixed(self, int handler_id, key, value, long long a, long long b, long long c)
+    cpdef bytes fixed_get_one(self, key, value, long long a, long long b, long long c)
+    cpdef bytes fixed_store(self, key, value, long long a, long long b, long long c)
+    cpdef bytes fixed_delete(self, key, value, long long a, long long b, long long c)
+    cpdef bytes fixed_arith(self, key, value, long long a, long long b, long long c)
+    cpdef bytes fixed_touch(self, key, value, long long a, long long b, long long c)
+    cpdef bytes fixed_bget_packet(self, key, value, long long a, long long b, long long c)
+    cpdef bytes fixed_bstore_packet(self, key, value, long long a, long long b, long long c)

@@ -82,13 +82,9 @@ BINARY_RESULT_STATUS: Final = {
 }
 
 
-_STORE_REPLIES: Final = {
-    c.STORED: R_STORED,
-    c.NOT_STORED: R_NOT_STORED,
-    c.EXISTS: R_EXISTS,
-    c.NOT_FOUND: R_NOT_FOUND,
-    c.NO_MEMORY: R_OUT_OF_MEMORY,
-}
+# the ASCII reply to each store() result, indexed by it (STORED 0 ... NO_MEMORY 4)
+_STORE_REPLIES: Final = (R_STORED, R_NOT_STORED, R_EXISTS, R_NOT_FOUND, R_OUT_OF_MEMORY)
+assert [c.STORED, c.NOT_STORED, c.EXISTS, c.NOT_FOUND, c.NO_MEMORY] == list(range(5))
 
 
 def _with_cas(item: c.Item) -> bytes:
@@ -127,11 +123,32 @@ class KVService:
 
     # ----- the fixed-record forms of the hot operations (see FIXED_GET_ONE ...) --------------
 
+    def run_fixed(self, handler_id: int, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
+        """A hot operation in its fixed-record form, run here: what a forwarded one runs on
+        its owner, and a local one inline (compiled, a C call all the way to the cache)."""
+        if handler_id == FIXED_GET_ONE:
+            return self.fixed_get_one(key, value, a, b, c)
+        if handler_id == FIXED_STORE:
+            return self.fixed_store(key, value, a, b, c)  # type: ignore[arg-type]
+        if handler_id == FIXED_BGET_PACKET:
+            return self.fixed_bget_packet(key, value, a, b, c)
+        if handler_id == FIXED_BSTORE_PACKET:
+            return self.fixed_bstore_packet(key, value, a, b, c)  # type: ignore[arg-type]
+        if handler_id == FIXED_DELETE:
+            return self.fixed_delete(key, value, a, b, c)
+        if handler_id == FIXED_ARITH:
+            return self.fixed_arith(key, value, a, b, c)
+        if handler_id == FIXED_TOUCH:
+            return self.fixed_touch(key, value, a, b, c)
+        raise ValueError(f"no fixed-record handler {handler_id}")
+
     def fixed_get_one(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
         item = self.cache.get(key)  # get_one, inlined: the most common forwarded operation
         return R_END if item is None else item[0] + R_END
 
     def fixed_store(self, key: bytes, value: bytes, a: int, b: int, c: int) -> bytes:
+        if a & 0xFF == 0 and c == 0:  # a plain set, the common store
+            return _STORE_REPLIES[self.cache.set_item(key, a >> 8, b, value)]
         return self.store(_STORE_OPS_BY_CODE[a & 0xFF], key, a >> 8, b, value, c & _UINT64_MASK)
 
     def fixed_delete(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:

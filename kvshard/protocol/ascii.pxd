@@ -1,11 +1,19 @@
 # Compiled by Cython (pure-Python mode) from ascii.py; see framework/extensions.py.
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.string cimport memcpy
 
 
 cdef tuple _SMALL_DECIMALS
 cpdef bytes decimal(object n)
 cpdef bytes value_line(bytes key, object flags, bytes value, object cas)
 cpdef list tokenize(bytes text)
+@cython.locals(n=Py_ssize_t, at=Py_ssize_t, key_len=Py_ssize_t, value_len=Py_ssize_t, out="char *", block=bytes)
+cdef bytes _value_block(bytes key, unsigned long long flags, bytes value, unsigned long long cas, bint with_cas)
+@cython.locals(count=Py_ssize_t, i=Py_ssize_t)
+cdef Py_ssize_t _put_decimal(char *out, unsigned long long n)
+@cython.locals(n=Py_ssize_t, i=Py_ssize_t, p=cython.p_uchar, c=cython.uchar, value=cython.longlong)
+cdef long long _small_decimal(bytes text)
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t, p=cython.p_uchar, c=cython.uchar)
 cpdef object single_get_key(bytes data)
 cpdef bint item_too_large(Py_ssize_t key_length, long long flags, long long value_length, Py_ssize_t max_item_size)
@@ -27,5 +35,5 @@ cdef class AsciiParser:
     cpdef _finish_block(self, bytes block, list out)
     @cython.locals(n=Py_ssize_t)
     cpdef _command(self, bytes line)
-    @cython.locals(n=Py_ssize_t)
+    @cython.locals(n=Py_ssize_t, small=bint)
     cpdef _storage(self, bytes name, list tokens)

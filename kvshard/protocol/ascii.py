@@ -103,10 +103,78 @@ def decimal(n: int) -> bytes:
 
 def value_line(key: bytes, flags: int, value: bytes, cas: int | None) -> bytes:
     """One ``VALUE`` entry of a get reply, data block included."""
+    if cython.compiled:  # one allocation, the pieces copied in C
+        if cas is None:
+            return _value_block(key, flags, value, 0, False)
+        return _value_block(key, flags, value, cas, True)
     if cas is None:
         return b"".join((b"VALUE ", key, b" ", decimal(flags), b" ", decimal(len(value)), b"\r\n", value, b"\r\n"))
     return b"".join((b"VALUE ", key, b" ", decimal(flags), b" ", decimal(len(value)), b" ", b"%d" % cas, b"\r\n",
                      value, b"\r\n"))
+
+
+def _value_block(key: bytes, flags: int, value: bytes, cas: int, with_cas: bool) -> bytes:
+    """value_line in C (compiled only): ``VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n``."""
+    numbers = cython.declare(cython.char[64])  # three 20-digit numbers and their spaces fit
+    n = _put_decimal(numbers, flags)
+    numbers[n] = 32
+    n += 1
+    n += _put_decimal(cython.address(numbers[n]), len(value))
+    if with_cas:
+        numbers[n] = 32
+        n += 1
+        n += _put_decimal(cython.address(numbers[n]), cas)
+    key_len = len(key)
+    value_len = len(value)
+    block = PyBytes_FromStringAndSize(cython.NULL, 6 + key_len + 1 + n + 2 + value_len + 2)
+    out = PyBytes_AS_STRING(block)
+    memcpy(out, b"VALUE ", 6)
+    at = 6
+    memcpy(out + at, cython.cast(cython.p_char, key), key_len)
+    at += key_len
+    out[at] = 32
+    at += 1
+    memcpy(out + at, numbers, n)
+    at += n
+    out[at] = 13
+    out[at + 1] = 10
+    at += 2
+    memcpy(out + at, cython.cast(cython.p_char, value), value_len)
+    at += value_len
+    out[at] = 13
+    out[at + 1] = 10
+    return block
+
+
+def _put_decimal(out: Any, n: int) -> int:
+    """Write ``n`` in decimal at ``out`` (compiled only); returns the number of digits."""
+    reversed_digits = cython.declare(cython.char[20])
+    count = 0
+    while True:
+        reversed_digits[count] = 48 + n % 10
+        n //= 10
+        count += 1
+        if n == 0:
+            break
+    for i in range(count):
+        out[i] = reversed_digits[count - 1 - i]
+    return count
+
+
+def _small_decimal(text: bytes) -> int:
+    """``text`` as a number if it is 1 to 9 ASCII digits, else -1 (compiled only: the common
+    case of a storage command's flags, exptime and length, without an int object per try)."""
+    n = len(text)
+    if n == 0 or n > 9:
+        return -1
+    p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, text))
+    value = 0
+    for i in range(n):
+        c = p[i]
+        if c < 48 or c > 57:
+            return -1
+        value = value * 10 + (c - 48)
+    return value
 
 
 def number_line(n: int) -> bytes:
@@ -396,9 +464,14 @@ class AsciiParser:
         if not _key_ok(key):
             return (REPLY, b"" if noreply else R_BAD_FORMAT)
         f, e, l = tokens[2], tokens[3], tokens[4]
-        if len(f) < 10 and len(e) < 10 and len(l) < 10 and f.isdigit() and e.isdigit() and l.isdigit():
-            flags, exptime, length = int(f), int(e), int(l)  # plain small numbers: no wrapping
+        if cython.compiled:
+            flags, exptime, length = _small_decimal(f), _small_decimal(e), _small_decimal(l)
+            small = flags >= 0 and exptime >= 0 and length >= 0
         else:
+            small = len(f) < 10 and len(e) < 10 and len(l) < 10 and f.isdigit() and e.isdigit() and l.isdigit()
+            if small:
+                flags, exptime, length = int(f), int(e), int(l)
+        if not small:  # not plain small numbers: memcached's conversions, with their wrapping
             flags, exptime, length = strtoul32(f), strtol32(e), strtol32(l)  # type: ignore[assignment]
             if flags is None or exptime is None or length is None:
                 return (REPLY, b"" if noreply else R_BAD_FORMAT)

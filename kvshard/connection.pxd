@@ -1,5 +1,7 @@
 # Compiled by Cython (pure-Python mode) from connection.py; see framework/extensions.py.
 cimport cython
+from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from kvshard.ascii_session cimport AsciiSession
 from kvshard.context cimport ShardContext
 from kvshard.counters cimport ConnectionCounters

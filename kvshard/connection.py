@@ -48,6 +48,11 @@ from .binary_session import BinarySession
 from .dispatcher import DEFER_QUEUED, MAX_QUEUED_REPLIES, Dispatcher
 from .protocol.ascii_login import R_AUTH_FAILURE, R_LOGGED_IN, AsciiLogin
 
+try:
+    import cython
+except ModuleNotFoundError:  # interpreted without Cython installed
+    from framework import cython_shim as cython  # type: ignore[no-redef]
+
 if TYPE_CHECKING:
     from .context import ShardContext
 
@@ -111,7 +116,8 @@ def command_name(data: bytes) -> str:
 
 
 READ_SIZE: Final = 64 << 10  # the most one read takes from a socket (see get_buffer)
-_read_view = memoryview(bytearray(READ_SIZE))  # one per shard process: each read is copied out at once
+_read_buffer = bytearray(READ_SIZE)  # one per shard process, never resized: each read is copied out at once
+_read_view = memoryview(_read_buffer)
 
 
 class ClientConnection:
@@ -214,6 +220,9 @@ class ClientConnection:
         return _read_view
 
     def buffer_updated(self, nbytes: int) -> None:
+        if cython.compiled:  # the read's bytes copied out in one call, no view or slice made
+            self.data_received(PyBytes_FromStringAndSize(PyByteArray_AS_STRING(_read_buffer), nbytes))
+            return
         self.data_received(_read_view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:

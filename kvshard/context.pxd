@@ -1,4 +1,5 @@
 # Compiled by Cython (pure-Python mode) from context.py; see framework/extensions.py.
+from framework.channel cimport Messenger
 from kvshard.service cimport KVService
 
 
@@ -6,7 +7,7 @@ cdef class ShardContext:
     cdef public int shard_id
     cdef public int shards
     cdef public KVService service
-    cdef public object messenger
+    cdef public Messenger messenger
     cdef public dict local
     cdef public object handler
     cdef public Py_ssize_t max_item_size

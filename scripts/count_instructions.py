@@ -12,6 +12,15 @@ connection, codec and item store alone. Callgrind counts the whole process, star
 included; running N and 2N requests and dividing the difference by N leaves the requests.
 ``PYTHONHASHSEED=0`` makes the dicts probe alike in every run (a random seed moves a count by
 a hundred or so).
+
+``--server [--multiget M] [--binary]`` counts the whole server instead (take the median of three runs): ``kvshard -t 2`` runs
+under callgrind (every process: supervisor and shards), memaslap sends it exactly N and then, on
+a fresh server, 2N operations (``-x``; 16 connections, 100-byte values, its default 9:1 get/set
+mix with 64-byte keys), and the difference of the two totals over N is what one memaslap
+operation costs the server's processes in user space: sockets and uvloop, parsing, routing,
+the channel and the other shard's work, the cache. Timing under valgrind differs from a real
+run (fewer requests arrive per read, so per-read costs weigh more), and batching makes it vary
+by a few percent between runs, but it moves with the code and not with the machine's noise.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import zlib
 from collections import deque
 from typing import Any, Callable
 
+from framework.channel import Messenger
 from kvshard.cache import Cache
 from kvshard.connection import ClientConnection
 from kvshard.context import ShardContext
@@ -51,8 +61,9 @@ class _Transport:
         pass
 
 
-class _Messenger:
-    """Shard 1, answering every call at once."""
+class _Messenger(Messenger):
+    """Shard 1, answering every call at once (a Messenger, as the shard context's field is
+    typed, whose calling methods are all replaced)."""
 
     def __init__(self, remote: KVService) -> None:
         self._remote = remote
@@ -126,12 +137,52 @@ def _callgrind(scenario: str, count: int) -> int:
             return int(re.search(r"^summary: (\d+)", f.read(), re.M)[1])  # type: ignore[index]
 
 
+def _server_total(ops: int, extra: list[str]) -> int:
+    """Instructions of a callgrind-run ``kvshard -t 2`` (all its processes, start to stop)
+    that served ``ops`` memaslap operations."""
+    from loadtest.memaslap_ab import find_memaslap, free_port, start_server, stop_server
+
+    memaslap = find_memaslap()
+    if memaslap is None:
+        raise SystemExit("count_instructions: memaslap/memcaslap not found (apt-get install libmemcached-tools)")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["valgrind", "--tool=callgrind", "--trace-children=yes", f"--callgrind-out-file={tmp}/cg.%p",
+                sys.executable, "-m", "kvshard.cli", "-l", "127.0.0.1", "-p", str(port), "-t", "2",
+                "--metrics-port", "0"]
+        server = start_server("kvshard-callgrind", argv, port, timeout=300, env={"PYTHONHASHSEED": "0"})
+        try:
+            subprocess.run([memaslap, "-s", f"127.0.0.1:{port}", "-T", "2", "-c", "16", "-X", "100",
+                            "-x", str(ops), *extra], check=True, capture_output=True, timeout=1800)
+        finally:
+            stop_server(server)
+        total = 0
+        for name in os.listdir(tmp):
+            with open(os.path.join(tmp, name)) as f:
+                found = re.search(r"^summary: (\d+)", f.read(), re.M)
+            total += int(found[1]) if found else 0
+        return total
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="instructions per request (see the module docstring)")
     p.add_argument("--callgrind", action="store_true", help="run under callgrind at N and 2N and print Ir per op")
+    p.add_argument("--server", action="store_true",
+                   help="count the whole server under memaslap instead (N = --count, default 20000 here)")
+    p.add_argument("--multiget", type=int, default=1, help="--server: memaslap -d M")
+    p.add_argument("--binary", action="store_true", help="--server: memaslap -B")
     p.add_argument("scenarios", nargs="*", default=[])
     p.add_argument("--count", type=int, default=2000)
     args = p.parse_args(argv)
+    if args.server:
+        from kvshard import core
+
+        count = args.count if args.count != 2000 else 20000
+        extra = (["-d", str(args.multiget)] if args.multiget > 1 else []) + (["-B"] if args.binary else [])
+        small, large = _server_total(count, extra), _server_total(2 * count, extra)
+        print(f"# core: {core.mode()}; memaslap -x {count} and {2 * count} {' '.join(extra)}".rstrip())
+        print(f"server {(large - small) / count:10.0f} instructions/operation")
+        return 0
     if not args.callgrind:
         scenario, count = args.scenarios[0], int(args.scenarios[1])
         serve(scenario, count)

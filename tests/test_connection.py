@@ -8,6 +8,7 @@ import zlib
 from typing import Any, Callable
 
 from framework import ShardUnavailable
+from framework.channel import Messenger
 from kvshard.cache import Cache
 from kvshard.connection import ClientConnection
 from kvshard.context import ShardContext
@@ -35,8 +36,9 @@ class FakeTransport:
         pass
 
 
-class FakeMessenger:
-    """Shard 1 of two: answers are held until ``release`` (or fail if ``down``)."""
+class FakeMessenger(Messenger):
+    """Shard 1 of two: answers are held until ``release`` (or fail if ``down``). A Messenger
+    (the shard context's field is typed) whose calling methods are all replaced."""
 
     def __init__(self, remote: KVService) -> None:
         self.remote = remote

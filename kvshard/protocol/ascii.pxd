@@ -5,6 +5,9 @@ from libc.string cimport memcpy
 
 
 cdef tuple _SMALL_DECIMALS
+cdef unsigned char _KEY_STOP[256]
+@cython.locals(c=cython.uint)
+cdef void _fill_key_stop()
 cpdef bytes decimal(object n)
 cpdef bytes value_line(bytes key, object flags, bytes value, object cas)
 cpdef list tokenize(bytes text)

@@ -244,8 +244,7 @@ def single_get_key(data: bytes) -> bytes | None:
         if p[0] != 103 or p[1] != 101 or p[2] != 116 or p[3] != 32 or p[n - 2] != 13 or p[n - 1] != 10:
             return None  # not "get " ... "\r\n"
         for i in range(4, n - 2):
-            c = p[i]
-            if c == 32 or c == 10 or c == 13 or c == 0:
+            if _KEY_STOP[p[i]]:  # a space, CR, LF or NUL
                 return None
         return data[4 : n - 2]
     if data[-2:] != b"\r\n" or data[:4] != b"get " or len(data) > KEY_MAX_LENGTH + 6:
@@ -257,6 +256,17 @@ def single_get_key(data: bytes) -> bytes | None:
     if 32 in key or 10 in key or 13 in key or 0 in key:
         return None
     return key
+
+
+def _fill_key_stop() -> None:
+    """The bytes that end a plain key in a ``get`` line (compiled only: a table lookup per
+    byte in :func:`single_get_key`)."""
+    for c in (32, 10, 13, 0):
+        _KEY_STOP[c] = 1
+
+
+if cython.compiled:
+    _fill_key_stop()
 
 
 class AsciiParser:

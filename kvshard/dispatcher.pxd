@@ -2,6 +2,7 @@
 cimport cython
 from kvshard.context cimport ShardContext
 from kvshard.routing cimport owner_of
+from kvshard.service cimport unpack_blocks
 
 
 cdef class _Pending:
@@ -38,4 +39,11 @@ cdef class Dispatcher:
     @cython.locals(owner=Py_ssize_t)
     cpdef run_keyed_noreply(self, key, name, tuple args)
     cpdef _call(self, Py_ssize_t owner, name, tuple args, finish)
+    cpdef _on_part(self, _Pending pending, list positions, result, error)
     cpdef _call_fixed(self, Py_ssize_t owner, int handler_id, key, value, a, b, c, bint drop)
+
+
+cdef class _Part:
+    cdef Dispatcher dispatcher
+    cdef _Pending pending
+    cdef list positions

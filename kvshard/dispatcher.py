@@ -5,13 +5,14 @@ Theory of operation
 Every protocol session (ASCII, binary, a UDP datagram) hands its keyed operations to its
 connection's :class:`Dispatcher`, which
 
-  * routes: the owner of a key is ``crc32(key) % shards`` (:func:`kvshard.routing.owner_of`); an operation for
-    this shard runs inline on the local service; one for another shard becomes a message over
-    the runtime's channels: a fixed record for the hot operations (``run_hot``, ``get_one``:
-    see kvshard.service ``FIXED_*``), a msgpack call for the others (``run_keyed``), a one-way
-    message for ``noreply``; a multi-key get is split per owning shard, the local part served
-    inline, the parts merged back in key order when the last one arrives (``get_many``);
-    ``fan_out`` runs a handler on every shard;
+  * routes: the owner of a key is ``crc32(key) % shards`` (:func:`kvshard.routing.owner_of`);
+    an operation for this shard runs inline on the local service; one for another shard
+    becomes a message over the runtime's channels: a fixed record for the hot operations
+    (``run_hot``, ``get_one``: see kvshard.service ``FIXED_*``), a msgpack call for the others
+    (``run_keyed``), a one-way message for ``noreply``; a multi-key get is split per owning
+    shard, the local part served inline, each other owner's keys sent in one fixed record
+    (``FIXED_GET_MANY``), the parts merged back in key order when the last one arrives
+    (``get_many``); ``fan_out`` runs a handler on every shard;
   * keeps replies in request order (the *sequencer*). While no reply is outstanding, a reply
     goes straight to the output list (``_out``). Once a remote reply is outstanding, every
     later reply (ready or not) queues behind it in ``_queue``; whenever the head of the queue
@@ -40,7 +41,7 @@ from framework import ShardUnavailable
 
 from .protocol import ascii as proto
 from .routing import owner_of
-from .service import FIXED_GET_ONE
+from .service import FIXED_GET_MANY, FIXED_GET_ONE, unpack_blocks
 
 if TYPE_CHECKING:
     from .context import ShardContext
@@ -94,8 +95,27 @@ def _nothing(result: Any) -> bytes:
     return b""
 
 
-def _join_end(result: list[bytes]) -> bytes:
-    return result[0] + _END
+class _Part:
+    """The reply callback of one owner's share of a multi-key get: its packed blocks go to
+    their places in the reply (``Dispatcher._on_part``)."""
+
+    __slots__ = ("dispatcher", "pending", "positions")
+
+    def __init__(self, dispatcher: "Dispatcher", pending: _Pending, positions: list[int]) -> None:
+        self.dispatcher = dispatcher
+        self.pending = pending
+        self.positions = positions
+
+    def __call__(self, result: bytes | None, error: BaseException | None) -> None:
+        if error is None:
+            try:
+                blocks = unpack_blocks(result, len(self.positions))  # type: ignore[arg-type]
+            except ValueError as exc:
+                self.dispatcher._on_part(self.pending, self.positions, None, exc)
+                return
+            self.dispatcher._on_part(self.pending, self.positions, blocks, None)
+        else:
+            self.dispatcher._on_part(self.pending, self.positions, None, error)
 
 
 class Dispatcher:
@@ -236,22 +256,14 @@ class Dispatcher:
             self._send_noreply(owner, "kv." + name, args)
 
     def get_many(self, keys: list[bytes], with_cas: bool, exptime: int | None) -> None:
-        """get/gets/gat/gats of one or more keys: one reply, values in key order, then END."""
+        """get/gets/gat/gats of one or more keys: one reply, values in key order, then END.
+        Each other owner gets its keys in one fixed record (FIXED_GET_MANY: the ASCII
+        protocol's keys hold no space, so they travel joined by one)."""
         ctx = self.ctx
         shards = ctx.shards
         me = ctx.shard_id
-        single_owner = owner_of(keys[0], shards) if len(keys) == 1 else -1
-        if exptime is None and not with_cas and single_owner >= 0:  # plain `get k`: the hot path
-            self.get_one(keys[0], single_owner)
-            return
-        name, args = ("get", (with_cas,)) if exptime is None else ("gat", (with_cas, exptime))
-        if single_owner >= 0:
-            if single_owner == me:
-                ctx.local_requests += 1
-                self.reply(ctx.local[name](keys, *args)[0] + _END)
-            else:
-                ctx.forwarded_requests += 1
-                self._call(single_owner, "kv." + name, (keys, *args), _join_end)
+        if len(keys) == 1 and exptime is None and not with_cas:  # plain `get k`: the hot path
+            self.get_one(keys[0], owner_of(keys[0], shards))
             return
         by_owner: dict[int, list[int]] = {}
         for i, key in enumerate(keys):
@@ -261,18 +273,21 @@ class Dispatcher:
         ctx.forwarded_requests += len(by_owner)
         if local is not None:
             ctx.local_requests += 1
-            for i, value in zip(local, ctx.local[name]([keys[i] for i in local], *args)):
-                parts[i] = value
+            mine = [keys[i] for i in local]
+            blocks = ctx.service.get(mine, with_cas) if exptime is None else ctx.service.gat(mine, with_cas, exptime)
+            for i, block in zip(local, blocks):
+                parts[i] = block
         if not by_owner:
             self.reply(b"".join(parts) + _END)
             return
         pending = _Pending(parts, len(by_owner))
         self.hold(pending)
+        gat = 0 if exptime is None else 1
         for owner, positions in by_owner.items():
             try:
-                ctx.messenger.call(
-                    owner, "kv." + name, ([keys[i] for i in positions], *args),
-                    partial(self._on_part, pending, positions),
+                ctx.messenger.call_fixed(
+                    owner, FIXED_GET_MANY, b" ".join([keys[i] for i in positions]), None,
+                    1 if with_cas else 0, gat, exptime or 0, _Part(self, pending, positions),
                 )
             except ShardUnavailable as exc:
                 self._on_part(pending, positions, None, exc)

@@ -1,6 +1,15 @@
 # Compiled by Cython (pure-Python mode) from service.py; see framework/extensions.py.
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.string cimport memcpy
 from kvshard.cache cimport Cache
 from kvshard.counters cimport ConnectionCounters
+
+
+@cython.locals(total=Py_ssize_t, at=Py_ssize_t, size=Py_ssize_t, out="char *", packed=bytes)
+cpdef bytes pack_blocks(list blocks)
+@cython.locals(at=Py_ssize_t, size=Py_ssize_t, end=Py_ssize_t, p=cython.p_uchar, blocks=list)
+cpdef list unpack_blocks(bytes packed, Py_ssize_t count)
 
 
 cdef class KVService:
@@ -15,6 +24,7 @@ cdef class KVService:
     cpdef bytes run_fixed(self, int handler_id, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_get_one(self, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_store(self, key, value, long long a, long long b, long long c)
+    cpdef bytes fixed_get_many(self, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_delete(self, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_arith(self, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_touch(self, key, value, long long a, long long b, long long c)

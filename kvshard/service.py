@@ -26,10 +26,16 @@ from .protocol.ascii import (
 from .protocol import binary as bp
 from .protocol import meta as m
 
+try:
+    import cython
+except ModuleNotFoundError:  # interpreted without Cython installed
+    from framework import cython_shim as cython  # type: ignore[no-redef]
+
 __all__ = [
     "KVService", "RECLAIM_INTERVAL", "HANDLER_NAMES", "REPORT_HANDLER", "PING_HANDLER",
     "FIXED_GET_ONE", "FIXED_STORE", "FIXED_DELETE", "FIXED_ARITH", "FIXED_TOUCH", "FIXED_BGET_PACKET",
     "STORE_CODES", "as_int64", "FIXED_BSTORE_PACKET", "BINARY_STORE_VERBS", "BINARY_RESULT_STATUS",
+    "FIXED_GET_MANY", "pack_blocks", "unpack_blocks",
 ]
 
 RECLAIM_INTERVAL: Final = 1.0
@@ -54,9 +60,57 @@ FIXED_ARITH: Final = 4        # (key, None, 1 incr / 0 decr, int64(delta), 0)
 FIXED_TOUCH: Final = 5        # (key, None, exptime, 0, 0)
 FIXED_BGET_PACKET: Final = 6  # (key, None, opaque, 0, 0): the whole binary GET response
 FIXED_BSTORE_PACKET: Final = 7  # (key, value, opcode | flags << 8, int64(exptime | opaque << 32), int64(cas))
+FIXED_GET_MANY: Final = 8     # (keys joined by b" ", None, with_cas, 1 gat / 0 get, exptime):
+#                               pack_blocks(each key's VALUE block, b"" for a miss)
 _STORE_OPS_BY_CODE: Final = (b"set", b"add", b"replace", b"append", b"prepend", b"cas")
 STORE_CODES: Final = {op: code for code, op in enumerate(_STORE_OPS_BY_CODE)}
 _UINT64_MASK: Final = (1 << 64) - 1
+
+
+def pack_blocks(blocks: list[bytes]) -> bytes:
+    """Blocks as one bytes object, each behind its length (4 bytes, little-endian)."""
+    if cython.compiled:  # one allocation, the lengths and blocks copied in C
+        total = 0
+        for block in blocks:
+            total += 4 + len(block)
+        packed = PyBytes_FromStringAndSize(cython.NULL, total)
+        out = PyBytes_AS_STRING(packed)
+        at = 0
+        for block in blocks:
+            size = len(block)
+            out[at] = size & 0xFF
+            out[at + 1] = (size >> 8) & 0xFF
+            out[at + 2] = (size >> 16) & 0xFF
+            out[at + 3] = (size >> 24) & 0xFF
+            memcpy(out + at + 4, cython.cast(cython.p_char, block), size)
+            at += 4 + size
+        return packed
+    return b"".join([len(block).to_bytes(4, "little") + block for block in blocks])
+
+
+def unpack_blocks(packed: bytes, count: int) -> list[bytes]:
+    """The ``count`` blocks of :func:`pack_blocks`'s output."""
+    blocks = []
+    at = 0
+    if cython.compiled:
+        p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, packed))
+        end = len(packed)
+        for _ in range(count):
+            if at + 4 > end:
+                raise ValueError("packed blocks cut short")
+            size = p[at] | (p[at + 1] << 8) | (p[at + 2] << 16) | (cython.cast(cython.uint, p[at + 3]) << 24)
+            if at + 4 + size > end:
+                raise ValueError("packed blocks cut short")
+            blocks.append(packed[at + 4 : at + 4 + size])
+            at += 4 + size
+        return blocks
+    for _ in range(count):
+        size = int.from_bytes(packed[at : at + 4], "little")
+        if len(packed) < at + 4 + size or len(packed) < at + 4:
+            raise ValueError("packed blocks cut short")
+        blocks.append(packed[at + 4 : at + 4 + size])
+        at += 4 + size
+    return blocks
 
 
 def as_int64(n: int) -> int:
@@ -118,7 +172,7 @@ class KVService:
         return {
             FIXED_GET_ONE: self.fixed_get_one, FIXED_STORE: self.fixed_store, FIXED_DELETE: self.fixed_delete,
             FIXED_ARITH: self.fixed_arith, FIXED_TOUCH: self.fixed_touch, FIXED_BGET_PACKET: self.fixed_bget_packet,
-            FIXED_BSTORE_PACKET: self.fixed_bstore_packet,
+            FIXED_BSTORE_PACKET: self.fixed_bstore_packet, FIXED_GET_MANY: self.fixed_get_many,
         }
 
     # ----- the fixed-record forms of the hot operations (see FIXED_GET_ONE ...) --------------
@@ -134,6 +188,8 @@ class KVService:
             return self.fixed_bget_packet(key, value, a, b, c)
         if handler_id == FIXED_BSTORE_PACKET:
             return self.fixed_bstore_packet(key, value, a, b, c)  # type: ignore[arg-type]
+        if handler_id == FIXED_GET_MANY:
+            return self.fixed_get_many(key, value, a, b, c)
         if handler_id == FIXED_DELETE:
             return self.fixed_delete(key, value, a, b, c)
         if handler_id == FIXED_ARITH:
@@ -150,6 +206,10 @@ class KVService:
         if a & 0xFF == 0 and c == 0:  # a plain set, the common store
             return _STORE_REPLIES[self.cache.set_item(key, a >> 8, b, value)]
         return self.store(_STORE_OPS_BY_CODE[a & 0xFF], key, a >> 8, b, value, c & _UINT64_MASK)
+
+    def fixed_get_many(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
+        keys = key.split(b" ")
+        return pack_blocks(self.gat(keys, a != 0, c) if b else self.get(keys, a != 0))
 
     def fixed_delete(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
         return self.delete(key)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+
+import pytest
 from typing import Any, Callable
 
 from framework import ShardUnavailable
@@ -144,3 +146,17 @@ def test_command_name_labels_are_bounded() -> None:
     assert command_name(b"\x80\x00\x00\x03") == "get"
     assert command_name(b"\x80\x11") == "set"
     assert command_name(b"\x80\x77") == "other"
+
+
+def test_packed_blocks_round_trip_and_refuse_truncation() -> None:
+    """FIXED_GET_MANY's reply: each block behind its length; a cut-short one is an error."""
+    from kvshard.service import pack_blocks, unpack_blocks
+
+    blocks = [b"", b"VALUE k 0 1\r\nx\r\n", bytes(range(256)) * 300, b""]
+    packed = pack_blocks(blocks)
+    assert len(packed) == sum(4 + len(b) for b in blocks)
+    assert packed[:4] == b"\0\0\0\0" and packed[4:8] == len(blocks[1]).to_bytes(4, "little")
+    assert unpack_blocks(packed, len(blocks)) == blocks
+    for cut in (1, 3, len(packed) - 1):
+        with pytest.raises(ValueError):
+            unpack_blocks(packed[:cut], len(blocks))

@@ -22,6 +22,7 @@ from .counters import ConnectionCounters
 from .protocol import ascii as proto
 from .protocol.ascii import (
     R_DELETED, R_END, R_EXISTS, R_NON_NUMERIC, R_NOT_FOUND, R_NOT_STORED, R_OUT_OF_MEMORY, R_STORED, R_TOUCHED,
+    tokenize,
 )
 from .protocol import binary as bp
 from .protocol import meta as m
@@ -208,7 +209,7 @@ class KVService:
         return self.store(_STORE_OPS_BY_CODE[a & 0xFF], key, a >> 8, b, value, c & _UINT64_MASK)
 
     def fixed_get_many(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
-        keys = key.split(b" ")
+        keys = tokenize(key)
         return pack_blocks(self.gat(keys, a != 0, c) if b else self.get(keys, a != 0))
 
     def fixed_delete(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:

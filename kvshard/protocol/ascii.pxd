@@ -10,6 +10,7 @@ cdef unsigned char _KEY_STOP[256]
 cdef void _fill_key_stop()
 cpdef bytes decimal(object n)
 cpdef bytes value_line(bytes key, object flags, bytes value, object cas)
+@cython.locals(p=cython.p_uchar, n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, tokens=list)
 cpdef list tokenize(bytes text)
 @cython.locals(n=Py_ssize_t, at=Py_ssize_t, key_len=Py_ssize_t, value_len=Py_ssize_t, out="char *", block=bytes)
 cdef bytes _value_block(bytes key, unsigned long long flags, bytes value, unsigned long long cas, bint with_cas)

@@ -9,8 +9,13 @@ in the ``.pxd``.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["compiled"]
+__all__ = ["compiled", "cast"]
 
 compiled: Final = False
+
+
+def cast(type_: object, value: Any, typecheck: bool = False) -> Any:
+    """``cython.cast`` outside ``if cython.compiled:`` (a C cast when compiled): the value."""
+    return value

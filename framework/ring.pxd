@@ -29,7 +29,7 @@ cdef class RingProducer:
 
     cpdef Py_ssize_t unread_bytes(self)
     cpdef Py_ssize_t free_bytes(self)
-    @cython.locals(tail=cython.ulonglong, pos=Py_ssize_t, need=Py_ssize_t, word=cython.uint)
+    @cython.locals(tail=cython.ulonglong, pos=Py_ssize_t, need=Py_ssize_t, word=cython.uint, cap=Py_ssize_t)
     cpdef Py_ssize_t reserve(self, Py_ssize_t n) except -2
     @cython.locals(total=Py_ssize_t, pos=Py_ssize_t, tail=cython.ulonglong, free=Py_ssize_t,
                    done=Py_ssize_t, room=Py_ssize_t, n=Py_ssize_t, last=bint)

@@ -39,6 +39,11 @@ from typing import TYPE_CHECKING, Any, Callable, Final
 
 from framework import ShardUnavailable
 
+try:
+    import cython
+except ModuleNotFoundError:  # interpreted without Cython installed
+    from framework import cython_shim as cython  # type: ignore[no-redef]
+
 from .protocol import ascii as proto
 from .routing import owner_of
 from .service import FIXED_GET_MANY, FIXED_GET_ONE, unpack_blocks
@@ -182,11 +187,12 @@ class Dispatcher:
                 if type(head) is bytes:
                     if head:
                         out.append(head)
-                elif head.data is not None:  # type: ignore[union-attr]
-                    if head.data:  # type: ignore[union-attr]
-                        out.append(head.data)  # type: ignore[union-attr]
                 else:
-                    break
+                    done = cython.cast(_Pending, head).data  # queued: bytes or a _Pending
+                    if done is None:
+                        break
+                    if done:
+                        out.append(done)
                 queue.popleft()
             self._on_ready()
 

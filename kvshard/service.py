@@ -225,8 +225,9 @@ class KVService:
         return self.bget_packet(key, a)
 
     def fixed_bstore_packet(self, key: bytes, value: bytes, a: int, b: int, c: int) -> bytes:
-        b &= _UINT64_MASK
-        return self.bstore_packet(a & 0xFF, key, a >> 8, b & 0xFFFFFFFF, value, c & _UINT64_MASK, b >> 32)
+        unsigned_b = b & _UINT64_MASK  # exptime | opaque << 32 (b is a C int64 when compiled)
+        return self.bstore_packet(a & 0xFF, key, a >> 8, unsigned_b & 0xFFFFFFFF, value, c & _UINT64_MASK,
+                                  unsigned_b >> 32)
 
     def start(self) -> None:
         self._reclaim_timer = self._loop.call_later(RECLAIM_INTERVAL, self._reclaim)

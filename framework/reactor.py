@@ -40,6 +40,8 @@ from .ring import full_fence
 
 __all__ = ["Poller", "Reactor", "DEFAULT_IDLE_POLL_SECONDS"]
 
+_monotonic = time.monotonic
+
 DEFAULT_IDLE_POLL_SECONDS = 0.0002
 
 
@@ -90,6 +92,7 @@ class Reactor:
             read=self._busy_ratio,
         )
         self._flags[self._me] = 0
+        self._tick_callback = self._tick  # bound once: scheduled every loop iteration while busy
         loop.add_reader(doorbell_fd, self._on_doorbell)
 
     def _busy_ratio(self) -> float:
@@ -109,8 +112,8 @@ class Reactor:
         if not self._ticking and not self._stopped:
             self._ticking = True
             self._flags[self._me] = 0
-            self._last_work = time.monotonic()
-            self._loop.call_soon(self._tick)
+            self._last_work = _monotonic()
+            self._loop.call_soon(self._tick_callback)
 
     def stop(self) -> None:
         self._stopped = True
@@ -133,12 +136,12 @@ class Reactor:
         for poller in self._pollers:
             if poller.poll():
                 busy = True
-        now = time.monotonic()
+        now = _monotonic()
         if busy:
             self._last_work = now
         elif now - self._last_work >= self._idle and self._try_sleep():
             return
-        self._loop.call_soon(self._tick)
+        self._loop.call_soon(self._tick_callback)
 
     def _try_sleep(self) -> bool:
         for poller in self._pollers:

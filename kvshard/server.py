@@ -58,7 +58,7 @@ class ServerConfig:
     version: str = PROTOCOL_VERSION
     started: float = 0.0
     pid: int = 0
-    metrics_port: int = 0  # 0: no HTTP endpoint (the CLI's default is 9150)
+    metrics_port: int = 0  # 0: no HTTP endpoint (the CLI's default: 9150 when free)
     metrics_listen: tuple[str, ...] = ()  # empty: the same addresses as ``listen``
     # --network-stack native: the TAP device and the stack's IPv4 configuration
     tap_device: str = ""
@@ -75,6 +75,24 @@ class ServerConfig:
     auth: str = ""
     auth_file: str = ""
     credentials: tuple[tuple[bytes, bytes], ...] = ()
+    # memcached's flags for the request path and stats (see the README's flag table)
+    protocol: str = "auto"  # -B: "auto" (from the first byte), "ascii" or "binary"
+    cas_enabled: bool = True  # -C: False
+    flush_enabled: bool = True  # -F: False
+    dump_enabled: bool = True  # -X: False
+    watch_enabled: bool = True  # -W: False
+    evictions: bool = True  # -M: False (a full cache refuses a store instead of evicting)
+    reqs_per_event: int = 20  # -R
+    backlog: int = 1024  # -b: the listening sockets' backlog
+    prefix_delimiter: str = ":"  # -D
+    detail_enabled: bool = False  # -D given: per-prefix stats on from the start
+    unix_socket: str = ""  # -s: serve this UNIX socket instead of TCP and UDP
+    unix_mask: int = 0o700  # -a
+    extended_options: tuple[tuple[str, str | None], ...] = ()  # every -o option as given (None: no value)
+    # listening sockets the supervisor opened before forking the shards (kvshard.startup):
+    # -s's (every shard serves it) and the metrics port's (shard 0 serves them)
+    unix_listener: Any = None
+    metrics_sockets: tuple[Any, ...] = ()
 
 
 def _latency_recorder(metrics: MetricsRegistry) -> Callable[[str, float], None]:
@@ -189,10 +207,10 @@ class KVServerApp(ShardApp):
             await self._start_posix(shard)
         await self._start_metrics(shard)
         self._service.start()
-        log.info(
-            "shard %d listening on %s port %d%s (%s stack)", shard.id, ",".join(self.config.listen), self.config.port,
-            f", UDP port {self.config.udp_port}" if self.config.udp_port else "", self.config.network_stack,
-        )
+        cfg = self.config
+        where = f"UNIX socket {cfg.unix_socket}" if cfg.unix_socket else f"{','.join(cfg.listen)} port {cfg.port}"
+        log.info("shard %d listening on %s%s (%s stack)", shard.id, where,
+                 f", UDP port {cfg.udp_port}" if cfg.udp_port else "", cfg.network_stack)
 
     async def _start_native(self, shard: Shard) -> None:
         # imported here: a server on the kernel's stack never loads ours (memory per process)
@@ -231,12 +249,15 @@ class KVServerApp(ShardApp):
     async def _start_posix(self, shard: Shard) -> None:
         assert self._ctx is not None
         ctx = self._ctx
-        stack = PosixStack(asyncio.get_running_loop())
+        stack = PosixStack(asyncio.get_running_loop(), backlog=self.config.backlog)
         tls_context = None
         if self.config.tls is not None:
             from .tls import server_context  # only servers with -Z load it
 
             tls_context = server_context(self.config.tls)
+        if self.config.unix_listener is not None:
+            await self._serve_unix_socket(shard, tls_context)
+            return
         for host in self.config.listen:
             server = await stack.listen_tcp(lambda: ClientConnection(ctx), host, self.config.port, tls=tls_context)
             self._servers.append(server)
@@ -251,6 +272,17 @@ class KVServerApp(ShardApp):
                 sock = udp.get_extra_info("socket")
                 self._listeners.append((sock.fileno() * shard.count + shard.id, socket_address("udp", sock.getsockname()), "conn_read"))
 
+    async def _serve_unix_socket(self, shard: Shard, tls_context: Any) -> None:
+        """-s: accept on the supervisor's UNIX socket (each shard has its copy; the kernel
+        gives each connection to one of them)."""
+        assert self._ctx is not None
+        ctx, sock = self._ctx, self.config.unix_listener
+        server = await asyncio.get_running_loop().create_unix_server(
+            lambda: ClientConnection(ctx), sock=sock, backlog=self.config.backlog, ssl=tls_context,
+        )
+        self._servers.append(server)
+        self._listeners.append((sock.fileno() * shard.count + shard.id, f"unix:{self.config.unix_socket}", "conn_listening"))
+
     async def _start_metrics(self, shard: Shard) -> None:
         """Shard 0 serves the metrics port, on the kernel's sockets whatever the stack."""
         assert self._ctx is not None
@@ -258,8 +290,11 @@ class KVServerApp(ShardApp):
             from .metrics_http import MetricsHttp  # only the shard that serves it loads it
 
             info = self._ctx.info
-            for host in self.config.metrics_listen or self.config.listen:
-                self._servers.append(await asyncio.get_running_loop().create_server(
+            loop = asyncio.get_running_loop()
+            for sock in self.config.metrics_sockets:  # opened by the supervisor (kvshard.startup)
+                self._servers.append(await loop.create_server(lambda: MetricsHttp(shard, info), sock=sock))
+            for host in () if self.config.metrics_sockets else self.config.metrics_listen or self.config.listen:
+                self._servers.append(await loop.create_server(
                     lambda: MetricsHttp(shard, info), host, self.config.metrics_port, reuse_address=True,
                 ))
             log.info("shard 0 serving /metrics and /health on port %d", self.config.metrics_port)

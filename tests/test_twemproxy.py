@@ -9,13 +9,14 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.servers import Server, free_port, require_tool, start_server
+from tests.servers import Server, answers_version, free_port, require_tool, stop_process
 
 CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "nutcracker.yml"
 
@@ -60,9 +61,33 @@ def _proxy(tmp_path: Path, servers: list[Server]) -> Iterator[int]:
         proc.wait(10)
 
 
+@contextlib.contextmanager
+def _kvshard_on(port: int) -> Iterator[Server]:
+    """``kvshard -l 127.0.0.1 -p PORT -t 2`` and nothing else: servers on one host that differ
+    only in -p (the metrics port left at its default) all serve."""
+    proc = subprocess.Popen([sys.executable, "-m", "kvshard.cli", "-l", "127.0.0.1", "-p", str(port), "-t", "2"],
+                            stdin=subprocess.DEVNULL)
+    server = Server("kvshard", port, proc)
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(server):
+            assert proc.poll() is None and time.monotonic() < deadline, f"kvshard on port {port} did not start"
+            time.sleep(0.05)
+        yield server
+    finally:
+        stop_process(proc)
+
+
+def _answers(server: Server) -> bool:
+    try:
+        return answers_version(server)
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def three_servers() -> Iterator[list[Server]]:
-    with start_server("kvshard") as a, start_server("kvshard") as b, start_server("kvshard") as c:
+    with _kvshard_on(free_port()) as a, _kvshard_on(free_port()) as b, _kvshard_on(free_port()) as c:
         yield [a, b, c]
 
 

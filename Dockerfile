@@ -6,9 +6,12 @@
 #
 # It listens on 0.0.0.0 (inside a container loopback is useless), runs as an unprivileged user,
 # and is healthy while it answers memcached's "version" (KVSHARD_PORT: the port it checks, if
-# you give -p). The build stage installs the package exactly as the README's set-up does (a
-# venv, then pip install of the source tree, which compiles the core with gcc); tests/test_deploy.py
-# runs those same commands.
+# you give -p; KVSHARD_HEALTH_ARGS: how to reach a server started with -Z, -Y or -S, e.g.
+#   docker run -e KVSHARD_HEALTH_ARGS="-Z --ca-cert /certs/ca.pem -S --sasl-pwdb /etc/kvshard/users" ...
+# see python -m kvshard.health --help). /metrics is on 9150 unless that port is taken.
+# The build stage installs the package exactly as the README's set-up does (a venv, then pip
+# install of the source tree, which compiles the core with gcc); tests/test_deploy.py runs those
+# same commands.
 
 FROM python:3.11-slim-bookworm AS build
 ENV VENV=/opt/kvshard SRC=/src PIP_DISABLE_PIP_VERSION_CHECK=1

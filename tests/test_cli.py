@@ -64,18 +64,25 @@ def test_starts_and_stops_on_sigterm() -> None:
     assert proc.wait(10) == 0
 
 
-def _start_log(*args: str, env: dict[str, str] | None = None) -> list[str]:
-    """The log lines of a one-shard server started with ``args`` and stopped once it wrote one."""
+def _start_log(*args: str, env: dict[str, str] | None = None, until: str = "") -> list[str]:
+    """The log lines of a one-shard server started with ``args`` and stopped once it wrote a
+    line containing ``until`` (any line when empty; 30 s at most)."""
     port = str(free_port())
     proc = subprocess.Popen([sys.executable, "-m", "kvshard.cli", "-t", "1", *args, "-p", port, "--metrics-port", "0"],
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 30
     try:
-        first = proc.stderr.readline()
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            seen += line
+            if not line or until in line:
+                break
     finally:
         proc.send_signal(signal.SIGTERM)
         rest = proc.communicate(timeout=10)[1]
-    return (first + rest).splitlines()
+    return (seen + rest).splitlines()
 
 
 def test_start_says_which_core_runs() -> None:
@@ -300,7 +307,8 @@ def test_every_memcached_suboption_is_accepted_and_its_effect_said() -> None:
 
 
 def test_ignored_options_are_one_warning_line_at_start() -> None:
-    lines = _start_log("-L", "-k", "-e", "/tmp/kvshard-memory-file", "-o", "ext_path=/tmp/e:64m,ext_threads=2,hashpower=20")
+    lines = _start_log("-L", "-k", "-e", "/tmp/kvshard-memory-file", "-o", "ext_path=/tmp/e:64m,ext_threads=2,hashpower=20",
+                       until="accepted but ignored here: ")
     warnings = [line for line in lines if "accepted but ignored here: " in line]
     assert len(warnings) == 1, lines
     for named in ("-L (", "-k (", "-e (", "-o ext_path (extstore", "-o ext_threads (extstore", "-o hashpower ("):

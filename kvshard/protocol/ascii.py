@@ -52,6 +52,7 @@ except ModuleNotFoundError:  # interpreted without Cython installed
 __all__ = [
     "AsciiParser",
     "KEY_MAX_LENGTH",
+    "MAX_VALUE_LENGTH",
     "MAX_LINE",
     "MAX_GET_LINE",
     "item_too_large",
@@ -68,6 +69,8 @@ __all__ = [
 ]
 
 KEY_MAX_LENGTH: Final = 250
+MAX_VALUE_LENGTH: Final = 2147483645  # memcached refuses a longer <bytes> at once (INT_MAX - 2)
+_COMMAND_LETTERS: Final = frozenset(b"acdgimst")  # memcached dispatches these first bytes itself
 MAX_LINE: Final = 2048
 MAX_GET_LINE: Final = 1 << 20
 _ITEM_HEADER: Final = 48 + 8  # memcached 1.6's item header plus the CAS field
@@ -195,7 +198,7 @@ QUIT: Final = 9       # (QUIT,)
 STATS: Final = 10     # (STATS, args: list[bytes])
 REPLY: Final = 11     # (REPLY, reply: bytes): answer with these bytes, nothing to execute
 TOO_LARGE: Final = 12  # (TOO_LARGE, op, key, noreply): item swallowed; a set drops the old item
-CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long)
+CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long, an HTTP request line)
 META: Final = 14      # (META, verb: bytes, key, flags: MetaFlags | None, value: bytes | None)
 SHUTDOWN: Final = 15  # (SHUTDOWN, mode: bytes | None): "shutdown [graceful]"; the server decides if it may
 
@@ -239,6 +242,17 @@ def tokenize(text: bytes) -> list[bytes]:
     if b"" in tokens:
         tokens = [t for t in tokens if t]
     return tokens
+
+
+def _unknown_command(name: bytes, tokens: list[bytes]) -> tuple[Any, ...]:
+    """An unknown command: ERROR, or a hang-up with no reply (not even to the commands before
+    it in the same read) when it looks like an HTTP request line, memcached's defence against a
+    browser made to talk to it. memcached 1.6.18 hangs up when the command has two bytes or
+    more, does not start with one of its command letters (a c d g i m s t: those answer ERROR
+    within their own branch), and its last token starts with ``HTTP/``."""
+    if len(name) >= 2 and name[0] not in _COMMAND_LETTERS and tokens[-1].startswith(b"HTTP/"):
+        return (CLOSE,)
+    return (REPLY, R_ERROR)
 
 
 def _key_ok(key: bytes) -> bool:
@@ -476,7 +490,7 @@ class AsciiParser:
             return (SHUTDOWN, tokens[1] if n == 2 else None if n == 1 else b"")
         if name == b"stats":
             return (STATS, tokens[1:])
-        return (REPLY, R_ERROR)
+        return _unknown_command(name, tokens)
 
     def _storage(self, name: bytes, tokens: list[bytes]) -> tuple[Any, ...] | None:
         n = len(tokens)
@@ -505,7 +519,7 @@ class AsciiParser:
             if parsed is None:
                 return (REPLY, b"" if noreply else R_BAD_FORMAT)
             cas = parsed
-        if length < 0:
+        if length < 0 or length > MAX_VALUE_LENGTH:  # refused at once: no 2 GiB wait for data
             return (REPLY, b"" if noreply else R_BAD_FORMAT)
         self._want = length + 2
         if item_too_large(len(key), flags, length, self.max_item_size):

@@ -258,3 +258,42 @@ def test_bad_exptime_on_touch_and_gat(conn: Wire, keys: Keys, line: bytes, reply
     conn.call(storage(b"set", k, b"v"), b"STORED\r\n")
     conn.call(line.replace(b"{k}", k) + b"\r\n", reply)
     conn.call(b"get " + k + b"\r\n", value(k, b"v") + b"END\r\n")
+
+
+@pytest.mark.parametrize("length", [b"2147483646", b"2147483647", b"2147483648", b"4294967295", b"-1"])
+def test_storage_length_beyond_int_max_is_refused_at_once(conn: Wire, keys: Keys, length: bytes) -> None:
+    """A <bytes> over INT_MAX - 2 (or one that wraps negative) is refused without waiting for
+    data (kvshard used to wait for 2 GiB); the connection goes on with the next line."""
+    conn.call(b"set %b 0 0 %b\r\n" % (keys(), length), BAD_FORMAT)
+    conn.call(b"set %b 0 0 %b noreply\r\n" % (keys(), length), b"")
+
+
+def test_storage_length_just_under_the_limit_waits_for_its_data(conn: Wire, keys: Keys) -> None:
+    """2147483645 is accepted as a length (too large to store: the data would be swallowed)."""
+    conn.send(b"set %b 0 0 2147483645\r\nversion\r\n" % keys())
+    assert conn.recv_available(0.3) == b""
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"GET / HTTP/1.0", b"POST /form HTTP/1.1", b"HEAD / HTTP/1.0", b"OPTIONS * HTTP/1.1", b"GETX / HTTP/2",
+     b"bogus HTTP/1.1", b"HTTP/1.1", b"zz HTTP/"],
+)
+def test_http_request_line_hangs_up_without_a_reply(conn: Wire, line: bytes) -> None:
+    """An unknown command ending in an ``HTTP/`` token closes the connection, and the replies
+    to the commands before it in the same read are not sent either."""
+    conn.send(b"version\r\n" + line + b"\r\nversion\r\n")
+    assert conn.wait_closed() == b""
+
+
+@pytest.mark.parametrize(
+    "line, reply",
+    [(b"x HTTP/1.1", b"ERROR\r\n"), (b"gx / HTTP/1.1", b"ERROR\r\n"), (b"ab HTTP/1.1", b"ERROR\r\n"),
+     (b"bogus / HTTP/1.1 extra", b"ERROR\r\n"), (b"GET / http/1.1", b"ERROR\r\n"), (b"GET / HTTPS/1.1", b"ERROR\r\n"),
+     (b"get / HTTP/1.0", b"END\r\n")],
+    ids=["one-byte-command", "g-command", "a-command", "not-last-token", "lowercase", "https", "real-get"],
+)
+def test_lines_that_only_resemble_http_are_answered(conn: Wire, line: bytes, reply: bytes) -> None:
+    """memcached hangs up only for commands it sends to its last branch: two bytes or more, not
+    starting with one of its command letters, the last token starting with ``HTTP/``."""
+    conn.call(line + b"\r\n", reply)

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from .dispatcher import Dispatcher
 from .protocol.ascii import (
-    ARITH, CLOSE, DELETE, FLUSH, GAT, GET, META, QUIT, R_ERROR, R_OK, R_TOO_LARGE, REPLY, SHUTDOWN, STATS, STORE,
-    TOO_LARGE, TOUCH, VERBOSITY, VERSION, AsciiParser, single_get_key,
+    ARITH, CLOSE, DELETE, FLUSH, FLUSH_REFUSED, GAT, GET, META, QUIT, R_ERROR, R_FLUSH_REFUSED, R_OK, R_TOO_LARGE,
+    REPLY, SHUTDOWN, STATS, STORE, TOO_LARGE, TOUCH, VERBOSITY, VERSION, AsciiParser, single_get_key,
 )
 from .service import FIXED_ARITH, FIXED_DELETE, FIXED_STORE, FIXED_TOUCH, STORE_CODES, as_int64
 
@@ -39,7 +39,7 @@ class AsciiSession:
     """Executes one connection's ASCII commands; see the module docstring."""
 
     def __init__(self, dispatcher: Dispatcher, ctx: "ShardContext") -> None:
-        self.parser = AsciiParser(ctx.max_item_size)
+        self.parser = AsciiParser(ctx.max_item_size, ctx.flush_enabled)
         self._dispatcher = dispatcher
         self._ctx = ctx
 
@@ -95,6 +95,10 @@ class AsciiSession:
             d.run_keyed(cmd[2], "meta", cmd[1:])
         elif op == FLUSH:
             d.flush_all(cmd[1], cmd[2], R_OK)
+        elif op == FLUSH_REFUSED:  # -F: counted as a flush all the same, as memcached counts it
+            self._ctx.service.cache.stats.cmd_flush += 1
+            if not cmd[1]:
+                d.reply(R_FLUSH_REFUSED)
         elif op == VERSION:
             d.reply(b"VERSION %s\r\n" % self._ctx.version.encode())
         elif op == VERBOSITY:

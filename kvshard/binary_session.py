@@ -196,8 +196,11 @@ class BinarySession:
     def _flush(self, r: b.Request) -> None:
         op, opaque = r.opcode, r.opaque
         delay = _FLAGS.unpack(r.extras)[0] if r.extras else 0
+        if not self._dispatcher.ctx.flush_enabled:  # -F: memcached's answer, FLUSHQ included; not counted
+            self._dispatcher.reply(b.error(op, b.ST_AUTH_ERROR, opaque))
+            return
         reply = b"" if op == b.OP_FLUSHQ else b.response(op, b.ST_OK, opaque)
-        self._dispatcher.fan_out("kv.flush", (delay,), lambda results: reply)
+        self._dispatcher.flush_all(delay, False, reply)
 
     def _sasl_auth(self, r: b.Request) -> None:
         self._continuing = False

@@ -431,8 +431,8 @@ class Cache:
         return number
 
     def flush(self) -> None:
-        """Drop every item (flush_all)."""
-        self.stats.cmd_flush += 1
+        """Drop every item (flush_all; the command is counted where it arrived, see
+        Dispatcher.flush_all)."""
         self._items.clear()
         self._expiries.clear()
         self.used = 0

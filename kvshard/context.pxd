@@ -26,3 +26,4 @@ cdef class ShardContext:
     cdef public long long now
     cdef public object sasl
     cdef public object ascii_login
+    cdef public bint flush_enabled

@@ -49,6 +49,7 @@ class ShardContext:
         latency_sample_mask: int = -1,
         sasl: Any = None,
         ascii_login: Any = None,
+        flush_enabled: bool = True,
     ) -> None:
         self.shard_id = shard_id
         self.shards = shards
@@ -79,6 +80,7 @@ class ShardContext:
         # -S / -Y: every connection must log in (see kvshard.auth); None: nobody has to
         self.sasl = sasl
         self.ascii_login = ascii_login
+        self.flush_enabled = flush_enabled  # False with -F: flush_all is refused
 
     def set_verbosity(self, level: int) -> None:
         self.verbosity[0] = level

@@ -299,8 +299,10 @@ class Dispatcher:
                 self._on_part(pending, positions, None, exc)
 
     def flush_all(self, delay: int, noreply: bool, reply: bytes) -> None:
-        """flush_all on every shard; ``reply`` once all have (nothing sent for noreply)."""
+        """flush_all on every shard; ``reply`` once all have (nothing sent for noreply).
+        Counted once, here (``cmd_flush``), however many shards it runs on."""
         ctx = self.ctx
+        ctx.service.cache.stats.cmd_flush += 1
         if noreply:
             for shard in range(ctx.shards):
                 if shard == ctx.shard_id:

@@ -142,6 +142,7 @@ class KVServerApp(ShardApp):
             udp_port=cfg.udp_port, listen=",".join(cfg.listen), idle_timeout=cfg.idle_timeout,
             shutdown_enabled=cfg.shutdown_enabled, auth_sasl=cfg.auth == "sasl",
             auth_file=cfg.auth_file if cfg.auth == "ascii" else "",
+            tcp_backlog=cfg.backlog, flush_enabled=cfg.flush_enabled,
         )
         credentials = Credentials(cfg.credentials) if cfg.auth else None
         shard.register(REPORT_HANDLER, self._report)
@@ -167,6 +168,7 @@ class KVServerApp(ShardApp):
             request_shutdown=(lambda: shard.request_shutdown(0)) if cfg.shutdown_enabled else None,
             sasl=credentials if cfg.auth == "sasl" else None,
             ascii_login=credentials if cfg.auth == "ascii" else None,
+            flush_enabled=cfg.flush_enabled,
         )
 
     def _report(self) -> tuple[dict[str, Any], list[Any]]:

@@ -44,6 +44,8 @@ class ServerInfo:
     shutdown_enabled: bool = False
     auth_sasl: bool = False  # -S
     auth_file: str = ""  # -Y
+    tcp_backlog: int = 1024  # -b
+    flush_enabled: bool = True  # -F: False
 
 
 def sum_shards(per_shard: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -95,11 +97,12 @@ def settings(info: ServerInfo, verbosity: int) -> bytes:
         ("shutdown_command", "yes" if info.shutdown_enabled else "no"),
         ("num_threads", info.shards),
         ("cas_enabled", "yes"),
-        ("tcp_backlog", 1024),
+        ("tcp_backlog", info.tcp_backlog),
         ("binding_protocol", "binary" if info.auth_sasl else "ascii" if info.auth_file else "auto-negotiate"),
         ("auth_enabled_sasl", "yes" if info.auth_sasl else "no"),
         ("auth_enabled_ascii", info.auth_file or "no"),
         ("item_size_max", info.max_item_size),
+        ("flush_enabled", "yes" if info.flush_enabled else "no"),
         ("idle_timeout", info.idle_timeout),
     ])
 

@@ -26,6 +26,7 @@ cpdef Py_ssize_t item_total_size(Py_ssize_t key_length, long long flags, long lo
 
 cdef class AsciiParser:
     cdef public Py_ssize_t max_item_size
+    cdef public bint flush_enabled
     cdef public bytes _buf
     cdef public list _chunks
     cdef public Py_ssize_t _chunks_len

@@ -58,7 +58,7 @@ __all__ = [
     "item_too_large",
     "single_get_key",
     "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
-    "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META", "SHUTDOWN",
+    "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META", "SHUTDOWN", "FLUSH_REFUSED", "R_FLUSH_REFUSED",
     "item_total_size",
     "tokenize",
     "STORE_OPS",
@@ -87,6 +87,7 @@ R_OK: Final = b"OK\r\n"
 R_END: Final = b"END\r\n"
 R_RESET: Final = b"RESET\r\n"
 R_BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
+R_FLUSH_REFUSED: Final = b"CLIENT_ERROR flush_all not allowed\r\n"
 R_BAD_CHUNK: Final = b"CLIENT_ERROR bad data chunk\r\n"
 R_TOO_LARGE: Final = b"SERVER_ERROR object too large for cache\r\n"
 R_OUT_OF_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
@@ -200,6 +201,7 @@ REPLY: Final = 11     # (REPLY, reply: bytes): answer with these bytes, nothing 
 TOO_LARGE: Final = 12  # (TOO_LARGE, op, key, noreply): item swallowed; a set drops the old item
 CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long, an HTTP request line)
 META: Final = 14      # (META, verb: bytes, key, flags: MetaFlags | None, value: bytes | None)
+FLUSH_REFUSED: Final = 16  # (FLUSH_REFUSED, noreply): flush_all under -F
 SHUTDOWN: Final = 15  # (SHUTDOWN, mode: bytes | None): "shutdown [graceful]"; the server decides if it may
 
 STORE_OPS: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
@@ -300,10 +302,11 @@ if cython.compiled:
 class AsciiParser:
     """Incremental parser for one connection. Feed bytes; get command tuples."""
 
-    __slots__ = ("max_item_size", "_buf", "_chunks", "_chunks_len", "_want", "_pending", "_closed")
+    __slots__ = ("max_item_size", "flush_enabled", "_buf", "_chunks", "_chunks_len", "_want", "_pending", "_closed")
 
-    def __init__(self, max_item_size: int = 1 << 20) -> None:
+    def __init__(self, max_item_size: int = 1 << 20, flush_enabled: bool = True) -> None:
         self.max_item_size = max_item_size
+        self.flush_enabled = flush_enabled  # False with -F: flush_all is refused
         self._buf = b""
         self._chunks: list[bytes] = []  # a data block being collected (DATA state)
         self._chunks_len = 0
@@ -467,6 +470,8 @@ class AsciiParser:
             if n > 3:
                 return (REPLY, R_ERROR)
             noreply = tokens[-1] == _NOREPLY
+            if not self.flush_enabled:  # -F: refused before its delay is even read, as memcached
+                return (FLUSH_REFUSED, noreply)
             delay = 0
             if n != (2 if noreply else 1):  # a delay token is there
                 parsed = strtol32(tokens[1])

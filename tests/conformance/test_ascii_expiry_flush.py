@@ -162,3 +162,13 @@ def test_flush_all_with_delay(conn: Wire, keys: Keys) -> None:
     conn.call(b"get " + before + b" " + after + b"\r\n", b"END\r\n")
     conn.call(storage(b"set", later, b"l"), b"STORED\r\n")
     conn.call(b"get " + later + b"\r\n", value(later, b"l") + b"END\r\n")
+
+
+def test_flush_all_counts_once_however_many_shards_run_it(conn: Wire) -> None:
+    """``cmd_flush`` counts commands: kvshard used to count one per shard."""
+    from .test_ascii_stats import read_stats
+
+    before = int(read_stats(conn)["cmd_flush"])
+    conn.call(b"flush_all\r\n", b"OK\r\n")
+    conn.call(b"flush_all noreply\r\n", b"")
+    assert int(read_stats(conn)["cmd_flush"]) == before + 2

@@ -41,6 +41,7 @@ from . import cache as c
 from .auth import Credentials, count_login, plain_login
 from .protocol import ascii as ascii_proto
 from .protocol import binary as b
+from .protocol.binary import single_get as _single_get
 from .service import BINARY_STORE_VERBS as _STORE_VERBS
 from .service import BINARY_RESULT_STATUS as _RESULT_STATUS
 from .service import FIXED_BGET_PACKET, FIXED_BSTORE_PACKET, as_int64
@@ -73,7 +74,7 @@ class BinarySession:
         dispatcher = self._dispatcher
         parser = self._parser
         if parser.idle and not parser.locked:
-            get = b.single_get(data)
+            get = _single_get(data)
             if get is not None:  # the most common request, a whole read by itself
                 dispatcher.run_hot(get[0], False, FIXED_BGET_PACKET, None, get[1], 0, 0)
                 return

@@ -295,7 +295,7 @@ class KVService:
         if item is None:
             return bp.error(bp.OP_GET, bp.ST_NOT_FOUND, opaque)
         block, header_len = item[0], item[4]
-        return bp.get_hit(opaque, item[3], item[1], memoryview(block)[header_len:-2])
+        return bp.get_hit(opaque, item[3], item[1], block[header_len:-2])
 
     def bgat(self, key: bytes, exptime: int) -> tuple[int, int, bytes] | None:
         item = self.cache.touch(key, exptime)

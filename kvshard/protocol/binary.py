@@ -37,6 +37,11 @@ from typing import Final, NamedTuple
 
 from .ascii import KEY_MAX_LENGTH, item_too_large
 
+try:
+    import cython
+except ModuleNotFoundError:  # interpreted without Cython installed
+    from framework import cython_shim as cython  # type: ignore[no-redef]
+
 __all__ = [
     "BinaryParser",
     "Request",
@@ -182,7 +187,32 @@ _GET_HIT: Final = struct.Struct(">BBHBBHIIQI")  # a GET's response header and it
 def get_hit(opaque: int, cas: int, flags: int, value: bytes | memoryview) -> bytes:
     """The response to a GET that found its item (the hot path's one-step form of
     ``response(OP_GET, ST_OK, opaque, cas, flags, b"", value)``)."""
+    if cython.compiled and type(value) is bytes:  # one allocation, the header written in C
+        n = len(value)
+        packet = PyBytes_FromStringAndSize(cython.NULL, 28 + n)
+        out = cython.cast(cython.p_uchar, PyBytes_AS_STRING(packet))
+        out[0] = RESPONSE_MAGIC
+        out[1] = OP_GET
+        out[2] = out[3] = 0  # key length
+        out[4] = 4  # extras length: the flags
+        out[5] = 0  # data type
+        out[6] = out[7] = 0  # status: ST_OK
+        _put_be32(out + 8, 4 + n)
+        _put_be32(out + 12, opaque)
+        _put_be32(out + 16, cas >> 32)
+        _put_be32(out + 20, cas & 0xFFFFFFFF)
+        _put_be32(out + 24, flags)
+        memcpy(out + 28, cython.cast(cython.p_char, value), n)
+        return packet
     return _GET_HIT.pack(RESPONSE_MAGIC, OP_GET, 0, 4, 0, ST_OK, 4 + len(value), opaque, cas, flags) + value
+
+
+def _put_be32(out: object, n: int) -> None:
+    """``n`` as four big-endian bytes at ``out`` (compiled only)."""
+    out[0] = (n >> 24) & 0xFF  # type: ignore[index]
+    out[1] = (n >> 16) & 0xFF  # type: ignore[index]
+    out[2] = (n >> 8) & 0xFF  # type: ignore[index]
+    out[3] = n & 0xFF  # type: ignore[index]
 
 
 def single_get(data: bytes) -> tuple[bytes, int] | None:
@@ -191,6 +221,17 @@ def single_get(data: bytes) -> tuple[bytes, int] | None:
     request; the caller checks that the parser holds nothing."""
     if len(data) < 25 or data[1] != OP_GET:
         return None
+    if cython.compiled:  # the header read in C
+        p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, data))
+        key_len = (p[2] << 8) | p[3]
+        body_len = (cython.cast(cython.uint, p[8]) << 24) | (p[9] << 16) | (p[10] << 8) | p[11]
+        if (
+            p[0] != REQUEST_MAGIC or p[4] != 0 or key_len > KEY_MAX_LENGTH or body_len != key_len
+            or len(data) != _HEADER_LEN + key_len
+        ):
+            return None
+        opaque = (cython.cast(cython.uint, p[12]) << 24) | (p[13] << 16) | (p[14] << 8) | p[15]
+        return data[_HEADER_LEN:], opaque
     magic, _, key_len, extras_len, _, _, body_len, opaque, _ = HEADER.unpack_from(data)
     if (
         magic != REQUEST_MAGIC or extras_len or key_len > KEY_MAX_LENGTH or body_len != key_len

@@ -151,7 +151,7 @@ class Reactor:
         for poller in self._pollers:
             if poller.has_pending_work():
                 self._flags[self._me] = 0
-                self._last_work = time.monotonic()
+                self._last_work = _monotonic()
                 return False
         self._ticking = False
         self.sleeps.value += 1

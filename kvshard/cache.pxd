@@ -24,7 +24,7 @@ cdef class Cache:
     @cython.locals(size=Py_ssize_t, block=bytes, header_len=Py_ssize_t)
     cpdef _put(self, key, value, flags, expire_at, cas=*, marks=*)
     cpdef get(self, key)
-    cpdef int set_item(self, key, flags, long long exptime, value) except -1
+    cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1
     cpdef double expire_at(self, long long exptime) except? -1
     cpdef _live(self, key)
     cpdef _remove(self, key, tuple item)

@@ -317,11 +317,9 @@ class Cache:
         the item exists. ``allow_stale`` (ms I) lets a CAS *lower* than the item's store
         anyway, marked stale, keeping the old expiry and win mark. ``new_cas`` (meta E)
         chooses the stored item's CAS; ``marks`` are the new item's marks."""
-        if op == b"set" and not cas and not new_cas and not marks:
-            return self.set_item(key, flags, exptime, value)
-        self.stats.cmd_set += 1
         if op == b"set" and not cas:
-            return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
+            return self.set_item(key, flags, exptime, value, new_cas, marks)
+        self.stats.cmd_set += 1
         if op not in _STORE_OPS:
             raise ValueError(f"unknown storage command {op!r}")
         current = self._live(key)
@@ -353,10 +351,11 @@ class Cache:
             return NOT_STORED
         return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
 
-    def set_item(self, key: bytes, flags: int, exptime: int, value: bytes) -> int:
-        """A plain ``set`` (no CAS, no meta options): STORED or NO_MEMORY."""
+    def set_item(self, key: bytes, flags: int, exptime: int, value: bytes, new_cas: int = 0, marks: int = 0) -> int:
+        """``set`` without a CAS to check: STORED or NO_MEMORY (``new_cas`` and ``marks`` as
+        in :meth:`store`)."""
         self.stats.cmd_set += 1
-        return self._put(key, value, flags, self.expire_at(exptime), 0, 0)
+        return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
 
     def discard(self, key: bytes) -> None:
         """Remove ``key`` if present, counting nothing (a refused overwrite drops the old item)."""

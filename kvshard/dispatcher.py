@@ -112,15 +112,13 @@ class _Part:
         self.positions = positions
 
     def __call__(self, result: bytes | None, error: BaseException | None) -> None:
+        blocks = None
         if error is None:
             try:
                 blocks = unpack_blocks(result, len(self.positions))  # type: ignore[arg-type]
             except ValueError as exc:
-                self.dispatcher._on_part(self.pending, self.positions, None, exc)
-                return
-            self.dispatcher._on_part(self.pending, self.positions, blocks, None)
-        else:
-            self.dispatcher._on_part(self.pending, self.positions, None, error)
+                error = exc
+        self.dispatcher._on_part(self.pending, self.positions, blocks, error)
 
 
 class Dispatcher:

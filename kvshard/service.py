@@ -106,8 +106,10 @@ def unpack_blocks(packed: bytes, count: int) -> list[bytes]:
             at += 4 + size
         return blocks
     for _ in range(count):
+        if at + 4 > len(packed):
+            raise ValueError("packed blocks cut short")
         size = int.from_bytes(packed[at : at + 4], "little")
-        if len(packed) < at + 4 + size or len(packed) < at + 4:
+        if at + 4 + size > len(packed):
             raise ValueError("packed blocks cut short")
         blocks.append(packed[at + 4 : at + 4 + size])
         at += 4 + size

@@ -160,3 +160,34 @@ def test_packed_blocks_round_trip_and_refuse_truncation() -> None:
     for cut in (1, 3, len(packed) - 1):
         with pytest.raises(ValueError):
             unpack_blocks(packed[:cut], len(blocks))
+
+
+def test_run_fixed_dispatches_every_registered_fixed_handler() -> None:
+    """The two tables of fixed handlers (the channel's ``fixed_handlers`` and the inline
+    ``run_fixed``) agree: each id gives the same reply both ways, on like services."""
+    from kvshard import service as s
+    from kvshard.protocol import binary as bp
+
+    args = {
+        s.FIXED_GET_ONE: (b"k", None, 0, 0, 0),
+        s.FIXED_STORE: (b"k", b"vv", 0, 0, 0),
+        s.FIXED_DELETE: (b"k", None, 0, 0, 0),
+        s.FIXED_ARITH: (b"n", None, 1, 5, 0),
+        s.FIXED_TOUCH: (b"k", None, 100, 0, 0),
+        s.FIXED_BGET_PACKET: (b"k", None, 7, 0, 0),
+        s.FIXED_BSTORE_PACKET: (b"k", b"vv", bp.OP_SET, 0, 0),
+        s.FIXED_GET_MANY: (b"k n", None, 0, 0, 0),
+    }
+
+    def fresh() -> KVService:
+        svc = KVService(Cache(1 << 20, 0, 1), asyncio.new_event_loop())
+        svc.store(b"set", b"k", 0, 0, b"v", 0)
+        svc.store(b"set", b"n", 0, 0, b"1", 0)
+        return svc
+
+    handlers = fresh().fixed_handlers()
+    assert set(handlers) == set(args)
+    for handler_id, call in args.items():
+        by_table, inline = fresh(), fresh()
+        expected = by_table.fixed_handlers()[handler_id](*call)
+        assert inline.run_fixed(handler_id, *call) == expected, handler_id

@@ -21,7 +21,7 @@ cdef class Cache:
     cdef public object active_horizon
     cdef object __weakref__
 
-    @cython.locals(size=Py_ssize_t, block=bytes, header_len=Py_ssize_t)
+    @cython.locals(size=Py_ssize_t, block=bytes, header_len=Py_ssize_t, rescues=Py_ssize_t, victim_marks=long)
     cpdef _put(self, key, value, flags, expire_at, cas=*, marks=*)
     cpdef get(self, key)
     cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1

@@ -3,8 +3,14 @@
 Theory of operation
 -------------------
 Each shard owns one :class:`Cache`; only that shard's thread touches it, so there are no locks.
-Items live in an ``OrderedDict`` ordered from least to most recently used: a hit moves the key
-to the end, eviction pops from the front.
+Items live in an ``OrderedDict`` in the order they were stored (a store moves the key to the
+end). As in memcached's segmented LRU, a hit does not move an item: it only marks it (see
+``marks`` below). Eviction pops from the front, and an item found there that is ACTIVE (hit
+at least twice) gets a second chance: its ACTIVE mark is cleared and it goes to the end, as
+memcached moves an active item from the COLD tail to WARM instead of evicting it. So a scan of
+keys read once pushes out other keys read once, not the ones in steady use, and a hit costs
+no relinking. At most :data:`_MAX_RESCUES` items are moved per store, then the front item goes
+whatever its marks (memcached likewise looks at a bounded number of tail items).
 
 An item is the tuple ``(block, flags, expire_at, cas, header_len, seen, marks)``:
   * ``block`` is the item already rendered as the ASCII protocol's answer to ``get``,
@@ -89,6 +95,7 @@ BINARY_KEY: Final = 4  # stored by a meta command with a base64 key (k answers i
 FETCHED: Final = 8     # hit at least once
 ACTIVE: Final = 16     # hit again since: the highest mark, so "marks < ACTIVE" = not active
 _ACTIVE_REFRESH: Final = 60  # seconds between refreshes of an active item's ``seen``
+_MAX_RESCUES: Final = 50  # active items given a second chance per store, at most
 
 Item = tuple[bytes, int, float, int, int, int, int]
 
@@ -204,11 +211,18 @@ class Cache:
             self.used -= len(key) + len(old[0]) + ITEM_OVERHEAD
             self._to_end(key)
         items = self._items
+        rescues = 0
         while self.used + size > self.limit and items:
             victim, victim_item = items.popitem(last=False)
-            if victim_item is not old:  # (the old item, uncounted already, goes last if at all)
-                self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
-                self.stats.evictions += 1
+            if victim_item is old:  # (uncounted already; the new item takes its place)
+                continue
+            victim_marks = victim_item[6]
+            if victim_marks >= ACTIVE and rescues < _MAX_RESCUES:
+                items[victim] = victim_item[:6] + (victim_marks & ~ACTIVE,)
+                rescues += 1
+                continue
+            self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
+            self.stats.evictions += 1
         items[key] = (block, flags, expire_at, cas or self._next_cas(), header_len, self.now_second(), marks)
         self.used += size
         self.stats.total_items += 1
@@ -219,14 +233,13 @@ class Cache:
     # ----- commands ----------------------------------------------------------------------------
 
     def get(self, key: bytes) -> Item | None:
-        """A hit moves the item to the most recently used end. (``cmd_get`` is not counted
-        here: it is always get_hits + get_misses, see :meth:`counters`.)"""
+        """A hit marks the item (FETCHED, then ACTIVE; it is not moved). (``cmd_get`` is not
+        counted here: it is always get_hits + get_misses, see :meth:`counters`.)"""
         item = self._lookup(key)
         if item is not None:
             expire_at = item[2]
             if not expire_at or expire_at > self._clock():
                 self.stats.get_hits += 1
-                self._to_end(key)
                 if item[6] < ACTIVE or item[5] < self.active_horizon:
                     item = self._record_hit(key, item)
                 return item
@@ -258,8 +271,7 @@ class Cache:
         return self._live(key)
 
     def bump(self, key: bytes, item: Item) -> Item:
-        """Record a hit on a live item: most recently used, marks and ``seen`` updated."""
-        self._to_end(key)
+        """Record a hit on a live item: marks and ``seen`` updated (it stays where it is)."""
         if item[6] < ACTIVE or item[5] < self.active_horizon:
             item = self._record_hit(key, item)
         return item

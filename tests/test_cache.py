@@ -77,16 +77,38 @@ def test_reclaim_removes_expired_without_access() -> None:
     assert cache.used == sum(len(k) + len(c.render(k, 0, b"v")[0]) + c.ITEM_OVERHEAD for k in (b"k0", b"keep"))
 
 
-def test_lru_eviction_keeps_recently_used() -> None:
+def test_eviction_gives_active_items_a_second_chance() -> None:
+    """memcached's segmented LRU: a hit does not move an item; one hit twice (ACTIVE) that
+    reaches the tail is moved back instead of evicted, one hit once (FETCHED) is not."""
     size = 9 + len(c.render(b"key-00000", 0, b"x" * 100)[0]) + c.ITEM_OVERHEAD
     cache, _ = make(limit=size * 10)
     for i in range(10):
         cache.store(b"set", b"key-%05d" % i, 0, 0, b"x" * 100)
-    assert cache.get(b"key-00000")  # now most recently used
+    assert cache.get(b"key-00000") and cache.get(b"key-00000")  # hit twice: active
+    assert cache.get(b"key-00001")  # hit once: only fetched
     cache.store(b"set", b"key-00010", 0, 0, b"x" * 100)
-    assert cache.get(b"key-00001") is None  # the least recently used went
-    assert cache.get(b"key-00000") is not None
+    assert cache.peek(b"key-00000") is not None  # rescued, its ACTIVE mark spent
+    assert cache.peek(b"key-00001") is None  # the oldest item that was not active went
     assert cache.stats.evictions == 1 and cache.used <= cache.limit
+    assert cache.peek(b"key-00000")[6] & c.ACTIVE == 0
+    for i in range(11, 20):  # nine more stores evict key-00002 .. key-00009, then key-00000
+        cache.store(b"set", b"key-%05d" % i, 0, 0, b"x" * 100)
+    assert cache.peek(b"key-00000") is None  # not hit again since its rescue: evicted in turn
+    assert [cache.peek(b"key-%05d" % i) is not None for i in range(2, 20)] == [i >= 10 for i in range(2, 20)]
+    assert cache.stats.evictions == 10
+
+
+def test_eviction_rescues_a_bounded_number_of_active_items() -> None:
+    size = 9 + len(c.render(b"key-00000", 0, b"x" * 100)[0]) + c.ITEM_OVERHEAD
+    cache, _ = make(limit=size * 200)
+    for i in range(200):
+        cache.store(b"set", b"key-%05d" % i, 0, 0, b"x" * 100)
+        cache.get(b"key-%05d" % i)
+        cache.get(b"key-%05d" % i)
+    cache.store(b"set", b"new", 0, 0, b"x" * 100)
+    assert cache.stats.evictions == 1 and cache.used <= cache.limit
+    assert cache.peek(b"key-00050") is None  # the 51st active item at the front went
+    assert all(cache.peek(b"key-%05d" % i) is not None for i in range(50))
 
 
 def test_item_bigger_than_memory() -> None:

@@ -1,0 +1,98 @@
+# Compiled by Cython (pure-Python mode) from slab_arena.py; see framework/extensions.py.
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.string cimport memcpy, memcmp, memset
+
+cdef size_t _PREV, _NEXT, _CAS, _EXPTIME, _FLAGS, _NBYTES, _ATIME, _HASH, _MORE
+cdef size_t _NKEY, _CLSID, _MARKS, _STATE, _HEADER, _INDEX_START
+cdef Py_ssize_t _RESCUES, _MIGRATE_STEP
+cdef unsigned char _FREE, _ITEM, _CHAIN, _ACTIVE
+
+@cython.locals(h=cython.uint, p=cython.p_uchar, i=Py_ssize_t)
+cpdef unsigned int key_hash(bytes key)
+
+
+@cython.final
+cdef class SlabArena:
+    cdef public Py_ssize_t page_size, chunk_max, page_count, limit, class_count
+    cdef public list sizes
+    cdef object _map
+    cdef unsigned char[::1] _u8
+    cdef unsigned int[::1] _u32
+    cdef unsigned long long[::1] _u64
+    cdef long long[::1] _size, _perslab, _pages, _free_head, _free_count, _cut, _cut_end
+    cdef long long[::1] _head, _tail, _items, _chunks_used, _evicted, _reclaimed, _rescued
+    cdef unsigned char[::1] _page_class
+    cdef public Py_ssize_t pages_used, page_moves, count, bytes
+    cdef public unsigned int now
+    cdef Py_ssize_t _cap, _used_slots, _old_cap, _old_used, _migrate
+    cdef unsigned int[::1] _slots, _old
+
+    @cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t)
+    cpdef Py_ssize_t class_for(self, Py_ssize_t total)
+    cpdef Py_ssize_t chunks_needed(self, Py_ssize_t nkey, Py_ssize_t nbytes)
+    cpdef unsigned long long cas(self, size_t ref)
+    cpdef void set_cas(self, size_t ref, unsigned long long cas)
+    cpdef unsigned int exptime(self, size_t ref)
+    cpdef void set_exptime(self, size_t ref, unsigned int exptime)
+    cpdef unsigned int flags(self, size_t ref)
+    cpdef unsigned int nbytes(self, size_t ref)
+    cpdef unsigned int atime(self, size_t ref)
+    cpdef void set_atime(self, size_t ref, unsigned int second)
+    cpdef unsigned int marks(self, size_t ref)
+    cpdef void set_marks(self, size_t ref, unsigned int marks)
+    cpdef unsigned int clsid(self, size_t ref)
+    cpdef bytes key(self, size_t ref)
+    @cython.locals(base=size_t, nkey=size_t, n=size_t, more=size_t, first=size_t, left=Py_ssize_t,
+                   per_link=size_t, take=size_t, parts=list)
+    cpdef bytes value(self, size_t ref)
+    cdef bytes _read(self, size_t at, size_t n)
+    cdef void _write(self, size_t at, bytes data, size_t start, size_t n)
+    @cython.locals(base=size_t, n=size_t)
+    cdef bint _key_is(self, size_t ref, bytes key)
+    cpdef size_t find(self, bytes key) except? 0
+    @cython.locals(ref=size_t)
+    cdef size_t _find_hashed(self, bytes key, unsigned int h) except? 0
+    @cython.locals(mask=size_t, i=size_t, ref=size_t)
+    cdef size_t _probe(self, unsigned int[::1] slots, size_t cap, unsigned int h, bytes key) except? 0
+    @cython.locals(mask=size_t, i=size_t, here=size_t)
+    cdef Py_ssize_t _slot_of(self, unsigned int[::1] slots, size_t cap, size_t ref) except? -2
+    @cython.locals(mask=size_t, i=size_t)
+    cdef int _insert_slot(self, unsigned int[::1] slots, size_t cap, size_t ref) except -1
+    @cython.locals(mask=size_t, j=size_t, ref=size_t, home=size_t)
+    cdef int _delete_slot(self, unsigned int[::1] slots, size_t cap, size_t i) except -1
+    cdef int _index_add(self, size_t ref) except -1
+    @cython.locals(i=Py_ssize_t)
+    cdef int _index_remove(self, size_t ref) except -1
+    @cython.locals(old="unsigned int[::1]", cap=size_t, ref=size_t)
+    cdef int _migrate_some(self, Py_ssize_t steps) except -1
+    @cython.locals(base=size_t, head=size_t)
+    cdef int _lru_link(self, size_t ref, size_t cls) except -1
+    @cython.locals(base=size_t, prev=size_t, nxt=size_t)
+    cdef int _lru_unlink(self, size_t ref, size_t cls) except -1
+    @cython.locals(cls=size_t)
+    cpdef bump(self, size_t ref)
+    @cython.locals(base=size_t)
+    cdef int _free_chunk(self, size_t ref, size_t cls) except -1
+    @cython.locals(ref=size_t, at=size_t)
+    cdef size_t _take_chunk(self, size_t cls) except? 0
+    cdef Py_ssize_t _first_free_page(self)
+    @cython.locals(start=size_t)
+    cdef int _give_page(self, Py_ssize_t page, size_t cls) except -1
+    @cython.locals(ref=size_t, rescues=Py_ssize_t, tail=size_t, base=size_t, exptime=cython.uint)
+    cdef size_t _alloc(self, size_t cls) except? 0
+    @cython.locals(victim=Py_ssize_t, most=cython.longlong, c=Py_ssize_t, page=Py_ssize_t, p=Py_ssize_t,
+                   start=size_t, size=size_t, k=Py_ssize_t, chunk=size_t, state=cython.uchar,
+                   head=size_t, end=size_t, keep_head=size_t, keep_tail=size_t, kept=Py_ssize_t,
+                   ref=size_t, nxt=size_t)
+    cdef bint _move_page_to(self, size_t cls) except -1
+    cdef void _zero(self, size_t at, size_t n)
+    @cython.locals(nkey=size_t, nbytes=size_t, h=cython.uint, old=size_t, total=size_t,
+                   chain_links=Py_ssize_t, cls=size_t, ref=size_t, base=size_t, first=size_t)
+    cpdef size_t store(self, bytes key, bytes value, unsigned int flags, unsigned int exptime,
+                       unsigned long long cas, unsigned int marks=*) except? 0
+    @cython.locals(cls=size_t, per_link=size_t, marks=cython.uchar, last=size_t, link=size_t,
+                   base=size_t, take=size_t)
+    cdef bint _fill_chain(self, size_t head, bytes value, size_t done, Py_ssize_t links) except -1
+    @cython.locals(base=size_t, cls=size_t, more=size_t, last=size_t, nxt=size_t)
+    cpdef unlink(self, size_t ref)

@@ -1,0 +1,706 @@
+"""One shard's items in an arena of pages carved into slab classes, with a flat hash index.
+
+Theory of operation
+-------------------
+No Python object per item: an item is one *chunk* of a byte arena (an anonymous ``mmap``, so
+pages cost resident memory only once written), addressed by a *ref*, its byte offset / 8 as
+a 32-bit number (0 is "none"). The arena is a run of pages (``page_size``, 1 MiB as
+memcached's); a page belongs to one *slab class* once first used, and a class cuts its pages
+into chunks of one size. Class sizes grow by ``factor`` from ``HEADER + min_chunk`` (memcached's
+``-f`` and ``-n``) up to half a page (``chunk_max``); an item larger than ``chunk_max`` is a
+*chain*: a head chunk of the largest class plus continuation chunks of that class (memcached
+chunks large items the same way).
+
+An item's chunk::
+
+    off  0  u32 prev      LRU neighbour towards the head (more recent); chain chunk: its head
+    off  4  u32 next      LRU neighbour towards the tail; free chunk: next free; chain: next link
+    off  8  u64 cas
+    off 16  u32 exptime   absolute Unix second, 0 = never
+    off 20  u32 flags     the client's flags
+    off 24  u32 nbytes    value length
+    off 28  u32 atime     Unix second of the store or last hit that counted
+    off 32  u32 hash      FNV-1a of the key (the index's probe sequence starts from it)
+    off 36  u32 more      first continuation chunk of a chain (0: the value is all here)
+    off 40  u8  nkey      key length
+    off 41  u8  clsid
+    off 42  u8  marks     the cache's marks (FETCHED, ACTIVE, ...), opaque here
+    off 43  u8  state     FREE 0, ITEM 1 (a linked head), CHAIN 2 (a continuation chunk)
+    off 44  u32 (spare)
+    off 48  key, then the value (a chain chunk's data starts at 48 too)
+
+Allocation, for a class: the class's free list (freed chunks), else the next uncut chunk of its
+newest page, else a fresh page while the arena has one, else eviction from the tail of the
+class's LRU. The tail item is taken unless it is ACTIVE, which gets a second chance (moved to
+the head with ACTIVE cleared, at most ``MAX_RESCUES`` per allocation), as memcached's
+segmented LRU does with active items; an expired tail item is reclaimed first. A class with
+no item to evict (all memory went to other classes) takes a page from the class with the most
+pages: every item with a chunk on that page is dropped and the page is zeroed and handed over
+(memcached's slab rebalancer does this in the background; here it happens on demand).
+
+The index is open addressing with linear probing over a flat array of refs; the item's stored
+hash decides its home slot, the key is compared in the arena. Deletion shifts the following
+entries back (no tombstones). It grows by doubling when 70% full, incrementally: the old array
+is kept beside the new one and every insert moves a few slots of it across, so no request
+pays for rehashing all items; lookups look in both until the old one is empty.
+
+All of this runs interpreted too, through ``memoryview`` casts of the same memory (correct,
+only slower): the compiled module reads the same views as C arrays.
+"""
+
+from __future__ import annotations
+
+import mmap
+from array import array
+from typing import Final
+
+try:
+    import cython
+except ModuleNotFoundError:  # interpreted without Cython installed
+    from framework import cython_shim as cython  # type: ignore[no-redef]
+
+__all__ = [
+    "SlabArena", "HEADER", "PAGE_SIZE", "MAX_RESCUES", "class_sizes", "key_hash",
+]
+
+PAGE_SIZE: Final = 1 << 20
+HEADER: Final = 48
+MAX_RESCUES: Final = 50
+_ACTIVE: Final = 16  # the cache's ACTIVE mark (kvshard.cache.ACTIVE)
+_INDEX_START: Final = 1024
+_MIGRATE_STEP: Final = 64
+
+# chunk states
+_FREE: Final = 0
+_ITEM: Final = 1
+_CHAIN: Final = 2
+_HEADER: Final = HEADER  # (typed twins of the public constants, for C arithmetic)
+_RESCUES: Final = MAX_RESCUES
+
+# field offsets, in bytes from the start of a chunk
+_PREV: Final = 0
+_NEXT: Final = 4
+_CAS: Final = 8
+_EXPTIME: Final = 16
+_FLAGS: Final = 20
+_NBYTES: Final = 24
+_ATIME: Final = 28
+_HASH: Final = 32
+_MORE: Final = 36
+_NKEY: Final = 40
+_CLSID: Final = 41
+_MARKS: Final = 42
+_STATE: Final = 43
+
+
+def class_sizes(min_chunk: int = 48, factor: float = 1.25, page_size: int = PAGE_SIZE) -> list[int]:
+    """Chunk sizes, smallest first, as memcached's ``slabs_init``: ``HEADER + min_chunk``
+    rounded up to 8, times ``factor`` (rounded up to 8) while below ``chunk_max / factor``,
+    then ``chunk_max`` = half a page."""
+    chunk_max = page_size // 2
+    sizes = []
+    size = HEADER + min_chunk
+    while len(sizes) < 62 and size < chunk_max / factor:
+        size = (size + 7) & ~7
+        sizes.append(size)
+        size = int(size * factor)
+    sizes.append(chunk_max)
+    return sizes
+
+
+def key_hash(key: bytes) -> int:
+    """FNV-1a, 32 bits (independent of the CRC-32 that picks the shard, so a shard's keys
+    spread over all of its index)."""
+    h = 2166136261
+    if cython.compiled:
+        p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, key))
+        for i in range(len(key)):
+            h = (h ^ p[i]) * 16777619
+        return h
+    for byte in key:
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def _u32_array(n: int) -> memoryview:
+    return memoryview(array("I", bytes(4 * n))).cast("B").cast("I")
+
+
+def _i64_array(n: int) -> memoryview:
+    return memoryview(array("q", bytes(8 * n))).cast("B").cast("q")
+
+
+class SlabArena:
+    """Items of one shard: allocation, the index, per-class LRUs, eviction."""
+
+    def __init__(self, limit: int, min_chunk: int = 48, factor: float = 1.25, page_size: int = PAGE_SIZE) -> None:
+        if page_size < 4096 or page_size % 8:
+            raise ValueError("page size must be a multiple of 8, at least 4096")
+        self.page_size = page_size
+        self.sizes = class_sizes(min_chunk, factor, page_size)
+        self.chunk_max = page_size // 2
+        self.page_count = max(1, limit // page_size)
+        self.limit = limit
+        # page p spans [(p + 1) * page_size, (p + 2) * page_size): offset 0 stays unused so
+        # that ref 0 means "none"
+        self._map = mmap.mmap(-1, (self.page_count + 1) * page_size)
+        view = memoryview(self._map)
+        self._u8 = view
+        self._u32 = view.cast("I")
+        self._u64 = view.cast("Q")
+        n = len(self.sizes)
+        self.class_count = n
+        self._size = _i64_array(n)
+        self._perslab = _i64_array(n)
+        for c in range(n):
+            self._size[c] = self.sizes[c]
+            self._perslab[c] = page_size // self.sizes[c]
+        self._pages = _i64_array(n)        # pages owned
+        self._free_head = _i64_array(n)    # ref of the first free chunk
+        self._free_count = _i64_array(n)
+        self._cut = _i64_array(n)          # byte offset of the next uncut chunk (0: none)
+        self._cut_end = _i64_array(n)
+        self._head = _i64_array(n)         # LRU, most recent first (refs)
+        self._tail = _i64_array(n)
+        self._items = _i64_array(n)        # linked items whose head chunk is in this class
+        self._chunks_used = _i64_array(n)  # chunks holding items (heads and chain links)
+        self._evicted = _i64_array(n)
+        self._reclaimed = _i64_array(n)
+        self._rescued = _i64_array(n)
+        self._page_class = memoryview(bytearray(self.page_count)).cast("B")
+        self.pages_used = 0
+        self.page_moves = 0
+        self.count = 0
+        self.bytes = 0  # key + value bytes of the linked items (memcached's "bytes" counts more)
+        self.now = 0  # the cache sets this: the Unix second, for expiry at the tail and atime
+        self._cap = _INDEX_START
+        self._slots = _u32_array(self._cap)
+        self._used_slots = 0
+        self._old = _u32_array(1)
+        self._old_cap = 0
+        self._old_used = 0
+        self._migrate = 0
+
+    # ----- classes ----------------------------------------------------------------------------
+
+    def class_for(self, total: int) -> int:
+        """The class whose chunks hold ``total`` bytes (header included); the largest for a
+        chain."""
+        lo = 0
+        hi = self.class_count - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._size[mid] >= total:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def chunks_needed(self, nkey: int, nbytes: int) -> int:
+        total = _HEADER + nkey + nbytes
+        if total <= self.chunk_max:
+            return 1
+        per_link = self.chunk_max - _HEADER
+        return 1 + (total - self.chunk_max + per_link - 1) // per_link
+
+    # ----- item fields --------------------------------------------------------------------------
+
+    def cas(self, ref: int) -> int:
+        return self._u64[(ref * 8 + _CAS) >> 3]
+
+    def set_cas(self, ref: int, cas: int) -> None:
+        self._u64[(ref * 8 + _CAS) >> 3] = cas
+
+    def exptime(self, ref: int) -> int:
+        return self._u32[(ref * 8 + _EXPTIME) >> 2]
+
+    def set_exptime(self, ref: int, exptime: int) -> None:
+        self._u32[(ref * 8 + _EXPTIME) >> 2] = exptime
+
+    def flags(self, ref: int) -> int:
+        return self._u32[(ref * 8 + _FLAGS) >> 2]
+
+    def nbytes(self, ref: int) -> int:
+        return self._u32[(ref * 8 + _NBYTES) >> 2]
+
+    def atime(self, ref: int) -> int:
+        return self._u32[(ref * 8 + _ATIME) >> 2]
+
+    def set_atime(self, ref: int, second: int) -> None:
+        self._u32[(ref * 8 + _ATIME) >> 2] = second
+
+    def marks(self, ref: int) -> int:
+        return self._u8[ref * 8 + _MARKS]
+
+    def set_marks(self, ref: int, marks: int) -> None:
+        self._u8[ref * 8 + _MARKS] = marks
+
+    def clsid(self, ref: int) -> int:
+        return self._u8[ref * 8 + _CLSID]
+
+    def key(self, ref: int) -> bytes:
+        at = ref * 8 + _HEADER
+        return self._read(at, self._u8[ref * 8 + _NKEY])
+
+    def value(self, ref: int) -> bytes:
+        """The item's value (one copy out of the arena; a chain is joined)."""
+        base = ref * 8
+        nkey = self._u8[base + _NKEY]
+        n = self._u32[(base + _NBYTES) >> 2]
+        more = self._u32[(base + _MORE) >> 2]
+        if more == 0:
+            return self._read(base + _HEADER + nkey, n)
+        parts = []
+        first = self.chunk_max - _HEADER - nkey
+        parts.append(self._read(base + _HEADER + nkey, first))
+        left = n - first
+        per_link = self.chunk_max - _HEADER
+        while more != 0 and left > 0:
+            take = per_link if left > per_link else left
+            parts.append(self._read(more * 8 + _HEADER, take))
+            left -= take
+            more = self._u32[(more * 8 + _NEXT) >> 2]
+        return b"".join(parts)
+
+    def _read(self, at: int, n: int) -> bytes:
+        if cython.compiled:
+            return PyBytes_FromStringAndSize(cython.cast(cython.p_char, cython.address(self._u8[0])) + at, n)
+        return bytes(self._u8[at : at + n])
+
+    def _write(self, at: int, data: bytes, start: int, n: int) -> None:
+        if cython.compiled:
+            memcpy(cython.address(self._u8[0]) + at, cython.cast(cython.p_char, data) + start, n)
+            return
+        self._u8[at : at + n] = data[start : start + n]
+
+    def _key_is(self, ref: int, key: bytes) -> bool:
+        base = ref * 8
+        n = len(key)
+        if self._u8[base + _NKEY] != n:
+            return False
+        if cython.compiled:
+            return memcmp(cython.address(self._u8[0]) + base + _HEADER, cython.cast(cython.p_char, key), n) == 0
+        return self._u8[base + _HEADER : base + _HEADER + n] == key
+
+    # ----- the index ----------------------------------------------------------------------------
+
+    def find(self, key: bytes) -> int:
+        """The ref of the item stored under ``key``, or 0."""
+        return self._find_hashed(key, key_hash(key))
+
+    def _find_hashed(self, key: bytes, h: int) -> int:
+        ref = self._probe(self._slots, self._cap, h, key)
+        if ref == 0 and self._old_used:
+            ref = self._probe(self._old, self._old_cap, h, key)
+        return ref
+
+    def _probe(self, slots: memoryview, cap: int, h: int, key: bytes) -> int:
+        mask = cap - 1
+        i = h & mask
+        while True:
+            ref = slots[i]
+            if ref == 0:
+                return 0
+            if self._u32[(ref * 8 + _HASH) >> 2] == h and self._key_is(ref, key):
+                return ref
+            i = (i + 1) & mask
+
+    def _slot_of(self, slots: memoryview, cap: int, ref: int) -> int:
+        mask = cap - 1
+        i = self._u32[(ref * 8 + _HASH) >> 2] & mask
+        while True:
+            here = slots[i]
+            if here == ref:
+                return i
+            if here == 0:
+                return -1
+            i = (i + 1) & mask
+
+    def _insert_slot(self, slots: memoryview, cap: int, ref: int) -> None:
+        mask = cap - 1
+        i = self._u32[(ref * 8 + _HASH) >> 2] & mask
+        while slots[i] != 0:
+            i = (i + 1) & mask
+        slots[i] = ref
+
+    def _delete_slot(self, slots: memoryview, cap: int, i: int) -> None:
+        """Empty slot ``i`` and shift back the entries after it that probed past it."""
+        mask = cap - 1
+        j = i
+        while True:
+            slots[i] = 0
+            while True:
+                j = (j + 1) & mask
+                ref = slots[j]
+                if ref == 0:
+                    return 0
+                home = self._u32[(ref * 8 + _HASH) >> 2] & mask
+                # the entry at j may move to i unless its home lies cyclically in (i, j]
+                if i <= j:
+                    if i < home <= j:
+                        continue
+                elif home > i or home <= j:
+                    continue
+                break
+            slots[i] = ref
+            i = j
+
+    def _index_add(self, ref: int) -> None:
+        if self._old_used:
+            self._migrate_some(_MIGRATE_STEP)
+        elif (self._used_slots + 1) * 10 > self._cap * 7:
+            self._old = self._slots
+            self._old_cap = self._cap
+            self._old_used = self._used_slots
+            self._migrate = 0
+            self._cap *= 2
+            self._slots = _u32_array(self._cap)
+            self._used_slots = 0
+            self._migrate_some(_MIGRATE_STEP)
+        self._insert_slot(self._slots, self._cap, ref)
+        self._used_slots += 1
+
+    def _index_remove(self, ref: int) -> None:
+        i = self._slot_of(self._slots, self._cap, ref)
+        if i >= 0:
+            self._delete_slot(self._slots, self._cap, i)
+            self._used_slots -= 1
+            return 0
+        if self._old_used:
+            i = self._slot_of(self._old, self._old_cap, ref)
+            if i >= 0:
+                self._delete_slot(self._old, self._old_cap, i)
+                self._old_used -= 1
+                return 0
+        raise AssertionError("item missing from the index")
+
+    def _migrate_some(self, steps: int) -> None:
+        """Move up to ``steps`` slots of the old array into the new one. Moving empties a
+        slot by back-shifting, which may pull a later entry into it: so a slot is left only
+        once it is empty."""
+        old = self._old
+        cap = self._old_cap
+        while steps > 0 and self._old_used:
+            if self._migrate >= cap:
+                self._migrate = 0  # entries shifted across the end wrap to the start
+            ref = old[self._migrate]
+            if ref == 0:
+                self._migrate += 1
+            else:
+                self._delete_slot(old, cap, self._migrate)
+                self._old_used -= 1
+                self._insert_slot(self._slots, self._cap, ref)
+                self._used_slots += 1
+            steps -= 1
+        if self._old_used == 0:
+            self._old = _u32_array(1)
+            self._old_cap = 0
+
+    # ----- LRU ------------------------------------------------------------------------------------
+
+    def _lru_link(self, ref: int, cls: int) -> None:
+        base = ref * 8
+        head = self._head[cls]
+        self._u32[(base + _PREV) >> 2] = 0
+        self._u32[(base + _NEXT) >> 2] = head
+        if head:
+            self._u32[(head * 8 + _PREV) >> 2] = ref
+        else:
+            self._tail[cls] = ref
+        self._head[cls] = ref
+
+    def _lru_unlink(self, ref: int, cls: int) -> None:
+        base = ref * 8
+        prev = self._u32[(base + _PREV) >> 2]
+        nxt = self._u32[(base + _NEXT) >> 2]
+        if prev:
+            self._u32[(prev * 8 + _NEXT) >> 2] = nxt
+        else:
+            self._head[cls] = nxt
+        if nxt:
+            self._u32[(nxt * 8 + _PREV) >> 2] = prev
+        else:
+            self._tail[cls] = prev
+
+    def bump(self, ref: int) -> None:
+        """Move a linked item to the head of its class's LRU."""
+        cls = self._u8[ref * 8 + _CLSID]
+        if self._head[cls] != ref:
+            self._lru_unlink(ref, cls)
+            self._lru_link(ref, cls)
+
+    # ----- chunks ---------------------------------------------------------------------------------
+
+    def _free_chunk(self, ref: int, cls: int) -> None:
+        base = ref * 8
+        self._u8[base + _STATE] = _FREE
+        self._u32[(base + _NEXT) >> 2] = self._free_head[cls]
+        self._free_head[cls] = ref
+        self._free_count[cls] += 1
+        self._chunks_used[cls] -= 1
+
+    def _take_chunk(self, cls: int) -> int:
+        """A chunk of class ``cls`` without evicting, or 0."""
+        ref = self._free_head[cls]
+        if ref:
+            self._free_head[cls] = self._u32[(ref * 8 + _NEXT) >> 2]
+            self._free_count[cls] -= 1
+        else:
+            if self._cut[cls] == 0 or self._cut[cls] + self._size[cls] > self._cut_end[cls]:
+                if self.pages_used >= self.page_count:
+                    return 0
+                self._give_page(self._first_free_page(), cls)
+            at = self._cut[cls]
+            self._cut[cls] = at + self._size[cls]
+            ref = at >> 3
+        self._chunks_used[cls] += 1
+        return ref
+
+    def _first_free_page(self) -> int:
+        return self.pages_used  # pages are handed out in order and never returned to the pool
+
+    def _give_page(self, page: int, cls: int) -> None:
+        start = (page + 1) * self.page_size
+        self._page_class[page] = cls
+        self._pages[cls] += 1
+        if page == self.pages_used:
+            self.pages_used += 1
+        self._cut[cls] = start
+        self._cut_end[cls] = start + self._perslab[cls] * self._size[cls]
+
+    def _alloc(self, cls: int) -> int:
+        """A chunk of class ``cls``, evicting if need be; 0 only if nothing can be freed."""
+        ref = self._take_chunk(cls)
+        if ref:
+            return ref
+        rescues = 0
+        while True:
+            tail = self._tail[cls]
+            if tail == 0:
+                if not self._move_page_to(cls):
+                    return 0
+                ref = self._take_chunk(cls)
+                if ref:
+                    return ref
+                continue
+            base = tail * 8
+            exptime = self._u32[(base + _EXPTIME) >> 2]
+            if exptime and exptime <= self.now:
+                self._reclaimed[cls] += 1
+            elif self._u8[base + _MARKS] & _ACTIVE and rescues < _RESCUES:
+                self._u8[base + _MARKS] &= ~_ACTIVE
+                self._lru_unlink(tail, cls)
+                self._lru_link(tail, cls)
+                self._rescued[cls] += 1
+                rescues += 1
+                continue
+            else:
+                self._evicted[cls] += 1
+            self.unlink(tail)
+            ref = self._take_chunk(cls)
+            if ref:
+                return ref
+
+    def _move_page_to(self, cls: int) -> bool:
+        """Take a page from the class with the most pages (not ``cls``): drop every item
+        with a chunk on it, zero it, give it to ``cls``. False if no class has a page."""
+        victim = -1
+        most = 0
+        for c in range(self.class_count):
+            if c != cls and self._pages[c] > most:
+                most = self._pages[c]
+                victim = c
+        if victim < 0:
+            return False
+        page = -1
+        for p in range(self.pages_used):  # the victim's last page: it is likely the emptiest
+            if self._page_class[p] == victim:
+                page = p
+        start = (page + 1) * self.page_size
+        size = self._size[victim]
+        for k in range(self._perslab[victim]):
+            chunk = (start + k * size) >> 3
+            state = self._u8[chunk * 8 + _STATE]
+            if state == _ITEM:
+                self._evicted[victim] += 1
+                self.unlink(chunk)
+            elif state == _CHAIN:
+                head = self._u32[(chunk * 8 + _PREV) >> 2]
+                self._evicted[self._u8[head * 8 + _CLSID]] += 1
+                self.unlink(head)
+        # the page's free chunks leave the victim's free list
+        end = start + self.page_size
+        keep_head = 0
+        keep_tail = 0
+        kept = 0
+        ref = self._free_head[victim]
+        while ref:
+            nxt = self._u32[(ref * 8 + _NEXT) >> 2]
+            if not (start <= ref * 8 < end):
+                if keep_tail:
+                    self._u32[(keep_tail * 8 + _NEXT) >> 2] = ref
+                else:
+                    keep_head = ref
+                keep_tail = ref
+                kept += 1
+            ref = nxt
+        if keep_tail:
+            self._u32[(keep_tail * 8 + _NEXT) >> 2] = 0
+        self._free_head[victim] = keep_head
+        self._free_count[victim] = kept
+        if start <= self._cut[victim] < end:
+            self._cut[victim] = 0
+            self._cut_end[victim] = 0
+        self._pages[victim] -= 1
+        self._zero(start, self.page_size)
+        self._give_page(page, cls)
+        self.page_moves += 1
+        return True
+
+    def _zero(self, at: int, n: int) -> None:
+        if cython.compiled:
+            memset(cython.address(self._u8[0]) + at, 0, n)
+            return
+        self._u8[at : at + n] = bytes(n)
+
+    # ----- items ----------------------------------------------------------------------------------
+
+    def store(self, key: bytes, value: bytes, flags: int, exptime: int, cas: int, marks: int = 0) -> int:
+        """Link a new item under ``key`` (replacing any there): its ref, or 0 if it does not
+        fit in the arena at all (the old item is then gone too, as memcached drops it)."""
+        nkey = len(key)
+        nbytes = len(value)
+        h = key_hash(key)
+        old = self._find_hashed(key, h)
+        total = _HEADER + nkey + nbytes
+        chain_links = 0
+        if total <= self.chunk_max:
+            cls = self.class_for(total)
+        else:
+            cls = self.class_count - 1
+            chain_links = self.chunks_needed(nkey, nbytes) - 1
+            if chain_links + 1 > self.page_count * self._perslab[cls]:
+                if old:
+                    self.unlink(old)
+                return 0
+        if old:  # the old item goes first: its memory may be what the new one needs
+            self.unlink(old)
+        ref = self._alloc(cls)
+        if ref == 0:
+            return 0
+        base = ref * 8
+        self._u32[(base + _HASH) >> 2] = h
+        self._u64[(base + _CAS) >> 3] = cas
+        self._u32[(base + _EXPTIME) >> 2] = exptime
+        self._u32[(base + _FLAGS) >> 2] = flags
+        self._u32[(base + _NBYTES) >> 2] = nbytes
+        self._u32[(base + _ATIME) >> 2] = self.now
+        self._u32[(base + _MORE) >> 2] = 0
+        self._u8[base + _NKEY] = nkey
+        self._u8[base + _CLSID] = cls
+        self._u8[base + _MARKS] = marks
+        self._u8[base + _STATE] = _ITEM
+        self._write(base + _HEADER, key, 0, nkey)
+        if chain_links == 0:
+            self._write(base + _HEADER + nkey, value, 0, nbytes)
+        else:
+            # the head is linked (and indexed) before the links are taken, so an eviction made
+            # to find room for a link can never pick a half-built item: it is at the LRU head
+            first = self.chunk_max - _HEADER - nkey
+            self._write(base + _HEADER + nkey, value, 0, first)
+        self._lru_link(ref, cls)
+        self._index_add(ref)
+        self._items[cls] += 1
+        self.count += 1
+        self.bytes += nkey + nbytes
+        if chain_links and not self._fill_chain(ref, value, self.chunk_max - _HEADER - nkey, chain_links):
+            if self._u8[base + _STATE] == _ITEM and self._u32[(base + _HASH) >> 2] == h:
+                self.unlink(ref)  # (still ours: a link could not be had)
+            return 0
+        return ref
+
+    def _fill_chain(self, head: int, value: bytes, done: int, links: int) -> bool:
+        """Take and fill the continuation chunks of a linked head. False if the arena
+        cannot give them, or if finding room evicted the head itself (it is ACTIVE meanwhile,
+        so only when every other item of its class was too)."""
+        cls = self.class_count - 1
+        per_link = self.chunk_max - _HEADER
+        marks = self._u8[head * 8 + _MARKS]
+        last = 0
+        for _ in range(links):
+            self._u8[head * 8 + _MARKS] |= _ACTIVE  # not a victim for its own links
+            link = self._alloc(cls)
+            if link == 0:
+                return False
+            if self._u8[head * 8 + _STATE] != _ITEM or link == head:
+                self._free_chunk(link, cls)
+                return False
+            base = link * 8
+            self._u8[base + _STATE] = _CHAIN
+            self._u8[base + _CLSID] = cls
+            self._u32[(base + _PREV) >> 2] = head
+            self._u32[(base + _NEXT) >> 2] = 0
+            take = min(per_link, len(value) - done)
+            self._write(base + _HEADER, value, done, take)
+            done += take
+            if last:
+                self._u32[(last * 8 + _NEXT) >> 2] = link
+            else:
+                self._u32[(head * 8 + _MORE) >> 2] = link
+            last = link
+        self._u8[head * 8 + _MARKS] = marks
+        return True
+
+    def unlink(self, ref: int) -> None:
+        """Remove a linked item: out of the index and its LRU, its chunks freed."""
+        base = ref * 8
+        cls = self._u8[base + _CLSID]
+        self._index_remove(ref)
+        self._lru_unlink(ref, cls)
+        self._items[cls] -= 1
+        self.count -= 1
+        self.bytes -= self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
+        more = self._u32[(base + _MORE) >> 2]
+        self._free_chunk(ref, cls)
+        last = self.class_count - 1
+        while more:
+            nxt = self._u32[(more * 8 + _NEXT) >> 2]
+            self._free_chunk(more, last)
+            more = nxt
+
+    def flush(self) -> None:
+        """Drop every item (pages stay with their classes)."""
+        for cls in range(self.class_count):
+            while self._tail[cls]:
+                self.unlink(self._tail[cls])
+
+    def class_stats(self) -> list[dict[str, int]]:
+        """Per class with at least one page: what ``stats slabs`` and ``stats items`` need."""
+        out = []
+        for c in range(self.class_count):
+            if self._pages[c] == 0 and self._items[c] == 0:
+                continue
+            out.append({
+                "id": c + 1,
+                "chunk_size": self._size[c],
+                "chunks_per_page": self._perslab[c],
+                "total_pages": self._pages[c],
+                "total_chunks": self._pages[c] * self._perslab[c],
+                "used_chunks": self._chunks_used[c],
+                "free_chunks": self._free_count[c],
+                "number": self._items[c],
+                "evicted": self._evicted[c],
+                "reclaimed": self._reclaimed[c],
+                "rescued": self._rescued[c],
+            })
+        return out
+
+    def refs(self) -> list[int]:
+        """Every linked item's ref, most recently used first within each class."""
+        out = []
+        for c in range(self.class_count):
+            ref = self._head[c]
+            while ref:
+                out.append(ref)
+                ref = self._u32[(ref * 8 + _NEXT) >> 2]
+        return out

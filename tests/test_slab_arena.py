@@ -1,0 +1,205 @@
+"""The slab arena: class sizes as memcached's, the flat index, LRU eviction with second
+chances, chained large items, pages moving between classes. Runs compiled and interpreted."""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import socket
+import subprocess
+import zlib
+
+import pytest
+
+from kvshard import slab_arena
+from kvshard.slab_arena import HEADER, SlabArena, class_sizes, key_hash
+
+ACTIVE = 16
+PAGE = 1 << 20
+
+
+def _memcached_classes(*args: str) -> list[tuple[int, int]]:
+    """(chunk size, per slab) of every class a real memcached prints with -vv."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        ["memcached", "-vv", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0", *args],
+        stderr=subprocess.PIPE, text=True,
+    )
+    lines = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "slab class" in line:
+                lines.append(line)
+            elif lines:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    return [(int(m[1]), int(m[2])) for m in (re.search(r"chunk size\s+(\d+) perslab\s+(\d+)", x) for x in lines) if m]
+
+
+@pytest.mark.skipif(shutil.which("memcached") is None, reason="memcached not installed")
+@pytest.mark.parametrize("min_chunk,factor", [(48, 1.25), (32, 1.5), (100, 2.0)])
+def test_class_sizes_are_memcacheds(min_chunk: int, factor: float) -> None:
+    theirs = _memcached_classes("-n", str(min_chunk), "-f", str(factor))
+    assert theirs, "memcached -vv printed no slab classes"
+    ours = [(size, PAGE // size) for size in class_sizes(min_chunk, factor)]
+    assert ours == theirs
+
+
+def test_key_hash_is_fnv1a() -> None:
+    assert key_hash(b"") == 0x811C9DC5
+    assert key_hash(b"a") == 0xE40C292C  # published FNV-1a 32 test vectors
+    assert key_hash(b"foobar") == 0xBF9CF968
+
+
+def test_store_find_value_and_fields() -> None:
+    arena = SlabArena(4 * PAGE)
+    arena.now = 1000
+    ref = arena.store(b"key", b"value", 7, 2000, 42, 8)
+    assert ref and arena.find(b"key") == ref and arena.find(b"nope") == 0
+    assert arena.key(ref) == b"key" and arena.value(ref) == b"value"
+    assert (arena.flags(ref), arena.exptime(ref), arena.cas(ref), arena.marks(ref), arena.atime(ref)) == (7, 2000, 42, 8, 1000)
+    assert arena.clsid(ref) == arena.class_for(HEADER + 3 + 5) == 0
+    arena.set_cas(ref, 2**64 - 1)
+    arena.set_exptime(ref, 5)
+    arena.set_marks(ref, 24)
+    assert (arena.cas(ref), arena.exptime(ref), arena.marks(ref)) == (2**64 - 1, 5, 24)
+    again = arena.store(b"key", b"other value", 0, 0, 43)
+    assert arena.find(b"key") == again and arena.value(again) == b"other value" and arena.count == 1
+    arena.unlink(again)
+    assert arena.find(b"key") == 0 and arena.count == 0 and arena.bytes == 0
+
+
+def test_index_grows_incrementally_and_keeps_every_key() -> None:
+    """Far past the first index size, with deletes while the old array is being drained:
+    every live key is found at every step of the way, and no deleted one."""
+    arena = SlabArena(64 * PAGE)
+    live: dict[bytes, int] = {}
+    rng = random.Random(7)
+    for i in range(12000):
+        key = b"k%d" % i
+        live[key] = arena.store(key, b"%d" % i, 0, 0, i)
+        if i % 3 == 0:
+            victim = b"k%d" % rng.randrange(i + 1)
+            if victim in live:
+                arena.unlink(live.pop(victim))
+        if i % 997 == 0:
+            assert all(arena.find(k) == r for k, r in live.items())
+    assert arena.count == len(live)
+    assert all(arena.find(k) == r and arena.value(r) == k[1:] for k, r in live.items())
+    assert arena.find(b"k-1") == 0
+    assert sorted(arena.refs()) == sorted(live.values())
+
+
+def test_eviction_is_lru_with_a_second_chance_for_active_items() -> None:
+    arena = SlabArena(PAGE)  # one page: one class owns it
+    value = b"x" * 100
+    per_page = PAGE // class_sizes()[arena.class_for(HEADER + 6 + 100)]
+    refs = [arena.store(b"k%05d" % i, value, 0, 0, i) for i in range(per_page)]
+    assert all(refs) and arena.count == per_page
+    arena.set_marks(refs[0], ACTIVE)  # hit twice: active
+    arena.set_marks(refs[1], 8)  # hit once: only fetched
+    assert arena.store(b"new00", value + b"y", 0, 0, 1)  # same class, arena full
+    assert arena.find(b"k00000") == refs[0] and arena.marks(refs[0]) == 0  # rescued, mark spent
+    assert arena.find(b"k00001") == 0  # the least recent one that was not active went
+    stats = {s["id"]: s for s in arena.class_stats()}[arena.clsid(refs[0]) + 1]
+    assert (stats["evicted"], stats["rescued"], stats["number"]) == (1, 1, per_page)
+
+
+def test_expired_tail_items_are_reclaimed_not_evicted() -> None:
+    arena = SlabArena(PAGE)
+    arena.now = 100
+    per_page = PAGE // class_sizes()[0]
+    for i in range(per_page):
+        assert arena.store(b"k%05d" % i, b"v", 0, 50 if i < 3 else 0, i)
+    assert arena.store(b"fresh", b"v", 0, 0, 1)
+    stats = arena.class_stats()[0]
+    assert (stats["reclaimed"], stats["evicted"]) == (1, 0)
+    assert arena.find(b"k00000") == 0 and arena.find(b"k00001")
+
+
+def test_large_items_are_chained_across_chunks() -> None:
+    arena = SlabArena(8 * PAGE)
+    big = random.Random(1).randbytes(1_000_000)
+    assert arena.chunks_needed(3, len(big)) == 2  # 512 KiB chunks: the head and one link
+    ref = arena.store(b"big", big, 1, 0, 9)
+    assert ref and arena.value(ref) == big and arena.nbytes(ref) == len(big)
+    used = sum(s["used_chunks"] for s in arena.class_stats())
+    assert used == 2
+    three = big + big[:200_000]
+    ref3 = arena.store(b"big3", three, 0, 0, 10)
+    assert arena.value(ref3) == three and arena.value(arena.find(b"big")) == big
+    arena.unlink(ref3)
+    arena.unlink(arena.find(b"big"))
+    assert sum(s["used_chunks"] for s in arena.class_stats()) == 0
+    assert arena.store(b"huge", bytes(9 * PAGE), 0, 0, 1) == 0  # larger than the arena
+
+
+def test_a_class_without_pages_takes_one_from_another() -> None:
+    """All memory went to small items; large ones still get stored (a page moves over and
+    its items are dropped), and small items still live are intact."""
+    arena = SlabArena(4 * PAGE)
+    small = [arena.store(b"s%06d" % i, b"v" * 10, 0, 0, i) for i in range(4 * (PAGE // 96))]
+    assert all(small) and arena.pages_used == 4
+    value = b"L" * 5000
+    for i in range(20):
+        assert arena.store(b"large%d" % i, value, 0, 0, i)
+    assert arena.page_moves >= 1
+    assert all(arena.value(arena.find(b"large%d" % i)) == value for i in range(20))
+    survivors = [i for i in range(len(small)) if arena.find(b"s%06d" % i)]
+    assert len(survivors) == arena.count - 20 and len(survivors) >= 3 * (PAGE // 96)
+    assert all(arena.value(arena.find(b"s%06d" % i)) == b"v" * 10 for i in survivors)
+
+
+def test_random_operations_never_serve_a_wrong_value() -> None:
+    """A model dict beside a small arena under random sets (sizes from 1 byte to 700 KB),
+    deletes and flushes: an item may be gone (evicted), never different; the counts add
+    up."""
+    rng = random.Random(11)
+    arena = SlabArena(6 * PAGE)
+    model: dict[bytes, bytes] = {}
+    for step in range(3000):
+        key = b"key%d" % rng.randrange(400)
+        roll = rng.random()
+        if roll < 0.7:
+            size = rng.choice((1, 10, 100, 1000, 20_000, 300_000, 700_000)) + rng.randrange(50)
+            value = (b"%d:" % step) * (size // 6 + 1)
+            if arena.store(key, value[:size], step, 0, step):
+                model[key] = value[:size]
+            else:
+                model.pop(key, None)
+        elif roll < 0.9:
+            ref = arena.find(key)
+            if ref:
+                arena.unlink(ref)
+            model.pop(key, None)
+        elif roll < 0.901:
+            arena.flush()
+            model.clear()
+        ref = arena.find(key)
+        if ref:
+            assert arena.value(ref) == model[key] and arena.key(ref) == key
+        for gone in [k for k in model if not arena.find(k)]:
+            del model[gone]  # evicted
+        assert arena.count == len(model)
+    stats = arena.class_stats()
+    assert arena.page_moves > 0 and sum(s["evicted"] for s in stats) > 0  # both were exercised
+    assert sum(s["number"] for s in stats) == arena.count
+    assert arena.bytes == sum(len(k) + len(v) for k, v in model.items())
+    for s in stats:
+        assert s["used_chunks"] + s["free_chunks"] <= s["total_chunks"]
+    assert all(zlib.crc32(arena.value(arena.find(k))) == zlib.crc32(v) for k, v in model.items())
+
+
+def test_compiled_when_built() -> None:
+    """With the extension built (and KVSHARD_NO_EXTENSIONS unset) this is the C module."""
+    from framework.extensions import extensions_disabled
+    if extensions_disabled():
+        assert slab_arena.__file__.endswith(".py")
+    else:
+        assert not slab_arena.__file__.endswith(".py")

@@ -3,7 +3,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memcmp, memset
 
-cdef size_t _PREV, _NEXT, _CAS, _EXPTIME, _FLAGS, _NBYTES, _ATIME, _HASH, _MORE
+cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _FLAGS, _NBYTES, _ATIME, _HASH, _MORE
 cdef size_t _NKEY, _CLSID, _MARKS, _STATE, _HEADER, _INDEX_START
 cdef Py_ssize_t _RESCUES, _MIGRATE_STEP
 cdef unsigned char _FREE, _ITEM, _CHAIN, _ACTIVE
@@ -20,12 +20,14 @@ cdef class SlabArena:
     cdef unsigned char[::1] _u8
     cdef unsigned int[::1] _u32
     cdef unsigned long long[::1] _u64
+    cdef double[::1] _f64
     cdef long long[::1] _size, _perslab, _pages, _free_head, _free_count, _cut, _cut_end
     cdef long long[::1] _head, _tail, _items, _chunks_used, _evicted, _reclaimed, _rescued
     cdef unsigned char[::1] _page_class
     cdef public Py_ssize_t pages_used, page_moves, count, bytes
-    cdef public unsigned int now
-    cdef Py_ssize_t _cap, _used_slots, _old_cap, _old_used, _migrate
+    cdef public double now
+    cdef public long long evictions, reclaims
+    cdef Py_ssize_t _page_room, _cap, _used_slots, _old_cap, _old_used, _migrate
     cdef unsigned int[::1] _slots, _old
 
     @cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t)
@@ -33,8 +35,8 @@ cdef class SlabArena:
     cpdef Py_ssize_t chunks_needed(self, Py_ssize_t nkey, Py_ssize_t nbytes)
     cpdef unsigned long long cas(self, size_t ref)
     cpdef void set_cas(self, size_t ref, unsigned long long cas)
-    cpdef unsigned int exptime(self, size_t ref)
-    cpdef void set_exptime(self, size_t ref, unsigned int exptime)
+    cpdef double expire_at(self, size_t ref)
+    cpdef void set_expire_at(self, size_t ref, double expire_at)
     cpdef unsigned int flags(self, size_t ref)
     cpdef unsigned int nbytes(self, size_t ref)
     cpdef unsigned int atime(self, size_t ref)
@@ -79,20 +81,24 @@ cdef class SlabArena:
     cdef Py_ssize_t _first_free_page(self)
     @cython.locals(start=size_t)
     cdef int _give_page(self, Py_ssize_t page, size_t cls) except -1
-    @cython.locals(ref=size_t, rescues=Py_ssize_t, tail=size_t, base=size_t, exptime=cython.uint)
+    @cython.locals(ref=size_t, rescues=Py_ssize_t, tail=size_t, base=size_t, expire_at=cython.double)
     cdef size_t _alloc(self, size_t cls) except? 0
-    @cython.locals(victim=Py_ssize_t, most=cython.longlong, c=Py_ssize_t, page=Py_ssize_t, p=Py_ssize_t,
+    @cython.locals(victim=Py_ssize_t, most=cython.longlong, c=Py_ssize_t)
+    cdef bint _move_page_to(self, size_t cls) except -1
+    @cython.locals(page=Py_ssize_t, p=Py_ssize_t,
                    start=size_t, size=size_t, k=Py_ssize_t, chunk=size_t, state=cython.uchar,
                    head=size_t, end=size_t, keep_head=size_t, keep_tail=size_t, kept=Py_ssize_t,
                    ref=size_t, nxt=size_t)
-    cdef bint _move_page_to(self, size_t cls) except -1
+    cpdef bint move_page(self, Py_ssize_t victim, Py_ssize_t cls) except -1
     cdef void _zero(self, size_t at, size_t n)
     @cython.locals(nkey=size_t, nbytes=size_t, h=cython.uint, old=size_t, total=size_t,
                    chain_links=Py_ssize_t, cls=size_t, ref=size_t, base=size_t, first=size_t)
-    cpdef size_t store(self, bytes key, bytes value, unsigned int flags, unsigned int exptime,
+    cpdef size_t store(self, bytes key, bytes value, unsigned int flags, double expire_at,
                        unsigned long long cas, unsigned int marks=*) except? 0
     @cython.locals(cls=size_t, per_link=size_t, marks=cython.uchar, last=size_t, link=size_t,
                    base=size_t, take=size_t)
     cdef bint _fill_chain(self, size_t head, bytes value, size_t done, Py_ssize_t links) except -1
+    @cython.locals(base=size_t)
+    cpdef rewrite(self, size_t ref, bytes value)
     @cython.locals(base=size_t, cls=size_t, more=size_t, last=size_t, nxt=size_t)
     cpdef unlink(self, size_t ref)

@@ -16,8 +16,7 @@ An item's chunk::
     off  0  u32 prev      LRU neighbour towards the head (more recent); chain chunk: its head
     off  4  u32 next      LRU neighbour towards the tail; free chunk: next free; chain: next link
     off  8  u64 cas
-    off 16  u32 exptime   absolute Unix second, 0 = never
-    off 20  u32 flags     the client's flags
+    off 16  f64 expire_at absolute Unix time, 0 = never
     off 24  u32 nbytes    value length
     off 28  u32 atime     Unix second of the store or last hit that counted
     off 32  u32 hash      FNV-1a of the key (the index's probe sequence starts from it)
@@ -26,17 +25,17 @@ An item's chunk::
     off 41  u8  clsid
     off 42  u8  marks     the cache's marks (FETCHED, ACTIVE, ...), opaque here
     off 43  u8  state     FREE 0, ITEM 1 (a linked head), CHAIN 2 (a continuation chunk)
-    off 44  u32 (spare)
+    off 44  u32 flags     the client's flags
     off 48  key, then the value (a chain chunk's data starts at 48 too)
 
 Allocation, for a class: the class's free list (freed chunks), else the next uncut chunk of its
-newest page, else a fresh page while the arena has one, else eviction from the tail of the
-class's LRU. The tail item is taken unless it is ACTIVE, which gets a second chance (moved to
+newest page, else a fresh page while the arena has one (a class's first page is granted even
+past the limit, as memcached grants it, so any item up to the largest size can be stored),
+else eviction from the tail of the class's LRU. The tail item is taken unless it is ACTIVE, which gets a second chance (moved to
 the head with ACTIVE cleared, at most ``MAX_RESCUES`` per allocation), as memcached's
-segmented LRU does with active items; an expired tail item is reclaimed first. A class with
-no item to evict (all memory went to other classes) takes a page from the class with the most
-pages: every item with a chunk on that page is dropped and the page is zeroed and handed over
-(memcached's slab rebalancer does this in the background; here it happens on demand).
+segmented LRU does with active items; an expired tail item is reclaimed first. Pages move
+between classes only through :meth:`SlabArena.move_page` (memcached's ``slabs reassign``):
+every item with a chunk on the page is dropped and the page is zeroed and handed over.
 
 The index is open addressing with linear probing over a flat array of refs; the item's stored
 hash decides its home slot, the key is compared in the arena. Deletion shifts the following
@@ -81,8 +80,7 @@ _RESCUES: Final = MAX_RESCUES
 _PREV: Final = 0
 _NEXT: Final = 4
 _CAS: Final = 8
-_EXPTIME: Final = 16
-_FLAGS: Final = 20
+_EXPIRE_AT: Final = 16
 _NBYTES: Final = 24
 _ATIME: Final = 28
 _HASH: Final = 32
@@ -91,6 +89,7 @@ _NKEY: Final = 40
 _CLSID: Final = 41
 _MARKS: Final = 42
 _STATE: Final = 43
+_FLAGS: Final = 44
 
 
 def class_sizes(min_chunk: int = 48, factor: float = 1.25, page_size: int = PAGE_SIZE) -> list[int]:
@@ -143,11 +142,13 @@ class SlabArena:
         self.limit = limit
         # page p spans [(p + 1) * page_size, (p + 2) * page_size): offset 0 stays unused so
         # that ref 0 means "none"
-        self._map = mmap.mmap(-1, (self.page_count + 1) * page_size)
+        self._page_room = self.page_count + len(self.sizes)  # pages the mapping can hold
+        self._map = mmap.mmap(-1, (self._page_room + 1) * page_size)
         view = memoryview(self._map)
         self._u8 = view
         self._u32 = view.cast("I")
         self._u64 = view.cast("Q")
+        self._f64 = view.cast("d")
         n = len(self.sizes)
         self.class_count = n
         self._size = _i64_array(n)
@@ -167,12 +168,14 @@ class SlabArena:
         self._evicted = _i64_array(n)
         self._reclaimed = _i64_array(n)
         self._rescued = _i64_array(n)
-        self._page_class = memoryview(bytearray(self.page_count)).cast("B")
+        self._page_class = memoryview(bytearray(self._page_room)).cast("B")
         self.pages_used = 0
         self.page_moves = 0
         self.count = 0
-        self.bytes = 0  # key + value bytes of the linked items (memcached's "bytes" counts more)
-        self.now = 0  # the cache sets this: the Unix second, for expiry at the tail and atime
+        self.bytes = 0  # header + key + value of the linked items (memcached's "bytes")
+        self.now = 0.0  # the cache sets this: the Unix time, for expiry at the tail and atime
+        self.evictions = 0
+        self.reclaims = 0
         self._cap = _INDEX_START
         self._slots = _u32_array(self._cap)
         self._used_slots = 0
@@ -211,11 +214,11 @@ class SlabArena:
     def set_cas(self, ref: int, cas: int) -> None:
         self._u64[(ref * 8 + _CAS) >> 3] = cas
 
-    def exptime(self, ref: int) -> int:
-        return self._u32[(ref * 8 + _EXPTIME) >> 2]
+    def expire_at(self, ref: int) -> float:
+        return self._f64[(ref * 8 + _EXPIRE_AT) >> 3]
 
-    def set_exptime(self, ref: int, exptime: int) -> None:
-        self._u32[(ref * 8 + _EXPTIME) >> 2] = exptime
+    def set_expire_at(self, ref: int, expire_at: float) -> None:
+        self._f64[(ref * 8 + _EXPIRE_AT) >> 3] = expire_at
 
     def flags(self, ref: int) -> int:
         return self._u32[(ref * 8 + _FLAGS) >> 2]
@@ -447,8 +450,8 @@ class SlabArena:
             self._free_count[cls] -= 1
         else:
             if self._cut[cls] == 0 or self._cut[cls] + self._size[cls] > self._cut_end[cls]:
-                if self.pages_used >= self.page_count:
-                    return 0
+                if self.pages_used >= self.page_count and (self._pages[cls] > 0 or self.pages_used >= self._page_room):
+                    return 0  # (a class's first page is granted past the limit, as memcached does)
                 self._give_page(self._first_free_page(), cls)
             at = self._cut[cls]
             self._cut[cls] = at + self._size[cls]
@@ -484,9 +487,10 @@ class SlabArena:
                     return ref
                 continue
             base = tail * 8
-            exptime = self._u32[(base + _EXPTIME) >> 2]
-            if exptime and exptime <= self.now:
+            expire_at = self._f64[(base + _EXPIRE_AT) >> 3]
+            if expire_at and expire_at <= self.now:
                 self._reclaimed[cls] += 1
+                self.reclaims += 1
             elif self._u8[base + _MARKS] & _ACTIVE and rescues < _RESCUES:
                 self._u8[base + _MARKS] &= ~_ACTIVE
                 self._lru_unlink(tail, cls)
@@ -496,21 +500,31 @@ class SlabArena:
                 continue
             else:
                 self._evicted[cls] += 1
+                self.evictions += 1
             self.unlink(tail)
             ref = self._take_chunk(cls)
             if ref:
                 return ref
 
     def _move_page_to(self, cls: int) -> bool:
-        """Take a page from the class with the most pages (not ``cls``): drop every item
-        with a chunk on it, zero it, give it to ``cls``. False if no class has a page."""
+        """Give ``cls`` a page of the class with the most pages. False if no other class
+        has one."""
         victim = -1
         most = 0
         for c in range(self.class_count):
             if c != cls and self._pages[c] > most:
                 most = self._pages[c]
                 victim = c
-        if victim < 0:
+        return victim >= 0 and self.move_page(victim, cls)
+
+    def move_page(self, victim: int, cls: int) -> bool:
+        """Take a page of class ``victim`` (its newest): drop every item with a chunk on it,
+        zero it, give it to class ``cls``. False if ``victim`` has no page. (memcached's
+        ``slabs reassign``; an allocation also does it when its class has nothing to
+        evict and no page can be had.)"""
+        if victim == cls or not 0 <= victim < self.class_count or not 0 <= cls < self.class_count:
+            raise ValueError("two different classes are needed")
+        if self._pages[victim] == 0:
             return False
         page = -1
         for p in range(self.pages_used):  # the victim's last page: it is likely the emptiest
@@ -523,10 +537,12 @@ class SlabArena:
             state = self._u8[chunk * 8 + _STATE]
             if state == _ITEM:
                 self._evicted[victim] += 1
+                self.evictions += 1
                 self.unlink(chunk)
             elif state == _CHAIN:
                 head = self._u32[(chunk * 8 + _PREV) >> 2]
                 self._evicted[self._u8[head * 8 + _CLSID]] += 1
+                self.evictions += 1
                 self.unlink(head)
         # the page's free chunks leave the victim's free list
         end = start + self.page_size
@@ -565,7 +581,7 @@ class SlabArena:
 
     # ----- items ----------------------------------------------------------------------------------
 
-    def store(self, key: bytes, value: bytes, flags: int, exptime: int, cas: int, marks: int = 0) -> int:
+    def store(self, key: bytes, value: bytes, flags: int, expire_at: float, cas: int, marks: int = 0) -> int:
         """Link a new item under ``key`` (replacing any there): its ref, or 0 if it does not
         fit in the arena at all (the old item is then gone too, as memcached drops it)."""
         nkey = len(key)
@@ -591,10 +607,10 @@ class SlabArena:
         base = ref * 8
         self._u32[(base + _HASH) >> 2] = h
         self._u64[(base + _CAS) >> 3] = cas
-        self._u32[(base + _EXPTIME) >> 2] = exptime
+        self._f64[(base + _EXPIRE_AT) >> 3] = expire_at
         self._u32[(base + _FLAGS) >> 2] = flags
         self._u32[(base + _NBYTES) >> 2] = nbytes
-        self._u32[(base + _ATIME) >> 2] = self.now
+        self._u32[(base + _ATIME) >> 2] = int(self.now)
         self._u32[(base + _MORE) >> 2] = 0
         self._u8[base + _NKEY] = nkey
         self._u8[base + _CLSID] = cls
@@ -612,7 +628,7 @@ class SlabArena:
         self._index_add(ref)
         self._items[cls] += 1
         self.count += 1
-        self.bytes += nkey + nbytes
+        self.bytes += _HEADER + nkey + nbytes
         if chain_links and not self._fill_chain(ref, value, self.chunk_max - _HEADER - nkey, chain_links):
             if self._u8[base + _STATE] == _ITEM and self._u32[(base + _HASH) >> 2] == h:
                 self.unlink(ref)  # (still ours: a link could not be had)
@@ -651,6 +667,13 @@ class SlabArena:
         self._u8[head * 8 + _MARKS] = marks
         return True
 
+    def rewrite(self, ref: int, value: bytes) -> None:
+        """Overwrite a one-chunk item's value with one of the same length (incr/decr)."""
+        base = ref * 8
+        if self._u32[(base + _NBYTES) >> 2] != len(value) or self._u32[(base + _MORE) >> 2]:
+            raise ValueError("rewrite needs a value of the same length in one chunk")
+        self._write(base + _HEADER + self._u8[base + _NKEY], value, 0, len(value))
+
     def unlink(self, ref: int) -> None:
         """Remove a linked item: out of the index and its LRU, its chunks freed."""
         base = ref * 8
@@ -659,7 +682,7 @@ class SlabArena:
         self._lru_unlink(ref, cls)
         self._items[cls] -= 1
         self.count -= 1
-        self.bytes -= self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
+        self.bytes -= _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
         more = self._u32[(base + _MORE) >> 2]
         self._free_chunk(ref, cls)
         last = self.class_count - 1

@@ -63,16 +63,21 @@ def test_store_find_value_and_fields() -> None:
     ref = arena.store(b"key", b"value", 7, 2000, 42, 8)
     assert ref and arena.find(b"key") == ref and arena.find(b"nope") == 0
     assert arena.key(ref) == b"key" and arena.value(ref) == b"value"
-    assert (arena.flags(ref), arena.exptime(ref), arena.cas(ref), arena.marks(ref), arena.atime(ref)) == (7, 2000, 42, 8, 1000)
+    assert (arena.flags(ref), arena.expire_at(ref), arena.cas(ref), arena.marks(ref), arena.atime(ref)) == (7, 2000, 42, 8, 1000)
     assert arena.clsid(ref) == arena.class_for(HEADER + 3 + 5) == 0
     arena.set_cas(ref, 2**64 - 1)
-    arena.set_exptime(ref, 5)
+    arena.set_expire_at(ref, 5.5)
     arena.set_marks(ref, 24)
-    assert (arena.cas(ref), arena.exptime(ref), arena.marks(ref)) == (2**64 - 1, 5, 24)
+    assert (arena.cas(ref), arena.expire_at(ref), arena.marks(ref)) == (2**64 - 1, 5.5, 24)
+    with pytest.raises(ValueError):
+        arena.rewrite(ref, b"too long")
+    arena.rewrite(ref, b"VALUE")
+    assert arena.value(ref) == b"VALUE"
     again = arena.store(b"key", b"other value", 0, 0, 43)
     assert arena.find(b"key") == again and arena.value(again) == b"other value" and arena.count == 1
     arena.unlink(again)
     assert arena.find(b"key") == 0 and arena.count == 0 and arena.bytes == 0
+    assert arena.store(b"k2", b"v", 0, 0, 1) and arena.bytes == HEADER + 3
 
 
 def test_index_grows_incrementally_and_keeps_every_key() -> None:
@@ -140,25 +145,41 @@ def test_large_items_are_chained_across_chunks() -> None:
     assert arena.store(b"huge", bytes(9 * PAGE), 0, 0, 1) == 0  # larger than the arena
 
 
-def test_a_class_without_pages_takes_one_from_another() -> None:
-    """All memory went to small items; large ones still get stored (a page moves over and
-    its items are dropped), and small items still live are intact."""
+def test_a_page_moves_between_classes() -> None:
+    """All memory went to small items; a page moved to the large class drops the small
+    items on it (only those) and serves large ones; the class then evicts within itself."""
     arena = SlabArena(4 * PAGE)
     small = [arena.store(b"s%06d" % i, b"v" * 10, 0, 0, i) for i in range(4 * (PAGE // 96))]
     assert all(small) and arena.pages_used == 4
-    value = b"L" * 5000
-    for i in range(20):
-        assert arena.store(b"large%d" % i, value, 0, 0, i)
-    assert arena.page_moves >= 1
-    assert all(arena.value(arena.find(b"large%d" % i)) == value for i in range(20))
+    small_class = arena.clsid(small[0])
+    large_class = arena.class_for(HEADER + 8 + 5000)
+    assert not arena.move_page(large_class, small_class)  # it has no page to give
+    assert arena.move_page(small_class, large_class)
+    assert arena.page_moves == 1 and arena.pages_used == 4
     survivors = [i for i in range(len(small)) if arena.find(b"s%06d" % i)]
-    assert len(survivors) == arena.count - 20 and len(survivors) >= 3 * (PAGE // 96)
+    assert survivors == list(range(3 * (PAGE // 96)))  # the newest page went
     assert all(arena.value(arena.find(b"s%06d" % i)) == b"v" * 10 for i in survivors)
+    value = b"L" * 5000
+    per_page = PAGE // class_sizes()[large_class]
+    for i in range(per_page + 20):
+        assert arena.store(b"large%03d" % i, value, 0, 0, i)
+    assert arena.pages_used == 4  # no page past the limit: the class had one
+    assert [arena.find(b"large%03d" % i) != 0 for i in range(per_page + 20)] == [i >= 20 for i in range(per_page + 20)]
+    assert arena.count == len(survivors) + per_page
+    with pytest.raises(ValueError):
+        arena.move_page(1, 1)
+
+
+def test_a_class_first_page_is_granted_past_the_limit() -> None:
+    arena = SlabArena(PAGE)
+    assert arena.store(b"small", b"v", 0, 0, 1) and arena.pages_used == 1
+    assert arena.store(b"large", b"L" * 5000, 0, 0, 2) and arena.pages_used == 2
+    assert arena.value(arena.find(b"small")) == b"v"
 
 
 def test_random_operations_never_serve_a_wrong_value() -> None:
     """A model dict beside a small arena under random sets (sizes from 1 byte to 700 KB),
-    deletes and flushes: an item may be gone (evicted), never different; the counts add
+    deletes, flushes and page moves: an item may be gone (evicted), never different; the counts add
     up."""
     rng = random.Random(11)
     arena = SlabArena(6 * PAGE)
@@ -181,6 +202,10 @@ def test_random_operations_never_serve_a_wrong_value() -> None:
         elif roll < 0.901:
             arena.flush()
             model.clear()
+        elif roll < 0.93:
+            owners = [st["id"] - 1 for st in arena.class_stats() if st["total_pages"]]
+            src = rng.choice(owners)
+            arena.move_page(src, rng.choice([c for c in range(arena.class_count) if c != src]))
         ref = arena.find(key)
         if ref:
             assert arena.value(ref) == model[key] and arena.key(ref) == key
@@ -190,7 +215,7 @@ def test_random_operations_never_serve_a_wrong_value() -> None:
     stats = arena.class_stats()
     assert arena.page_moves > 0 and sum(s["evicted"] for s in stats) > 0  # both were exercised
     assert sum(s["number"] for s in stats) == arena.count
-    assert arena.bytes == sum(len(k) + len(v) for k, v in model.items())
+    assert arena.bytes == sum(HEADER + len(k) + len(v) for k, v in model.items())
     for s in stats:
         assert s["used_chunks"] + s["free_chunks"] <= s["total_chunks"]
     assert all(zlib.crc32(arena.value(arena.find(k))) == zlib.crc32(v) for k, v in model.items())

@@ -2,32 +2,42 @@
 cimport cython
 from kvshard.counters cimport CacheCounters
 from kvshard.protocol.ascii cimport value_line
+from kvshard.slab_arena cimport SlabArena
 
 cpdef tuple render(bytes key, object flags, bytes value)
 
 cdef class Cache:
     cdef public Py_ssize_t limit
-    cdef public object _items
+    cdef SlabArena _arena
     cdef public list _expiries
     cdef public object _clock
     cdef public long long _cas_counter
     cdef public long long _shard_id
     cdef public long long _shard_count
-    cdef public Py_ssize_t used
     cdef public CacheCounters stats
-    cdef object _lookup
-    cdef object _to_end
+    cdef long long _evictions_seen, _reclaims_seen
     cdef public object _second
     cdef public object active_horizon
     cdef object __weakref__
 
-    @cython.locals(size=Py_ssize_t, block=bytes, header_len=Py_ssize_t, rescues=Py_ssize_t, victim_marks=long)
+    @cython.locals(ref=size_t)
     cpdef _put(self, key, value, flags, expire_at, cas=*, marks=*)
-    cpdef get(self, key)
-    cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1
-    cpdef double expire_at(self, long long exptime) except? -1
+    @cython.locals(flags=cython.uint, value=bytes, block=bytes)
+    cdef tuple _item(self, size_t ref, bytes key)
+    @cython.locals(ref=size_t, expire_at=cython.double)
+    cpdef size_t _live_ref(self, key) except? 0
+    @cython.locals(ref=size_t)
     cpdef _live(self, key)
     cpdef _remove(self, key, tuple item)
-    cpdef _record_hit(self, key, tuple item)
+    @cython.locals(marks=cython.uint)
+    cdef int _hit(self, size_t ref) except -1
+    @cython.locals(ref=size_t)
+    cpdef get(self, key)
+    @cython.locals(ref=size_t)
+    cpdef get_block(self, key)
+    @cython.locals(ref=size_t, expire_at=cython.double)
+    cdef size_t _get_ref(self, key) except? 0
+    cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1
+    cpdef double expire_at(self, long long exptime) except? -1
     cpdef now_second(self)
     cpdef _next_cas(self)

@@ -3,20 +3,21 @@
 Theory of operation
 -------------------
 Each shard owns one :class:`Cache`; only that shard's thread touches it, so there are no locks.
-Items live in an ``OrderedDict`` in the order they were stored (a store moves the key to the
-end). As in memcached's segmented LRU, a hit does not move an item: it only marks it (see
-``marks`` below). Eviction pops from the front, and an item found there that is ACTIVE (hit
-at least twice) gets a second chance: its ACTIVE mark is cleared and it goes to the end, as
-memcached moves an active item from the COLD tail to WARM instead of evicting it. So a scan of
-keys read once pushes out other keys read once, not the ones in steady use, and a hit costs
-no relinking. At most :data:`_MAX_RESCUES` items are moved per store, then the front item goes
-whatever its marks (memcached likewise looks at a bounded number of tail items).
+Items live in a :class:`~kvshard.slab_arena.SlabArena`: chunks of an mmap carved into slab
+classes, a flat index, one LRU per class, no Python object per item. The arena evicts: as in
+memcached's segmented LRU, a hit does not move an item, it only marks it (see ``marks``
+below), and an item that reaches the tail of its class ACTIVE (hit at least twice) gets a
+second chance (moved to the head, ACTIVE cleared) as memcached moves an active item from COLD
+to WARM instead of evicting it. So a scan of keys read once pushes out other keys read once,
+not the ones in steady use, and a hit costs no relinking.
 
-An item is the tuple ``(block, flags, expire_at, cas, header_len, seen, marks)``:
-  * ``block`` is the item already rendered as the ASCII protocol's answer to ``get``,
-    ``VALUE <key> <flags> <bytes>\r\n<data>\r\n``, so the most common reply needs no
-    formatting and no copy; the data is ``block[header_len:-2]`` (:func:`item_value`), which
-    the commands that change a value (append, incr, ...) and other protocols slice out;
+The cache hands items to the protocol layers as the tuple
+``(block, flags, expire_at, cas, header_len, seen, marks)``, built from the arena on each
+access (:meth:`Cache.get_block` skips the tuple for the commonest reply):
+  * ``block`` is the item rendered as the ASCII protocol's answer to ``get``,
+    ``VALUE <key> <flags> <bytes>\r\n<data>\r\n``; the data is ``block[header_len:-2]``
+    (:func:`item_value`), which the commands that change a value (append, incr, ...) and
+    other protocols slice out;
   * ``expire_at`` is 0 (never) or an absolute Unix time (float). memcached's rules turn the
     protocol's exptime into it (:meth:`Cache.expire_at`): 0 never, negative already expired,
     up to 30 days relative to now, larger an absolute Unix time.
@@ -29,15 +30,11 @@ An item is the tuple ``(block, flags, expire_at, cas, header_len, seen, marks)``
     ACTIVE and sets ``seen`` to now; an active item's ``seen`` is refreshed at most once a
     minute (memcached's LRU maintainer clears ACTIVE now and then; this is its stand-in).
     A hit checks one mark and one time against :attr:`Cache.active_horizon` (moved by
-    :meth:`Cache.reclaim`, every second) before doing any of that. ``seen`` objects are
-    shared by every item of the same second, so the two fields cost 16 bytes an item.
+    :meth:`Cache.reclaim`, every second) before doing any of that.
 
-Memory: every item is charged ``len(key) + len(block) + ITEM_OVERHEAD`` against ``limit``
-(the shard's share of ``-m``). ``ITEM_OVERHEAD`` is what CPython really spends per item beyond
-the key and value bytes (two bytes objects' headers, the tuple, the CAS int, the ordered-dict
-entry and node), measured and rounded up, so the process RSS follows ``-m``. A store that
-would pass the limit first evicts least recently used items; an item larger than the whole
-limit is refused (``SERVER_ERROR out of memory storing object``).
+Memory: ``limit`` (the shard's share of ``-m``) is the arena's size in pages; ``used`` is
+memcached's ``bytes``, header + key + value of every item. An item that cannot fit in the
+arena at all is refused (``SERVER_ERROR out of memory storing object``).
 
 Expiry is lazy (an expired item found by a command is removed then) plus a periodic reclaim
 (:meth:`Cache.reclaim`) driven by a heap of (expire_at, key) for items that have an expiry.
@@ -54,24 +51,22 @@ import heapq
 import math
 import re
 import time
-from collections import OrderedDict
 from typing import Callable, Final
 
 from .counters import CacheCounters
 from .protocol.ascii import value_line
+from .slab_arena import PAGE_SIZE, SlabArena
 
 __all__ = [
     "Cache",
     "Item",
     "item_value",
     "render",
-    "ITEM_OVERHEAD",
     "RELATIVE_EXPTIME_LIMIT",
     "FETCHED", "ACTIVE", "STALE", "WIN_SENT", "BINARY_KEY",
     "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "NO_MEMORY", "NON_NUMERIC",
 ]
 
-ITEM_OVERHEAD: Final = 336
 RELATIVE_EXPTIME_LIMIT: Final = 60 * 60 * 24 * 30
 _UINT64: Final = 1 << 64
 
@@ -95,7 +90,6 @@ BINARY_KEY: Final = 4  # stored by a meta command with a base64 key (k answers i
 FETCHED: Final = 8     # hit at least once
 ACTIVE: Final = 16     # hit again since: the highest mark, so "marks < ACTIVE" = not active
 _ACTIVE_REFRESH: Final = 60  # seconds between refreshes of an active item's ``seen``
-_MAX_RESCUES: Final = 50  # active items given a second chance per store, at most
 
 Item = tuple[bytes, int, float, int, int, int, int]
 
@@ -133,19 +127,20 @@ class Cache:
         shard_id: int = 0,
         shard_count: int = 1,
         clock: Callable[[], float] = time.time,
+        page_size: int = PAGE_SIZE,
+        min_chunk: int = 48,
+        growth_factor: float = 1.25,
     ) -> None:
         self.limit = limit
-        self._items: OrderedDict[bytes, Item] = OrderedDict()
+        self._arena = SlabArena(limit, min_chunk, growth_factor, page_size)
         self._expiries: list[tuple[float, bytes]] = []
         self._clock = clock
         self._cas_counter = 0
         self._shard_id = shard_id
         self._shard_count = shard_count
-        self.used = 0
         self.stats = CacheCounters()
-        # bound once: a call through these skips the method lookup by name on every request
-        self._lookup = self._items.get
-        self._to_end = self._items.move_to_end
+        self._evictions_seen = 0
+        self._reclaims_seen = 0
         self._second = int(clock())
         # a hit on an item that is not ACTIVE, or whose ``seen`` is older than this, updates it
         self.active_horizon = self._second - _ACTIVE_REFRESH
@@ -153,7 +148,16 @@ class Cache:
     # ----- helpers ---------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._arena.count
+
+    @property
+    def used(self) -> int:
+        """memcached's ``bytes``: header + key + value of every item."""
+        return self._arena.bytes
+
+    @property
+    def arena(self) -> SlabArena:
+        return self._arena
 
     def expire_at(self, exptime: int) -> float:
         """The protocol's exptime as an absolute time (0 = never)."""
@@ -166,7 +170,7 @@ class Cache:
         return float(exptime)
 
     def now_second(self) -> int:
-        """The current Unix second (one shared int object per second, for ``seen``)."""
+        """The current Unix second."""
         now = int(self._clock())
         if now != self._second:
             self._second = now
@@ -181,72 +185,96 @@ class Cache:
         self._cas_counter += 1
         return self._cas_counter * self._shard_count + self._shard_id
 
+    def _item(self, ref: int, key: bytes) -> Item:
+        """The item at ``ref`` as the protocol layers take it."""
+        arena = self._arena
+        flags = arena.flags(ref)
+        value = arena.value(ref)
+        block = value_line(key, flags, value, None)
+        return (block, flags, arena.expire_at(ref), arena.cas(ref), len(block) - len(value) - 2,
+                arena.atime(ref), arena.marks(ref))
+
+    def _live_ref(self, key: bytes) -> int:
+        """The ref of the live item under ``key`` (an expired one is removed), or 0."""
+        arena = self._arena
+        ref = arena.find(key)
+        if ref:
+            expire_at = arena.expire_at(ref)
+            if expire_at and expire_at <= self._clock():
+                arena.unlink(ref)
+                self.stats.get_expired += 1
+                return 0
+        return ref
+
     def _live(self, key: bytes) -> Item | None:
-        item = self._lookup(key)
-        if item is None:
-            return None
-        expire_at = item[2]
-        if expire_at and expire_at <= self._clock():
-            self._remove(key, item)
-            self.stats.get_expired += 1
-            return None
-        return item
+        ref = self._live_ref(key)
+        return None if ref == 0 else self._item(ref, key)
 
     def _remove(self, key: bytes, item: Item) -> None:
-        del self._items[key]
-        self.used -= len(key) + len(item[0]) + ITEM_OVERHEAD
+        ref = self._arena.find(key)
+        if ref:
+            self._arena.unlink(ref)
 
     def _put(self, key: bytes, value: bytes, flags: int, expire_at: float, cas: int = 0, marks: int = 0) -> int:
-        """Insert or replace (with a new CAS unless ``cas`` is given); evict as needed.
-        Returns STORED or NO_MEMORY."""
-        block, header_len = render(key, flags, value)
-        size = len(key) + len(block) + ITEM_OVERHEAD
-        old = self._lookup(key)
-        if size > self.limit:
-            if old is not None:
-                self._remove(key, old)
+        """Insert or replace (with a new CAS unless ``cas`` is given); the arena evicts as
+        needed. Returns STORED or NO_MEMORY (the old item is gone either way)."""
+        arena = self._arena
+        arena.now = self._clock()
+        ref = arena.store(key, value, flags, expire_at, cas or self._next_cas(), marks)
+        if arena.evictions != self._evictions_seen or arena.reclaims != self._reclaims_seen:
+            self.stats.evictions += arena.evictions - self._evictions_seen
+            self.stats.reclaimed += arena.reclaims - self._reclaims_seen
+            self._evictions_seen = arena.evictions
+            self._reclaims_seen = arena.reclaims
+        if ref == 0:
             self.stats.store_no_memory += 1
             return NO_MEMORY
-        if old is not None:  # replaced in place: uncounted now, and moved to the MRU end
-            self.used -= len(key) + len(old[0]) + ITEM_OVERHEAD
-            self._to_end(key)
-        items = self._items
-        rescues = 0
-        while self.used + size > self.limit and items:
-            victim, victim_item = items.popitem(last=False)
-            if victim_item is old:  # (uncounted already; the new item takes its place)
-                continue
-            victim_marks = victim_item[6]
-            if victim_marks >= ACTIVE and rescues < _MAX_RESCUES:
-                items[victim] = victim_item[:6] + (victim_marks & ~ACTIVE,)
-                rescues += 1
-                continue
-            self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
-            self.stats.evictions += 1
-        items[key] = (block, flags, expire_at, cas or self._next_cas(), header_len, self.now_second(), marks)
-        self.used += size
         self.stats.total_items += 1
         if expire_at:
             heapq.heappush(self._expiries, (expire_at, key))
         return STORED
+
+    def _hit(self, ref: int) -> None:
+        """Mark a hit on a live item: FETCHED first, then ACTIVE with ``seen`` refreshed (at
+        most once a minute while it stays active)."""
+        arena = self._arena
+        marks = arena.marks(ref)
+        if marks < ACTIVE or arena.atime(ref) < self.active_horizon:
+            if not marks & FETCHED:
+                arena.set_marks(ref, marks | FETCHED)
+            else:
+                arena.set_atime(ref, self.now_second())
+                arena.set_marks(ref, marks | ACTIVE)
 
     # ----- commands ----------------------------------------------------------------------------
 
     def get(self, key: bytes) -> Item | None:
         """A hit marks the item (FETCHED, then ACTIVE; it is not moved). (``cmd_get`` is not
         counted here: it is always get_hits + get_misses, see :meth:`counters`.)"""
-        item = self._lookup(key)
-        if item is not None:
-            expire_at = item[2]
+        ref = self._get_ref(key)
+        return None if ref == 0 else self._item(ref, key)
+
+    def get_block(self, key: bytes) -> bytes | None:
+        """:meth:`get`, answering with the block alone (``VALUE ...\r\n<data>\r\n``)."""
+        ref = self._get_ref(key)
+        if ref == 0:
+            return None
+        arena = self._arena
+        return value_line(key, arena.flags(ref), arena.value(ref), None)
+
+    def _get_ref(self, key: bytes) -> int:
+        arena = self._arena
+        ref = arena.find(key)
+        if ref:
+            expire_at = arena.expire_at(ref)
             if not expire_at or expire_at > self._clock():
                 self.stats.get_hits += 1
-                if item[6] < ACTIVE or item[5] < self.active_horizon:
-                    item = self._record_hit(key, item)
-                return item
-            self._remove(key, item)
+                self._hit(ref)
+                return ref
+            arena.unlink(ref)
             self.stats.get_expired += 1
         self.stats.get_misses += 1
-        return None
+        return 0
 
     def counters(self) -> dict[str, int]:
         """The statistics counters, derived ones included."""
@@ -257,12 +285,17 @@ class Cache:
     def touch(self, key: bytes, exptime: int) -> Item | None:
         """Set a new expiry (touch, gat, gats: memcached counts all three as touches)."""
         self.stats.cmd_touch += 1
-        item = self._live(key)
-        if item is None:
+        ref = self._live_ref(key)
+        if ref == 0:
             self.stats.touch_misses += 1
             return None
         self.stats.touch_hits += 1
-        return self.bump(key, self.amend(key, item, expire_at=self.expire_at(exptime)))
+        expire_at = self.expire_at(exptime)
+        self._arena.set_expire_at(ref, expire_at)
+        if expire_at:
+            heapq.heappush(self._expiries, (expire_at, key))
+        self._hit(ref)
+        return self._item(ref, key)
 
     # ----- primitives for protocol layers (the meta commands) ---------------------------------
 
@@ -272,33 +305,30 @@ class Cache:
 
     def bump(self, key: bytes, item: Item) -> Item:
         """Record a hit on a live item: marks and ``seen`` updated (it stays where it is)."""
-        if item[6] < ACTIVE or item[5] < self.active_horizon:
-            item = self._record_hit(key, item)
-        return item
-
-    def _record_hit(self, key: bytes, item: Item) -> Item:
-        marks = item[6]
-        if not marks & FETCHED:
-            item = item[:6] + (marks | FETCHED,)
-        else:
-            item = item[:5] + (self.now_second(), marks | ACTIVE)
-        self._items[key] = item
-        return item
+        ref = self._arena.find(key)
+        if ref == 0:
+            return item
+        self._hit(ref)
+        return item[:5] + (self._arena.atime(ref), self._arena.marks(ref))
 
     def amend(
         self, key: bytes, item: Item, *, expire_at: float | None = None, cas: int | None = None,
         marks: int | None = None,
     ) -> Item:
         """Change a live item's expiry, CAS or marks in place (its LRU place stays)."""
-        new_expire = item[2] if expire_at is None else expire_at
-        item = (
-            item[0], item[1], new_expire, item[3] if cas is None else cas, item[4], item[5],
-            item[6] if marks is None else marks,
-        )
-        self._items[key] = item
-        if expire_at is not None and expire_at:
-            heapq.heappush(self._expiries, (expire_at, key))
-        return item
+        arena = self._arena
+        ref = arena.find(key)
+        if ref == 0:
+            return item
+        if expire_at is not None:
+            arena.set_expire_at(ref, expire_at)
+            if expire_at:
+                heapq.heappush(self._expiries, (expire_at, key))
+        if cas is not None:
+            arena.set_cas(ref, cas)
+        if marks is not None:
+            arena.set_marks(ref, marks)
+        return (item[0], item[1], arena.expire_at(ref), arena.cas(ref), item[4], item[5], arena.marks(ref))
 
     def create(
         self, key: bytes, value: bytes, expire_at: float, cas: int = 0, flags: int = 0, marks: int = 0,
@@ -307,7 +337,7 @@ class Cache:
         room. ``cas`` 0 means a new CAS unique."""
         if self._put(key, value, flags, expire_at, cas, marks) != STORED:
             return None
-        return self._items[key]
+        return self._item(self._arena.find(key), key)
 
     def new_cas(self) -> int:
         """A fresh CAS unique (md I gives the item one)."""
@@ -334,32 +364,34 @@ class Cache:
         self.stats.cmd_set += 1
         if op not in _STORE_OPS:
             raise ValueError(f"unknown storage command {op!r}")
-        current = self._live(key)
+        arena = self._arena
+        ref = self._live_ref(key)
         if op == b"append" or op == b"prepend":
-            if current is None:
+            if ref == 0:
                 return NOT_STORED
-            if cas and current[3] != cas:
+            if cas and arena.cas(ref) != cas:
                 return EXISTS
-            old = item_value(current)
+            old = arena.value(ref)
             joined = old + value if op == b"append" else value + old
-            return self._put(key, joined, current[1], current[2], new_cas, marks)
+            return self._put(key, joined, arena.flags(ref), arena.expire_at(ref), new_cas, marks)
         if cas or op == b"cas":
-            if current is None:
+            if ref == 0:
                 self.stats.cas_misses += 1
                 return NOT_FOUND
-            if current[3] != cas:
-                if allow_stale and cas < current[3]:
+            current_cas = arena.cas(ref)
+            if current_cas != cas:
+                if allow_stale and cas < current_cas:
                     self.stats.cas_hits += 1
-                    stale = marks | STALE | (current[6] & WIN_SENT)
-                    return self._put(key, value, flags, current[2], new_cas, stale)
+                    stale = marks | STALE | (arena.marks(ref) & WIN_SENT)
+                    return self._put(key, value, flags, arena.expire_at(ref), new_cas, stale)
                 self.stats.cas_badval += 1
                 return EXISTS
             self.stats.cas_hits += 1
         elif op == b"add":
-            if current is not None:
-                self._to_end(key)
+            if ref != 0:
+                arena.bump(ref)
                 return NOT_STORED
-        elif current is None and op == b"replace":
+        elif ref == 0 and op == b"replace":
             return NOT_STORED
         return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
 
@@ -371,26 +403,26 @@ class Cache:
 
     def discard(self, key: bytes) -> None:
         """Remove ``key`` if present, counting nothing (a refused overwrite drops the old item)."""
-        item = self._lookup(key)
-        if item is not None:
-            self._remove(key, item)
+        ref = self._arena.find(key)
+        if ref:
+            self._arena.unlink(ref)
 
     def delete(self, key: bytes, cas: int = 0) -> int:
         """STORED (deleted), NOT_FOUND, or EXISTS when ``cas`` is given and differs."""
-        item = self._live(key)
-        if item is None:
+        ref = self._live_ref(key)
+        if ref == 0:
             self.stats.delete_misses += 1
             return NOT_FOUND
-        if cas and item[3] != cas:
+        if cas and self._arena.cas(ref) != cas:
             return EXISTS
-        self._remove(key, item)
+        self._arena.unlink(ref)
         self.stats.delete_hits += 1
         return STORED
 
     def cas_of(self, key: bytes) -> int:
         """The CAS unique of a stored item (0 if there is none)."""
-        item = self._lookup(key)
-        return 0 if item is None else item[3]
+        ref = self._arena.find(key)
+        return 0 if ref == 0 else self._arena.cas(ref)
 
     def arith_or_create(
         self, incr: bool, key: bytes, delta: int, initial: int, exptime: int, cas: int = 0,
@@ -398,8 +430,8 @@ class Cache:
         """The binary protocol's incr/decr: (STORED, new value), (NOT_FOUND, 0),
         (EXISTS, 0) on a CAS mismatch, or (NON_NUMERIC, 0). A missing key is created with
         ``initial`` unless ``exptime`` is 0xffffffff."""
-        item = self._live(key)
-        if item is None:
+        ref = self._live_ref(key)
+        if ref == 0:
             if exptime == 0xFFFFFFFF:
                 self.stats.add("incr_misses" if incr else "decr_misses")
                 return NOT_FOUND, 0
@@ -407,7 +439,7 @@ class Cache:
             if self._put(key, b"%d" % initial, 0, self.expire_at(exptime)) != STORED:
                 return NO_MEMORY, 0
             return STORED, initial
-        if cas and item[3] != cas:
+        if cas and self._arena.cas(ref) != cas:
             return EXISTS, 0
         result = self.arith(incr, key, delta)
         if result is None:  # pragma: no cover - the item was live a moment ago
@@ -421,11 +453,12 @@ class Cache:
         not a number. incr wraps at 2**64, decr stops at 0. A result no longer than the old
         value is written in place, padded with spaces, as memcached does."""
         prefix = "incr" if incr else "decr"
-        item = self._live(key)
-        if item is None:
+        ref = self._live_ref(key)
+        if ref == 0:
             self.stats.add(prefix + "_misses")
             return None
-        old = item_value(item)
+        arena = self._arena
+        old = arena.value(ref)
         number = _parse_counter(old)
         if number is None:
             return NON_NUMERIC
@@ -433,36 +466,36 @@ class Cache:
         number = (number + delta) % _UINT64 if incr else max(number - delta, 0)
         digits = b"%d" % number
         if len(digits) <= len(old):
-            # same length: the block keeps its header and size, only the data changes
-            block = item[0][: item[4]] + digits.ljust(len(old)) + b"\r\n"
-            self._items[key] = (block, item[1], item[2], self._next_cas(), item[4], item[5], item[6])
-            self._to_end(key)
+            # same length: the item keeps its chunk, only the data and the CAS change
+            arena.rewrite(ref, digits.ljust(len(old)))
+            arena.set_cas(ref, self._next_cas())
+            arena.bump(ref)
         else:
-            self._put(key, digits, item[1], item[2])
+            self._put(key, digits, arena.flags(ref), arena.expire_at(ref))
         return number
 
     def flush(self) -> None:
         """Drop every item (flush_all; the command is counted where it arrived, see
         Dispatcher.flush_all)."""
-        self._items.clear()
+        self._arena.flush()
         self._expiries.clear()
-        self.used = 0
 
     def reclaim(self, budget: int = 10_000) -> int:
         """Remove up to ``budget`` expired items; returns how many were removed."""
         now = self._clock()
         self.active_horizon = int(now) - _ACTIVE_REFRESH
+        arena = self._arena
         heap = self._expiries
         removed = 0
         while heap and heap[0][0] <= now and budget > 0:
             expire_at, key = heapq.heappop(heap)
             budget -= 1
-            item = self._lookup(key)
-            if item is not None and item[2] == expire_at:
-                self._remove(key, item)
+            ref = arena.find(key)
+            if ref and arena.expire_at(ref) == expire_at:
+                arena.unlink(ref)
                 removed += 1
         self.stats.reclaimed += removed
-        if len(heap) > 2 * len(self._items) + 1024:
-            self._expiries = [(item[2], key) for key, item in self._items.items() if item[2]]
+        if len(heap) > 2 * arena.count + 1024:
+            self._expiries = [(arena.expire_at(ref), arena.key(ref)) for ref in arena.refs() if arena.expire_at(ref)]
             heapq.heapify(self._expiries)
         return removed

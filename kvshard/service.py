@@ -202,8 +202,8 @@ class KVService:
         raise ValueError(f"no fixed-record handler {handler_id}")
 
     def fixed_get_one(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
-        item = self.cache.get(key)  # get_one, inlined: the most common forwarded operation
-        return R_END if item is None else item[0] + R_END
+        block = self.cache.get_block(key)  # get_one, inlined: the most common forwarded operation
+        return R_END if block is None else block + R_END
 
     def fixed_store(self, key: bytes, value: bytes, a: int, b: int, c: int) -> bytes:
         if a & 0xFF == 0 and c == 0:  # a plain set, the common store
@@ -249,13 +249,13 @@ class KVService:
         """One entry per key: its VALUE block, or b"" for a miss."""
         cache = self.cache
         if not with_cas:
-            return [b"" if (item := cache.get(key)) is None else item[0] for key in keys]
+            return [cache.get_block(key) or b"" for key in keys]
         return [b"" if (item := cache.get(key)) is None else _with_cas(item) for key in keys]
 
     def get_one(self, key: bytes) -> bytes:
         """The whole reply to ``get <key>``: the fast path of the most common command."""
-        item = self.cache.get(key)
-        return R_END if item is None else item[0] + R_END
+        block = self.cache.get_block(key)
+        return R_END if block is None else block + R_END
 
     def gat(self, keys: list[bytes], with_cas: bool, exptime: int) -> list[bytes]:
         touch = self.cache.touch

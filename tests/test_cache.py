@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from kvshard import cache as c
+from kvshard.slab_arena import HEADER, class_sizes
+
+SMALL_PAGE = 4096  # unit tests fill a page quickly
 
 
 class Clock:
@@ -13,9 +16,15 @@ class Clock:
         return self.now
 
 
-def make(limit: int = 1 << 20, shard: int = 0, shards: int = 1) -> tuple[c.Cache, Clock]:
+def make(limit: int = 1 << 20, shard: int = 0, shards: int = 1, page_size: int = 1 << 20) -> tuple[c.Cache, Clock]:
     clock = Clock()
-    return c.Cache(limit, shard, shards, clock), clock
+    return c.Cache(limit, shard, shards, clock, page_size=page_size), clock
+
+
+def per_page(key: bytes, value: bytes) -> int:
+    """Items of this key and value size that one small page holds."""
+    sizes = class_sizes(48, 1.25, SMALL_PAGE)
+    return SMALL_PAGE // next(size for size in sizes if size >= HEADER + len(key) + len(value))
 
 
 def test_storage_commands() -> None:
@@ -74,47 +83,58 @@ def test_reclaim_removes_expired_without_access() -> None:
     clock.now += 6
     assert cache.reclaim() == 99
     assert len(cache) == 2 and cache.stats.reclaimed == 99
-    assert cache.used == sum(len(k) + len(c.render(k, 0, b"v")[0]) + c.ITEM_OVERHEAD for k in (b"k0", b"keep"))
+    assert cache.used == sum(HEADER + len(k) + 1 for k in (b"k0", b"keep"))
 
 
 def test_eviction_gives_active_items_a_second_chance() -> None:
     """memcached's segmented LRU: a hit does not move an item; one hit twice (ACTIVE) that
     reaches the tail is moved back instead of evicted, one hit once (FETCHED) is not."""
-    size = 9 + len(c.render(b"key-00000", 0, b"x" * 100)[0]) + c.ITEM_OVERHEAD
-    cache, _ = make(limit=size * 10)
-    for i in range(10):
+    n = per_page(b"key-00000", b"x" * 100)
+    cache, _ = make(limit=SMALL_PAGE, page_size=SMALL_PAGE)  # one page for this class
+    for i in range(n):
         cache.store(b"set", b"key-%05d" % i, 0, 0, b"x" * 100)
     assert cache.get(b"key-00000") and cache.get(b"key-00000")  # hit twice: active
     assert cache.get(b"key-00001")  # hit once: only fetched
-    cache.store(b"set", b"key-00010", 0, 0, b"x" * 100)
+    cache.store(b"set", b"key-%05d" % n, 0, 0, b"x" * 100)
     assert cache.peek(b"key-00000") is not None  # rescued, its ACTIVE mark spent
     assert cache.peek(b"key-00001") is None  # the oldest item that was not active went
-    assert cache.stats.evictions == 1 and cache.used <= cache.limit
+    assert cache.stats.evictions == 1 and len(cache) == n
     assert cache.peek(b"key-00000")[6] & c.ACTIVE == 0
-    for i in range(11, 20):  # nine more stores evict key-00002 .. key-00009, then key-00000
+    for i in range(n + 1, 2 * n):  # evict key-00002 .. key-<n-1>, then key-00000
         cache.store(b"set", b"key-%05d" % i, 0, 0, b"x" * 100)
     assert cache.peek(b"key-00000") is None  # not hit again since its rescue: evicted in turn
-    assert [cache.peek(b"key-%05d" % i) is not None for i in range(2, 20)] == [i >= 10 for i in range(2, 20)]
-    assert cache.stats.evictions == 10
+    assert [cache.peek(b"key-%05d" % i) is not None for i in range(2, 2 * n)] == [i >= n for i in range(2, 2 * n)]
+    assert cache.stats.evictions == n
 
 
 def test_eviction_rescues_a_bounded_number_of_active_items() -> None:
-    size = 9 + len(c.render(b"key-00000", 0, b"x" * 100)[0]) + c.ITEM_OVERHEAD
-    cache, _ = make(limit=size * 200)
-    for i in range(200):
+    cache, _ = make(limit=16 * SMALL_PAGE, page_size=SMALL_PAGE)
+    n = 16 * per_page(b"key-00000", b"x" * 100)
+    for i in range(n):
         cache.store(b"set", b"key-%05d" % i, 0, 0, b"x" * 100)
         cache.get(b"key-%05d" % i)
         cache.get(b"key-%05d" % i)
-    cache.store(b"set", b"new", 0, 0, b"x" * 100)
-    assert cache.stats.evictions == 1 and cache.used <= cache.limit
-    assert cache.peek(b"key-00050") is None  # the 51st active item at the front went
+    cache.store(b"set", b"key-new", 0, 0, b"x" * 100)
+    assert cache.stats.evictions == 1 and len(cache) == n
+    assert cache.peek(b"key-00050") is None  # the 51st active item at the tail went
     assert all(cache.peek(b"key-%05d" % i) is not None for i in range(50))
 
 
+def test_stats_count_evictions_and_tail_reclaims() -> None:
+    cache, clock = make(limit=SMALL_PAGE, page_size=SMALL_PAGE)
+    n = per_page(b"k00", b"v")
+    for i in range(n):
+        cache.store(b"set", b"k%02d" % i, 0, 5 if i == 0 else 0, b"v")
+    clock.now += 10
+    cache.store(b"set", b"new", 0, 0, b"v")  # the tail item had expired: reclaimed
+    cache.store(b"set", b"ne2", 0, 0, b"v")  # then one is evicted
+    assert (cache.stats.reclaimed, cache.stats.evictions, cache.stats.total_items) == (1, 1, n + 2)
+
+
 def test_item_bigger_than_memory() -> None:
-    cache, _ = make(limit=1000)
+    cache, _ = make(limit=1 << 20)
     cache.store(b"set", b"k", 0, 0, b"small")
-    assert cache.store(b"set", b"k", 0, 0, b"x" * 2000) == c.NO_MEMORY
+    assert cache.store(b"set", b"k", 0, 0, b"x" * (3 << 20)) == c.NO_MEMORY
     assert cache.get(b"k") is None  # the old value does not survive a failed overwrite
 
 

@@ -1,7 +1,8 @@
 # Compiled by Cython (pure-Python mode) from cache.py; see framework/extensions.py.
 cimport cython
 from kvshard.counters cimport CacheCounters
-from kvshard.protocol.ascii cimport value_line
+from cpython.bytes cimport PyBytes_AS_STRING
+from kvshard.protocol.ascii cimport value_line, value_block_shell
 from kvshard.slab_arena cimport SlabArena
 
 cpdef tuple render(bytes key, object flags, bytes value)
@@ -33,8 +34,10 @@ cdef class Cache:
     cdef int _hit(self, size_t ref) except -1
     @cython.locals(ref=size_t)
     cpdef get(self, key)
+    @cython.locals(ref=size_t, block=bytes)
+    cpdef get_block(self, key, bytes tail=*)
     @cython.locals(ref=size_t)
-    cpdef get_block(self, key)
+    cpdef get_value(self, key)
     @cython.locals(ref=size_t, expire_at=cython.double)
     cdef size_t _get_ref(self, key) except? 0
     cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1

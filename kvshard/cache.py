@@ -34,7 +34,8 @@ access (:meth:`Cache.get_block` skips the tuple for the commonest reply):
 
 Memory: ``limit`` (the shard's share of ``-m``) is the arena's size in pages; ``used`` is
 memcached's ``bytes``, header + key + value of every item. An item that cannot fit in the
-arena at all is refused (``SERVER_ERROR out of memory storing object``).
+arena at all is refused (``SERVER_ERROR out of memory storing object``), and so is any store
+that would need an eviction when ``evict`` is off (``-M``).
 
 Expiry is lazy (an expired item found by a command is removed then) plus a periodic reclaim
 (:meth:`Cache.reclaim`) driven by a heap of (expire_at, key) for items that have an expiry.
@@ -52,6 +53,11 @@ import math
 import re
 import time
 from typing import Callable, Final
+
+try:
+    import cython
+except ModuleNotFoundError:  # interpreted without Cython installed
+    from framework import cython_shim as cython  # type: ignore[no-redef]
 
 from .counters import CacheCounters
 from .protocol.ascii import value_line
@@ -130,9 +136,10 @@ class Cache:
         page_size: int = PAGE_SIZE,
         min_chunk: int = 48,
         growth_factor: float = 1.25,
+        evict: bool = True,
     ) -> None:
         self.limit = limit
-        self._arena = SlabArena(limit, min_chunk, growth_factor, page_size)
+        self._arena = SlabArena(limit, min_chunk, growth_factor, page_size, evict)
         self._expiries: list[tuple[float, bytes]] = []
         self._clock = clock
         self._cas_counter = 0
@@ -254,13 +261,27 @@ class Cache:
         ref = self._get_ref(key)
         return None if ref == 0 else self._item(ref, key)
 
-    def get_block(self, key: bytes) -> bytes | None:
-        """:meth:`get`, answering with the block alone (``VALUE ...\r\n<data>\r\n``)."""
+    def get_block(self, key: bytes, tail: bytes = b"") -> bytes | None:
+        """:meth:`get`, answering with the block alone (``VALUE ...\r\n<data>\r\n``) and
+        ``tail`` after it. Compiled, the value is copied once, from the arena into the reply."""
         ref = self._get_ref(key)
         if ref == 0:
             return None
         arena = self._arena
-        return value_line(key, arena.flags(ref), arena.value(ref), None)
+        if cython.compiled:
+            data_at = cython.declare(Py_ssize_t)
+            block = value_block_shell(key, arena.flags(ref), arena.nbytes(ref), 0, False, tail, cython.address(data_at))
+            arena.copy_value(ref, PyBytes_AS_STRING(block) + data_at)
+            return block
+        return value_line(key, arena.flags(ref), arena.value(ref), None) + tail
+
+    def get_value(self, key: bytes) -> tuple[int, int, bytes] | None:
+        """:meth:`get` answering (flags, cas, value): what the binary protocol sends."""
+        ref = self._get_ref(key)
+        if ref == 0:
+            return None
+        arena = self._arena
+        return (arena.flags(ref), arena.cas(ref), arena.value(ref))
 
     def _get_ref(self, key: bytes) -> int:
         arena = self._arena

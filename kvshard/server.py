@@ -128,7 +128,7 @@ class KVServerApp(ShardApp):
         cfg = self.config
         loop = asyncio.get_running_loop()
         self._shard = shard
-        cache = Cache(cfg.memory_bytes // shard.count, shard.id, shard.count)
+        cache = Cache(cfg.memory_bytes // shard.count, shard.id, shard.count, evict=cfg.evictions)
         # the supervisor starts a shard again when it dies; each start is one incarnation
         shard.metrics.counter_func("shard_restarts_total", "Times this shard was started again after it died",
                                    None, lambda: shard.incarnation - 1)

@@ -202,8 +202,8 @@ class KVService:
         raise ValueError(f"no fixed-record handler {handler_id}")
 
     def fixed_get_one(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
-        block = self.cache.get_block(key)  # get_one, inlined: the most common forwarded operation
-        return R_END if block is None else block + R_END
+        block = self.cache.get_block(key, R_END)  # get_one, inlined: the most common forwarded operation
+        return R_END if block is None else block
 
     def fixed_store(self, key: bytes, value: bytes, a: int, b: int, c: int) -> bytes:
         if a & 0xFF == 0 and c == 0:  # a plain set, the common store
@@ -254,8 +254,8 @@ class KVService:
 
     def get_one(self, key: bytes) -> bytes:
         """The whole reply to ``get <key>``: the fast path of the most common command."""
-        block = self.cache.get_block(key)
-        return R_END if block is None else block + R_END
+        block = self.cache.get_block(key, R_END)
+        return R_END if block is None else block
 
     def gat(self, keys: list[bytes], with_cas: bool, exptime: int) -> list[bytes]:
         touch = self.cache.touch
@@ -288,16 +288,14 @@ class KVService:
 
     def bget(self, key: bytes) -> tuple[int, int, bytes] | None:
         """(flags, cas, value) or None."""
-        item = self.cache.get(key)
-        return None if item is None else (item[1], item[3], c.item_value(item))
+        return self.cache.get_value(key)
 
     def bget_packet(self, key: bytes, opaque: int) -> bytes:
         """The whole response to a binary GET (the hot path of ``memaslap -B``)."""
-        item = self.cache.get(key)
-        if item is None:
+        found = self.cache.get_value(key)
+        if found is None:
             return bp.error(bp.OP_GET, bp.ST_NOT_FOUND, opaque)
-        block, header_len = item[0], item[4]
-        return bp.get_hit(opaque, item[3], item[1], block[header_len:-2])
+        return bp.get_hit(opaque, found[1], found[0], found[2])
 
     def bgat(self, key: bytes, exptime: int) -> tuple[int, int, bytes] | None:
         item = self.cache.touch(key, exptime)

@@ -1,6 +1,6 @@
 # Compiled by Cython (pure-Python mode) from slab_arena.py; see framework/extensions.py.
 cimport cython
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memcmp, memset
 
 cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _FLAGS, _NBYTES, _ATIME, _HASH, _MORE
@@ -25,6 +25,7 @@ cdef class SlabArena:
     cdef long long[::1] _head, _tail, _items, _chunks_used, _evicted, _reclaimed, _rescued
     cdef unsigned char[::1] _page_class
     cdef public Py_ssize_t pages_used, page_moves, count, bytes
+    cdef public bint evict
     cdef public double now
     cdef public long long evictions, reclaims
     cdef Py_ssize_t _page_room, _cap, _used_slots, _old_cap, _old_used, _migrate
@@ -46,8 +47,11 @@ cdef class SlabArena:
     cpdef unsigned int clsid(self, size_t ref)
     cpdef bytes key(self, size_t ref)
     @cython.locals(base=size_t, nkey=size_t, n=size_t, more=size_t, first=size_t, left=Py_ssize_t,
-                   per_link=size_t, take=size_t, parts=list)
+                   per_link=size_t, take=size_t, parts=list, out=bytes)
     cpdef bytes value(self, size_t ref)
+    @cython.locals(base=size_t, nkey=size_t, n=size_t, more=size_t, mem="char *", first=size_t, done=size_t,
+                   per_link=size_t, take=size_t)
+    cdef Py_ssize_t copy_value(self, size_t ref, char *dest) except -1
     cdef bytes _read(self, size_t at, size_t n)
     cdef void _write(self, size_t at, bytes data, size_t start, size_t n)
     @cython.locals(base=size_t, n=size_t)

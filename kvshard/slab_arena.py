@@ -31,7 +31,8 @@ An item's chunk::
 Allocation, for a class: the class's free list (freed chunks), else the next uncut chunk of its
 newest page, else a fresh page while the arena has one (a class's first page is granted even
 past the limit, as memcached grants it, so any item up to the largest size can be stored),
-else eviction from the tail of the class's LRU. The tail item is taken unless it is ACTIVE, which gets a second chance (moved to
+else eviction from the tail of the class's LRU (unless ``evict`` is off, memcached's ``-M``: then only an expired tail item is
+taken, else the store is refused). The tail item is taken unless it is ACTIVE, which gets a second chance (moved to
 the head with ACTIVE cleared, at most ``MAX_RESCUES`` per allocation), as memcached's
 segmented LRU does with active items; an expired tail item is reclaimed first. Pages move
 between classes only through :meth:`SlabArena.move_page` (memcached's ``slabs reassign``):
@@ -132,10 +133,13 @@ def _i64_array(n: int) -> memoryview:
 class SlabArena:
     """Items of one shard: allocation, the index, per-class LRUs, eviction."""
 
-    def __init__(self, limit: int, min_chunk: int = 48, factor: float = 1.25, page_size: int = PAGE_SIZE) -> None:
+    def __init__(
+        self, limit: int, min_chunk: int = 48, factor: float = 1.25, page_size: int = PAGE_SIZE, evict: bool = True,
+    ) -> None:
         if page_size < 4096 or page_size % 8:
             raise ValueError("page size must be a multiple of 8, at least 4096")
         self.page_size = page_size
+        self.evict = evict  # False (memcached's -M): a full class refuses instead of evicting
         self.sizes = class_sizes(min_chunk, factor, page_size)
         self.chunk_max = page_size // 2
         self.page_count = max(1, limit // page_size)
@@ -253,6 +257,10 @@ class SlabArena:
         more = self._u32[(base + _MORE) >> 2]
         if more == 0:
             return self._read(base + _HEADER + nkey, n)
+        if cython.compiled:
+            out = PyBytes_FromStringAndSize(cython.NULL, n)
+            self.copy_value(ref, PyBytes_AS_STRING(out))
+            return out
         parts = []
         first = self.chunk_max - _HEADER - nkey
         parts.append(self._read(base + _HEADER + nkey, first))
@@ -264,6 +272,30 @@ class SlabArena:
             left -= take
             more = self._u32[(more * 8 + _NEXT) >> 2]
         return b"".join(parts)
+
+    def copy_value(self, ref: int, dest: object) -> int:
+        """(compiled only) Copy the item's value (a chain joined) to the C buffer ``dest``;
+        returns its length."""
+        if cython.compiled:
+            base = ref * 8
+            nkey = self._u8[base + _NKEY]
+            n = self._u32[(base + _NBYTES) >> 2]
+            more = self._u32[(base + _MORE) >> 2]
+            mem = cython.cast(cython.p_char, cython.address(self._u8[0]))
+            if more == 0:
+                memcpy(dest, mem + base + _HEADER + nkey, n)
+                return n
+            first = self.chunk_max - _HEADER - nkey
+            memcpy(dest, mem + base + _HEADER + nkey, first)
+            done = first
+            per_link = self.chunk_max - _HEADER
+            while more != 0 and done < n:
+                take = per_link if n - done > per_link else n - done
+                memcpy(dest + done, mem + more * 8 + _HEADER, take)
+                done += take
+                more = self._u32[(more * 8 + _NEXT) >> 2]
+            return n
+        raise NotImplementedError("copy_value is for the compiled module")
 
     def _read(self, at: int, n: int) -> bytes:
         if cython.compiled:
@@ -491,6 +523,8 @@ class SlabArena:
             if expire_at and expire_at <= self.now:
                 self._reclaimed[cls] += 1
                 self.reclaims += 1
+            elif not self.evict:
+                return 0
             elif self._u8[base + _MARKS] & _ACTIVE and rescues < _RESCUES:
                 self._u8[base + _MARKS] &= ~_ACTIVE
                 self._lru_unlink(tail, cls)

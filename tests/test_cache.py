@@ -169,3 +169,14 @@ def test_touch_and_flush() -> None:
     assert cache.touch(b"missing", 1) is None
     cache.flush()
     assert len(cache) == 0 and cache.used == 0 and cache.get(b"k") is None
+
+
+def test_get_block_is_the_rendered_item_and_its_tail() -> None:
+    cache, _ = make(limit=8 << 20)
+    for key, value, flags in ((b"small", b"v", 0), (b"empty", b"", 7), (b"big", bytes(range(256)) * 3000, 2**32 - 1)):
+        assert cache.store(b"set", key, flags, 0, value) == c.STORED
+        assert cache.get_block(key) == c.render(key, flags, value)[0]
+        assert cache.get_block(key, b"END\r\n") == c.render(key, flags, value)[0] + b"END\r\n"
+        assert cache.get(key)[0] == c.render(key, flags, value)[0]
+    assert cache.get_block(b"missing", b"END\r\n") is None
+    assert cache.stats.get_hits == 9 and cache.stats.get_misses == 1

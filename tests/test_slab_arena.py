@@ -228,3 +228,16 @@ def test_compiled_when_built() -> None:
         assert slab_arena.__file__.endswith(".py")
     else:
         assert not slab_arena.__file__.endswith(".py")
+
+
+def test_without_eviction_a_full_class_refuses() -> None:
+    """memcached's -M: a store that would evict is refused; an expired tail item may still
+    be reused."""
+    arena = SlabArena(PAGE, evict=False)
+    arena.now = 100
+    per_page = PAGE // class_sizes()[0]
+    for i in range(per_page):
+        assert arena.store(b"k%05d" % i, b"v", 0, 50 if i == 0 else 0, i)
+    assert arena.store(b"one-more", b"v", 0, 0, 1)  # the expired tail item made room
+    assert arena.store(b"two-more", b"v", 0, 0, 2) == 0
+    assert arena.count == per_page and arena.evictions == 0 and arena.find(b"k00001")

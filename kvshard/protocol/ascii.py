@@ -119,18 +119,29 @@ def value_line(key: bytes, flags: int, value: bytes, cas: int | None) -> bytes:
 
 def _value_block(key: bytes, flags: int, value: bytes, cas: int, with_cas: bool) -> bytes:
     """value_line in C (compiled only): ``VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n``."""
+    data_at = cython.declare(Py_ssize_t)
+    value_len = len(value)
+    block = value_block_shell(key, flags, value_len, cas, with_cas, b"", cython.address(data_at))
+    memcpy(PyBytes_AS_STRING(block) + data_at, cython.cast(cython.p_char, value), value_len)
+    return block
+
+
+def value_block_shell(key: bytes, flags: int, value_len: int, cas: int, with_cas: bool, tail: bytes, data_at: Any) -> bytes:
+    """(compiled only) A new ``VALUE <key> <flags> <value_len>[ <cas>]\r\n....\r\n<tail>``
+    whose ``value_len`` data bytes, at ``*data_at``, the caller fills in before anyone else
+    sees the object (an item store copies its value straight in)."""
     numbers = cython.declare(cython.char[64])  # three 20-digit numbers and their spaces fit
     n = _put_decimal(numbers, flags)
     numbers[n] = 32
     n += 1
-    n += _put_decimal(cython.address(numbers[n]), len(value))
+    n += _put_decimal(cython.address(numbers[n]), value_len)
     if with_cas:
         numbers[n] = 32
         n += 1
         n += _put_decimal(cython.address(numbers[n]), cas)
     key_len = len(key)
-    value_len = len(value)
-    block = PyBytes_FromStringAndSize(cython.NULL, 6 + key_len + 1 + n + 2 + value_len + 2)
+    tail_len = len(tail)
+    block = PyBytes_FromStringAndSize(cython.NULL, 6 + key_len + 1 + n + 2 + value_len + 2 + tail_len)
     out = PyBytes_AS_STRING(block)
     memcpy(out, b"VALUE ", 6)
     at = 6
@@ -143,10 +154,11 @@ def _value_block(key: bytes, flags: int, value: bytes, cas: int, with_cas: bool)
     out[at] = 13
     out[at + 1] = 10
     at += 2
-    memcpy(out + at, cython.cast(cython.p_char, value), value_len)
+    data_at[0] = at
     at += value_len
     out[at] = 13
     out[at + 1] = 10
+    memcpy(out + at + 2, cython.cast(cython.p_char, tail), tail_len)
     return block
 
 

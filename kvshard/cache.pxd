@@ -13,6 +13,7 @@ cdef class Cache:
     cdef public long long _cas_counter
     cdef public long long _shard_id
     cdef public long long _shard_count
+    cdef public bint cas_enabled
     cdef public Py_ssize_t used
     cdef public CacheCounters stats
     cdef object _lookup

@@ -133,8 +133,12 @@ class Cache:
         shard_id: int = 0,
         shard_count: int = 1,
         clock: Callable[[], float] = time.time,
+        cas_enabled: bool = True,
     ) -> None:
         self.limit = limit
+        # False with -C: as memcached's, every item's CAS is 0 and a client's CAS is dropped,
+        # except that of a ``cas`` command, which then never matches (checked on stores only)
+        self.cas_enabled = cas_enabled
         self._items: OrderedDict[bytes, Item] = OrderedDict()
         self._expiries: list[tuple[float, bytes]] = []
         self._clock = clock
@@ -178,6 +182,8 @@ class Cache:
         return math.ceil(expire_at - self._clock() - 1e-3)
 
     def _next_cas(self) -> int:
+        if not self.cas_enabled:
+            return 0
         self._cas_counter += 1
         return self._cas_counter * self._shard_count + self._shard_id
 
@@ -223,7 +229,10 @@ class Cache:
                 continue
             self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
             self.stats.evictions += 1
-        items[key] = (block, flags, expire_at, cas or self._next_cas(), header_len, self.now_second(), marks)
+        items[key] = (
+            block, flags, expire_at, cas if cas and self.cas_enabled else self._next_cas(), header_len,
+            self.now_second(), marks,
+        )
         self.used += size
         self.stats.total_items += 1
         if expire_at:
@@ -291,8 +300,9 @@ class Cache:
     ) -> Item:
         """Change a live item's expiry, CAS or marks in place (its LRU place stays)."""
         new_expire = item[2] if expire_at is None else expire_at
+        new_cas = item[3] if cas is None else cas if self.cas_enabled else 0
         item = (
-            item[0], item[1], new_expire, item[3] if cas is None else cas, item[4], item[5],
+            item[0], item[1], new_expire, new_cas, item[4], item[5],
             item[6] if marks is None else marks,
         )
         self._items[key] = item
@@ -334,6 +344,8 @@ class Cache:
         self.stats.cmd_set += 1
         if op not in _STORE_OPS:
             raise ValueError(f"unknown storage command {op!r}")
+        if cas and op != b"cas" and not self.cas_enabled:
+            cas = 0  # -C: memcached drops the CAS of a binary store or a meta append
         current = self._live(key)
         if op == b"append" or op == b"prepend":
             if current is None:
@@ -347,7 +359,7 @@ class Cache:
             if current is None:
                 self.stats.cas_misses += 1
                 return NOT_FOUND
-            if current[3] != cas:
+            if current[3] != cas or not cas:  # (a CAS of 0 never matches, as in memcached)
                 if allow_stale and cas < current[3]:
                     self.stats.cas_hits += 1
                     stale = marks | STALE | (current[6] & WIN_SENT)

@@ -46,6 +46,7 @@ class ServerInfo:
     auth_file: str = ""  # -Y
     tcp_backlog: int = 1024  # -b
     flush_enabled: bool = True  # -F: False
+    cas_enabled: bool = True  # -C: False
 
 
 def sum_shards(per_shard: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def settings(info: ServerInfo, verbosity: int) -> bytes:
         ("evictions", "on"),
         ("shutdown_command", "yes" if info.shutdown_enabled else "no"),
         ("num_threads", info.shards),
-        ("cas_enabled", "yes"),
+        ("cas_enabled", "yes" if info.cas_enabled else "no"),
         ("tcp_backlog", info.tcp_backlog),
         ("binding_protocol", "binary" if info.auth_sasl else "ascii" if info.auth_file else "auto-negotiate"),
         ("auth_enabled_sasl", "yes" if info.auth_sasl else "no"),

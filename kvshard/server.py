@@ -132,7 +132,8 @@ class KVServerApp(ShardApp):
         # the supervisor starts a shard again when it dies; each start is one incarnation
         shard.metrics.counter_func("shard_restarts_total", "Times this shard was started again after it died",
                                    None, lambda: shard.incarnation - 1)
-        service = KVService(cache, loop)
+        delimiter = os.fsencode(cfg.prefix_delimiter)[:1]  # -D: its first byte, as memcached
+        service = KVService(cache, loop, prefix_delimiter=delimiter, detail_enabled=cfg.detail_enabled)
         service.register(shard)
         self._service = service
         info = stats_fmt.ServerInfo(
@@ -143,6 +144,7 @@ class KVServerApp(ShardApp):
             shutdown_enabled=cfg.shutdown_enabled, auth_sasl=cfg.auth == "sasl",
             auth_file=cfg.auth_file if cfg.auth == "ascii" else "",
             tcp_backlog=cfg.backlog, flush_enabled=cfg.flush_enabled, cas_enabled=cfg.cas_enabled,
+            unix_socket=cfg.unix_socket, unix_mask=cfg.unix_mask, prefix_delimiter=delimiter, tls=cfg.tls,
         )
         credentials = Credentials(cfg.credentials) if cfg.auth else None
         shard.register(REPORT_HANDLER, self._report)

@@ -112,7 +112,8 @@ class BinarySession:
         elif op == b.OP_FLUSH or op == b.OP_FLUSHQ:
             self._flush(r)
         elif op == b.OP_STAT:
-            self._dispatcher.stats_command(_StatsReplies(self._dispatcher, r.opaque), r.key.split())
+            args = r.key.split()
+            self._dispatcher.stats_command(_StatsReplies(self._dispatcher, r.opaque, args), args)
         elif op == b.OP_SASL_LIST_MECHS:
             self._dispatcher.reply(b.response(op, b.ST_OK, r.opaque, value=b"PLAIN"))
         elif op == b.OP_SASL_AUTH:
@@ -234,9 +235,11 @@ class _StatsReplies:
     """Stands in for the dispatcher while the shared ``stats`` code answers: turns its ASCII
     lines into binary stat packets."""
 
-    def __init__(self, dispatcher: "Dispatcher", opaque: int) -> None:
+    def __init__(self, dispatcher: "Dispatcher", opaque: int, args: list[bytes]) -> None:
         self._dispatcher = dispatcher
         self._opaque = opaque
+        # memcached sends ``stats detail dump`` as one stat, "detailed", holding the whole dump
+        self._whole_answer_as = b"detailed" if args[:2] == [b"detail", b"dump"] else None
 
     def reply(self, data: bytes) -> None:
         self._dispatcher.reply(self._convert(data))
@@ -246,8 +249,11 @@ class _StatsReplies:
 
     def _convert(self, data: bytes) -> bytes:
         opaque = self._opaque
-        if data == ascii_proto.R_ERROR:  # a stats group we do not have
+        if data == ascii_proto.R_ERROR or data.startswith(b"CLIENT_ERROR "):  # no such group or subcommand
             return b.error(b.OP_STAT, b.ST_NOT_FOUND, opaque)
+        if self._whole_answer_as is not None:
+            return b.response(b.OP_STAT, b.ST_OK, opaque, key=self._whole_answer_as, value=data) + \
+                b.response(b.OP_STAT, b.ST_OK, opaque)
         packets = []
         for line in data.split(b"\r\n"):
             if line.startswith(b"STAT "):

@@ -15,6 +15,7 @@ cdef class Cache:
     cdef public long long _cas_counter
     cdef public long long _shard_id
     cdef public long long _shard_count
+    cdef public bint cas_enabled
     cdef public CacheCounters stats
     cdef long long _evictions_seen, _reclaims_seen
     cdef public object _second

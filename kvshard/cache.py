@@ -137,8 +137,12 @@ class Cache:
         min_chunk: int = 48,
         growth_factor: float = 1.25,
         evict: bool = True,
+        cas_enabled: bool = True,
     ) -> None:
         self.limit = limit
+        # False with -C: as memcached's, every item's CAS is 0 and a client's CAS is dropped,
+        # except that of a ``cas`` command, which then never matches (checked on stores only)
+        self.cas_enabled = cas_enabled
         self._arena = SlabArena(limit, min_chunk, growth_factor, page_size, evict)
         self._expiries: list[tuple[float, bytes]] = []
         self._clock = clock
@@ -189,6 +193,8 @@ class Cache:
         return math.ceil(expire_at - self._clock() - 1e-3)
 
     def _next_cas(self) -> int:
+        if not self.cas_enabled:
+            return 0
         self._cas_counter += 1
         return self._cas_counter * self._shard_count + self._shard_id
 
@@ -227,7 +233,7 @@ class Cache:
         needed. Returns STORED or NO_MEMORY (the old item is gone either way)."""
         arena = self._arena
         arena.now = self._clock()
-        ref = arena.store(key, value, flags, expire_at, cas or self._next_cas(), marks)
+        ref = arena.store(key, value, flags, expire_at, cas if cas and self.cas_enabled else self._next_cas(), marks)
         if arena.evictions != self._evictions_seen or arena.reclaims != self._reclaims_seen:
             self.stats.evictions += arena.evictions - self._evictions_seen
             self.stats.reclaimed += arena.reclaims - self._reclaims_seen
@@ -346,7 +352,7 @@ class Cache:
             if expire_at:
                 heapq.heappush(self._expiries, (expire_at, key))
         if cas is not None:
-            arena.set_cas(ref, cas)
+            arena.set_cas(ref, cas if self.cas_enabled else 0)
         if marks is not None:
             arena.set_marks(ref, marks)
         return (item[0], item[1], arena.expire_at(ref), arena.cas(ref), item[4], item[5], arena.marks(ref))
@@ -385,6 +391,8 @@ class Cache:
         self.stats.cmd_set += 1
         if op not in _STORE_OPS:
             raise ValueError(f"unknown storage command {op!r}")
+        if cas and op != b"cas" and not self.cas_enabled:
+            cas = 0  # -C: memcached drops the CAS of a binary store or a meta append
         arena = self._arena
         ref = self._live_ref(key)
         if op == b"append" or op == b"prepend":
@@ -400,7 +408,7 @@ class Cache:
                 self.stats.cas_misses += 1
                 return NOT_FOUND
             current_cas = arena.cas(ref)
-            if current_cas != cas:
+            if current_cas != cas or not cas:  # (a CAS of 0 never matches, as in memcached)
                 if allow_stale and cas < current_cas:
                     self.stats.cas_hits += 1
                     stale = marks | STALE | (arena.marks(ref) & WIN_SENT)

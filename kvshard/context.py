@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .protocol import ascii as proto
+from . import prefix_stats
 from . import stats as stats_fmt
 
 __all__ = ["ShardContext"]
@@ -23,6 +24,7 @@ def _no_latency(command: str, seconds: float) -> None:
 
 
 CONNS_HANDLER = "kv.conns"
+_DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
 
 
 class ShardContext:
@@ -92,15 +94,28 @@ class ShardContext:
         if group is None:
             conn.fan_out("kv.stats", (), lambda r: stats_fmt.general(self.info, stats_fmt.sum_shards(r)))
         elif group == b"settings":
-            conn.reply(stats_fmt.settings(self.info, self.verbosity[0]))
+            conn.reply(stats_fmt.settings(self.info, self.verbosity[0], self.service.detail_enabled))
         elif group == b"items":
             conn.fan_out("kv.stats", (), lambda r: stats_fmt.items(stats_fmt.sum_shards(r)))
         elif group == b"slabs":
             conn.fan_out("kv.stats", (), lambda r: stats_fmt.slabs(stats_fmt.sum_shards(r)))
         elif group == b"reset":
             conn.fan_out("kv.stats_reset", (), lambda r: proto.R_RESET)
+        elif group == b"detail":
+            _stats_detail(conn, args[1] if len(args) > 1 else b"")
         elif group == b"conns":
             asking = getattr(conn, "conn_id", -1)
             conn.fan_out(CONNS_HANDLER, (asking,), lambda r: stats_fmt.conns([c for part in r for c in part]))
         else:
             conn.reply(proto.R_ERROR)
+
+
+def _stats_detail(conn: Any, mode: bytes) -> None:
+    """``stats detail on|off`` switches every shard's per-prefix counting; ``dump`` merges
+    their counts (kvshard.prefix_stats)."""
+    if mode == b"on" or mode == b"off":
+        conn.fan_out("kv.stats_detail", (mode == b"on",), lambda r: proto.R_OK)
+    elif mode == b"dump":
+        conn.fan_out("kv.prefix_stats", (), prefix_stats.dump)
+    else:
+        conn.reply(_DETAIL_USAGE)

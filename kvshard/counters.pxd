@@ -5,7 +5,7 @@ cdef class Counters:
 
 
 cdef class CacheCounters(Counters):
-    cdef public long long cmd_set, cmd_touch, cmd_flush, get_hits, get_misses, get_expired
+    cdef public long long cmd_set, cmd_touch, cmd_flush, cmd_meta, get_hits, get_misses, get_expired
     cdef public long long delete_hits, delete_misses, incr_hits, incr_misses, decr_hits, decr_misses
     cdef public long long cas_hits, cas_misses, cas_badval, touch_hits, touch_misses
     cdef public long long evictions, total_items, reclaimed, store_too_large, store_no_memory

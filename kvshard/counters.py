@@ -36,7 +36,7 @@ class CacheCounters(Counters):
     """What one shard's item store counts (memcached's names)."""
 
     NAMES = (
-        "cmd_set", "cmd_touch", "cmd_flush", "get_hits", "get_misses", "get_expired",
+        "cmd_set", "cmd_touch", "cmd_flush", "cmd_meta", "get_hits", "get_misses", "get_expired",
         "delete_hits", "delete_misses", "incr_hits", "incr_misses", "decr_hits", "decr_misses",
         "cas_hits", "cas_misses", "cas_badval", "touch_hits", "touch_misses", "evictions",
         "total_items", "reclaimed", "store_too_large", "store_no_memory",

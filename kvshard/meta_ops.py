@@ -168,8 +168,8 @@ def meta_set(cache: c.Cache, key: bytes, f: m.MetaFlags, value: bytes) -> bytes:
     cas = f.compare_cas or 0
     if op == b"add":
         cas = 0  # an add with a CAS is just an add
-    elif cas and (op == b"set" or op == b"replace"):
-        op = b"cas"
+    elif f.compare_cas is not None and (op == b"set" or op == b"replace"):
+        op = b"cas"  # (C0 included: a CAS of 0 never matches, as in memcached)
     result = cache.store(
         op, key, f.client_flags, f.ttl or 0, value, cas,
         new_cas=f.new_cas or 0, allow_stale=f.invalidate and op == b"cas",

@@ -128,11 +128,13 @@ class KVServerApp(ShardApp):
         cfg = self.config
         loop = asyncio.get_running_loop()
         self._shard = shard
-        cache = Cache(cfg.memory_bytes // shard.count, shard.id, shard.count, evict=cfg.evictions)
+        cache = Cache(cfg.memory_bytes // shard.count, shard.id, shard.count, cas_enabled=cfg.cas_enabled,
+                      evict=cfg.evictions)
         # the supervisor starts a shard again when it dies; each start is one incarnation
         shard.metrics.counter_func("shard_restarts_total", "Times this shard was started again after it died",
                                    None, lambda: shard.incarnation - 1)
-        service = KVService(cache, loop)
+        delimiter = os.fsencode(cfg.prefix_delimiter)[:1]  # -D: its first byte, as memcached
+        service = KVService(cache, loop, prefix_delimiter=delimiter, detail_enabled=cfg.detail_enabled)
         service.register(shard)
         self._service = service
         info = stats_fmt.ServerInfo(
@@ -142,7 +144,8 @@ class KVServerApp(ShardApp):
             udp_port=cfg.udp_port, listen=",".join(cfg.listen), idle_timeout=cfg.idle_timeout,
             shutdown_enabled=cfg.shutdown_enabled, auth_sasl=cfg.auth == "sasl",
             auth_file=cfg.auth_file if cfg.auth == "ascii" else "",
-            tcp_backlog=cfg.backlog, flush_enabled=cfg.flush_enabled,
+            tcp_backlog=cfg.backlog, flush_enabled=cfg.flush_enabled, cas_enabled=cfg.cas_enabled,
+            evictions=cfg.evictions, unix_socket=cfg.unix_socket, unix_mask=cfg.unix_mask, prefix_delimiter=delimiter, tls=cfg.tls,
         )
         credentials = Credentials(cfg.credentials) if cfg.auth else None
         shard.register(REPORT_HANDLER, self._report)

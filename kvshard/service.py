@@ -19,6 +19,7 @@ from framework import Shard
 from . import cache as c
 from . import meta_ops
 from .counters import ConnectionCounters
+from .prefix_stats import PrefixStats
 from .protocol import ascii as proto
 from .protocol.ascii import (
     R_DELETED, R_END, R_EXISTS, R_NON_NUMERIC, R_NOT_FOUND, R_NOT_STORED, R_OUT_OF_MEMORY, R_STORED, R_TOUCHED,
@@ -47,7 +48,7 @@ PING_HANDLER: Final = "kv.ping"
 # the operations other shards may call, as ``kv.<name>``
 HANDLER_NAMES: Final = (
     "get", "get_one", "gat", "store", "delete", "arith", "touch", "too_large", "flush", "stats",
-    "stats_reset", "bget", "bget_packet", "bgat", "bstore", "bstore_packet", "bdelete", "barith", "meta",
+    "stats_reset", "stats_detail", "prefix_stats", "bget", "bget_packet", "bgat", "bstore", "bstore_packet", "bdelete", "barith", "meta",
 )
 
 # The hot operations also travel as the channel's fixed records (framework.channel:
@@ -153,12 +154,19 @@ def _with_cas(item: c.Item) -> bytes:
 class KVService:
     """The cache of this shard plus the handlers that expose it to the other shards."""
 
-    def __init__(self, cache: c.Cache, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, cache: c.Cache, loop: asyncio.AbstractEventLoop, *, prefix_delimiter: bytes = b":",
+        detail_enabled: bool = False,
+    ) -> None:
         self.cache = cache
         self._loop = loop
         self._flush_timer: asyncio.TimerHandle | None = None
         self._reclaim_timer: asyncio.TimerHandle | None = None
         self.conn_stats = ConnectionCounters()
+        # ``stats detail``: per-prefix counts of the keys this shard owns, kept while the flag
+        # is on (-D turns it on from the start); the only cost when off is the flag's check
+        self.prefixes = PrefixStats(prefix_delimiter)
+        self.detail_enabled = detail_enabled
 
     def handlers(self) -> dict[str, Any]:
         """The operations by name, for calling them on this shard without a channel."""
@@ -203,10 +211,14 @@ class KVService:
 
     def fixed_get_one(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
         block = self.cache.get_block(key, R_END)  # get_one, inlined: the most common forwarded operation
+        if self.detail_enabled:
+            self.prefixes.record_get(key, block is not None)
         return R_END if block is None else block
 
     def fixed_store(self, key: bytes, value: bytes, a: int, b: int, c: int) -> bytes:
         if a & 0xFF == 0 and c == 0:  # a plain set, the common store
+            if self.detail_enabled:
+                self.prefixes.record_set(key)
             return _STORE_REPLIES[self.cache.set_item(key, a >> 8, b, value)]
         return self.store(_STORE_OPS_BY_CODE[a & 0xFF], key, a >> 8, b, value, c & _UINT64_MASK)
 
@@ -249,12 +261,23 @@ class KVService:
         """One entry per key: its VALUE block, or b"" for a miss."""
         cache = self.cache
         if not with_cas:
-            return [cache.get_block(key) or b"" for key in keys]
-        return [b"" if (item := cache.get(key)) is None else _with_cas(item) for key in keys]
+            blocks = [cache.get_block(key) or b"" for key in keys]
+        else:
+            blocks = [b"" if (item := cache.get(key)) is None else _with_cas(item) for key in keys]
+        if self.detail_enabled:
+            self._record_gets(keys, blocks)
+        return blocks
+
+    def _record_gets(self, keys: list[bytes], blocks: list[bytes]) -> None:
+        record_get = self.prefixes.record_get
+        for key, block in zip(keys, blocks):
+            record_get(key, block != b"")
 
     def get_one(self, key: bytes) -> bytes:
         """The whole reply to ``get <key>``: the fast path of the most common command."""
         block = self.cache.get_block(key, R_END)
+        if self.detail_enabled:
+            self.prefixes.record_get(key, block is not None)
         return R_END if block is None else block
 
     def gat(self, keys: list[bytes], with_cas: bool, exptime: int) -> list[bytes]:
@@ -263,12 +286,18 @@ class KVService:
         for key in keys:
             item = touch(key, exptime)
             out.append(b"" if item is None else _with_cas(item) if with_cas else item[0])
+        if self.detail_enabled:
+            self._record_gets(keys, out)
         return out
 
     def store(self, op: bytes, key: bytes, flags: int, exptime: int, value: bytes, cas: int) -> bytes:
+        if self.detail_enabled:
+            self.prefixes.record_set(key)
         return _STORE_REPLIES[self.cache.store(op, key, flags, exptime, value, cas)]
 
     def delete(self, key: bytes) -> bytes:
+        if self.detail_enabled:
+            self.prefixes.record_delete(key)
         return R_DELETED if self.cache.delete(key) == c.STORED else R_NOT_FOUND
 
     def arith(self, incr: bool, key: bytes, delta: int) -> bytes:
@@ -288,22 +317,32 @@ class KVService:
 
     def bget(self, key: bytes) -> tuple[int, int, bytes] | None:
         """(flags, cas, value) or None."""
-        return self.cache.get_value(key)
+        found = self.cache.get_value(key)
+        if self.detail_enabled:
+            self.prefixes.record_get(key, found is not None)
+        return found
 
     def bget_packet(self, key: bytes, opaque: int) -> bytes:
         """The whole response to a binary GET (the hot path of ``memaslap -B``)."""
         found = self.cache.get_value(key)
+        if self.detail_enabled:
+            self.prefixes.record_get(key, found is not None)
         if found is None:
             return bp.error(bp.OP_GET, bp.ST_NOT_FOUND, opaque)
         return bp.get_hit(opaque, found[1], found[0], found[2])
 
     def bgat(self, key: bytes, exptime: int) -> tuple[int, int, bytes] | None:
+        """GAT and TOUCH (memcached counts both as gets in ``stats detail``)."""
         item = self.cache.touch(key, exptime)
+        if self.detail_enabled:
+            self.prefixes.record_get(key, item is not None)
         return None if item is None else (item[1], item[3], c.item_value(item))
 
     def bstore(self, op: bytes, key: bytes, flags: int, exptime: int, value: bytes, cas: int) -> tuple[int, int]:
         """(store result, the new CAS unique or 0)."""
         cache = self.cache
+        if self.detail_enabled:
+            self.prefixes.record_set(key)
         result = cache.store(op, key, flags, exptime, value, cas)
         return result, cache.cas_of(key) if result == c.STORED else 0
 
@@ -319,6 +358,8 @@ class KVService:
         return bp.error(opcode, BINARY_RESULT_STATUS[result], opaque)
 
     def bdelete(self, key: bytes, cas: int) -> int:
+        if self.detail_enabled:
+            self.prefixes.record_delete(key)
         return self.cache.delete(key, cas)
 
     def barith(
@@ -333,7 +374,8 @@ class KVService:
         """A meta command (mg, ms, md, ma, me): its whole answer. ``flags`` is a
         :class:`~kvshard.protocol.meta.MetaFlags`, or the list it becomes between shards."""
         cache = self.cache
-        if verb == m.META_DEBUG:
+        if verb == m.META_DEBUG:  # the one meta command memcached 1.6.18 counts in cmd_meta
+            cache.stats.cmd_meta += 1
             return meta_ops.meta_debug(cache, key)
         if type(flags) is not m.MetaFlags:
             flags = m.MetaFlags(*flags)
@@ -349,6 +391,8 @@ class KVService:
     def too_large(self, op: bytes, key: bytes) -> None:
         """An item over the size limit was refused: a ``set`` also drops the old item (so no
         stale value survives a failed overwrite), as memcached does."""
+        if self.detail_enabled:
+            self.prefixes.record_set(key)
         self.cache.stats.store_too_large += 1
         if op == b"set":
             self.cache.discard(key)
@@ -382,5 +426,16 @@ class KVService:
         return out
 
     def stats_reset(self) -> None:
+        """memcached's ``stats reset``: every counter (not the gauges: items, bytes, open
+        connections) and the per-prefix counts; ``stats detail`` stays on or off."""
         self.cache.stats.reset()
         self.conn_stats.reset()
+        self.prefixes.clear()
+
+    def stats_detail(self, on: bool) -> None:
+        """``stats detail on|off`` on this shard (the counts so far are kept either way)."""
+        self.detail_enabled = on
+
+    def prefix_stats(self) -> list[list[Any]]:
+        """This shard's part of ``stats detail dump``."""
+        return self.prefixes.snapshot()

@@ -1,29 +1,35 @@
 """memcached's ``stats`` replies, built from the counters every shard keeps.
 
-Only counters kvshard really keeps are reported, under memcached's names and in memcached's
-order; a memcached field we do not track (slab rebalancing, LRU crawler, ...) is left out
-rather than shown as 0. Per-shard values are summed (``sum_shards``) before formatting.
+Every field of memcached 1.6.18's ``stats`` and ``stats settings`` that means something here is
+reported, under memcached's name, in memcached's order and format; a counter is summed over the
+shards (``sum_shards``) where memcached sums it over its threads. A field for something kvshard
+does not have or does not count (slab rebalancing, the LRU crawler, libevent, extstore, ...) is
+left out, never shown as a constant: the README's "stats fields not reported" lists each one
+with its reason, and a conformance test holds this module and that list to memcached's fields.
 """
 
 from __future__ import annotations
 
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 __all__ = ["ServerInfo", "sum_shards", "general", "settings", "items", "slabs", "conns"]
 
-# counters summed over shards, in memcached 1.6's order
-_GENERAL_COUNTERS = (
-    "curr_connections", "total_connections", "rejected_connections", "idle_kicks",
-    "cmd_get", "cmd_set", "cmd_flush", "cmd_touch",
-    "get_hits", "get_misses", "get_expired",
+_POINTER_BITS = struct.calcsize("P") * 8
+# counters summed over shards, in memcached 1.6.18's order (idle_kicks, only with an idle
+# timeout, goes between auth_errors and bytes_read)
+_COMMAND_COUNTERS = (
+    "cmd_get", "cmd_set", "cmd_flush", "cmd_touch", "cmd_meta", "get_hits", "get_misses", "get_expired",
     "delete_misses", "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits",
     "cas_misses", "cas_hits", "cas_badval", "touch_hits", "touch_misses",
     "store_too_large", "store_no_memory", "auth_cmds", "auth_errors",
-    "bytes_read", "bytes_written",
 )
 _ITEM_COUNTERS = ("bytes", "curr_items", "total_items", "evictions", "reclaimed")
+# memcached's names for -o ssl_min_version's levels
+_TLS_VERSION_NAMES = ("tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3")
+_PEM_KEY_FORMAT = 1  # the only ssl_keyformat kvshard reads (another is refused at start)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,12 @@ class ServerInfo:
     auth_file: str = ""  # -Y
     tcp_backlog: int = 1024  # -b
     flush_enabled: bool = True  # -F: False
+    cas_enabled: bool = True  # -C: False
+    evictions: bool = True  # -M: False
+    unix_socket: str = ""  # -s
+    unix_mask: int = 0o700  # -a
+    prefix_delimiter: bytes = b":"  # -D
+    tls: Any = None  # -Z: kvshard.tls.TlsSettings
 
 
 def sum_shards(per_shard: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -61,50 +73,91 @@ def _lines(pairs: Iterable[tuple[str, Any]]) -> bytes:
 
 
 def _fmt(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
     if isinstance(value, float):
         return b"%d.%06d" % (int(value), int(round((value - int(value)) * 1e6)) % 1_000_000)
     return str(value).encode()
 
 
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def general(info: ServerInfo, totals: dict[str, Any], now: float | None = None) -> bytes:
+    """``stats``: the server, then the counters of every shard summed."""
     now = time.time() if now is None else now
     pairs: list[tuple[str, Any]] = [
         ("pid", info.pid),
         ("uptime", int(now - info.started)),
         ("time", int(now)),
         ("version", info.version),
-        ("pointer_size", 64),
+        ("pointer_size", _POINTER_BITS),
         ("rusage_user", float(totals.get("rusage_user", 0.0))),
         ("rusage_system", float(totals.get("rusage_system", 0.0))),
         ("max_connections", info.max_connections),
+        ("curr_connections", totals.get("curr_connections", 0)),
+        ("total_connections", totals.get("total_connections", 0)),
+        # memcached's maxconns_fast, which kvshard always has: a connection over -c is refused
+        ("rejected_connections", totals.get("rejected_connections", 0)),
     ]
-    pairs.extend((name, totals.get(name, 0)) for name in _GENERAL_COUNTERS)
+    pairs.extend((name, totals.get(name, 0)) for name in _COMMAND_COUNTERS)
+    if info.idle_timeout:
+        pairs.append(("idle_kicks", totals.get("idle_kicks", 0)))
+    pairs.extend((name, totals.get(name, 0)) for name in ("bytes_read", "bytes_written"))
     pairs.append(("limit_maxbytes", info.memory_bytes))
     pairs.append(("threads", info.shards))
     pairs.extend((name, totals.get(name, 0)) for name in _ITEM_COUNTERS)
     return _lines(pairs)
 
 
-def settings(info: ServerInfo, verbosity: int) -> bytes:
-    return _lines([
+def settings(info: ServerInfo, verbosity: int, detail_enabled: bool) -> bytes:
+    """``stats settings``: the flags as they act here (``detail_enabled`` follows ``stats
+    detail on|off``)."""
+    pairs: list[tuple[str, Any]] = [
         ("maxbytes", info.memory_bytes),
         ("maxconns", info.max_connections),
         ("tcpport", info.port),
         ("udpport", info.udp_port),
         ("inter", info.listen or "NULL"),
         ("verbosity", verbosity),
-        ("evictions", "on"),
-        ("shutdown_command", "yes" if info.shutdown_enabled else "no"),
+        ("evictions", "on" if info.evictions else "off"),
+        ("domain_socket", info.unix_socket or "NULL"),
+        ("umask", "%o" % info.unix_mask),
+        ("shutdown_command", _yes_no(info.shutdown_enabled)),
         ("num_threads", info.shards),
-        ("cas_enabled", "yes"),
+        ("num_threads_per_udp", info.shards),  # every shard serves the UDP port
+        ("stat_key_prefix", info.prefix_delimiter),
+        ("detail_enabled", _yes_no(detail_enabled)),
+        ("cas_enabled", _yes_no(info.cas_enabled)),
         ("tcp_backlog", info.tcp_backlog),
+        # what is served: -S makes it binary and -Y ASCII (a -B of its own is not applied yet)
         ("binding_protocol", "binary" if info.auth_sasl else "ascii" if info.auth_file else "auto-negotiate"),
-        ("auth_enabled_sasl", "yes" if info.auth_sasl else "no"),
+        ("auth_enabled_sasl", _yes_no(info.auth_sasl)),
         ("auth_enabled_ascii", info.auth_file or "no"),
         ("item_size_max", info.max_item_size),
-        ("flush_enabled", "yes" if info.flush_enabled else "no"),
+        ("maxconns_fast", _yes_no(True)),  # kvshard's only way: over -c, refused at once
+        ("flush_enabled", _yes_no(info.flush_enabled)),
         ("idle_timeout", info.idle_timeout),
-    ])
+    ]
+    pairs.extend(_tls_settings(info.tls))
+    return _lines(pairs)
+
+
+def _tls_settings(tls: Any) -> list[tuple[str, Any]]:
+    """-Z's settings as memcached shows them (its unset paths print as C's "(null)")."""
+    if tls is None:
+        return [
+            ("ssl_enabled", "no"), ("ssl_chain_cert", "(null)"), ("ssl_key", "(null)"), ("ssl_verify_mode", 0),
+            ("ssl_keyformat", _PEM_KEY_FORMAT), ("ssl_ciphers", "NULL"), ("ssl_ca_cert", "NULL"),
+            ("ssl_min_version", _TLS_VERSION_NAMES[2]),
+        ]
+    return [
+        ("ssl_enabled", "yes"), ("ssl_chain_cert", tls.chain_cert), ("ssl_key", tls.key),
+        ("ssl_verify_mode", tls.verify_mode), ("ssl_keyformat", _PEM_KEY_FORMAT),
+        ("ssl_ciphers", tls.ciphers or "NULL"), ("ssl_ca_cert", tls.ca_cert or "NULL"),
+        ("ssl_min_version", _TLS_VERSION_NAMES[tls.min_version]),
+    ]
 
 
 def items(totals: dict[str, Any]) -> bytes:

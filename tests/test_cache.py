@@ -43,6 +43,29 @@ def test_storage_commands() -> None:
     assert cache.stats.cas_badval == 1 and cache.stats.cas_hits == 1
 
 
+def test_without_cas_every_item_has_cas_zero_and_cas_never_matches() -> None:
+    """-C: as memcached's, a stored, appended, incremented or meta-chosen CAS is 0; ``cas``
+    answers EXISTS (the item is there) or NOT_FOUND; another store's CAS is dropped."""
+    cache = c.Cache(1 << 20, 0, 1, Clock(), cas_enabled=False)
+    assert cache.store(b"set", b"k", 0, 0, b"1") == c.STORED and cache.cas_of(b"k") == 0
+    assert cache.arith(True, b"k", 1) == 2 and cache.cas_of(b"k") == 0
+    assert cache.store(b"set", b"e", 0, 0, b"v", new_cas=77) == c.STORED and cache.cas_of(b"e") == 0
+    assert cache.store(b"cas", b"k", 0, 0, b"x", 0) == c.EXISTS
+    assert cache.store(b"cas", b"k", 0, 0, b"x", 5) == c.EXISTS
+    assert cache.store(b"cas", b"none", 0, 0, b"x", 5) == c.NOT_FOUND
+    assert cache.store(b"append", b"k", 0, 0, b"0", 5) == c.STORED  # a binary append's CAS is dropped
+    assert cache.store(b"set", b"k", 0, 0, b"y", 5) == c.STORED
+    assert (cache.stats.cas_badval, cache.stats.cas_misses, cache.stats.cas_hits) == (2, 1, 0)
+    item = cache.peek(b"k")
+    assert item is not None and cache.amend(b"k", item, cas=9)[3] == 0 and cache.new_cas() == 0
+
+
+def test_a_cas_of_zero_never_matches() -> None:
+    cache, _ = make()
+    assert cache.store(b"set", b"k", 0, 0, b"1", new_cas=0) == c.STORED
+    assert cache.store(b"cas", b"k", 0, 0, b"x", 0) == c.EXISTS
+
+
 def test_cas_unique_across_shards() -> None:
     a, _ = make(shard=0, shards=2)
     b, _ = make(shard=1, shards=2)

@@ -3,19 +3,21 @@
 The ``server`` fixture (tests/conftest.py) is shared by every test of a module, so each test
 names its keys with :class:`Keys` (module, test name and parameters, a counter): no test sees
 another's keys, in any order. Only ``flush_all`` touches everything, so those tests live in their
-own module and therefore get their own server.
+own module and therefore get their own server. A module whose servers need flags says
+``server = server_with("-C")``; ``conn``, ``connect`` and ``bw`` then connect to those.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.servers import Server
+from tests.servers import Server, server_kinds, start_server
 
+from .binwire import BinWire
 from .wire import Wire
 
 
@@ -62,3 +64,22 @@ def connect(server: Server) -> Iterator[Callable[[], Wire]]:
 def conn(connect: Callable[[], Wire]) -> Wire:
     """A fresh connection to the module's server."""
     return connect()
+
+
+@pytest.fixture
+def bw(server: Server) -> Iterator[BinWire]:
+    """A fresh binary-protocol connection to the module's server."""
+    wire = BinWire(server.address)
+    yield wire
+    wire.close()
+
+
+def server_with(*flags: str) -> Any:
+    """A ``server`` fixture for a module: each kind started with ``flags``, once per module."""
+
+    @pytest.fixture(scope="module", params=server_kinds())
+    def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+        with start_server(request.param, *flags) as started:
+            yield started
+
+    return server

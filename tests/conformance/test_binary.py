@@ -7,7 +7,6 @@ values are checked by their relations, since the two servers number items differ
 from __future__ import annotations
 
 import struct
-from typing import Iterator
 
 import pytest
 
@@ -20,13 +19,6 @@ from .conftest import Keys
 OPQ = 0x01020304
 NOT_FOUND = b"Not found"
 EXISTS = b"Data exists for key."
-
-
-@pytest.fixture
-def bw(server: Server) -> Iterator[BinWire]:
-    wire = BinWire(server.address)
-    yield wire
-    wire.close()
 
 
 def ok(op: int, cas: int = 0, extras: bytes = b"", key: bytes = b"", value: bytes = b"") -> Packet:

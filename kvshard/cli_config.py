@@ -32,10 +32,7 @@ _IGNORED_FLAGS = {
     "lock_memory": ("-k", "the shards do not lock their memory"),
     "memory_file": ("-e", "no restartable cache file: items live in the shards' memory"),
     "napi_ids": ("-N", "the kernel's SO_REUSEPORT hash picks each connection's shard"),
-    "slab_growth_factor": ("-f", "kvshard's item store has no slab classes (yet)"),
-    "slab_min_size": ("-n", "kvshard's item store has no slab classes (yet)"),
 }
-_DEFAULTS_OF_IGNORED = {"slab_growth_factor": "1.25", "slab_min_size": "48"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,7 @@ def _shards(text: str) -> int:
 
 
 def _checked_numbers(args: argparse.Namespace, shards: int | None) -> None:
-    """Flags checked as memcached checks them though their values are not used here."""
+    """Flags checked as memcached checks them, in its order (before the others)."""
     growth_factor(args.slab_growth_factor)
     at_least_one("-n", args.slab_min_size, "Chunk size must be greater than 0")
     if args.napi_ids is not None:
@@ -158,6 +155,8 @@ def _memcached_behaviour(args: argparse.Namespace, extended: dict[str, str | Non
         "dump_enabled": not args.disable_dumping,
         "watch_enabled": not args.disable_watch,
         "evictions": not args.disable_evictions,
+        "growth_factor": growth_factor(args.slab_growth_factor),
+        "min_chunk": at_least_one("-n", args.slab_min_size, "Chunk size must be greater than 0"),
         "reqs_per_event": at_least_one("-R", args.max_reqs_per_event, "Number of requests per event must be greater than 0"),
         "backlog": whole_number("-b", args.listen_backlog),
         "prefix_delimiter": ":" if args.delimiter is None else delimiter(args.delimiter),
@@ -184,7 +183,7 @@ def _ignored(args: argparse.Namespace, extended: dict[str, str | None]) -> tuple
     out = []
     for attribute, (flag, reason) in _IGNORED_FLAGS.items():
         value = getattr(args, attribute)
-        if value not in (None, False, _DEFAULTS_OF_IGNORED.get(attribute)):
+        if value not in (None, False):
             out.append(f"{flag} ({reason})")
     for name in extended:
         reason = ignored_reason(name)

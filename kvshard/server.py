@@ -82,6 +82,8 @@ class ServerConfig:
     dump_enabled: bool = True  # -X: False
     watch_enabled: bool = True  # -W: False
     evictions: bool = True  # -M: False (a full cache refuses a store instead of evicting)
+    growth_factor: float = 1.25  # -f: each slab class's chunks this much larger than the last
+    min_chunk: int = 48  # -n: the smallest chunk's room for key + value beyond the item header
     reqs_per_event: int = 20  # -R
     backlog: int = 1024  # -b: the listening sockets' backlog
     prefix_delimiter: str = ":"  # -D
@@ -129,7 +131,7 @@ class KVServerApp(ShardApp):
         loop = asyncio.get_running_loop()
         self._shard = shard
         cache = Cache(cfg.memory_bytes // shard.count, shard.id, shard.count, cas_enabled=cfg.cas_enabled,
-                      evict=cfg.evictions)
+                      evict=cfg.evictions, min_chunk=cfg.min_chunk, growth_factor=cfg.growth_factor)
         # the supervisor starts a shard again when it dies; each start is one incarnation
         shard.metrics.counter_func("shard_restarts_total", "Times this shard was started again after it died",
                                    None, lambda: shard.incarnation - 1)
@@ -145,7 +147,7 @@ class KVServerApp(ShardApp):
             shutdown_enabled=cfg.shutdown_enabled, auth_sasl=cfg.auth == "sasl",
             auth_file=cfg.auth_file if cfg.auth == "ascii" else "",
             tcp_backlog=cfg.backlog, flush_enabled=cfg.flush_enabled, cas_enabled=cfg.cas_enabled,
-            evictions=cfg.evictions, unix_socket=cfg.unix_socket, unix_mask=cfg.unix_mask, prefix_delimiter=delimiter, tls=cfg.tls,
+            evictions=cfg.evictions, growth_factor=cfg.growth_factor, min_chunk=cfg.min_chunk, unix_socket=cfg.unix_socket, unix_mask=cfg.unix_mask, prefix_delimiter=delimiter, tls=cfg.tls,
         )
         credentials = Credentials(cfg.credentials) if cfg.auth else None
         shard.register(REPORT_HANDLER, self._report)

@@ -54,6 +54,8 @@ class ServerInfo:
     flush_enabled: bool = True  # -F: False
     cas_enabled: bool = True  # -C: False
     evictions: bool = True  # -M: False
+    growth_factor: float = 1.25  # -f
+    min_chunk: int = 48  # -n
     unix_socket: str = ""  # -s
     unix_mask: int = 0o700  # -a
     prefix_delimiter: bytes = b":"  # -D
@@ -125,6 +127,8 @@ def settings(info: ServerInfo, verbosity: int, detail_enabled: bool) -> bytes:
         ("domain_socket", info.unix_socket or "NULL"),
         ("umask", "%o" % info.unix_mask),
         ("shutdown_command", _yes_no(info.shutdown_enabled)),
+        ("growth_factor", "%.2f" % info.growth_factor),
+        ("chunk_size", info.min_chunk),
         ("num_threads", info.shards),
         ("num_threads_per_udp", info.shards),  # every shard serves the UDP port
         ("stat_key_prefix", info.prefix_delimiter),

@@ -26,7 +26,7 @@ TABLES = {"`stats` field": b"", "`stats settings` field": b" settings"}
 
 FLAG_SETS = {
     "defaults": (),
-    "changed": ("-C", "-M", "-D", "#", "-b", "512", "-c", "200", "-m", "32", "-I", "2m", "-A", "-o", "idle_timeout=30"),
+    "changed": ("-C", "-M", "-f", "1.5", "-n", "32", "-D", "#", "-b", "512", "-c", "200", "-m", "32", "-I", "2m", "-A", "-o", "idle_timeout=30"),
 }
 # settings both report whose values differ by nature: the port each server was given
 DIFFERENT_BY_NATURE = {"tcpport"}

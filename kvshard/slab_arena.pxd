@@ -26,6 +26,7 @@ cdef class SlabArena:
     cdef unsigned char[::1] _page_class
     cdef public Py_ssize_t pages_used, page_moves, count, bytes
     cdef public bint evict
+    cdef public object evict_hook
     cdef public double now
     cdef public long long evictions, reclaims
     cdef Py_ssize_t _page_room, _cap, _used_slots, _old_cap, _old_used, _migrate
@@ -91,9 +92,10 @@ cdef class SlabArena:
     cdef bint _move_page_to(self, size_t cls) except -1
     @cython.locals(page=Py_ssize_t, p=Py_ssize_t,
                    start=size_t, size=size_t, k=Py_ssize_t, chunk=size_t, state=cython.uchar,
-                   head=size_t, end=size_t, keep_head=size_t, keep_tail=size_t, kept=Py_ssize_t,
+                   end=size_t, keep_head=size_t, keep_tail=size_t, kept=Py_ssize_t,
                    ref=size_t, nxt=size_t)
     cpdef bint move_page(self, Py_ssize_t victim, Py_ssize_t cls) except -1
+    cdef int _evict(self, size_t ref) except -1
     cdef void _zero(self, size_t at, size_t n)
     @cython.locals(nkey=size_t, nbytes=size_t, h=cython.uint, old=size_t, total=size_t,
                    chain_links=Py_ssize_t, cls=size_t, ref=size_t, base=size_t, first=size_t)

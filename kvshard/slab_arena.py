@@ -180,6 +180,7 @@ class SlabArena:
         self.now = 0.0  # the cache sets this: the Unix time, for expiry at the tail and atime
         self.evictions = 0
         self.reclaims = 0
+        self.evict_hook = None  # called with an item's ref just before it is evicted (watch)
         self._cap = _INDEX_START
         self._slots = _u32_array(self._cap)
         self._used_slots = 0
@@ -523,6 +524,7 @@ class SlabArena:
             if expire_at and expire_at <= self.now:
                 self._reclaimed[cls] += 1
                 self.reclaims += 1
+                self.unlink(tail)
             elif not self.evict:
                 return 0
             elif self._u8[base + _MARKS] & _ACTIVE and rescues < _RESCUES:
@@ -533,9 +535,7 @@ class SlabArena:
                 rescues += 1
                 continue
             else:
-                self._evicted[cls] += 1
-                self.evictions += 1
-            self.unlink(tail)
+                self._evict(tail)
             ref = self._take_chunk(cls)
             if ref:
                 return ref
@@ -570,14 +570,9 @@ class SlabArena:
             chunk = (start + k * size) >> 3
             state = self._u8[chunk * 8 + _STATE]
             if state == _ITEM:
-                self._evicted[victim] += 1
-                self.evictions += 1
-                self.unlink(chunk)
+                self._evict(chunk)
             elif state == _CHAIN:
-                head = self._u32[(chunk * 8 + _PREV) >> 2]
-                self._evicted[self._u8[head * 8 + _CLSID]] += 1
-                self.evictions += 1
-                self.unlink(head)
+                self._evict(self._u32[(chunk * 8 + _PREV) >> 2])
         # the page's free chunks leave the victim's free list
         end = start + self.page_size
         keep_head = 0
@@ -606,6 +601,13 @@ class SlabArena:
         self._give_page(page, cls)
         self.page_moves += 1
         return True
+
+    def _evict(self, ref: int) -> None:
+        self._evicted[self._u8[ref * 8 + _CLSID]] += 1
+        self.evictions += 1
+        if self.evict_hook is not None:
+            self.evict_hook(ref)
+        self.unlink(ref)
 
     def _zero(self, at: int, n: int) -> None:
         if cython.compiled:

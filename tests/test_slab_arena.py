@@ -241,3 +241,16 @@ def test_without_eviction_a_full_class_refuses() -> None:
     assert arena.store(b"one-more", b"v", 0, 0, 1)  # the expired tail item made room
     assert arena.store(b"two-more", b"v", 0, 0, 2) == 0
     assert arena.count == per_page and arena.evictions == 0 and arena.find(b"k00001")
+
+
+def test_the_evict_hook_sees_each_evicted_item_before_it_goes() -> None:
+    arena = SlabArena(PAGE)
+    per_page = PAGE // class_sizes()[0]
+    seen: list[bytes] = []
+    arena.evict_hook = lambda ref: seen.append(arena.key(ref))
+    for i in range(per_page + 3):
+        assert arena.store(b"k%05d" % i, b"v", 0, 0, i)
+    assert seen == [b"k00000", b"k00001", b"k00002"] and arena.evictions == 3
+    small = arena.clsid(arena.find(b"k00010"))
+    assert arena.move_page(small, small + 5)  # every item on the page is evicted, and told
+    assert len(seen) == 3 + per_page and arena.count == 0

@@ -19,6 +19,8 @@ cdef class Cache:
     cdef object _to_end
     cdef public object _second
     cdef public object active_horizon
+    cdef public int watch_flags
+    cdef public object watch_log
     cdef object __weakref__
 
     @cython.locals(size=Py_ssize_t, block=bytes, header_len=Py_ssize_t, rescues=Py_ssize_t, victim_marks=long)

@@ -46,6 +46,11 @@ it holds far more entries than items.
 
 ``flush_all`` clears everything now; with a delay the server calls :meth:`Cache.flush` when
 the delay has passed (memcached's semantics: items stored before that moment are gone).
+
+``watch`` (kvshard.watchers): while some connection watches, ``watch_flags`` is not 0 and the
+lookups, stores and evictions memcached logs are told to ``watch_log`` (the shard's hub): a
+lookup wherever memcached's ``do_item_get`` runs (a ``set`` looks up the old item too), a
+store's result, an eviction. Otherwise that one integer test is all they cost.
 """
 
 from __future__ import annotations
@@ -55,10 +60,12 @@ import math
 import re
 import time
 from collections import OrderedDict
-from typing import Callable, Final
+from typing import Any, Callable, Final
 
 from .counters import CacheCounters
 from .protocol.ascii import value_line
+from .watch_lines import STORE_STATUS as _STORE_STATUS
+from .watch_lines import TOO_LARGE, slab_class
 
 __all__ = [
     "Cache",
@@ -149,6 +156,9 @@ class Cache:
         self._second = int(clock())
         # a hit on an item that is not ACTIVE, or whose ``seen`` is older than this, updates it
         self.active_horizon = self._second - _ACTIVE_REFRESH
+        # the log streams some connection watches (0: nobody) and the hub to tell (see above)
+        self.watch_flags = 0
+        self.watch_log: Any = None
 
     # ----- helpers ---------------------------------------------------------------------------
 
@@ -182,6 +192,8 @@ class Cache:
         return self._cas_counter * self._shard_count + self._shard_id
 
     def _live(self, key: bytes) -> Item | None:
+        if self.watch_flags:
+            self._watch_lookup(key)
         item = self._lookup(key)
         if item is None:
             return None
@@ -223,6 +235,8 @@ class Cache:
                 continue
             self.used -= len(victim) + len(victim_item[0]) + ITEM_OVERHEAD
             self.stats.evictions += 1
+            if self.watch_flags:
+                self._watch_eviction(victim, victim_item)
         items[key] = (block, flags, expire_at, cas or self._next_cas(), header_len, self.now_second(), marks)
         self.used += size
         self.stats.total_items += 1
@@ -235,6 +249,8 @@ class Cache:
     def get(self, key: bytes) -> Item | None:
         """A hit marks the item (FETCHED, then ACTIVE; it is not moved). (``cmd_get`` is not
         counted here: it is always get_hits + get_misses, see :meth:`counters`.)"""
+        if self.watch_flags:
+            self._watch_lookup(key)
         item = self._lookup(key)
         if item is not None:
             expire_at = item[2]
@@ -331,6 +347,17 @@ class Cache:
         chooses the stored item's CAS; ``marks`` are the new item's marks."""
         if op == b"set" and not cas:
             return self.set_item(key, flags, exptime, value, new_cas, marks)
+        result = self._store_checked(op, key, flags, exptime, value, cas, new_cas, allow_stale, marks)
+        if self.watch_flags:
+            self._watch_store(b"cas" if cas and op not in (b"append", b"prepend") else op, key, result, flags, exptime,
+                              len(value))
+        return result
+
+    def _store_checked(
+        self, op: bytes, key: bytes, flags: int, exptime: int, value: bytes, cas: int, new_cas: int,
+        allow_stale: bool, marks: int,
+    ) -> int:
+        """:meth:`store` for every case but a plain set."""
         self.stats.cmd_set += 1
         if op not in _STORE_OPS:
             raise ValueError(f"unknown storage command {op!r}")
@@ -367,6 +394,11 @@ class Cache:
         """``set`` without a CAS to check: STORED or NO_MEMORY (``new_cas`` and ``marks`` as
         in :meth:`store`)."""
         self.stats.cmd_set += 1
+        if self.watch_flags:  # memcached looks the old item up, then logs the store
+            self._watch_lookup(key)
+            result = self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
+            self._watch_store(b"set", key, result, flags, exptime, len(value))
+            return result
         return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
 
     def discard(self, key: bytes) -> None:
@@ -440,6 +472,43 @@ class Cache:
         else:
             self._put(key, digits, item[1], item[2])
         return number
+
+    # ----- watch: only called while some connection watches ------------------------------------
+
+    def _watch_lookup(self, key: bytes) -> None:
+        """Log a lookup of ``key``: found, expired or not found (nothing is changed)."""
+        item = self._lookup(key)
+        if item is None:
+            self.watch_log.item_get(key, 0, 0, 0)
+        elif item[2] and item[2] <= self._clock():
+            self.watch_log.item_get(key, 3, 0, 0)
+        else:
+            self.watch_log.item_get(key, 1, item[1], len(item[0]) - item[4] - 2)
+
+    def _watch_store(self, command: bytes, key: bytes, result: int, flags: int, exptime: int, size: int) -> None:
+        """Log a store's result, with the stored item's expiry, class and size (or the refused
+        one's)."""
+        item = self._lookup(key) if result == STORED else None
+        if item is not None:
+            flags, expire_at, size = item[1], item[2], len(item[0]) - item[4] - 2
+        else:
+            expire_at = self.expire_at(exptime)
+        ttl = self.remaining(expire_at) if expire_at else 0
+        self.watch_log.item_store(key, _STORE_STATUS[result], command.decode(), max(ttl, 0),
+                                  slab_class(len(key), flags, size), size)
+
+    def watch_too_large(self, command: bytes, key: bytes) -> None:
+        """Log a store refused for its size (a refused set then drops the old item, which
+        memcached looks up first)."""
+        if self.watch_flags:
+            self.watch_log.item_store(key, TOO_LARGE, command.decode(), 0, 0, 0)
+            if command == b"set":
+                self._watch_lookup(key)
+
+    def _watch_eviction(self, key: bytes, item: Item) -> None:
+        expire_at = item[2]
+        self.watch_log.eviction(key, bool(item[6] & FETCHED), self.remaining(expire_at) if expire_at else -1,
+                                self.now_second() - item[5], item[1], len(item[0]) - item[4] - 2)
 
     def flush(self) -> None:
         """Drop every item (flush_all; the command is counted where it arrived, see

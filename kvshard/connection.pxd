@@ -29,6 +29,7 @@ cdef class ClientConnection:
     cdef public object _sample_command
     cdef public long long conn_id
     cdef public long long _last_command
+    cdef public object _close_reason
     cdef object __weakref__
 
     @cython.locals(start=double, dispatcher=Dispatcher)

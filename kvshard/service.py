@@ -352,6 +352,7 @@ class KVService:
         """An item over the size limit was refused: a ``set`` also drops the old item (so no
         stale value survives a failed overwrite), as memcached does."""
         self.cache.stats.store_too_large += 1
+        self.cache.watch_too_large(op, key)
         if op == b"set":
             self.cache.discard(key)
 

@@ -64,6 +64,7 @@ from typing import Any, Callable, Final
 
 from .counters import CacheCounters
 from .protocol.ascii import value_line
+from .protocol.watch import LOG_FETCHERS, LOG_MUTATIONS
 from .watch_lines import STORE_STATUS as _STORE_STATUS
 from .watch_lines import TOO_LARGE, slab_class
 
@@ -477,6 +478,8 @@ class Cache:
 
     def _watch_lookup(self, key: bytes) -> None:
         """Log a lookup of ``key``: found, expired or not found (nothing is changed)."""
+        if not self.watch_flags & LOG_FETCHERS:
+            return
         item = self._lookup(key)
         if item is None:
             self.watch_log.item_get(key, 0, 0, 0)
@@ -488,6 +491,8 @@ class Cache:
     def _watch_store(self, command: bytes, key: bytes, result: int, flags: int, exptime: int, size: int) -> None:
         """Log a store's result, with the stored item's expiry, class and size (or the refused
         one's)."""
+        if not self.watch_flags & LOG_MUTATIONS:
+            return
         item = self._lookup(key) if result == STORED else None
         if item is not None:
             flags, expire_at, size = item[1], item[2], len(item[0]) - item[4] - 2

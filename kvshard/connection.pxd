@@ -32,7 +32,7 @@ cdef class ClientConnection:
     cdef public object _close_reason
     cdef object __weakref__
 
-    @cython.locals(start=double, dispatcher=Dispatcher)
+    @cython.locals(start=double, dispatcher=Dispatcher, tracing=bint)
     cpdef data_received(self, data)
     cpdef _replies_ready(self)
     @cython.locals(dispatcher=Dispatcher)

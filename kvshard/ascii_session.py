@@ -16,23 +16,45 @@ when the transport has drained. A client that pipelines thousands of gets for a 
 reads nothing cannot make the server build gigabytes of replies.
 
 The session never touches the transport; closing is asked of the dispatcher (``quit``).
+
+``verbosity`` and ``watch`` concern every shard: ``verbosity N`` runs on each
+(kvshard.verbosity) before its ``OK``; ``watch`` turns the connection into a watcher
+(kvshard.watchers), and the commands after it in the same read are dropped, as memcached stops
+reading a watcher's commands. memcached refuses a ``watch`` that has answers of earlier
+commands still waiting to go out with it (``ERROR cannot pipeline other commands before
+watch``): that is any command earlier in the same read, after the last one whose answer it
+writes at once (get, gets, gat, gats, mn).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .dispatcher import Dispatcher
 from .protocol.ascii import (
     ARITH, CLOSE, DELETE, FLUSH, FLUSH_REFUSED, GAT, GET, META, QUIT, R_ERROR, R_FLUSH_REFUSED, R_OK, R_TOO_LARGE,
-    REPLY, SHUTDOWN, STATS, STORE, TOO_LARGE, TOUCH, VERBOSITY, VERSION, AsciiParser, single_get_key,
+    REPLY, SHUTDOWN, STATS, STORE, TOO_LARGE, TOUCH, VERBOSITY, VERSION, WATCH, AsciiParser, single_get_key,
 )
+from .protocol.meta import R_MN
 from .service import FIXED_ARITH, FIXED_DELETE, FIXED_STORE, FIXED_TOUCH, STORE_CODES, as_int64
+from .verbosity import VERBOSITY_HANDLER
 
 if TYPE_CHECKING:
     from .context import ShardContext
 
-__all__ = ["AsciiSession"]
+__all__ = ["AsciiSession", "R_WATCH_DISABLED", "R_WATCH_PIPELINED"]
+
+R_WATCH_DISABLED: Final = b"CLIENT_ERROR watch commands not allowed\r\n"
+R_WATCH_PIPELINED: Final = b"ERROR cannot pipeline other commands before watch\r\n"
+_NO_COMMANDS: list[tuple[Any, ...]] = []
+
+
+def _answer_ok(results: list[Any]) -> bytes:
+    return R_OK
+
+
+def _answer_nothing(results: list[Any]) -> bytes:
+    return b""
 
 
 class AsciiSession:
@@ -42,6 +64,7 @@ class AsciiSession:
         self.parser = AsciiParser(ctx.max_item_size, ctx.flush_enabled)
         self._dispatcher = dispatcher
         self._ctx = ctx
+        self._batch = _NO_COMMANDS  # the commands run() executes (see _watch)
 
     def feed(self, data: bytes) -> list[tuple[Any, ...]] | None:
         """Run the commands of one read; returns those that must wait (see the module
@@ -59,14 +82,18 @@ class AsciiSession:
         up, or None once all ran (or the connection is quitting)."""
         dispatcher = self._dispatcher
         execute = self._execute
+        self._batch = commands
+        rest = None
         last = len(commands) - 1
         for i, cmd in enumerate(commands):
             execute(cmd)
             if dispatcher.quitting:
-                return None
+                break
             if i & 15 == 15 and i < last and dispatcher.backed_up():
-                return commands[i + 1 :]
-        return None
+                rest = commands[i + 1 :] or None  # (None: a watch cut the list short)
+                break
+        self._batch = _NO_COMMANDS  # holds no values once run
+        return rest
 
     def _execute(self, cmd: tuple[Any, ...]) -> None:
         d = self._dispatcher
@@ -102,20 +129,52 @@ class AsciiSession:
         elif op == VERSION:
             d.reply(b"VERSION %s\r\n" % self._ctx.version.encode())
         elif op == VERBOSITY:
-            self._ctx.set_verbosity(cmd[1])
-            if not cmd[2]:
-                d.reply(R_OK)
+            d.fan_out(VERBOSITY_HANDLER, (cmd[1],), _answer_nothing if cmd[2] else _answer_ok)
         elif op == STATS:
             d.stats_command(d, cmd[1])
         elif op == QUIT:
             d.quit()
         elif op == SHUTDOWN:
             self._shutdown(cmd[1])
+        elif op == WATCH:
+            self._watch(cmd)
         elif op == CLOSE:
             d.quit()
             d.abandon()
         else:  # pragma: no cover - the parser emits nothing else
             d.reply(R_ERROR)
+
+    def _watch(self, cmd: tuple[Any, ...]) -> None:
+        """``watch [streams]``, checked in memcached's order: -W, pipelining, the names, the
+        number of watchers (see the module docstring)."""
+        _, streams, noreply = cmd
+        d = self._dispatcher
+        ctx = self._ctx
+        refusal: bytes | None = R_ERROR
+        if not ctx.watch_enabled or ctx.watch is None:
+            refusal = R_WATCH_DISABLED
+        elif self._answers_waiting(cmd):
+            refusal = R_WATCH_PIPELINED
+        elif streams >= 0:
+            refusal = ctx.watch.start(d, ctx.connections.get(d.conn_id), streams)
+        if refusal is None:
+            batch = self._batch
+            for i in range(len(batch)):
+                if batch[i] is cmd:
+                    del batch[i + 1 :]  # run() stops here: a watcher runs no more commands
+                    break
+        elif not noreply:
+            d.reply(refusal)
+
+    def _answers_waiting(self, cmd: tuple[Any, ...]) -> bool:
+        """Some command before ``cmd`` in this read has an answer memcached would still hold."""
+        waiting = False
+        for earlier in self._batch:
+            if earlier is cmd:
+                break
+            op = earlier[0]
+            waiting = not (op == GET or op == GAT or (op == REPLY and earlier[1] == R_MN))
+        return waiting
 
     def _shutdown(self, mode: bytes | None) -> None:
         """memcached's ``shutdown`` (``-A`` only): the whole server stops, gracefully (kvshard's

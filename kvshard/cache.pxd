@@ -20,6 +20,8 @@ cdef class Cache:
     cdef long long _evictions_seen, _reclaims_seen
     cdef public object _second
     cdef public object active_horizon
+    cdef int _watch_flags
+    cdef public object watch_log
     cdef object __weakref__
 
     @cython.locals(ref=size_t)

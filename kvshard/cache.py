@@ -44,6 +44,12 @@ it holds far more entries than items.
 
 ``flush_all`` clears everything now; with a delay the server calls :meth:`Cache.flush` when
 the delay has passed (memcached's semantics: items stored before that moment are gone).
+
+``watch`` (kvshard.watchers): while some connection watches, ``watch_flags`` is not 0 and the
+lookups, stores and evictions memcached logs are told to ``watch_log`` (the shard's hub): a
+lookup wherever memcached's ``do_item_get`` runs (a ``set`` looks up the old item too), a
+store's result, an eviction (through the arena's ``evict_hook``, set only while evictions are
+watched). Otherwise one integer test is all they cost.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ import heapq
 import math
 import re
 import time
-from typing import Callable, Final
+from typing import Any, Callable, Final
 
 try:
     import cython
@@ -61,7 +67,10 @@ except ModuleNotFoundError:  # interpreted without Cython installed
 
 from .counters import CacheCounters
 from .protocol.ascii import value_line
+from .protocol.watch import LOG_EVICTIONS, LOG_FETCHERS, LOG_MUTATIONS
 from .slab_arena import PAGE_SIZE, SlabArena
+from .watch_lines import STORE_STATUS as _STORE_STATUS
+from .watch_lines import TOO_LARGE, slab_class
 
 __all__ = [
     "Cache",
@@ -155,6 +164,18 @@ class Cache:
         self._second = int(clock())
         # a hit on an item that is not ACTIVE, or whose ``seen`` is older than this, updates it
         self.active_horizon = self._second - _ACTIVE_REFRESH
+        # the log streams some connection watches (0: nobody) and the hub to tell (see above)
+        self._watch_flags = 0
+        self.watch_log: Any = None
+
+    @property
+    def watch_flags(self) -> int:
+        return self._watch_flags
+
+    @watch_flags.setter
+    def watch_flags(self, flags: int) -> None:
+        self._watch_flags = flags
+        self._arena.evict_hook = self._watch_eviction if flags & LOG_EVICTIONS else None
 
     # ----- helpers ---------------------------------------------------------------------------
 
@@ -209,6 +230,8 @@ class Cache:
 
     def _live_ref(self, key: bytes) -> int:
         """The ref of the live item under ``key`` (an expired one is removed), or 0."""
+        if self._watch_flags:
+            self._watch_lookup(key)
         arena = self._arena
         ref = arena.find(key)
         if ref:
@@ -290,6 +313,8 @@ class Cache:
         return (arena.flags(ref), arena.cas(ref), arena.value(ref))
 
     def _get_ref(self, key: bytes) -> int:
+        if self._watch_flags:
+            self._watch_lookup(key)
         arena = self._arena
         ref = arena.find(key)
         if ref:
@@ -388,6 +413,17 @@ class Cache:
         chooses the stored item's CAS; ``marks`` are the new item's marks."""
         if op == b"set" and not cas:
             return self.set_item(key, flags, exptime, value, new_cas, marks)
+        result = self._store_checked(op, key, flags, exptime, value, cas, new_cas, allow_stale, marks)
+        if self._watch_flags:
+            self._watch_store(b"cas" if cas and op not in (b"append", b"prepend") else op, key, result, flags, exptime,
+                              len(value))
+        return result
+
+    def _store_checked(
+        self, op: bytes, key: bytes, flags: int, exptime: int, value: bytes, cas: int, new_cas: int,
+        allow_stale: bool, marks: int,
+    ) -> int:
+        """:meth:`store` for every case but a plain set."""
         self.stats.cmd_set += 1
         if op not in _STORE_OPS:
             raise ValueError(f"unknown storage command {op!r}")
@@ -428,6 +464,11 @@ class Cache:
         """``set`` without a CAS to check: STORED or NO_MEMORY (``new_cas`` and ``marks`` as
         in :meth:`store`)."""
         self.stats.cmd_set += 1
+        if self._watch_flags:  # memcached looks the old item up, then logs the store
+            self._watch_lookup(key)
+            result = self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
+            self._watch_store(b"set", key, result, flags, exptime, len(value))
+            return result
         return self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
 
     def discard(self, key: bytes) -> None:
@@ -502,6 +543,53 @@ class Cache:
         else:
             self._put(key, digits, arena.flags(ref), arena.expire_at(ref))
         return number
+
+    # ----- watch: only called while some connection watches ------------------------------------
+
+    def _watch_lookup(self, key: bytes) -> None:
+        """Log a lookup of ``key``: found, expired or not found (nothing is changed)."""
+        if not self._watch_flags & LOG_FETCHERS:
+            return
+        arena = self._arena
+        ref = arena.find(key)
+        if ref == 0:
+            self.watch_log.item_get(key, 0, 0, 0)
+        elif arena.expire_at(ref) and arena.expire_at(ref) <= self._clock():
+            self.watch_log.item_get(key, 3, 0, 0)
+        else:
+            self.watch_log.item_get(key, 1, arena.flags(ref), arena.nbytes(ref))
+
+    def _watch_store(self, command: bytes, key: bytes, result: int, flags: int, exptime: int, size: int) -> None:
+        """Log a store's result, with the stored item's expiry, class and size (or the refused
+        one's, in the class it would have had)."""
+        if not self._watch_flags & LOG_MUTATIONS:
+            return
+        arena = self._arena
+        ref = arena.find(key) if result == STORED else 0
+        if ref:
+            flags, expire_at, size = arena.flags(ref), arena.expire_at(ref), arena.nbytes(ref)
+        else:
+            expire_at = self.expire_at(exptime)
+        ttl = self.remaining(expire_at) if expire_at else 0
+        # (clsid: the class memcached's default sizes give, as the other watch lines say)
+        self.watch_log.item_store(key, _STORE_STATUS[result], command.decode(), max(ttl, 0),
+                                  slab_class(len(key), flags, size), size)
+
+    def watch_too_large(self, command: bytes, key: bytes) -> None:
+        """Log a store refused for its size (a refused set then drops the old item, which
+        memcached looks up first)."""
+        if self._watch_flags:
+            self.watch_log.item_store(key, TOO_LARGE, command.decode(), 0, 0, 0)
+            if command == b"set":
+                self._watch_lookup(key)
+
+    def _watch_eviction(self, ref: int) -> None:
+        """The arena's evict_hook while evictions are watched."""
+        arena = self._arena
+        expire_at = arena.expire_at(ref)
+        self.watch_log.eviction(arena.key(ref), bool(arena.marks(ref) & FETCHED),
+                                self.remaining(expire_at) if expire_at else -1,
+                                self.now_second() - arena.atime(ref), arena.flags(ref), arena.nbytes(ref))
 
     def flush(self) -> None:
         """Drop every item (flush_all; the command is counted where it arrived, see

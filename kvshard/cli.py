@@ -30,6 +30,7 @@ from .cli_config import Startup, startup_from
 from .cli_flags import parser
 from .memcached_options import EX_OSERR, EX_USAGE, UsageError
 from .server import KVServerApp, ServerConfig
+from .verbosity import log_level
 
 __all__ = ["main", "EX_USAGE", "EX_OSERR", "EX_UNAVAILABLE"]
 
@@ -77,7 +78,7 @@ def _probe_dpdk(config: ServerConfig) -> str:
 
 
 def _setup_logging(verbose: int, log_file: str | None) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    level = log_level(verbose)  # -v INFO, -vv DEBUG: the shards' commands and answers too (kvshard.verbosity)
     install_labels()  # every line says which process wrote it: "main" or "shard N"
     try:
         logging.basicConfig(level=level, format="%(asctime)s [%(process_label)s] %(name)s %(levelname)s %(message)s",

@@ -29,9 +29,10 @@ cdef class ClientConnection:
     cdef public object _sample_command
     cdef public long long conn_id
     cdef public long long _last_command
+    cdef public object _close_reason
     cdef object __weakref__
 
-    @cython.locals(start=double, dispatcher=Dispatcher)
+    @cython.locals(start=double, dispatcher=Dispatcher, tracing=bint)
     cpdef data_received(self, data)
     cpdef _replies_ready(self)
     @cython.locals(dispatcher=Dispatcher)

@@ -31,6 +31,13 @@ endpoint off nothing could read the histograms, so no read is timed.
 Back-pressure: more than :data:`MAX_QUEUED_REPLIES` outstanding replies, or a transport that
 asks us to stop writing, pauses reading until the backlog drains to a quarter of that; so do
 the commands of a read that the ASCII session handed back (``_deferred``), until they ran.
+
+Watching and tracing (``ctx.trace_reads``, one test per read): while some connection watches or
+the verbosity is 2, a read first tells the shard's watch hub whose it is (the ``cfd`` of its
+log lines) and logs its command lines, and the answers are logged as they are written
+(kvshard.verbosity). A connection that sent ``watch`` becomes a watcher: its session is the
+hub's sink (kvshard.watchers), and it is neither idle-kicked nor a client any more. New and
+closed connections are told to the hub (``watch connevents``) with memcached's close reasons.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from .auth import count_login
 from .binary_session import BinarySession
 from .dispatcher import DEFER_QUEUED, MAX_QUEUED_REPLIES, Dispatcher
 from .protocol.ascii_login import R_AUTH_FAILURE, R_LOGGED_IN, AsciiLogin
+from .verbosity import TRACE_LEVEL, command_lines, reply_lines, trace_log
 
 try:
     import cython
@@ -153,6 +161,7 @@ class ClientConnection:
         self._sample_command = ""
         self.conn_id = -1  # set once accepted: see ``describe``
         self._last_command = 0
+        self._close_reason = "normal"  # memcached's, for ``watch connevents``
 
     # ----- transport callbacks ---------------------------------------------------------------
 
@@ -176,6 +185,8 @@ class ClientConnection:
         stats.total_connections += 1
         if ctx.publish_connections:
             ctx.publish_connections(stats.curr_connections)
+        if ctx.trace_reads:
+            self._trace_event(transport, "new auto-negotiating client connection", True)
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -188,6 +199,11 @@ class ClientConnection:
         self._write = transport.write
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted and self._ctx.trace_reads:
+            self._trace_event(self._transport, "connection closed.", False, "error" if exc is not None else None)
+        watch = self._ctx.watch
+        if self._counted and watch is not None:
+            watch.watcher_closed(self.conn_id)
         if self._counted:
             self._ctx.connections.pop(self.conn_id, None)
             stats = self._ctx.service.conn_stats
@@ -229,6 +245,9 @@ class ClientConnection:
         dispatcher = self._dispatcher
         if self._transport is None or dispatcher.quitting or not self._counted:
             return
+        tracing = self._ctx.trace_reads
+        if tracing:
+            self._trace_read(data)
         self._conn_stats.bytes_read += len(data)
         self._last_command = self._ctx.now
         self._reads += 1
@@ -249,6 +268,8 @@ class ClientConnection:
         if start:
             self._sample_start = start
             self._end_sample()
+        if tracing and self._ctx.watch is not None:
+            self._ctx.watch.client_fd = -1
 
     def eof_received(self) -> bool | None:
         return None  # close our side too, as memcached does
@@ -287,7 +308,12 @@ class ClientConnection:
         commands, self._deferred = self._deferred, None
         if not commands or self._transport is None:
             return
+        watch = self._ctx.watch
+        if watch is not None and watch.flags:
+            watch.client_fd = self._descriptor()
         rest = self._ascii.run(commands)
+        if watch is not None:
+            watch.client_fd = -1
         if rest is not None:
             self._deferred = rest
             self._update_reading()
@@ -356,9 +382,13 @@ class ClientConnection:
 
     def kick_if_idle(self, before: int) -> None:
         """``-o idle_timeout``: close the connection if its last command came before ``before``
-        (seconds of the shard's clock) and it owes no reply; counted in ``idle_kicks``."""
+        (seconds of the shard's clock) and it owes no reply; counted in ``idle_kicks``. A
+        watcher is never idle (memcached kicks only connections waiting for a command)."""
         dispatcher = self._dispatcher
+        if self._ctx.watch is not None and self._ctx.watch.is_watcher(self.conn_id):
+            return
         if self._last_command < before and not dispatcher.owed and self._transport is not None and not dispatcher.quitting:
+            self._close_reason = "idle_timeout"
             self._conn_stats.idle_kicks += 1
             dispatcher.quit()
             self._transport.close()
@@ -372,6 +402,7 @@ class ClientConnection:
         if self._transport is None:
             return
         self._draining = True
+        self._close_reason = "shutdown"
         self._dispatcher.quit()
         if not self._dispatcher.owed:
             self._write_out()
@@ -384,10 +415,68 @@ class ClientConnection:
         peer = transport.get_extra_info("peername") if transport is not None else None
         local = transport.get_extra_info("sockname") if transport is not None else None
         parser = self._ascii.parser
-        if self.conn_id == asking:
+        if self._ctx.watch is not None and self._ctx.watch.is_watcher(self.conn_id):
+            state = "conn_watch"
+        elif self.conn_id == asking:
             state = "conn_parse_cmd"
         elif parser.buffered or self._dispatcher.owed:
             state = "conn_nread" if parser.reading_data else "conn_parse_cmd"
         else:
             state = "conn_read"
         return self.conn_id, socket_address("tcp", peer), socket_address("tcp", local), state, self._ctx.now - self._last_command
+
+    # ----- cold: watching and tracing (see the module docstring) -----------------------------
+
+    def become_watcher(self, sink: Any) -> None:
+        """``watch``: from now on reads go to ``sink``, which drops them."""
+        self._binary = sink
+        self._login = None
+
+    def _descriptor(self) -> int:
+        """The connection's socket in its shard's process (memcached's ``cfd``, ``<17``)."""
+        return self.conn_id // self._ctx.shards if self.conn_id >= 0 else -1
+
+    def _trace_read(self, data: bytes) -> None:
+        """Before a read runs: the hub learns whose it is; at verbosity 2 its command lines are
+        logged and the answers will be (``_traced_write``)."""
+        ctx = self._ctx
+        fd = self._descriptor()
+        if ctx.watch is not None:
+            ctx.watch.client_fd = fd
+        binary = self._binary
+        if ctx.verbosity[0] < TRACE_LEVEL or binary is not None and (binary is not _UNDECIDED or data[:1] == b"\x80"):
+            return
+        parser = self._ascii.parser
+        for line in command_lines(parser._want, parser._buf, data):
+            trace_log.debug("<%d %s", fd, line.decode("utf-8", "backslashreplace"))
+        if self._transport is not None:
+            self._write = self._traced_write
+
+    def _traced_write(self, data: bytes) -> None:
+        """``transport.write`` that logs the answers while the verbosity is 2 (then it puts the
+        plain one back)."""
+        transport = self._transport
+        if transport is None:
+            return
+        if self._ctx.verbosity[0] >= TRACE_LEVEL:
+            fd = self._descriptor()
+            for line in reply_lines(data):
+                trace_log.debug(">%d %s", fd, line.decode("utf-8", "backslashreplace"))
+        else:
+            self._write = transport.write
+        transport.write(data)
+
+    def _trace_event(self, transport: Any, event: str, opened: bool, reason: str | None = None) -> None:
+        """A connection opened or closed: logged at verbosity 2, and told to watchers."""
+        ctx = self._ctx
+        fd = self._descriptor()
+        if ctx.verbosity[0] >= TRACE_LEVEL:
+            trace_log.debug("<%d %s", fd, event)
+        watch = ctx.watch
+        if watch is None or not watch.flags or transport is None:
+            return
+        peer = transport.get_extra_info("peername")
+        if opened:
+            watch.conn_new(peer, fd)
+        else:
+            watch.conn_close(peer, reason or self._close_reason, fd)

@@ -27,3 +27,6 @@ cdef class ShardContext:
     cdef public object sasl
     cdef public object ascii_login
     cdef public bint flush_enabled
+    cdef public object watch
+    cdef public bint watch_enabled
+    cdef public bint trace_reads

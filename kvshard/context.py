@@ -15,6 +15,7 @@ from typing import Any, Callable
 from .protocol import ascii as proto
 from . import prefix_stats
 from . import stats as stats_fmt
+from .verbosity import TRACE_LEVEL
 
 __all__ = ["ShardContext"]
 
@@ -52,6 +53,8 @@ class ShardContext:
         sasl: Any = None,
         ascii_login: Any = None,
         flush_enabled: bool = True,
+        watch: Any = None,
+        watch_enabled: bool = True,
     ) -> None:
         self.shard_id = shard_id
         self.shards = shards
@@ -83,9 +86,17 @@ class ShardContext:
         self.sasl = sasl
         self.ascii_login = ascii_login
         self.flush_enabled = flush_enabled  # False with -F: flush_all is refused
+        # ``watch`` (kvshard.watchers.WatchHub, None: no watching here) and whether it is
+        # allowed (-W: not); ``trace_reads``: a read must tell the hub its client, or log its
+        # commands (kvshard.verbosity), so it takes the connection's slower, traced way
+        self.watch = watch
+        self.watch_enabled = watch_enabled
+        self.trace_reads = False
+        self.retrace()
 
-    def set_verbosity(self, level: int) -> None:
-        self.verbosity[0] = level
+    def retrace(self) -> None:
+        """Work ``trace_reads`` out again (the verbosity or the watched streams changed)."""
+        self.trace_reads = self.verbosity[0] >= TRACE_LEVEL or (self.watch is not None and self.watch.flags != 0)
 
     def stats_command(self, conn: Any, args: list[bytes]) -> None:
         """Answer ``stats [group]`` through ``conn.reply`` / ``conn.fan_out`` (a connection,

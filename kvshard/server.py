@@ -24,6 +24,8 @@ from .cache import Cache
 from .context import CONNS_HANDLER, ShardContext
 from .connection import SAMPLE_MASK, ClientConnection, native_number, socket_address
 from .service import PING_HANDLER, REPORT_HANDLER, KVService
+from .verbosity import VERBOSITY_HANDLER, set_verbosity
+from .watchers import WatchHub
 
 __all__ = ["ServerConfig", "KVServerApp", "PROTOCOL_VERSION", "FIXED_OVERHEAD_PER_SHARD_MB"]
 
@@ -154,6 +156,9 @@ class KVServerApp(ShardApp):
         shard.register(PING_HANDLER, lambda: shard.id)
         shard.register(CONNS_HANDLER, self._conns)
         messenger = shard.messenger
+        watch = WatchHub(shard.id, shard.count, messenger, loop)
+        watch.register(shard)
+        cache.watch_log = watch
         self._ctx = ShardContext(
             shard_id=shard.id,
             shards=shard.count,
@@ -174,7 +179,18 @@ class KVServerApp(ShardApp):
             sasl=credentials if cfg.auth == "sasl" else None,
             ascii_login=credentials if cfg.auth == "ascii" else None,
             flush_enabled=cfg.flush_enabled,
+            watch=watch,
+            watch_enabled=cfg.watch_enabled,
         )
+        ctx = self._ctx
+        shard.register(VERBOSITY_HANDLER, lambda level: set_verbosity(ctx, level))
+        watch.listeners.append(lambda flags: self._watched(cache, ctx, flags))
+
+    @staticmethod
+    def _watched(cache: Cache, ctx: ShardContext, flags: int) -> None:
+        """The streams watched here changed: the cache and the connections learn it."""
+        cache.watch_flags = flags
+        ctx.retrace()
 
     def _report(self) -> tuple[dict[str, Any], list[Any]]:
         """This shard's part of a scrape (:mod:`kvshard.exporter`)."""

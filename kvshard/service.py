@@ -394,6 +394,7 @@ class KVService:
         if self.detail_enabled:
             self.prefixes.record_set(key)
         self.cache.stats.store_too_large += 1
+        self.cache.watch_too_large(op, key)
         if op == b"set":
             self.cache.discard(key)
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
 import pytest
 
@@ -121,12 +121,15 @@ def _wait_ready(server: Server, deadline: float, ready: Callable[[Server], bool]
 def start_server(
     kind: str, *extra: str, threads: int = 2, port: int | None = None,
     ready: Callable[[Server], bool] = answers_version, env: dict[str, str] | None = None,
+    stderr: IO[bytes] | None = None,
 ) -> Iterator[Server]:
     """A fresh server on a free port, stopped afterwards; ``ready`` says when it serves (by
-    default: it answers ``version`` in the clear); ``env``: variables added to its environment."""
+    default: it answers ``version`` in the clear); ``env``: variables added to its environment;
+    ``stderr``: a file its standard error goes to (else the test's)."""
     port = port or free_port()
     environment = {**os.environ, **env} if env else None
-    proc = subprocess.Popen(_command(kind, port, threads, extra), stdin=subprocess.DEVNULL, env=environment)
+    proc = subprocess.Popen(_command(kind, port, threads, extra), stdin=subprocess.DEVNULL, env=environment,
+                            stderr=stderr)
     server = Server(kind, port, proc)
     try:
         _wait_ready(server, time.monotonic() + 30, ready)

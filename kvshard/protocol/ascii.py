@@ -43,6 +43,7 @@ from typing import Any, Final
 
 from . import meta
 from .numbers import strtol32, strtoul32, strtoull
+from .watch import watch_flags
 
 try:
     import cython
@@ -58,7 +59,7 @@ __all__ = [
     "item_too_large",
     "single_get_key",
     "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
-    "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META", "SHUTDOWN", "FLUSH_REFUSED", "R_FLUSH_REFUSED",
+    "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META", "SHUTDOWN", "FLUSH_REFUSED", "R_FLUSH_REFUSED", "WATCH",
     "item_total_size",
     "tokenize",
     "STORE_OPS",
@@ -215,6 +216,7 @@ CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long, an HT
 META: Final = 14      # (META, verb: bytes, key, flags: MetaFlags | None, value: bytes | None)
 FLUSH_REFUSED: Final = 16  # (FLUSH_REFUSED, noreply): flush_all under -F
 SHUTDOWN: Final = 15  # (SHUTDOWN, mode: bytes | None): "shutdown [graceful]"; the server decides if it may
+WATCH: Final = 17     # (WATCH, streams: int (-1: an unknown name), noreply): see kvshard.protocol.watch
 
 STORE_OPS: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
 
@@ -507,6 +509,8 @@ class AsciiParser:
             return (SHUTDOWN, tokens[1] if n == 2 else None if n == 1 else b"")
         if name == b"stats":
             return (STATS, tokens[1:])
+        if name == b"watch":  # -W, pipelining and a full watcher list are checked before the names
+            return (WATCH, watch_flags(tokens[1:]), n > 1 and tokens[-1] == _NOREPLY)
         return _unknown_command(name, tokens)
 
     def _storage(self, name: bytes, tokens: list[bytes]) -> tuple[Any, ...] | None:

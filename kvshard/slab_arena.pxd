@@ -5,7 +5,7 @@ from libc.string cimport memcpy, memcmp, memset
 
 cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _FLAGS, _NBYTES, _ATIME, _HASH, _MORE
 cdef size_t _NKEY, _CLSID, _MARKS, _STATE, _HEADER, _INDEX_START
-cdef Py_ssize_t _RESCUES, _MIGRATE_STEP
+cdef Py_ssize_t _RESCUES, _MIGRATE_STEP, _HUGE_PAGE
 cdef unsigned char _FREE, _ITEM, _CHAIN, _ACTIVE
 
 @cython.locals(h=cython.uint, p=cython.p_uchar, i=Py_ssize_t)

@@ -328,6 +328,11 @@ class Cache:
         self.stats.get_misses += 1
         return 0
 
+    def class_stats(self) -> tuple[int, list[dict[str, int]]]:
+        """(page size, the arena's per-class figures as of now)."""
+        self._arena.now = self._clock()
+        return self._arena.page_size, self._arena.class_stats()
+
     def counters(self) -> dict[str, int]:
         """The statistics counters, derived ones included."""
         out = self.stats.as_dict()

@@ -107,9 +107,9 @@ class ShardContext:
         elif group == b"settings":
             conn.reply(stats_fmt.settings(self.info, self.verbosity[0], self.service.detail_enabled))
         elif group == b"items":
-            conn.fan_out("kv.stats", (), lambda r: stats_fmt.items(stats_fmt.sum_shards(r)))
+            conn.fan_out("kv.slab_stats", (), lambda r: stats_fmt.items(stats_fmt.merge_classes(r)))
         elif group == b"slabs":
-            conn.fan_out("kv.stats", (), lambda r: stats_fmt.slabs(stats_fmt.sum_shards(r)))
+            conn.fan_out("kv.slab_stats", (), lambda r: stats_fmt.slabs(stats_fmt.merge_classes(r)))
         elif group == b"reset":
             conn.fan_out("kv.stats_reset", (), lambda r: proto.R_RESET)
         elif group == b"detail":

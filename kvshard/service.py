@@ -47,7 +47,7 @@ REPORT_HANDLER: Final = "kv.report"
 PING_HANDLER: Final = "kv.ping"
 # the operations other shards may call, as ``kv.<name>``
 HANDLER_NAMES: Final = (
-    "get", "get_one", "gat", "store", "delete", "arith", "touch", "too_large", "flush", "stats",
+    "get", "get_one", "gat", "store", "delete", "arith", "touch", "too_large", "flush", "stats", "slab_stats",
     "stats_reset", "stats_detail", "prefix_stats", "bget", "bget_packet", "bgat", "bstore", "bstore_packet", "bdelete", "barith", "meta",
 )
 
@@ -413,6 +413,10 @@ class KVService:
     def _delayed_flush(self) -> None:
         self._flush_timer = None
         self.cache.flush()
+
+    def slab_stats(self) -> tuple[int, list[dict[str, int]]]:
+        """(page size, per slab class of this shard's arena: its pages, chunks and items)."""
+        return self.cache.class_stats()
 
     def stats(self) -> dict[str, Any]:
         """This shard's counters and gauges, summed over shards by the caller."""

@@ -6,7 +6,7 @@ from libc.string cimport memcpy, memcmp, memset
 cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _FLAGS, _NBYTES, _ATIME, _HASH, _MORE
 cdef size_t _NKEY, _CLSID, _MARKS, _STATE, _HEADER, _INDEX_START
 cdef Py_ssize_t _RESCUES, _MIGRATE_STEP, _HUGE_PAGE
-cdef unsigned char _FREE, _ITEM, _CHAIN, _ACTIVE
+cdef unsigned char _FREE, _ITEM, _CHAIN, _ACTIVE, _FETCHED
 
 @cython.locals(h=cython.uint, p=cython.p_uchar, i=Py_ssize_t)
 cpdef unsigned int key_hash(bytes key)
@@ -23,6 +23,8 @@ cdef class SlabArena:
     cdef double[::1] _f64
     cdef long long[::1] _size, _perslab, _pages, _free_head, _free_count, _cut, _cut_end
     cdef long long[::1] _head, _tail, _items, _chunks_used, _evicted, _reclaimed, _rescued
+    cdef long long[::1] _class_bytes, _evicted_nonzero, _evicted_unfetched, _evicted_active, _evicted_time
+    cdef long long[::1] _expired_unfetched, _outofmemory
     cdef unsigned char[::1] _page_class
     cdef public Py_ssize_t pages_used, page_moves, count, bytes
     cdef public bint evict
@@ -95,6 +97,7 @@ cdef class SlabArena:
                    end=size_t, keep_head=size_t, keep_tail=size_t, kept=Py_ssize_t,
                    ref=size_t, nxt=size_t)
     cpdef bint move_page(self, Py_ssize_t victim, Py_ssize_t cls) except -1
+    @cython.locals(base=size_t, cls=size_t, marks=cython.uchar)
     cdef int _evict(self, size_t ref) except -1
     cdef void _zero(self, size_t at, size_t n)
     @cython.locals(nkey=size_t, nbytes=size_t, h=cython.uint, old=size_t, total=size_t,
@@ -106,5 +109,5 @@ cdef class SlabArena:
     cdef bint _fill_chain(self, size_t head, bytes value, size_t done, Py_ssize_t links) except -1
     @cython.locals(base=size_t)
     cpdef rewrite(self, size_t ref, bytes value)
-    @cython.locals(base=size_t, cls=size_t, more=size_t, last=size_t, nxt=size_t)
+    @cython.locals(base=size_t, cls=size_t, more=size_t, last=size_t, nxt=size_t, size=size_t)
     cpdef unlink(self, size_t ref)

@@ -66,6 +66,7 @@ __all__ = [
 PAGE_SIZE: Final = 1 << 20
 HEADER: Final = 48
 MAX_RESCUES: Final = 50
+_FETCHED: Final = 8  # the cache's FETCHED mark (kvshard.cache.FETCHED)
 _ACTIVE: Final = 16  # the cache's ACTIVE mark (kvshard.cache.ACTIVE)
 _INDEX_START: Final = 1024
 _MIGRATE_STEP: Final = 64
@@ -190,6 +191,13 @@ class SlabArena:
         self._evicted = _i64_array(n)
         self._reclaimed = _i64_array(n)
         self._rescued = _i64_array(n)
+        self._class_bytes = _i64_array(n)        # header + key + value of the linked items
+        self._evicted_nonzero = _i64_array(n)    # evicted with an expiry set
+        self._evicted_unfetched = _i64_array(n)  # evicted never fetched
+        self._evicted_active = _i64_array(n)     # evicted ACTIVE (second chances ran out)
+        self._evicted_time = _i64_array(n)       # seconds since the last evicted item's last access
+        self._expired_unfetched = _i64_array(n)  # reclaimed at the tail never fetched
+        self._outofmemory = _i64_array(n)        # stores that found no chunk
         self._page_class = memoryview(bytearray(self._page_room)).cast("B")
         self.pages_used = 0
         self.page_moves = 0
@@ -541,6 +549,8 @@ class SlabArena:
             expire_at = self._f64[(base + _EXPIRE_AT) >> 3]
             if expire_at and expire_at <= self.now:
                 self._reclaimed[cls] += 1
+                if not self._u8[base + _MARKS] & _FETCHED:
+                    self._expired_unfetched[cls] += 1
                 self.reclaims += 1
                 self.unlink(tail)
             elif not self.evict:
@@ -621,7 +631,17 @@ class SlabArena:
         return True
 
     def _evict(self, ref: int) -> None:
-        self._evicted[self._u8[ref * 8 + _CLSID]] += 1
+        base = ref * 8
+        cls = self._u8[base + _CLSID]
+        marks = self._u8[base + _MARKS]
+        self._evicted[cls] += 1
+        if self._f64[(base + _EXPIRE_AT) >> 3] != 0:
+            self._evicted_nonzero[cls] += 1
+        if not marks & _FETCHED:
+            self._evicted_unfetched[cls] += 1
+        if marks & _ACTIVE:
+            self._evicted_active[cls] += 1
+        self._evicted_time[cls] = max(0, int(self.now) - self._u32[(base + _ATIME) >> 2])
         self.evictions += 1
         if self.evict_hook is not None:
             self.evict_hook(ref)
@@ -657,6 +677,7 @@ class SlabArena:
             self.unlink(old)
         ref = self._alloc(cls)
         if ref == 0:
+            self._outofmemory[cls] += 1
             return 0
         base = ref * 8
         self._u32[(base + _HASH) >> 2] = h
@@ -683,6 +704,7 @@ class SlabArena:
         self._items[cls] += 1
         self.count += 1
         self.bytes += _HEADER + nkey + nbytes
+        self._class_bytes[cls] += _HEADER + nkey + nbytes
         if chain_links and not self._fill_chain(ref, value, self.chunk_max - _HEADER - nkey, chain_links):
             if self._u8[base + _STATE] == _ITEM and self._u32[(base + _HASH) >> 2] == h:
                 self.unlink(ref)  # (still ours: a link could not be had)
@@ -736,7 +758,9 @@ class SlabArena:
         self._lru_unlink(ref, cls)
         self._items[cls] -= 1
         self.count -= 1
-        self.bytes -= _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
+        size = _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
+        self.bytes -= size
+        self._class_bytes[cls] -= size
         more = self._u32[(base + _MORE) >> 2]
         self._free_chunk(ref, cls)
         last = self.class_count - 1
@@ -752,11 +776,16 @@ class SlabArena:
                 self.unlink(self._tail[cls])
 
     def class_stats(self) -> list[dict[str, int]]:
-        """Per class with at least one page: what ``stats slabs`` and ``stats items`` need."""
+        """Per class that has a page or an item: what ``stats slabs`` and ``stats items``
+        report (``age``: seconds since the least recently used item's last access)."""
         out = []
         for c in range(self.class_count):
             if self._pages[c] == 0 and self._items[c] == 0:
                 continue
+            tail = self._tail[c]
+            uncut = 0
+            if self._cut[c]:
+                uncut = (self._cut_end[c] - self._cut[c]) // self._size[c]
             out.append({
                 "id": c + 1,
                 "chunk_size": self._size[c],
@@ -765,9 +794,18 @@ class SlabArena:
                 "total_chunks": self._pages[c] * self._perslab[c],
                 "used_chunks": self._chunks_used[c],
                 "free_chunks": self._free_count[c],
+                "free_chunks_end": uncut,
                 "number": self._items[c],
+                "age": max(0, int(self.now) - self._u32[(tail * 8 + _ATIME) >> 2]) if tail else 0,
+                "mem_requested": self._class_bytes[c],
                 "evicted": self._evicted[c],
+                "evicted_nonzero": self._evicted_nonzero[c],
+                "evicted_time": self._evicted_time[c],
+                "outofmemory": self._outofmemory[c],
                 "reclaimed": self._reclaimed[c],
+                "expired_unfetched": self._expired_unfetched[c],
+                "evicted_unfetched": self._evicted_unfetched[c],
+                "evicted_active": self._evicted_active[c],
                 "rescued": self._rescued[c],
             })
         return out

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-__all__ = ["ServerInfo", "sum_shards", "general", "settings", "items", "slabs", "conns"]
+__all__ = ["ServerInfo", "sum_shards", "merge_classes", "general", "settings", "items", "slabs", "conns"]
 
 _POINTER_BITS = struct.calcsize("P") * 8
 # counters summed over shards, in memcached 1.6.18's order (idle_kicks, only with an idle
@@ -164,22 +164,62 @@ def _tls_settings(tls: Any) -> list[tuple[str, Any]]:
     ]
 
 
-def items(totals: dict[str, Any]) -> bytes:
-    """kvshard has one LRU per shard and no slab classes: all items show as class 1."""
-    if not totals.get("curr_items"):
-        return b"END\r\n"
+# stats items: memcached 1.6.18's per-class fields in its order, those the arena keeps (the
+# segmented LRU's, the crawler's and the tail-repair ones are listed in the README as not
+# reported); "age" is a maximum over shards, the rest are sums
+_ITEM_FIELDS = (
+    "number", "age", "mem_requested", "evicted", "evicted_nonzero", "evicted_time", "outofmemory", "reclaimed",
+    "expired_unfetched", "evicted_unfetched", "evicted_active",
+)
+_SLAB_FIELDS = ("chunk_size", "chunks_per_page", "total_pages", "total_chunks", "used_chunks", "free_chunks",
+                "free_chunks_end")
+_LARGEST_OVER_SHARDS = frozenset(("chunk_size", "chunks_per_page", "age", "evicted_time"))
+
+
+def merge_classes(per_shard: Iterable[tuple[int, list[dict[str, int]]]]) -> tuple[int, list[dict[str, int]]]:
+    """Every shard's arena classes as one: (page size, classes by id) summed over shards
+    (sizes, ages and times: the largest)."""
+    page_size = 0
+    merged: dict[int, dict[str, int]] = {}
+    for size, classes in per_shard:
+        page_size = size
+        for figures in classes:
+            into = merged.setdefault(figures["id"], {})
+            for name, value in figures.items():
+                if name in _LARGEST_OVER_SHARDS or name == "id":
+                    into[name] = max(into.get(name, 0), value)
+                else:
+                    into[name] = into.get(name, 0) + value
+    return page_size, [merged[clsid] for clsid in sorted(merged)]
+
+
+def items(merged: tuple[int, list[dict[str, int]]]) -> bytes:
+    """``stats items``: every class that holds items."""
     return _lines([
-        ("items:1:number", totals.get("curr_items", 0)),
-        ("items:1:mem_requested", totals.get("bytes", 0)),
-        ("items:1:evicted", totals.get("evictions", 0)),
-        ("items:1:outofmemory", totals.get("store_no_memory", 0)),
-        ("items:1:reclaimed", totals.get("reclaimed", 0)),
+        (f"items:{figures['id']}:{name}", figures[name])
+        for figures in merged[1] if figures["number"] for name in _ITEM_FIELDS
     ])
 
 
-def slabs(totals: dict[str, Any]) -> bytes:
-    """No slab allocator here: only the memory charged to items is meaningful."""
-    return _lines([("total_malloced", totals.get("bytes", 0))])
+def slabs(merged: tuple[int, list[dict[str, int]]]) -> bytes:
+    """``stats slabs``: every class that has pages, then how many do and the memory they
+    take. free_chunks counts every chunk not holding an item (memcached cuts a whole page into
+    free chunks when it takes one; the arena cuts as it goes, and free_chunks_end is the part
+    of the newest page not cut yet)."""
+    page_size, classes = merged
+    pairs: list[tuple[str, Any]] = []
+    active = 0
+    pages = 0
+    for figures in classes:
+        if not figures["total_pages"]:
+            continue
+        active += 1
+        pages += figures["total_pages"]
+        shown = dict(figures, free_chunks=figures["total_chunks"] - figures["used_chunks"])
+        pairs.extend((f"{figures['id']}:{name}", shown[name]) for name in _SLAB_FIELDS)
+    pairs.append(("active_slabs", active))
+    pairs.append(("total_malloced", pages * page_size))
+    return _lines(pairs)
 
 
 def conns(described: Iterable[tuple[int, str, str, str, int]]) -> bytes:

@@ -18,6 +18,7 @@ cdef class Cache:
     cdef public bint cas_enabled
     cdef public CacheCounters stats
     cdef long long _evictions_seen, _reclaims_seen
+    cdef tuple _seen_counts
     cdef public object _second
     cdef public object active_horizon
     cdef int _watch_flags

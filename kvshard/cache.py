@@ -161,6 +161,7 @@ class Cache:
         self.stats = CacheCounters()
         self._evictions_seen = 0
         self._reclaims_seen = 0
+        self._seen_counts = (0, 0, 0)
         self._second = int(clock())
         # a hit on an item that is not ACTIVE, or whose ``seen`` is older than this, updates it
         self.active_horizon = self._second - _ACTIVE_REFRESH
@@ -258,10 +259,7 @@ class Cache:
         arena.now = self._clock()
         ref = arena.store(key, value, flags, expire_at, cas if cas and self.cas_enabled else self._next_cas(), marks)
         if arena.evictions != self._evictions_seen or arena.reclaims != self._reclaims_seen:
-            self.stats.evictions += arena.evictions - self._evictions_seen
-            self.stats.reclaimed += arena.reclaims - self._reclaims_seen
-            self._evictions_seen = arena.evictions
-            self._reclaims_seen = arena.reclaims
+            self._take_arena_counts()
         if ref == 0:
             self.stats.store_no_memory += 1
             return NO_MEMORY
@@ -269,6 +267,20 @@ class Cache:
         if expire_at:
             heapq.heappush(self._expiries, (expire_at, key))
         return STORED
+
+    def _take_arena_counts(self) -> None:
+        """Add what the arena counted since last time (evictions, tail reclaims) to the stats
+        (which ``stats reset`` may have zeroed meanwhile)."""
+        arena = self._arena
+        stats = self.stats
+        stats.evictions += arena.evictions - self._evictions_seen
+        stats.reclaimed += arena.reclaims - self._reclaims_seen
+        stats.expired_unfetched += arena.expired_unfetched - self._seen_counts[0]
+        stats.evicted_unfetched += arena.evicted_unfetched - self._seen_counts[1]
+        stats.evicted_active += arena.evicted_active - self._seen_counts[2]
+        self._evictions_seen = arena.evictions
+        self._reclaims_seen = arena.reclaims
+        self._seen_counts = (arena.expired_unfetched, arena.evicted_unfetched, arena.evicted_active)
 
     def _hit(self, ref: int) -> None:
         """Mark a hit on a live item: FETCHED first, then ACTIVE with ``seen`` refreshed (at

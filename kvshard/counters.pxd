@@ -9,6 +9,7 @@ cdef class CacheCounters(Counters):
     cdef public long long delete_hits, delete_misses, incr_hits, incr_misses, decr_hits, decr_misses
     cdef public long long cas_hits, cas_misses, cas_badval, touch_hits, touch_misses
     cdef public long long evictions, total_items, reclaimed, store_too_large, store_no_memory
+    cdef public long long expired_unfetched, evicted_unfetched, evicted_active
 
 
 cdef class ConnectionCounters(Counters):

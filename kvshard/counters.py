@@ -40,6 +40,7 @@ class CacheCounters(Counters):
         "delete_hits", "delete_misses", "incr_hits", "incr_misses", "decr_hits", "decr_misses",
         "cas_hits", "cas_misses", "cas_badval", "touch_hits", "touch_misses", "evictions",
         "total_items", "reclaimed", "store_too_large", "store_no_memory",
+        "expired_unfetched", "evicted_unfetched", "evicted_active",
     )
 
 

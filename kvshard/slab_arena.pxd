@@ -30,7 +30,7 @@ cdef class SlabArena:
     cdef public bint evict
     cdef public object evict_hook
     cdef public double now
-    cdef public long long evictions, reclaims
+    cdef public long long evictions, reclaims, expired_unfetched, evicted_unfetched, evicted_active
     cdef Py_ssize_t _page_room, _cap, _used_slots, _old_cap, _old_used, _migrate
     cdef unsigned int[::1] _slots, _old
 

@@ -206,6 +206,9 @@ class SlabArena:
         self.now = 0.0  # the cache sets this: the Unix time, for expiry at the tail and atime
         self.evictions = 0
         self.reclaims = 0
+        self.expired_unfetched = 0  # (the three totals of the per-class counts of that name)
+        self.evicted_unfetched = 0
+        self.evicted_active = 0
         self.evict_hook = None  # called with an item's ref just before it is evicted (watch)
         self._cap = _INDEX_START
         self._slots = _u32_array(self._cap)
@@ -551,6 +554,7 @@ class SlabArena:
                 self._reclaimed[cls] += 1
                 if not self._u8[base + _MARKS] & _FETCHED:
                     self._expired_unfetched[cls] += 1
+                    self.expired_unfetched += 1
                 self.reclaims += 1
                 self.unlink(tail)
             elif not self.evict:
@@ -639,8 +643,10 @@ class SlabArena:
             self._evicted_nonzero[cls] += 1
         if not marks & _FETCHED:
             self._evicted_unfetched[cls] += 1
+            self.evicted_unfetched += 1
         if marks & _ACTIVE:
             self._evicted_active[cls] += 1
+            self.evicted_active += 1
         self._evicted_time[cls] = max(0, int(self.now) - self._u32[(base + _ATIME) >> 2])
         self.evictions += 1
         if self.evict_hook is not None:

@@ -26,7 +26,10 @@ _COMMAND_COUNTERS = (
     "cas_misses", "cas_hits", "cas_badval", "touch_hits", "touch_misses",
     "store_too_large", "store_no_memory", "auth_cmds", "auth_errors",
 )
-_ITEM_COUNTERS = ("bytes", "curr_items", "total_items", "evictions", "reclaimed")
+_ITEM_COUNTERS = (
+    "bytes", "curr_items", "total_items", "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions",
+    "reclaimed",
+)
 # memcached's names for -o ssl_min_version's levels
 _TLS_VERSION_NAMES = ("tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3")
 _PEM_KEY_FORMAT = 1  # the only ssl_keyformat kvshard reads (another is refused at start)

@@ -144,8 +144,8 @@ def test_eviction_rescues_a_bounded_number_of_active_items() -> None:
 
 
 def test_stats_count_evictions_and_tail_reclaims() -> None:
-    cache, clock = make(limit=SMALL_PAGE, page_size=SMALL_PAGE)
-    n = per_page(b"k00", b"v")
+    cache, clock = make(limit=2 * SMALL_PAGE, page_size=SMALL_PAGE)
+    n = 2 * per_page(b"k00", b"v")  # more than the 50 second chances a store may give
     for i in range(n):
         cache.store(b"set", b"k%02d" % i, 0, 5 if i == 0 else 0, b"v")
     clock.now += 10
@@ -203,3 +203,19 @@ def test_get_block_is_the_rendered_item_and_its_tail() -> None:
         assert cache.get(key)[0] == c.render(key, flags, value)[0]
     assert cache.get_block(b"missing", b"END\r\n") is None
     assert cache.stats.get_hits == 9 and cache.stats.get_misses == 1
+
+
+def test_eviction_kinds_are_counted_and_survive_a_stats_reset() -> None:
+    cache, clock = make(limit=2 * SMALL_PAGE, page_size=SMALL_PAGE)
+    n = 2 * per_page(b"k00", b"v")  # more than the 50 second chances a store may give
+    for i in range(n):
+        cache.store(b"set", b"k%02d" % i, 0, 5 if i == 0 else 0, b"v")
+    for i in range(1, n):
+        assert cache.get(b"k%02d" % i) and cache.get(b"k%02d" % i)  # all active but k00
+    clock.now += 10
+    cache.store(b"set", b"new", 0, 0, b"v")  # k00 expired unfetched: reclaimed
+    assert (cache.stats.expired_unfetched, cache.stats.evictions) == (1, 0)
+    cache.stats.reset()
+    cache.store(b"set", b"ne2", 0, 0, b"v")  # 50 second chances, then an active item goes
+    assert (cache.stats.evicted_active, cache.stats.evicted_unfetched, cache.stats.evictions) == (1, 0, 1)
+    assert cache.stats.expired_unfetched == 0

@@ -42,7 +42,7 @@ cdef class Cache:
     cpdef get_block(self, key, bytes tail=*)
     @cython.locals(ref=size_t)
     cpdef get_value(self, key)
-    @cython.locals(ref=size_t, expire_at=cython.double)
+    @cython.locals(ref=size_t)
     cdef size_t _get_ref(self, key) except? 0
     cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1
     cpdef double expire_at(self, long long exptime) except? -1

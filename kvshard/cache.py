@@ -325,20 +325,14 @@ class Cache:
         return (arena.flags(ref), arena.cas(ref), arena.value(ref))
 
     def _get_ref(self, key: bytes) -> int:
-        if self._watch_flags:
-            self._watch_lookup(key)
-        arena = self._arena
-        ref = arena.find(key)
+        """:meth:`_live_ref`, counting a hit (and marking the item) or a miss."""
+        ref = self._live_ref(key)
         if ref:
-            expire_at = arena.expire_at(ref)
-            if not expire_at or expire_at > self._clock():
-                self.stats.get_hits += 1
-                self._hit(ref)
-                return ref
-            arena.unlink(ref)
-            self.stats.get_expired += 1
-        self.stats.get_misses += 1
-        return 0
+            self.stats.get_hits += 1
+            self._hit(ref)
+        else:
+            self.stats.get_misses += 1
+        return ref
 
     def class_stats(self) -> tuple[int, list[dict[str, int]]]:
         """(page size, the arena's per-class figures as of now)."""

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Final
 
 from framework import channel, extensions, reactor, ring
+from net_backends.posix import socket_stream
 
 from . import (
     ascii_session, binary_session, cache, connection, context, counters, dispatcher, meta_ops, routing, service,
@@ -22,7 +23,7 @@ from .protocol import ascii, binary, meta, numbers
 __all__ = ["HOT_MODULES", "mode", "warning"]
 
 HOT_MODULES: Final[tuple[ModuleType, ...]] = (
-    ring, channel, reactor,
+    ring, channel, reactor, socket_stream,
     ascii, binary, meta, numbers,
     counters, routing, slab_arena, cache, service, meta_ops, context, dispatcher, ascii_session, connection, binary_session,
 )

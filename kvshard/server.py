@@ -279,7 +279,7 @@ class KVServerApp(ShardApp):
 
             tls_context = server_context(self.config.tls)
         if self.config.unix_listener is not None:
-            await self._serve_unix_socket(shard, tls_context)
+            await self._serve_unix_socket(stack, shard, tls_context)
             return
         for host in self.config.listen:
             server = await stack.listen_tcp(lambda: ClientConnection(ctx), host, self.config.port, tls=tls_context)
@@ -295,14 +295,12 @@ class KVServerApp(ShardApp):
                 sock = udp.get_extra_info("socket")
                 self._listeners.append((sock.fileno() * shard.count + shard.id, socket_address("udp", sock.getsockname()), "conn_read"))
 
-    async def _serve_unix_socket(self, shard: Shard, tls_context: Any) -> None:
+    async def _serve_unix_socket(self, stack: PosixStack, shard: Shard, tls_context: Any) -> None:
         """-s: accept on the supervisor's UNIX socket (each shard has its copy; the kernel
         gives each connection to one of them)."""
         assert self._ctx is not None
         ctx, sock = self._ctx, self.config.unix_listener
-        server = await asyncio.get_running_loop().create_unix_server(
-            lambda: ClientConnection(ctx), sock=sock, backlog=self.config.backlog, ssl=tls_context,
-        )
+        server = await stack.serve_socket(lambda: ClientConnection(ctx), sock, tls=tls_context)
         self._servers.append(server)
         self._listeners.append((sock.fileno() * shard.count + shard.id, f"unix:{self.config.unix_socket}", "conn_listening"))
 

@@ -1,4 +1,4 @@
-"""The POSIX network stack: the kernel's TCP through uvloop.
+"""The POSIX network stack: the kernel's TCP, plain sockets served by our own transport.
 
 Each shard opens its own listening socket on the same address with ``SO_REUSEPORT``; the kernel
 spreads incoming connections over the shards by a hash of the 4-tuple, and every connection is
@@ -6,6 +6,11 @@ served to its end by the shard that accepted it (no hand-offs, no shared accept 
 alternative, one acceptor passing connections to shards, balances counts exactly but costs a
 file-descriptor hand-off per connection; see the closing note of issue 3 for the measurement
 behind this choice.
+
+A plain connection (no TLS) is served by :mod:`net_backends.posix.socket_stream`: the loop
+(uvloop) only watches the descriptor, and reads and writes are ``read(2)``/``write(2)`` calls
+from compiled code, one Python call per read into the protocol. TLS connections and UDP use
+uvloop's transports.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import Callable
+from typing import Any, Callable
+
+from .socket_stream import SocketListener, listening_sockets
 
 __all__ = ["PosixStack", "check_can_listen"]
 
@@ -21,7 +28,8 @@ ProtocolFactory = Callable[[], asyncio.Protocol]
 
 
 class PosixStack:
-    """Listens on kernel sockets; transports come from the event loop (uvloop)."""
+    """Listens on kernel sockets: plain connections get a :class:`SocketTransport
+    <net_backends.posix.socket_stream.SocketTransport>`, TLS ones uvloop's transport."""
 
     name = "posix"
 
@@ -31,12 +39,23 @@ class PosixStack:
 
     async def listen_tcp(
         self, factory: ProtocolFactory, host: str, port: int, tls: ssl.SSLContext | None = None,
-    ) -> asyncio.AbstractServer:
+    ) -> Any:
         """Accept on ``host:port``; with ``tls``, every connection is TLS (the handshake is done
-        before the protocol sees a byte)."""
-        return await self._loop.create_server(
-            factory, host, port, reuse_port=True, reuse_address=True, backlog=self._backlog, ssl=tls,
-        )
+        before the protocol sees a byte). The result has ``sockets`` and ``close()``."""
+        if tls is not None:
+            return await self._loop.create_server(
+                factory, host, port, reuse_port=True, reuse_address=True, backlog=self._backlog, ssl=tls,
+            )
+        return _Listeners([SocketListener(self._loop, sock, factory) for sock in listening_sockets(host, port, self._backlog)])
+
+    async def serve_socket(self, factory: ProtocolFactory, sock: socket.socket, tls: ssl.SSLContext | None = None) -> Any:
+        """Accept on a listening socket opened elsewhere (the supervisor's UNIX socket, ``-s``)."""
+        if tls is not None:
+            if sock.family == socket.AF_UNIX:
+                return await self._loop.create_unix_server(factory, sock=sock, backlog=self._backlog, ssl=tls)
+            return await self._loop.create_server(factory, sock=sock, backlog=self._backlog, ssl=tls)
+        sock.listen(self._backlog)
+        return _Listeners([SocketListener(self._loop, sock, factory)])
 
     async def listen_udp(
         self, factory: Callable[[], asyncio.DatagramProtocol], host: str, port: int,
@@ -45,6 +64,21 @@ class PosixStack:
         shard by the sender's address, so one client socket always reaches the same one)."""
         transport, _ = await self._loop.create_datagram_endpoint(factory, local_addr=(host, port), reuse_port=True)
         return transport
+
+
+class _Listeners:
+    """The listeners of one address, shown as one server (``sockets``, ``close()``)."""
+
+    def __init__(self, listeners: list[SocketListener]) -> None:
+        self._listeners = listeners
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [sock for listener in self._listeners for sock in listener.sockets]
+
+    def close(self) -> None:
+        for listener in self._listeners:
+            listener.close()
 
 
 def check_can_listen(host: str, port: int, udp: bool = False) -> None:

@@ -1,0 +1,41 @@
+# Compiled by Cython (pure-Python mode) from socket_stream.py; see framework/extensions.py.
+# Types only: the logic is in socket_stream.py, which also runs interpreted.
+cimport cython
+from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from posix.unistd cimport read as c_read, write as c_write
+
+cdef extern from *:
+    """
+    #include <errno.h>
+    static inline int kvshard_errno(void) { return errno; }
+    """
+    int errno_value "kvshard_errno"()
+
+cdef Py_ssize_t _READ_SIZE
+cdef bytearray _read_buffer
+cdef frozenset _TRY_AGAIN
+cdef int _OPEN, _CLOSING, _CLOSED
+
+
+cdef class SocketTransport:
+    cdef object _loop
+    cdef object _sock
+    cdef int _fd
+    cdef object _protocol
+    cdef object _data_received
+    cdef int _state
+    cdef bint _reading
+    cdef bint _eof_wanted
+    cdef list _queue
+    cdef Py_ssize_t _queued
+    cdef Py_ssize_t _high
+    cdef Py_ssize_t _low
+    cdef bint _writing_paused
+    cdef dict _extra
+
+    @cython.locals(count=Py_ssize_t, code=int)
+    cpdef _on_readable(self)
+    @cython.locals(size=Py_ssize_t, sent=Py_ssize_t, code=int)
+    cpdef write(self, data)
+    cdef _enqueue(self, bytes data)

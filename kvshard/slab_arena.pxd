@@ -33,6 +33,7 @@ cdef class SlabArena:
     cdef public long long evictions, reclaims, expired_unfetched, evicted_unfetched, evicted_active
     cdef Py_ssize_t _page_room, _cap, _used_slots, _old_cap, _old_used, _migrate
     cdef unsigned int[::1] _slots, _old
+    cdef unsigned int _ref_mask, _tag_mask
 
     @cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t)
     cpdef Py_ssize_t class_for(self, Py_ssize_t total)
@@ -62,18 +63,18 @@ cdef class SlabArena:
     cpdef size_t find(self, bytes key) except? 0
     @cython.locals(ref=size_t)
     cdef size_t _find_hashed(self, bytes key, unsigned int h) except? 0
-    @cython.locals(mask=size_t, i=size_t, ref=size_t)
+    @cython.locals(mask=size_t, i=size_t, ref=size_t, entry=cython.uint, tag_mask=cython.uint, tag=cython.uint)
     cdef size_t _probe(self, unsigned int[::1] slots, size_t cap, unsigned int h, bytes key) except? 0
-    @cython.locals(mask=size_t, i=size_t, here=size_t)
+    @cython.locals(mask=size_t, i=size_t, here=cython.uint, h=cython.uint, entry=cython.uint)
     cdef Py_ssize_t _slot_of(self, unsigned int[::1] slots, size_t cap, size_t ref) except? -2
-    @cython.locals(mask=size_t, i=size_t)
+    @cython.locals(mask=size_t, i=size_t, h=cython.uint)
     cdef int _insert_slot(self, unsigned int[::1] slots, size_t cap, size_t ref) except -1
-    @cython.locals(mask=size_t, j=size_t, ref=size_t, home=size_t)
+    @cython.locals(mask=size_t, j=size_t, entry=cython.uint, home=size_t)
     cdef int _delete_slot(self, unsigned int[::1] slots, size_t cap, size_t i) except -1
     cdef int _index_add(self, size_t ref) except -1
     @cython.locals(i=Py_ssize_t)
     cdef int _index_remove(self, size_t ref) except -1
-    @cython.locals(old="unsigned int[::1]", cap=size_t, ref=size_t)
+    @cython.locals(old="unsigned int[::1]", cap=size_t, entry=cython.uint)
     cdef int _migrate_some(self, Py_ssize_t steps) except -1
     @cython.locals(base=size_t, head=size_t)
     cdef int _lru_link(self, size_t ref, size_t cls) except -1

@@ -38,8 +38,12 @@ segmented LRU does with active items; an expired tail item is reclaimed first. P
 between classes only through :meth:`SlabArena.move_page` (memcached's ``slabs reassign``):
 every item with a chunk on the page is dropped and the page is zeroed and handed over.
 
-The index is open addressing with linear probing over a flat array of refs; the item's stored
-hash decides its home slot, the key is compared in the arena. Deletion shifts the following
+The index is open addressing with linear probing over a flat array of 32-bit slots; the item's
+stored hash decides its home slot, the key is compared in the arena. A slot holds the item's
+ref in its low bits (as many as the largest ref of the arena needs) and the same high bits of
+the item's hash above them, a tag: a probe reads an item only when its tag matches, so the
+cache misses of a lookup are about one in the index and one in the arena, however long the
+probe (with a 32 MiB arena the tag has 10 bits: one probe in 1024 reads an item in vain). Deletion shifts the following
 entries back (no tombstones). It grows by doubling when 70% full, incrementally: the old array
 is kept beside the new one and every insert moves a few slots of it across, so no request
 pays for rehashing all items; lookups look in both until the old one is empty.
@@ -210,6 +214,11 @@ class SlabArena:
         self.evicted_unfetched = 0
         self.evicted_active = 0
         self.evict_hook = None  # called with an item's ref just before it is evicted (watch)
+        # an index slot holds a ref in its low _ref_bits bits and, above them, the same bits of
+        # the item's hash: a tag, so a probe reads an item only when its tag matches
+        ref_bits = ((self._page_room + 1) * page_size // 8).bit_length()
+        self._ref_mask = 0xFFFFFFFF if ref_bits >= 32 else (1 << ref_bits) - 1
+        self._tag_mask = 0xFFFFFFFF ^ self._ref_mask
         self._cap = _INDEX_START
         self._slots = _u32_array(self._cap)
         self._used_slots = 0
@@ -362,20 +371,26 @@ class SlabArena:
     def _probe(self, slots: memoryview, cap: int, h: int, key: bytes) -> int:
         mask = cap - 1
         i = h & mask
+        tag_mask = self._tag_mask
+        tag = h & tag_mask
         while True:
-            ref = slots[i]
-            if ref == 0:
+            entry = slots[i]
+            if entry == 0:
                 return 0
-            if self._u32[(ref * 8 + _HASH) >> 2] == h and self._key_is(ref, key):
-                return ref
+            if entry & tag_mask == tag:
+                ref = entry & self._ref_mask
+                if self._u32[(ref * 8 + _HASH) >> 2] == h and self._key_is(ref, key):
+                    return ref
             i = (i + 1) & mask
 
     def _slot_of(self, slots: memoryview, cap: int, ref: int) -> int:
         mask = cap - 1
-        i = self._u32[(ref * 8 + _HASH) >> 2] & mask
+        h = self._u32[(ref * 8 + _HASH) >> 2]
+        entry = ref | (h & self._tag_mask)
+        i = h & mask
         while True:
             here = slots[i]
-            if here == ref:
+            if here == entry:
                 return i
             if here == 0:
                 return -1
@@ -383,10 +398,11 @@ class SlabArena:
 
     def _insert_slot(self, slots: memoryview, cap: int, ref: int) -> None:
         mask = cap - 1
-        i = self._u32[(ref * 8 + _HASH) >> 2] & mask
+        h = self._u32[(ref * 8 + _HASH) >> 2]
+        i = h & mask
         while slots[i] != 0:
             i = (i + 1) & mask
-        slots[i] = ref
+        slots[i] = ref | (h & self._tag_mask)
 
     def _delete_slot(self, slots: memoryview, cap: int, i: int) -> None:
         """Empty slot ``i`` and shift back the entries after it that probed past it."""
@@ -396,10 +412,10 @@ class SlabArena:
             slots[i] = 0
             while True:
                 j = (j + 1) & mask
-                ref = slots[j]
-                if ref == 0:
+                entry = slots[j]
+                if entry == 0:
                     return 0
-                home = self._u32[(ref * 8 + _HASH) >> 2] & mask
+                home = self._u32[((entry & self._ref_mask) * 8 + _HASH) >> 2] & mask
                 # the entry at j may move to i unless its home lies cyclically in (i, j]
                 if i <= j:
                     if i < home <= j:
@@ -407,7 +423,7 @@ class SlabArena:
                 elif home > i or home <= j:
                     continue
                 break
-            slots[i] = ref
+            slots[i] = entry
             i = j
 
     def _index_add(self, ref: int) -> None:
@@ -448,13 +464,13 @@ class SlabArena:
         while steps > 0 and self._old_used:
             if self._migrate >= cap:
                 self._migrate = 0  # entries shifted across the end wrap to the start
-            ref = old[self._migrate]
-            if ref == 0:
+            entry = old[self._migrate]
+            if entry == 0:
                 self._migrate += 1
             else:
                 self._delete_slot(old, cap, self._migrate)
                 self._old_used -= 1
-                self._insert_slot(self._slots, self._cap, ref)
+                self._insert_slot(self._slots, self._cap, entry & self._ref_mask)
                 self._used_slots += 1
             steps -= 1
         if self._old_used == 0:

@@ -13,7 +13,11 @@ conns``); the request path is not here:
 
 The first byte chooses the session for the life of the connection, as in memcached: 0x80 is
 the binary protocol (:class:`~kvshard.binary_session.BinarySession`), anything else ASCII
-(:class:`~kvshard.ascii_session.AsciiSession`). When every client must log in, the server
+(:class:`~kvshard.ascii_session.AsciiSession`). ``-B ascii|binary`` fixes the session before
+any byte comes, as memcached's does: under ``-B binary`` an ASCII line is read as a binary
+header (a bad magic: the connection closes silently once 24 bytes are in), under ``-B ascii``
+a binary request is read as ASCII text (a line that ends gets ``ERROR``; 2048 bytes without a
+newline close). When every client must log in, the server
 speaks one protocol only, as memcached does: binary with SASL (``-S``: the session starts
 locked), ASCII with an auth file (``-Y``: reads go through an
 :class:`~kvshard.protocol.ascii_login.AsciiLogin` until it lets the connection in, then to the
@@ -67,6 +71,12 @@ if TYPE_CHECKING:
 __all__ = ["ClientConnection", "MAX_QUEUED_REPLIES", "READ_SIZE", "SAMPLE_MASK", "command_name", "native_number", "socket_address"]
 
 _UNDECIDED: Final = object()  # no byte seen yet: the protocol is not chosen
+# memcached's -vv line for a new connection, by -B
+_NEW_CONNECTION_EVENTS: Final = {
+    "auto": "new auto-negotiating client connection",
+    "ascii": "new ascii client connection.",
+    "binary": "new binary client connection.",
+}
 
 log = logging.getLogger("kvshard.connection")
 
@@ -135,7 +145,8 @@ class ClientConnection:
     what uvloop and its TLS layer look for; it does not subclass ``asyncio.BufferedProtocol``
     so that, compiled, it is an extension type with C fields (connection.pxd)."""
 
-    def __init__(self, ctx: "ShardContext") -> None:
+    def __init__(self, ctx: "ShardContext", protocol: str | None = None) -> None:
+        """``protocol``: -B's choice for this connection (by default the server's)."""
         self._ctx = ctx
         self._dispatcher = Dispatcher(ctx, self._replies_ready, self._update_reading)
         self._ascii = AsciiSession(self._dispatcher, ctx)
@@ -150,11 +161,13 @@ class ClientConnection:
         self._conn_stats = ctx.service.conn_stats
         self._binary: Any = _UNDECIDED  # a BinarySession once chosen, None for ASCII
         self._login: AsciiLogin | None = None  # -Y: the gate until the client logs in
-        if ctx.sasl is not None:
+        protocol = ctx.binding_protocol if protocol is None else protocol
+        if ctx.sasl is not None or protocol == "binary":
             self._binary = BinarySession(self._dispatcher, sasl=ctx.sasl)
-        elif ctx.ascii_login is not None:
+        elif ctx.ascii_login is not None or protocol == "ascii":
             self._binary = None
-            self._login = AsciiLogin(ctx.ascii_login.check)
+            if ctx.ascii_login is not None:
+                self._login = AsciiLogin(ctx.ascii_login.check)
         self._reads = 0
         self._sample_mask = ctx.latency_sample_mask  # reads & mask == 0: timed (-1: never)
         self._sample_start = 0.0  # a sampled read waiting for its last reply
@@ -186,7 +199,7 @@ class ClientConnection:
         if ctx.publish_connections:
             ctx.publish_connections(stats.curr_connections)
         if ctx.trace_reads:
-            self._trace_event(transport, "new auto-negotiating client connection", True)
+            self._trace_event(transport, _NEW_CONNECTION_EVENTS[ctx.binding_protocol], True)
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -55,6 +55,7 @@ class ShardContext:
         flush_enabled: bool = True,
         watch: Any = None,
         watch_enabled: bool = True,
+        binding_protocol: str = "auto",
     ) -> None:
         self.shard_id = shard_id
         self.shards = shards
@@ -92,6 +93,9 @@ class ShardContext:
         self.watch = watch
         self.watch_enabled = watch_enabled
         self.trace_reads = False
+        # -B: what a connection speaks, "auto" (its first byte decides), "ascii" or "binary"
+        # (-S and -Y make it binary and ascii); UDP ignores it (each datagram decides)
+        self.binding_protocol = binding_protocol
         self.retrace()
 
     def retrace(self) -> None:

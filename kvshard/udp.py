@@ -7,7 +7,7 @@ the kernel sends all datagrams of one client socket to the same shard.
 
 A request is one datagram: an 8-byte frame header (request id, sequence number, datagram
 count, reserved; big-endian 16-bit words) and then commands, ASCII or binary, exactly as on
-TCP. As in memcached, a datagram of 8 bytes or less, or one whose count is not 1 (a multi-
+TCP; its first byte decides which, whatever ``-B`` says (memcached's ``-B`` binds TCP only). As in memcached, a datagram of 8 bytes or less, or one whose count is not 1 (a multi-
 datagram request), is dropped without an answer; the sequence number and the reserved word are
 not checked.
 
@@ -112,7 +112,7 @@ class DatagramSession(ClientConnection):
     no reply is outstanding."""
 
     def __init__(self, ctx: "ShardContext", endpoint: UdpEndpoint, addr: Any, request_id: int) -> None:
-        super().__init__(ctx)
+        super().__init__(ctx, "auto")  # -B is for TCP: each datagram's first byte decides, as in memcached
         self._endpoint = endpoint
         self._addr = addr
         self._request_id = request_id

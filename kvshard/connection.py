@@ -34,7 +34,10 @@ endpoint off nothing could read the histograms, so no read is timed.
 
 Back-pressure: more than :data:`MAX_QUEUED_REPLIES` outstanding replies, or a transport that
 asks us to stop writing, pauses reading until the backlog drains to a quarter of that; so do
-the commands of a read that the ASCII session handed back (``_deferred``), until they ran.
+commands of a read that a session keeps for later (``_deferred``: the session), until they ran.
+A session keeps them when the replies backed up, or when the read ran its ``-R`` quota: then
+the replies so far are written and the rest runs in a later loop turn (``call_soon``), after
+the other connections' reads, as memcached yields after ``reqs_per_event`` requests.
 
 Watching and tracing (``ctx.trace_reads``, one test per read): while some connection watches or
 the verbosity is 2, a read first tells the shard's watch hub whose it is (the ``cfd`` of its
@@ -153,7 +156,7 @@ class ClientConnection:
         self._transport: asyncio.Transport | None = None
         self._write: Callable[[bytes], object] | None = None  # transport.write, once connected
         self._draining = False  # the server is stopping (see drain)
-        self._deferred: list[tuple[Any, ...]] | None = None  # commands waiting for the replies to drain
+        self._deferred: Any = None  # the session holding commands for a later turn (see _run_deferred)
         self._eof_sent = False
         self._reading_paused = False
         self._writing_paused = False
@@ -271,10 +274,8 @@ class ClientConnection:
         if self._binary is None or not self._feed_binary(data):
             if self._login is not None:
                 data = self._log_in(data)
-            rest = self._ascii.feed(data)
-            if rest is not None:
-                self._deferred = rest
-                self._update_reading()  # deferred commands pause reading like any back-pressure
+            if self._ascii.feed(data):
+                self._defer(self._ascii)
         self._write_out()  # what the read's commands answered, in one write
         if self._deferred is not None:
             self._continue_deferred()
@@ -298,7 +299,8 @@ class ClientConnection:
                 self._binary = None
                 return False
             session = self._binary = BinarySession(self._dispatcher)
-        session.feed(data)
+        if session.feed(data):
+            self._defer(session)
         return True
 
     def _log_in(self, data: bytes) -> bytes:
@@ -317,19 +319,23 @@ class ClientConnection:
         self._login = None
         return step.rest
 
+    def _defer(self, session: Any) -> None:
+        """``session`` keeps commands for a later turn: stop reading until they ran."""
+        self._deferred = session
+        self._update_reading()  # deferred commands pause reading like any back-pressure
+
     def _run_deferred(self) -> None:
-        commands, self._deferred = self._deferred, None
-        if not commands or self._transport is None:
+        session, self._deferred = self._deferred, None
+        if session is None or self._transport is None:
             return
         watch = self._ctx.watch
         if watch is not None and watch.flags:
             watch.client_fd = self._descriptor()
-        rest = self._ascii.run(commands)
+        more = session.run_pending()
         if watch is not None:
             watch.client_fd = -1
-        if rest is not None:
-            self._deferred = rest
-            self._update_reading()
+        if more:
+            self._defer(session)
         self._write_out()
         self._continue_deferred()
 

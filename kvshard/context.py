@@ -56,6 +56,7 @@ class ShardContext:
         watch: Any = None,
         watch_enabled: bool = True,
         binding_protocol: str = "auto",
+        reqs_per_event: int = 20,
     ) -> None:
         self.shard_id = shard_id
         self.shards = shards
@@ -96,6 +97,8 @@ class ShardContext:
         # -B: what a connection speaks, "auto" (its first byte decides), "ascii" or "binary"
         # (-S and -Y make it binary and ascii); UDP ignores it (each datagram decides)
         self.binding_protocol = binding_protocol
+        # -R: the commands one read runs before the connection yields to the others
+        self.reqs_per_event = reqs_per_event
         self.retrace()
 
     def retrace(self) -> None:

@@ -65,6 +65,7 @@ class ServerInfo:
     unix_mask: int = 0o700  # -a
     prefix_delimiter: bytes = b":"  # -D
     protocol: str = "auto"  # -B (-S: binary, -Y: ascii)
+    reqs_per_event: int = 20  # -R
     tls: Any = None  # -Z: kvshard.tls.TlsSettings
 
 
@@ -115,6 +116,7 @@ def general(info: ServerInfo, totals: dict[str, Any], now: float | None = None) 
     pairs.extend((name, totals.get(name, 0)) for name in ("bytes_read", "bytes_written"))
     pairs.append(("limit_maxbytes", info.memory_bytes))
     pairs.append(("threads", info.shards))
+    pairs.append(("conn_yields", totals.get("conn_yields", 0)))
     pairs.extend((name, totals.get(name, 0)) for name in _ITEM_COUNTERS)
     return _lines(pairs)
 
@@ -139,6 +141,7 @@ def settings(info: ServerInfo, verbosity: int, detail_enabled: bool) -> bytes:
         ("num_threads_per_udp", info.shards),  # every shard serves the UDP port
         ("stat_key_prefix", info.prefix_delimiter),
         ("detail_enabled", _yes_no(detail_enabled)),
+        ("reqs_per_event", info.reqs_per_event),
         ("cas_enabled", _yes_no(info.cas_enabled)),
         ("tcp_backlog", info.tcp_backlog),
         ("binding_protocol", _PROTOCOL_NAMES[info.protocol]),

@@ -12,9 +12,13 @@ cdef class AsciiSession:
     cdef Dispatcher _dispatcher
     cdef ShardContext _ctx
     cdef list _batch
+    cdef Py_ssize_t _batch_start
+    cdef list _pending
+    cdef Py_ssize_t _pending_at
 
-    cpdef feed(self, data)
-    @cython.locals(dispatcher=Dispatcher, i=Py_ssize_t, last=Py_ssize_t)
-    cpdef run(self, list commands)
+    cpdef bint feed(self, data)
+    cpdef bint run_pending(self)
+    @cython.locals(dispatcher=Dispatcher, i=Py_ssize_t, end=Py_ssize_t)
+    cdef bint _run(self, list commands, Py_ssize_t start, Py_ssize_t quota)
     @cython.locals(d=Dispatcher, op=long)
     cpdef _execute(self, tuple cmd)

@@ -10,10 +10,17 @@ by one call on the connection's :class:`~kvshard.dispatcher.Dispatcher`, which r
 keeps its reply in turn.
 
 Back-pressure inside one read: every 16 commands, if the replies owed have backed up
-(:meth:`Dispatcher.backed_up`), the rest of the read's commands are returned to the caller
-instead of run: the connection keeps them, stops reading, and hands them back to :meth:`run`
+(:meth:`Dispatcher.backed_up`), the rest of the read's commands wait in the session instead of
+running (``feed`` answers True): the connection stops reading and calls :meth:`run_pending`
 when the transport has drained. A client that pipelines thousands of gets for a big value and
 reads nothing cannot make the server build gigabytes of replies.
+
+Fairness (``-R``, memcached's ``reqs_per_event``): a read runs at most ``reqs_per_event + 1``
+commands and each later turn ``reqs_per_event``, as memcached counts them (its first command of
+a read event is parsed before the count starts); then the rest wait the same way, the
+connection writes the replies so far and yields the loop to the other connections until its
+next turn. A turn that used its whole quota counts one ``conn_yields``, even when nothing is
+left (memcached counts it so too). The cost on the request path is one integer compare.
 
 The session never touches the transport; closing is asked of the dispatcher (``quit``).
 
@@ -64,36 +71,53 @@ class AsciiSession:
         self.parser = AsciiParser(ctx.max_item_size, ctx.flush_enabled)
         self._dispatcher = dispatcher
         self._ctx = ctx
-        self._batch = _NO_COMMANDS  # the commands run() executes (see _watch)
+        self._batch = _NO_COMMANDS  # the commands _run executes (see _watch)
+        self._batch_start = 0  # where this turn started in them
+        self._pending: list[tuple[Any, ...]] | None = None  # commands waiting for the next turn
+        self._pending_at = 0
 
-    def feed(self, data: bytes) -> list[tuple[Any, ...]] | None:
-        """Run the commands of one read; returns those that must wait (see the module
-        docstring), or None."""
+    def feed(self, data: bytes) -> bool:
+        """Run the commands of one read; True when some wait for :meth:`run_pending` (see
+        the module docstring)."""
         key = single_get_key(data) if self.parser.is_idle() else None
         if key is not None:  # the most common request, a whole read by itself
             self._dispatcher.get_one(key)
-            return None
+            return False
         if not data:
-            return None
-        return self.run(self.parser.feed(data))
+            return False
+        return self._run(self.parser.feed(data), 0, self._ctx.reqs_per_event + 1)
 
-    def run(self, commands: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
-        """Execute parsed commands in order; returns the rest when the replies have backed
-        up, or None once all ran (or the connection is quitting)."""
+    def run_pending(self) -> bool:
+        """The next turn of the commands that waited; True when some still wait."""
+        commands, self._pending = self._pending, None
+        if commands is None:
+            return False
+        return self._run(commands, self._pending_at, self._ctx.reqs_per_event)
+
+    def _run(self, commands: list[tuple[Any, ...]], start: int, quota: int) -> bool:
+        """Execute ``commands[start:]`` in order, at most ``quota`` of them; keep the rest
+        when the quota ran out or the replies backed up. True when some wait."""
         dispatcher = self._dispatcher
-        execute = self._execute
         self._batch = commands
-        rest = None
-        last = len(commands) - 1
-        for i, cmd in enumerate(commands):
-            execute(cmd)
+        self._batch_start = start
+        end = start + quota
+        i = start
+        while i < len(commands):  # (a watch may cut the list short as it runs)
+            self._execute(commands[i])
+            i += 1
             if dispatcher.quitting:
                 break
-            if i & 15 == 15 and i < last and dispatcher.backed_up():
-                rest = commands[i + 1 :] or None  # (None: a watch cut the list short)
+            if i == end:
+                self._ctx.service.conn_stats.conn_yields += 1
+                break
+            if (i - start) & 15 == 0 and dispatcher.backed_up():
                 break
         self._batch = _NO_COMMANDS  # holds no values once run
-        return rest
+        if i < len(commands) and not dispatcher.quitting:
+            self._pending = commands
+            self._pending_at = i
+            return True
+        return False
 
     def _execute(self, cmd: tuple[Any, ...]) -> None:
         d = self._dispatcher
@@ -159,7 +183,7 @@ class AsciiSession:
             refusal = ctx.watch.start(d, ctx.connections.get(d.conn_id), streams)
         if refusal is None:
             batch = self._batch
-            for i in range(len(batch)):
+            for i in range(self._batch_start, len(batch)):
                 if batch[i] is cmd:
                     del batch[i + 1 :]  # run() stops here: a watcher runs no more commands
                     break
@@ -169,7 +193,9 @@ class AsciiSession:
     def _answers_waiting(self, cmd: tuple[Any, ...]) -> bool:
         """Some command before ``cmd`` in this read has an answer memcached would still hold."""
         waiting = False
-        for earlier in self._batch:
+        batch = self._batch
+        for i in range(self._batch_start, len(batch)):
+            earlier = batch[i]
             if earlier is cmd:
                 break
             op = earlier[0]

@@ -8,8 +8,13 @@ cdef class BinarySession:
     cdef public object _parser
     cdef public object _credentials
     cdef public bint _continuing
+    cdef list _pending
+    cdef Py_ssize_t _pending_at
     cdef object __weakref__
 
     @cython.locals(dispatcher=Dispatcher)
-    cpdef feed(self, data)
+    cpdef bint feed(self, data)
+    cpdef bint run_pending(self)
+    @cython.locals(dispatcher=Dispatcher, ran=Py_ssize_t)
+    cdef bint _run(self, list requests, Py_ssize_t at, Py_ssize_t quota)
     cpdef _execute(self, r)

@@ -69,23 +69,54 @@ class BinarySession:
         self._parser = b.BinaryParser(dispatcher.ctx.max_item_size, sasl=sasl is not None)
         self._credentials = sasl
         self._continuing = False  # an AUTH PLAIN came without data: the next STEP brings it
+        self._pending: list[b.Request] | None = None  # requests waiting for the next turn (-R)
+        self._pending_at = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> bool:
+        """Run the requests of one read; True when some wait for :meth:`run_pending` (``-R``,
+        as kvshard.ascii_session counts it: this read runs at most ``reqs_per_event + 1``)."""
         dispatcher = self._dispatcher
         parser = self._parser
         if parser.idle and not parser.locked:
             get = _single_get(data)
             if get is not None:  # the most common request, a whole read by itself
                 dispatcher.run_hot(get[0], False, FIXED_BGET_PACKET, None, get[1], 0, 0)
-                return
+                return False
+        return self._run(parser.feed(data), 0, dispatcher.ctx.reqs_per_event + 1)
+
+    def run_pending(self) -> bool:
+        """The next turn of the requests that waited (``reqs_per_event`` of them); True when
+        some still wait."""
+        requests, self._pending = self._pending, None
+        if requests is None:
+            return False
+        return self._run(requests, self._pending_at, self._dispatcher.ctx.reqs_per_event)
+
+    def _run(self, requests: list[b.Request], at: int, quota: int) -> bool:
+        """Execute ``requests[at:]``, then what the parser held back after a login, until
+        ``quota`` ran (one ``conn_yields``: the rest waits in ``_pending``). True when some
+        wait."""
+        dispatcher = self._dispatcher
+        parser = self._parser
+        ran = 0
         while True:
-            for request in parser.feed(data):
-                self._execute(request)
+            while at < len(requests):
+                self._execute(requests[at])
+                at += 1
+                ran += 1
                 if dispatcher.quitting:
-                    return
+                    return False
+                if ran == quota:
+                    dispatcher.ctx.service.conn_stats.conn_yields += 1
+                    if at < len(requests) or parser.held:
+                        self._pending = requests
+                        self._pending_at = at
+                        return True
+                    return False
             if not parser.held:
-                return
-            data = b""  # a login ran: parse the rest under its outcome
+                return False
+            requests = parser.feed(b"")  # a login ran: parse the rest under its outcome
+            at = 0
 
     def _execute(self, r: b.Request) -> None:
         op = r.opcode

@@ -13,7 +13,11 @@ conns``); the request path is not here:
 
 The first byte chooses the session for the life of the connection, as in memcached: 0x80 is
 the binary protocol (:class:`~kvshard.binary_session.BinarySession`), anything else ASCII
-(:class:`~kvshard.ascii_session.AsciiSession`). When every client must log in, the server
+(:class:`~kvshard.ascii_session.AsciiSession`). ``-B ascii|binary`` fixes the session before
+any byte comes, as memcached's does: under ``-B binary`` an ASCII line is read as a binary
+header (a bad magic: the connection closes silently once 24 bytes are in), under ``-B ascii``
+a binary request is read as ASCII text (a line that ends gets ``ERROR``; 2048 bytes without a
+newline close). When every client must log in, the server
 speaks one protocol only, as memcached does: binary with SASL (``-S``: the session starts
 locked), ASCII with an auth file (``-Y``: reads go through an
 :class:`~kvshard.protocol.ascii_login.AsciiLogin` until it lets the connection in, then to the
@@ -30,7 +34,10 @@ endpoint off nothing could read the histograms, so no read is timed.
 
 Back-pressure: more than :data:`MAX_QUEUED_REPLIES` outstanding replies, or a transport that
 asks us to stop writing, pauses reading until the backlog drains to a quarter of that; so do
-the commands of a read that the ASCII session handed back (``_deferred``), until they ran.
+commands of a read that a session keeps for later (``_deferred``: the session), until they ran.
+A session keeps them when the replies backed up, or when the read ran its ``-R`` quota: then
+the replies so far are written and the rest runs in a later loop turn (``call_soon``), after
+the other connections' reads, as memcached yields after ``reqs_per_event`` requests.
 
 Watching and tracing (``ctx.trace_reads``, one test per read): while some connection watches or
 the verbosity is 2, a read first tells the shard's watch hub whose it is (the ``cfd`` of its
@@ -67,6 +74,12 @@ if TYPE_CHECKING:
 __all__ = ["ClientConnection", "MAX_QUEUED_REPLIES", "READ_SIZE", "SAMPLE_MASK", "command_name", "native_number", "socket_address"]
 
 _UNDECIDED: Final = object()  # no byte seen yet: the protocol is not chosen
+# memcached's -vv line for a new connection, by -B
+_NEW_CONNECTION_EVENTS: Final = {
+    "auto": "new auto-negotiating client connection",
+    "ascii": "new ascii client connection.",
+    "binary": "new binary client connection.",
+}
 
 log = logging.getLogger("kvshard.connection")
 
@@ -135,14 +148,15 @@ class ClientConnection:
     what uvloop and its TLS layer look for; it does not subclass ``asyncio.BufferedProtocol``
     so that, compiled, it is an extension type with C fields (connection.pxd)."""
 
-    def __init__(self, ctx: "ShardContext") -> None:
+    def __init__(self, ctx: "ShardContext", protocol: str | None = None) -> None:
+        """``protocol``: -B's choice for this connection (by default the server's)."""
         self._ctx = ctx
         self._dispatcher = Dispatcher(ctx, self._replies_ready, self._update_reading)
         self._ascii = AsciiSession(self._dispatcher, ctx)
         self._transport: asyncio.Transport | None = None
         self._write: Callable[[bytes], object] | None = None  # transport.write, once connected
         self._draining = False  # the server is stopping (see drain)
-        self._deferred: list[tuple[Any, ...]] | None = None  # commands waiting for the replies to drain
+        self._deferred: Any = None  # the session holding commands for a later turn (see _run_deferred)
         self._eof_sent = False
         self._reading_paused = False
         self._writing_paused = False
@@ -150,11 +164,13 @@ class ClientConnection:
         self._conn_stats = ctx.service.conn_stats
         self._binary: Any = _UNDECIDED  # a BinarySession once chosen, None for ASCII
         self._login: AsciiLogin | None = None  # -Y: the gate until the client logs in
-        if ctx.sasl is not None:
+        protocol = ctx.binding_protocol if protocol is None else protocol
+        if ctx.sasl is not None or protocol == "binary":
             self._binary = BinarySession(self._dispatcher, sasl=ctx.sasl)
-        elif ctx.ascii_login is not None:
+        elif ctx.ascii_login is not None or protocol == "ascii":
             self._binary = None
-            self._login = AsciiLogin(ctx.ascii_login.check)
+            if ctx.ascii_login is not None:
+                self._login = AsciiLogin(ctx.ascii_login.check)
         self._reads = 0
         self._sample_mask = ctx.latency_sample_mask  # reads & mask == 0: timed (-1: never)
         self._sample_start = 0.0  # a sampled read waiting for its last reply
@@ -186,7 +202,7 @@ class ClientConnection:
         if ctx.publish_connections:
             ctx.publish_connections(stats.curr_connections)
         if ctx.trace_reads:
-            self._trace_event(transport, "new auto-negotiating client connection", True)
+            self._trace_event(transport, _NEW_CONNECTION_EVENTS[ctx.binding_protocol], True)
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -258,10 +274,8 @@ class ClientConnection:
         if self._binary is None or not self._feed_binary(data):
             if self._login is not None:
                 data = self._log_in(data)
-            rest = self._ascii.feed(data)
-            if rest is not None:
-                self._deferred = rest
-                self._update_reading()  # deferred commands pause reading like any back-pressure
+            if self._ascii.feed(data):
+                self._defer(self._ascii)
         self._write_out()  # what the read's commands answered, in one write
         if self._deferred is not None:
             self._continue_deferred()
@@ -285,7 +299,8 @@ class ClientConnection:
                 self._binary = None
                 return False
             session = self._binary = BinarySession(self._dispatcher)
-        session.feed(data)
+        if session.feed(data):
+            self._defer(session)
         return True
 
     def _log_in(self, data: bytes) -> bytes:
@@ -304,19 +319,23 @@ class ClientConnection:
         self._login = None
         return step.rest
 
+    def _defer(self, session: Any) -> None:
+        """``session`` keeps commands for a later turn: stop reading until they ran."""
+        self._deferred = session
+        self._update_reading()  # deferred commands pause reading like any back-pressure
+
     def _run_deferred(self) -> None:
-        commands, self._deferred = self._deferred, None
-        if not commands or self._transport is None:
+        session, self._deferred = self._deferred, None
+        if session is None or self._transport is None:
             return
         watch = self._ctx.watch
         if watch is not None and watch.flags:
             watch.client_fd = self._descriptor()
-        rest = self._ascii.run(commands)
+        more = session.run_pending()
         if watch is not None:
             watch.client_fd = -1
-        if rest is not None:
-            self._deferred = rest
-            self._update_reading()
+        if more:
+            self._defer(session)
         self._write_out()
         self._continue_deferred()
 

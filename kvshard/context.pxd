@@ -30,3 +30,5 @@ cdef class ShardContext:
     cdef public object watch
     cdef public bint watch_enabled
     cdef public bint trace_reads
+    cdef public object binding_protocol
+    cdef public Py_ssize_t reqs_per_event

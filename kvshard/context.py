@@ -55,6 +55,8 @@ class ShardContext:
         flush_enabled: bool = True,
         watch: Any = None,
         watch_enabled: bool = True,
+        binding_protocol: str = "auto",
+        reqs_per_event: int = 20,
     ) -> None:
         self.shard_id = shard_id
         self.shards = shards
@@ -92,6 +94,11 @@ class ShardContext:
         self.watch = watch
         self.watch_enabled = watch_enabled
         self.trace_reads = False
+        # -B: what a connection speaks, "auto" (its first byte decides), "ascii" or "binary"
+        # (-S and -Y make it binary and ascii); UDP ignores it (each datagram decides)
+        self.binding_protocol = binding_protocol
+        # -R: the commands one read runs before the connection yields to the others
+        self.reqs_per_event = reqs_per_event
         self.retrace()
 
     def retrace(self) -> None:

@@ -14,4 +14,4 @@ cdef class CacheCounters(Counters):
 
 cdef class ConnectionCounters(Counters):
     cdef public long long curr_connections, total_connections, rejected_connections, idle_kicks
-    cdef public long long bytes_read, bytes_written, auth_cmds, auth_errors
+    cdef public long long bytes_read, bytes_written, auth_cmds, auth_errors, conn_yields

@@ -50,7 +50,7 @@ class ConnectionCounters(Counters):
 
     NAMES = (
         "total_connections", "rejected_connections", "idle_kicks", "bytes_read", "bytes_written",
-        "auth_cmds", "auth_errors",
+        "auth_cmds", "auth_errors", "conn_yields",
     )
 
     def __init__(self) -> None:

@@ -150,6 +150,7 @@ class KVServerApp(ShardApp):
             auth_file=cfg.auth_file if cfg.auth == "ascii" else "",
             tcp_backlog=cfg.backlog, flush_enabled=cfg.flush_enabled, cas_enabled=cfg.cas_enabled,
             evictions=cfg.evictions, growth_factor=cfg.growth_factor, min_chunk=cfg.min_chunk, unix_socket=cfg.unix_socket, unix_mask=cfg.unix_mask, prefix_delimiter=delimiter, tls=cfg.tls,
+            protocol=cfg.protocol, reqs_per_event=cfg.reqs_per_event,
         )
         credentials = Credentials(cfg.credentials) if cfg.auth else None
         shard.register(REPORT_HANDLER, self._report)
@@ -181,6 +182,8 @@ class KVServerApp(ShardApp):
             flush_enabled=cfg.flush_enabled,
             watch=watch,
             watch_enabled=cfg.watch_enabled,
+            binding_protocol=cfg.protocol,
+            reqs_per_event=cfg.reqs_per_event,
         )
         ctx = self._ctx
         shard.register(VERBOSITY_HANDLER, lambda level: set_verbosity(ctx, level))

@@ -32,6 +32,8 @@ _ITEM_COUNTERS = (
 )
 # memcached's names for -o ssl_min_version's levels
 _TLS_VERSION_NAMES = ("tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3")
+# memcached's names for -B's choices in ``stats settings``
+_PROTOCOL_NAMES = {"auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}
 _PEM_KEY_FORMAT = 1  # the only ssl_keyformat kvshard reads (another is refused at start)
 
 
@@ -62,6 +64,8 @@ class ServerInfo:
     unix_socket: str = ""  # -s
     unix_mask: int = 0o700  # -a
     prefix_delimiter: bytes = b":"  # -D
+    protocol: str = "auto"  # -B (-S: binary, -Y: ascii)
+    reqs_per_event: int = 20  # -R
     tls: Any = None  # -Z: kvshard.tls.TlsSettings
 
 
@@ -112,6 +116,7 @@ def general(info: ServerInfo, totals: dict[str, Any], now: float | None = None) 
     pairs.extend((name, totals.get(name, 0)) for name in ("bytes_read", "bytes_written"))
     pairs.append(("limit_maxbytes", info.memory_bytes))
     pairs.append(("threads", info.shards))
+    pairs.append(("conn_yields", totals.get("conn_yields", 0)))
     pairs.extend((name, totals.get(name, 0)) for name in _ITEM_COUNTERS)
     return _lines(pairs)
 
@@ -136,10 +141,10 @@ def settings(info: ServerInfo, verbosity: int, detail_enabled: bool) -> bytes:
         ("num_threads_per_udp", info.shards),  # every shard serves the UDP port
         ("stat_key_prefix", info.prefix_delimiter),
         ("detail_enabled", _yes_no(detail_enabled)),
+        ("reqs_per_event", info.reqs_per_event),
         ("cas_enabled", _yes_no(info.cas_enabled)),
         ("tcp_backlog", info.tcp_backlog),
-        # what is served: -S makes it binary and -Y ASCII (a -B of its own is not applied yet)
-        ("binding_protocol", "binary" if info.auth_sasl else "ascii" if info.auth_file else "auto-negotiate"),
+        ("binding_protocol", _PROTOCOL_NAMES[info.protocol]),
         ("auth_enabled_sasl", _yes_no(info.auth_sasl)),
         ("auth_enabled_ascii", info.auth_file or "no"),
         ("item_size_max", info.max_item_size),

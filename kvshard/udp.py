@@ -7,9 +7,11 @@ the kernel sends all datagrams of one client socket to the same shard.
 
 A request is one datagram: an 8-byte frame header (request id, sequence number, datagram
 count, reserved; big-endian 16-bit words) and then commands, ASCII or binary, exactly as on
-TCP. As in memcached, a datagram of 8 bytes or less, or one whose count is not 1 (a multi-
-datagram request), is dropped without an answer; the sequence number and the reserved word are
-not checked.
+TCP; its first byte decides which, whatever ``-B`` says (memcached's ``-B`` binds TCP only).
+A datagram with more commands than ``-R`` allows yields like a TCP read; its answer still
+leaves whole, once every command ran. As in memcached, a datagram of 8 bytes or less, or one
+whose count is not 1 (a multi-datagram request), is dropped without an answer; the sequence
+number and the reserved word are not checked.
 
 Each datagram is served by a fresh :class:`DatagramSession`: a
 :class:`~kvshard.connection.ClientConnection` whose transport only collects the answer, so
@@ -112,7 +114,7 @@ class DatagramSession(ClientConnection):
     no reply is outstanding."""
 
     def __init__(self, ctx: "ShardContext", endpoint: UdpEndpoint, addr: Any, request_id: int) -> None:
-        super().__init__(ctx)
+        super().__init__(ctx, "auto")  # -B is for TCP: each datagram's first byte decides, as in memcached
         self._endpoint = endpoint
         self._addr = addr
         self._request_id = request_id
@@ -130,8 +132,8 @@ class DatagramSession(ClientConnection):
 
     def _send_if_complete(self) -> None:
         answer = self._answer
-        if self._dispatcher.owed or not answer.parts:
-            return
+        if self._dispatcher.owed or not answer.parts or self._deferred is not None:
+            return  # (commands held for a later turn, -R: the answer is not whole yet)
         data = b"".join(answer.parts)
         answer.parts.clear()
         self._endpoint.send_answer(self._addr, self._request_id, data)

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.servers import Server, server_kinds, start_server
+from tests.servers import Server, answers_binary_version, answers_version, server_kinds, start_server
 
 HEADER = struct.Struct(">HHHH")
 Datagram = tuple[int, int, int, int, bytes]  # request id, sequence, count, reserved, payload
@@ -136,6 +136,23 @@ def test_keys_of_every_shard(udp: UdpClient, udp_server: tuple[Server, int]) -> 
         assert datagrams[0][4] == expected
     else:
         assert udp.call(request, request_id=5) == expected
+
+
+@pytest.mark.parametrize("kind", server_kinds())
+@pytest.mark.parametrize("protocol", ["ascii", "binary"])
+def test_protocol_binding_is_for_tcp_only(kind: str, protocol: str) -> None:
+    """-B binds TCP connections; a datagram's first byte still picks its protocol, as in
+    memcached (its UDP reads choose per datagram)."""
+    port = free_udp_port()
+    ready = answers_binary_version if protocol == "binary" else answers_version
+    with start_server(kind, "-U", str(port), "-B", protocol, ready=ready):
+        udp = UdpClient(port)
+        try:
+            assert udp.call(b"version\r\n").startswith(b"VERSION 1.6.18")
+            answer = udp.call(struct.pack(">BBHBBHIIQ", 0x80, 0x0B, 0, 0, 0, 0, 0, 0x77, 0))
+            assert answer[:2] == b"\x81\x0b" and answer[12:16] == b"\x00\x00\x00\x77"
+        finally:
+            udp.close()
 
 
 def test_udp_is_off_by_default(server: Server) -> None:

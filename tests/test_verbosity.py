@@ -95,3 +95,16 @@ def test_dash_vv_traces_from_the_start(tmp_path: Path) -> None:
             conn.call(b"stats settings\r\n", b"", sync=False)
             assert b"STAT verbosity 2\r\n" in conn.recv_until(b"END\r\n")
         _wait_for(stderr, r"<\d+ get from-the-start\n")
+
+
+@pytest.mark.parametrize("protocol, line", [
+    (None, "new auto-negotiating client connection"),
+    ("ascii", "new ascii client connection."),
+])
+def test_dash_vv_names_the_bound_protocol_of_a_new_connection(tmp_path: Path, protocol: str | None, line: str) -> None:
+    """memcached -vv's line for a new connection says what -B bound it to."""
+    flags = ("-vv",) if protocol is None else ("-vv", "-B", protocol)
+    with (tmp_path / "stderr").open("w+b") as stderr, start_server("kvshard", *flags, stderr=stderr) as server:
+        with Wire.connect(server.address) as conn:
+            conn.call(b"get named\r\n", b"END\r\n")
+        _wait_for(stderr, r"<\d+ " + re.escape(line) + r"\n")

@@ -42,6 +42,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from . import meta
+from .ascii_admin import ADMIN_COMMANDS, admin_reply
 from .numbers import strtol32, strtoul32, strtoull
 from .watch import watch_flags
 
@@ -511,6 +512,8 @@ class AsciiParser:
             return (STATS, tokens[1:])
         if name == b"watch":  # -W, pipelining and a full watcher list are checked before the names
             return (WATCH, watch_flags(tokens[1:]), n > 1 and tokens[-1] == _NOREPLY)
+        if name in ADMIN_COMMANDS:  # slabs, lru, lru_crawler, cache_memlimit: see ascii_admin
+            return (REPLY, admin_reply(tokens))
         return _unknown_command(name, tokens)
 
     def _storage(self, name: bytes, tokens: list[bytes]) -> tuple[Any, ...] | None:

@@ -30,18 +30,26 @@ def strtol32(tok: bytes) -> int | None:
 
 
 def strtoul32(tok: bytes) -> int | None:
-    """safe_strtoul into a uint32 (flags): digits with an optional '+', wraps to 32 bits."""
-    body = tok[1:] if tok[:1] == b"+" else tok
-    if not _digits(body):
-        return None
-    value = int(body)
-    return None if value > _UINT64_MAX else value % _INT32
+    """safe_strtoul into a uint32 (flags, verbosity): :func:`strtoull`'s number, wrapped to
+    32 bits as memcached stores it."""
+    value = strtoull(tok)
+    return None if value is None else value % _INT32
 
 
 def strtoull(tok: bytes) -> int | None:
-    """safe_strtoull (deltas, CAS): digits with an optional '+', at most 2**64 - 1."""
-    body = tok[1:] if tok[:1] == b"+" else tok
+    """safe_strtoull (deltas, CAS): digits with an optional sign, at most 2**64 - 1. C's
+    ``strtoull`` negates a '-' number in unsigned arithmetic, and memcached refuses the result
+    only when it then reads as negative: "-0" is 0 and "-9223372036854775809" is 2**63 - 1,
+    but "-1" is refused."""
+    negative = tok[:1] == b"-"
+    body = tok[1:] if negative or tok[:1] == b"+" else tok
     if not _digits(body):
         return None
     value = int(body)
-    return None if value > _UINT64_MAX else value
+    if value > _UINT64_MAX:
+        return None
+    if negative:
+        value = -value % (_UINT64_MAX + 1)
+        if value > _INT64_MAX:
+            return None
+    return value

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.servers import Server, server_kinds, start_server
+from tests.servers import Server, answers_version, server_kinds, start_server
 
 from .binwire import BinWire
 from .wire import Wire
@@ -74,12 +74,13 @@ def bw(server: Server) -> Iterator[BinWire]:
     wire.close()
 
 
-def server_with(*flags: str) -> Any:
-    """A ``server`` fixture for a module: each kind started with ``flags``, once per module."""
+def server_with(*flags: str, ready: Callable[[Server], bool] = answers_version) -> Any:
+    """A ``server`` fixture for a module: each kind started with ``flags``, once per module
+    (``ready``: how to tell it serves, for servers that do not answer an ASCII ``version``)."""
 
     @pytest.fixture(scope="module", params=server_kinds())
     def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-        with start_server(request.param, *flags) as started:
+        with start_server(request.param, *flags, ready=ready) as started:
             yield started
 
     return server

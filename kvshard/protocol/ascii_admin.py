@@ -1,0 +1,144 @@
+"""memcached's administration commands for the slab allocator, the LRU and its crawler, and
+the memory limit: ``slabs``, ``lru``, ``lru_crawler`` and ``cache_memlimit``.
+
+Theory of operation
+-------------------
+kvshard has none of the run-time controls these commands change: its slab arena is mapped
+once at start (no ``cache_memlimit``, no page moves between classes), it has no segmented
+LRU to tune and no LRU crawler. Each command is answered exactly as memcached 1.6.18 answers
+it with the matching feature off, so a client gets memcached's bytes and never an ``OK`` for
+a change that did not happen:
+
+* ``cache_memlimit N``: as memcached with a preallocated arena (``-L``): a bad number is
+  ``ERROR``, under 8 ``MEMLIMIT_TOO_SMALL ...``, over 10^9 ``MEMLIMIT_ADJUST_FAILED input
+  value is megabytes not bytes``, anything else ``MEMLIMIT_ADJUST_FAILED out of bounds or
+  unable to adjust``. ``noreply`` silences it.
+* ``slabs reassign <src> <dst>``: as memcached ``-o no_slab_reassign``: ``CLIENT_ERROR slab
+  reassignment disabled`` (before the numbers are read).
+* ``slabs automove <level>`` (and ``slabs automove ratio <r>``): the arguments are checked as
+  memcached checks them (``CLIENT_ERROR bad command line format`` for a level that is no
+  number, ``ERROR`` above 2 or for a bad ratio); ``0`` (off, which it is) answers ``OK``; a
+  level that would turn moving on answers ``ERROR``, as kvshard cannot.
+* ``lru mode|temp_ttl``: as memcached without the LRU maintainer (``-o no_lru_maintainer``):
+  ``ERROR``. ``lru tune``: its numbers are checked as memcached checks them, with its two
+  messages; valid ones answer ``ERROR`` (nothing to tune).
+* ``lru_crawler crawl|metadump <classes>``: as memcached ``-o no_lru_crawler``: ``CLIENT_ERROR
+  lru crawler disabled``. ``tocrawl`` and ``sleep`` check their number as memcached (``CLIENT_ERROR
+  bad command line format``, ``CLIENT_ERROR sleep must be one second or less``) and else answer
+  ``ERROR``; ``enable`` fails as memcached's does when the thread cannot start, ``disable``
+  answers ``OK`` (no crawler runs).
+
+Token counts follow memcached's (which counts one empty token more than :func:`tokenize`
+returns): a wrong count is ``ERROR``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Final
+
+from .numbers import strtoul32
+
+__all__ = ["ADMIN_COMMANDS", "admin_reply"]
+
+_OK: Final = b"OK\r\n"
+_ERROR: Final = b"ERROR\r\n"
+_BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
+_NOREPLY: Final = b"noreply"
+_MEMLIMIT_MIN_MB: Final = 8
+_MEMLIMIT_MAX_MB: Final = 1_000_000_000
+_CRAWLER_SLEEP_MAX_US: Final = 1_000_000
+_LRU_PCT_MAX: Final = 80
+
+
+def _strtod(token: bytes) -> float | None:
+    """memcached's safe_strtod for the decimal forms clients send (no hex floats)."""
+    if not token or b"_" in token:
+        return None
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+def _cache_memlimit(tokens: list[bytes]) -> bytes:
+    if len(tokens) not in (2, 3):
+        return _ERROR
+    noreply = tokens[-1] == _NOREPLY
+    megabytes = strtoul32(tokens[1])
+    if megabytes is None:
+        reply = _ERROR
+    elif megabytes < _MEMLIMIT_MIN_MB:
+        reply = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
+    elif megabytes > _MEMLIMIT_MAX_MB:
+        reply = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
+    else:  # the arena is mapped once at start
+        reply = b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n"
+    return b"" if noreply else reply
+
+
+def _slabs(tokens: list[bytes]) -> bytes:
+    n = len(tokens)
+    if n == 4 and tokens[1] == b"reassign":
+        return b"CLIENT_ERROR slab reassignment disabled\r\n"
+    if n >= 3 and tokens[1] == b"automove":
+        return b"" if tokens[-1] == _NOREPLY else _slabs_automove(tokens)
+    return _ERROR
+
+
+def _slabs_automove(tokens: list[bytes]) -> bytes:
+    if tokens[2] == b"ratio":  # a bad ratio is ERROR to memcached too; a good one has no mover to tune here
+        return _ERROR
+    level = strtoul32(tokens[2])
+    if level is None:
+        return _BAD_FORMAT
+    return _OK if level == 0 else _ERROR  # 1 and 2 would start moving pages: not here
+
+
+def _lru(tokens: list[bytes]) -> bytes:
+    if len(tokens) < 2:
+        return _ERROR
+    noreply = tokens[-1] == _NOREPLY
+    reply = _ERROR
+    if tokens[1] == b"tune" and len(tokens) >= 6:
+        hot, warm = strtoul32(tokens[2]), strtoul32(tokens[3])
+        hot_factor, warm_factor = _strtod(tokens[4]), _strtod(tokens[5])
+        if hot is None or warm is None or hot_factor is None or warm_factor is None:
+            reply = _ERROR
+        elif hot + warm > _LRU_PCT_MAX:
+            reply = b"ERROR hot and warm pcts must not exceed 80\r\n"
+        elif hot_factor <= 0 or warm_factor <= 0:
+            reply = b"ERROR hot/warm age factors must be greater than 0\r\n"
+    return b"" if noreply else reply
+
+
+def _lru_crawler(tokens: list[bytes]) -> bytes:
+    n = len(tokens)
+    verb = tokens[1] if n > 1 else b""
+    if n == 3 and verb in (b"crawl", b"metadump"):
+        return b"CLIENT_ERROR lru crawler disabled\r\n"
+    if n == 3 and verb in (b"tocrawl", b"sleep"):
+        number = strtoul32(tokens[2])
+        if number is None:
+            return _BAD_FORMAT
+        if verb == b"sleep" and number > _CRAWLER_SLEEP_MAX_US:
+            return b"CLIENT_ERROR sleep must be one second or less\r\n"
+        return _ERROR  # no crawler to set
+    if n == 2 and verb == b"enable":
+        return b"ERROR failed to start lru crawler thread\r\n"
+    if n == 2 and verb == b"disable":
+        return _OK
+    return _ERROR
+
+
+ADMIN_COMMANDS: Final[dict[bytes, Callable[[list[bytes]], bytes]]] = {
+    b"cache_memlimit": _cache_memlimit,
+    b"slabs": _slabs,
+    b"lru": _lru,
+    b"lru_crawler": _lru_crawler,
+}
+
+
+def admin_reply(tokens: list[bytes]) -> bytes:
+    """The answer to an administration command (``tokens[0]`` is in :data:`ADMIN_COMMANDS`);
+    b"" when ``noreply`` silences it."""
+    return ADMIN_COMMANDS[tokens[0]](tokens)

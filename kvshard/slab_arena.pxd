@@ -111,3 +111,15 @@ cdef class SlabArena:
     cpdef rewrite(self, size_t ref, bytes value)
     @cython.locals(base=size_t, cls=size_t, more=size_t, last=size_t, nxt=size_t, size=size_t)
     cpdef unlink(self, size_t ref)
+    cpdef Py_ssize_t lru_tail(self, Py_ssize_t cls)
+    cpdef Py_ssize_t lru_head(self, Py_ssize_t cls)
+    cpdef size_t newer(self, size_t ref)
+    cpdef size_t older(self, size_t ref)
+    cpdef bint is_item(self, size_t ref)
+    cpdef unsigned int item_hash(self, size_t ref)
+    cpdef unsigned int key_length(self, size_t ref)
+    cpdef long long class_items(self, Py_ssize_t cls)
+    @cython.locals(base=size_t, unfetched=bint)
+    cpdef bint reclaim_expired(self, size_t ref) except -1
+    @cython.locals(pages=Py_ssize_t)
+    cpdef bint set_limit(self, Py_ssize_t limit) except -1

@@ -51,6 +51,7 @@ only slower): the compiled module reads the same views as C arrays.
 from __future__ import annotations
 
 import mmap
+import os
 from array import array
 from typing import Final
 
@@ -71,6 +72,10 @@ _ACTIVE: Final = 16  # the cache's ACTIVE mark (kvshard.cache.ACTIVE)
 _INDEX_START: Final = 1024
 _MIGRATE_STEP: Final = 64
 _HUGE_PAGE: Final = 2 << 20
+_MAP_NORESERVE: Final = 0x4000  # Linux's, which Python's mmap module does not export
+# refs are 32-bit offsets / 8: the mapping may span at most this much
+_MAX_MAPPING: Final = (1 << 35) - (1 << 30)
+_MAX_ROOM_PAGES: Final = 1 << 16
 
 # chunk states
 _FREE: Final = 0
@@ -124,19 +129,31 @@ def key_hash(key: bytes) -> int:
     return h
 
 
-def _anonymous(size: int) -> mmap.mmap:
+def _anonymous(size: int, reserve_only: bool = False) -> mmap.mmap:
     """Zeroed memory of its own mapping, on huge pages where the kernel allows them (THP on
     ``madvise``): the index and the arena are read at random, and a TLB miss per access
-    costs more than the lookup (twice over in a VM)."""
+    costs more than the lookup (twice over in a VM). ``reserve_only``: address space that
+    the kernel does not count against its commit limit (``MAP_NORESERVE``); as any page
+    here, a page costs memory once written."""
     # private: shared anonymous memory is shmem, which the kernel's THP setting for shmem
     # (usually "never") governs instead
-    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    if reserve_only:
+        flags |= getattr(mmap, "MAP_NORESERVE", _MAP_NORESERVE)
+    memory = mmap.mmap(-1, size, flags=flags)
     if size >= _HUGE_PAGE and hasattr(mmap, "MADV_HUGEPAGE"):
         try:
             memory.madvise(mmap.MADV_HUGEPAGE)
         except OSError:  # a kernel without transparent huge pages: ordinary pages then
             pass
     return memory
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
 
 
 def _u32_array(n: int) -> memoryview:
@@ -165,8 +182,17 @@ class SlabArena:
         self.limit = limit
         # page p spans [(p + 1) * page_size, (p + 2) * page_size): offset 0 stays unused so
         # that ref 0 means "none"
-        self._page_room = self.page_count + len(self.sizes)  # pages the mapping can hold
-        self._map = _anonymous((self._page_room + 1) * page_size)
+        # pages the mapping can hold: the limit's, a first page per class past it, and room for
+        # ``set_limit`` to grow into (as much as the machine's memory: address space only
+        # until written)
+        needed = self.page_count + len(self.sizes)
+        self._page_room = max(needed, min(_physical_memory() // page_size, _MAX_MAPPING // page_size - 1,
+                                          _MAX_ROOM_PAGES))
+        try:
+            self._map = _anonymous((self._page_room + 1) * page_size, reserve_only=True)
+        except OSError:  # a kernel that refuses to overcommit: no room to grow then
+            self._page_room = needed
+            self._map = _anonymous((self._page_room + 1) * page_size)
         view = memoryview(self._map)
         self._u8 = view
         self._u32 = view.cast("I")
@@ -825,3 +851,57 @@ class SlabArena:
                 out.append(ref)
                 ref = self._u32[(ref * 8 + _NEXT) >> 2]
         return out
+
+    # ----- walks and limits (kvshard.crawler, kvshard.arena_walks, cache_memlimit) -----------------
+
+    def lru_tail(self, cls: int) -> int:
+        """The least recently used item of class ``cls`` (0: none)."""
+        return self._tail[cls]
+
+    def lru_head(self, cls: int) -> int:
+        """The most recently used item of class ``cls`` (0: none)."""
+        return self._head[cls]
+
+    def newer(self, ref: int) -> int:
+        """The item after ``ref`` towards its LRU's head (0: none)."""
+        return self._u32[(ref * 8 + _PREV) >> 2]
+
+    def older(self, ref: int) -> int:
+        """The item after ``ref`` towards its LRU's tail (0: none)."""
+        return self._u32[(ref * 8 + _NEXT) >> 2]
+
+    def is_item(self, ref: int) -> bool:
+        """``ref`` is the head chunk of a linked item (not free, not a chain link)."""
+        return self._u8[ref * 8 + _STATE] == _ITEM
+
+    def item_hash(self, ref: int) -> int:
+        return self._u32[(ref * 8 + _HASH) >> 2]
+
+    def key_length(self, ref: int) -> int:
+        return self._u8[ref * 8 + _NKEY]
+
+    def class_items(self, cls: int) -> int:
+        """Items linked in class ``cls``."""
+        return self._items[cls]
+
+    def reclaim_expired(self, ref: int) -> bool:
+        """Unlink an expired item a walk found (the crawler), counting it in its class's
+        expired_unfetched if it was never fetched (the arena's total of those counts only what
+        allocation reclaims); True if so."""
+        base = ref * 8
+        unfetched = not self._u8[base + _MARKS] & _FETCHED
+        if unfetched:
+            self._expired_unfetched[self._u8[base + _CLSID]] += 1
+        self.unlink(ref)
+        return unfetched
+
+    def set_limit(self, limit: int) -> bool:
+        """A new limit (memcached's ``cache_memlimit``): pages already given stay with their
+        classes; past the limit no new page is given (but a class's first), so stores evict
+        instead. False, limit unchanged, if the mapping cannot hold that many pages."""
+        pages = max(1, limit // self.page_size)
+        if pages + self.class_count > self._page_room:
+            return False
+        self.page_count = pages
+        self.limit = limit
+        return True

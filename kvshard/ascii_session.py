@@ -37,9 +37,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from . import item_commands
 from .dispatcher import Dispatcher
 from .protocol.ascii import (
-    ARITH, CLOSE, DELETE, FLUSH, FLUSH_REFUSED, GAT, GET, META, QUIT, R_ERROR, R_FLUSH_REFUSED, R_OK, R_TOO_LARGE,
+    ARITH, CLOSE, DELETE, FLUSH, FLUSH_REFUSED, GAT, GET, ITEM_ADMIN, META, QUIT, R_ERROR, R_FLUSH_REFUSED, R_OK, R_TOO_LARGE,
     REPLY, SHUTDOWN, STATS, STORE, TOO_LARGE, TOUCH, VERBOSITY, VERSION, WATCH, AsciiParser, single_get_key,
 )
 from .protocol.meta import R_MN
@@ -162,6 +163,8 @@ class AsciiSession:
             self._shutdown(cmd[1])
         elif op == WATCH:
             self._watch(cmd)
+        elif op == ITEM_ADMIN:
+            self._item_admin(cmd)
         elif op == CLOSE:
             d.quit()
             d.abandon()
@@ -189,6 +192,14 @@ class AsciiSession:
                     break
         elif not noreply:
             d.reply(refusal)
+
+    def _item_admin(self, cmd: tuple[Any, ...]) -> None:
+        """``cache_memlimit`` and ``lru_crawler`` (kvshard.item_commands)."""
+        tokens = cmd[1]
+        if tokens[0] == b"cache_memlimit":
+            item_commands.cache_memlimit(self._dispatcher, tokens)
+        else:
+            item_commands.lru_crawler(self._ctx, self._dispatcher, tokens, self._answers_waiting(cmd))
 
     def _answers_waiting(self, cmd: tuple[Any, ...]) -> bool:
         """Some command before ``cmd`` in this read has an answer memcached would still hold."""

@@ -10,7 +10,6 @@ cpdef tuple render(bytes key, object flags, bytes value)
 cdef class Cache:
     cdef public Py_ssize_t limit
     cdef SlabArena _arena
-    cdef public list _expiries
     cdef public object _clock
     cdef public long long _cas_counter
     cdef public long long _shard_id

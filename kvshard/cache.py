@@ -30,17 +30,16 @@ access (:meth:`Cache.get_block` skips the tuple for the commonest reply):
     ACTIVE and sets ``seen`` to now; an active item's ``seen`` is refreshed at most once a
     minute (memcached's LRU maintainer clears ACTIVE now and then; this is its stand-in).
     A hit checks one mark and one time against :attr:`Cache.active_horizon` (moved by
-    :meth:`Cache.reclaim`, every second) before doing any of that.
+    :meth:`Cache.tick`, every second) before doing any of that.
 
 Memory: ``limit`` (the shard's share of ``-m``) is the arena's size in pages; ``used`` is
 memcached's ``bytes``, header + key + value of every item. An item that cannot fit in the
 arena at all is refused (``SERVER_ERROR out of memory storing object``), and so is any store
 that would need an eviction when ``evict`` is off (``-M``).
 
-Expiry is lazy (an expired item found by a command is removed then) plus a periodic reclaim
-(:meth:`Cache.reclaim`) driven by a heap of (expire_at, key) for items that have an expiry.
-Stale heap entries (the key was overwritten or deleted) are skipped; the heap is rebuilt when
-it holds far more entries than items.
+Expiry is lazy (an expired item found by a command is removed then); the shard's LRU crawler
+(kvshard.crawler) walks the arena's LRUs in the background and reclaims the expired items no
+command meets, as memcached's does. The cache keeps no list of expiries for it.
 
 ``flush_all`` clears everything now; with a delay the server calls :meth:`Cache.flush` when
 the delay has passed (memcached's semantics: items stored before that moment are gone).
@@ -54,7 +53,6 @@ watched). Otherwise one integer test is all they cost.
 
 from __future__ import annotations
 
-import heapq
 import math
 import re
 import time
@@ -153,7 +151,6 @@ class Cache:
         # except that of a ``cas`` command, which then never matches (checked on stores only)
         self.cas_enabled = cas_enabled
         self._arena = SlabArena(limit, min_chunk, growth_factor, page_size, evict)
-        self._expiries: list[tuple[float, bytes]] = []
         self._clock = clock
         self._cas_counter = 0
         self._shard_id = shard_id
@@ -264,8 +261,6 @@ class Cache:
             self.stats.store_no_memory += 1
             return NO_MEMORY
         self.stats.total_items += 1
-        if expire_at:
-            heapq.heappush(self._expiries, (expire_at, key))
         return STORED
 
     def _take_arena_counts(self) -> None:
@@ -353,10 +348,7 @@ class Cache:
             self.stats.touch_misses += 1
             return None
         self.stats.touch_hits += 1
-        expire_at = self.expire_at(exptime)
-        self._arena.set_expire_at(ref, expire_at)
-        if expire_at:
-            heapq.heappush(self._expiries, (expire_at, key))
+        self._arena.set_expire_at(ref, self.expire_at(exptime))
         self._hit(ref)
         return self._item(ref, key)
 
@@ -385,8 +377,6 @@ class Cache:
             return item
         if expire_at is not None:
             arena.set_expire_at(ref, expire_at)
-            if expire_at:
-                heapq.heappush(self._expiries, (expire_at, key))
         if cas is not None:
             arena.set_cas(ref, cas if self.cas_enabled else 0)
         if marks is not None:
@@ -401,6 +391,10 @@ class Cache:
         if self._put(key, value, flags, expire_at, cas, marks) != STORED:
             return None
         return self._item(self._arena.find(key), key)
+
+    def cas_floor(self) -> int:
+        """The lowest CAS unique an item stored from now on gets (``stats sizes`` counts those)."""
+        return (self._cas_counter + 1) * self._shard_count + self._shard_id
 
     def new_cas(self) -> int:
         """A fresh CAS unique (md I gives the item one)."""
@@ -606,24 +600,16 @@ class Cache:
         """Drop every item (flush_all; the command is counted where it arrived, see
         Dispatcher.flush_all)."""
         self._arena.flush()
-        self._expiries.clear()
 
-    def reclaim(self, budget: int = 10_000) -> int:
-        """Remove up to ``budget`` expired items; returns how many were removed."""
-        now = self._clock()
-        self.active_horizon = int(now) - _ACTIVE_REFRESH
-        arena = self._arena
-        heap = self._expiries
-        removed = 0
-        while heap and heap[0][0] <= now and budget > 0:
-            expire_at, key = heapq.heappop(heap)
-            budget -= 1
-            ref = arena.find(key)
-            if ref and arena.expire_at(ref) == expire_at:
-                arena.unlink(ref)
-                removed += 1
-        self.stats.reclaimed += removed
-        if len(heap) > 2 * arena.count + 1024:
-            self._expiries = [(arena.expire_at(ref), arena.key(ref)) for ref in arena.refs() if arena.expire_at(ref)]
-            heapq.heapify(self._expiries)
-        return removed
+    def tick(self) -> None:
+        """Once a second: move the horizon that decides whether a hit refreshes an item's
+        ``seen`` (see the module docstring)."""
+        self.active_horizon = int(self._clock()) - _ACTIVE_REFRESH
+
+    def set_limit(self, limit: int) -> bool:
+        """``cache_memlimit``: this shard's new share (see SlabArena.set_limit); False if the
+        arena cannot grow that far."""
+        if not self._arena.set_limit(limit):
+            return False
+        self.limit = limit
+        return True

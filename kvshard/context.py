@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .protocol import ascii as proto
-from . import prefix_stats
+from . import item_commands, prefix_stats
 from . import stats as stats_fmt
 from .verbosity import TRACE_LEVEL
 
@@ -112,7 +112,8 @@ class ShardContext:
         if group is None:
             conn.fan_out("kv.stats", (), lambda r: stats_fmt.general(self.info, stats_fmt.sum_shards(r)))
         elif group == b"settings":
-            conn.reply(stats_fmt.settings(self.info, self.verbosity[0], self.service.detail_enabled))
+            conn.reply(stats_fmt.settings(self.info, self.verbosity[0], self.service.detail_enabled,
+                                          self.service.crawler, self.service.items.sizes_cas_min is not None))
         elif group == b"items":
             conn.fan_out("kv.slab_stats", (), lambda r: stats_fmt.items(stats_fmt.merge_classes(r)))
         elif group == b"slabs":
@@ -121,6 +122,11 @@ class ShardContext:
             conn.fan_out("kv.stats_reset", (), lambda r: proto.R_RESET)
         elif group == b"detail":
             _stats_detail(conn, args[1] if len(args) > 1 else b"")
+        elif group in item_commands.STATS_GROUPS:
+            if group == b"cachedump":
+                item_commands.stats_cachedump(self, conn, args)
+            else:
+                item_commands.stats_sizes(self, conn, group)
         elif group == b"conns":
             asking = getattr(conn, "conn_id", -1)
             conn.fan_out(CONNS_HANDLER, (asking,), lambda r: stats_fmt.conns([c for part in r for c in part]))

@@ -15,8 +15,8 @@ from framework import channel, extensions, reactor, ring
 from net_backends.posix import socket_stream
 
 from . import (
-    ascii_session, binary_session, cache, connection, context, counters, dispatcher, meta_ops, routing, service,
-    slab_arena,
+    ascii_session, binary_session, cache, connection, context, counters, crawler, dispatcher, item_dumps, meta_ops,
+    routing, service, slab_arena,
 )
 from .protocol import ascii, binary, meta, numbers
 
@@ -25,7 +25,8 @@ __all__ = ["HOT_MODULES", "mode", "warning"]
 HOT_MODULES: Final[tuple[ModuleType, ...]] = (
     ring, channel, reactor, socket_stream,
     ascii, binary, meta, numbers,
-    counters, routing, slab_arena, cache, service, meta_ops, context, dispatcher, ascii_session, connection, binary_session,
+    counters, routing, slab_arena, cache, crawler, item_dumps, service, meta_ops, context, dispatcher, ascii_session,
+    connection, binary_session,
 )
 
 

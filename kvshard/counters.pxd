@@ -10,6 +10,7 @@ cdef class CacheCounters(Counters):
     cdef public long long cas_hits, cas_misses, cas_badval, touch_hits, touch_misses
     cdef public long long evictions, total_items, reclaimed, store_too_large, store_no_memory
     cdef public long long expired_unfetched, evicted_unfetched, evicted_active
+    cdef public long long crawler_reclaimed, crawler_items_checked, lru_crawler_starts
 
 
 cdef class ConnectionCounters(Counters):

@@ -41,6 +41,7 @@ class CacheCounters(Counters):
         "cas_hits", "cas_misses", "cas_badval", "touch_hits", "touch_misses", "evictions",
         "total_items", "reclaimed", "store_too_large", "store_no_memory",
         "expired_unfetched", "evicted_unfetched", "evicted_active",
+        "crawler_reclaimed", "crawler_items_checked", "lru_crawler_starts",
     )
 
 

@@ -33,6 +33,7 @@ the output list) and ``on_backlog`` (more than :data:`MAX_QUEUED_REPLIES` replie
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Final
@@ -94,6 +95,15 @@ class _Pending:
             owner.complete(self, result)
         else:
             owner.complete(self, self.finish(result))
+
+
+def _settle(done: Callable[[int, Any, BaseException | None], None], shard: int, future: Any) -> None:
+    """A local handler's coroutine is done: hand its result (or failure) to ``done``."""
+    if future.cancelled():
+        done(shard, None, asyncio.CancelledError())
+    else:
+        error = future.exception()
+        done(shard, None if error is not None else future.result(), error)
 
 
 def _nothing(result: Any) -> bytes:
@@ -312,7 +322,8 @@ class Dispatcher:
 
     def fan_out(self, name: str, args: tuple[Any, ...], finish: Callable[[list[Any]], bytes]) -> None:
         """Run ``name`` on every shard (this one inline) and reply ``finish(results in shard
-        order)``; any failure answers SERVER_ERROR."""
+        order)``; any failure answers SERVER_ERROR. A handler may answer with a coroutine (the
+        crawler's metadump): its result is taken when it is done."""
         ctx = self.ctx
         results: list[Any] = [None] * ctx.shards
         pending = _Pending(results, ctx.shards)
@@ -333,7 +344,11 @@ class Dispatcher:
 
         for shard in range(ctx.shards):
             if shard == ctx.shard_id:
-                done(shard, ctx.handler(name)(*args), None)
+                result = ctx.handler(name)(*args)
+                if asyncio.iscoroutine(result):  # (the channel awaits a remote one)
+                    asyncio.ensure_future(result).add_done_callback(partial(_settle, done, shard))
+                else:
+                    done(shard, result, None)
             else:
                 try:
                     ctx.messenger.call(shard, name, args, partial(done, shard))

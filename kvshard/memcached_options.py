@@ -391,7 +391,8 @@ _IGNORED: Final[dict[str, str]] = {
     "modern": "nothing to change: it is memcached 1.6's default set",
 }
 _APPLIED: Final = frozenset((
-    "idle_timeout", "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_verify_mode", "ssl_min_version", "ssl_ciphers",
+    "idle_timeout", "lru_crawler", "no_lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl", "track_sizes",
+    "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_verify_mode", "ssl_min_version", "ssl_ciphers",
     "ssl_keyformat",
 ))
 

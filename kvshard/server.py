@@ -22,6 +22,9 @@ from . import stats as stats_fmt
 from .auth import Credentials
 from .cache import Cache
 from .context import CONNS_HANDLER, ShardContext
+from .crawler import LruCrawler
+from .item_commands import ItemCommands
+from .memcached_options import c_integer
 from .connection import SAMPLE_MASK, ClientConnection, native_number, socket_address
 from .service import PING_HANDLER, REPORT_HANDLER, KVService
 from .verbosity import VERBOSITY_HANDLER, set_verbosity
@@ -39,6 +42,7 @@ PROTOCOL_VERSION = "1.6.18"
 # and parser buffers, and allocator slack. Total RSS of all kvshard processes stays under
 # ``-m`` + shards * this (tests/test_eviction.py measures it).
 FIXED_OVERHEAD_PER_SHARD_MB = 48
+CRAWLER_SLEEP_US = 100  # memcached's default lru_crawler_sleep
 
 # our use of the runtime's per-shard shared words
 WORD_OPEN_CONNECTIONS = 0
@@ -140,6 +144,15 @@ class KVServerApp(ShardApp):
         delimiter = os.fsencode(cfg.prefix_delimiter)[:1]  # -D: its first byte, as memcached
         service = KVService(cache, loop, prefix_delimiter=delimiter, detail_enabled=cfg.detail_enabled)
         service.register(shard)
+        options = dict(cfg.extended_options)
+        service.crawler = LruCrawler(
+            cache, loop, enabled="no_lru_crawler" not in options,
+            sleep_us=c_integer(options.get("lru_crawler_sleep") or str(CRAWLER_SLEEP_US))[0],
+            tocrawl=c_integer(options.get("lru_crawler_tocrawl") or "0")[0],
+        )
+        service.items = ItemCommands(cache, service.crawler, shards=shard.count, item_size_max=cfg.max_item_size,
+                                     track_sizes="track_sizes" in options)
+        service.items.register(shard)
         self._service = service
         info = stats_fmt.ServerInfo(
             pid=cfg.pid or os.getppid(), started=cfg.started, version=cfg.version,
@@ -148,7 +161,8 @@ class KVServerApp(ShardApp):
             udp_port=cfg.udp_port, listen=",".join(cfg.listen), idle_timeout=cfg.idle_timeout,
             shutdown_enabled=cfg.shutdown_enabled, auth_sasl=cfg.auth == "sasl",
             auth_file=cfg.auth_file if cfg.auth == "ascii" else "",
-            tcp_backlog=cfg.backlog, flush_enabled=cfg.flush_enabled, cas_enabled=cfg.cas_enabled,
+            tcp_backlog=cfg.backlog, flush_enabled=cfg.flush_enabled, dump_enabled=cfg.dump_enabled,
+            cas_enabled=cfg.cas_enabled,
             evictions=cfg.evictions, growth_factor=cfg.growth_factor, min_chunk=cfg.min_chunk, unix_socket=cfg.unix_socket, unix_mask=cfg.unix_mask, prefix_delimiter=delimiter, tls=cfg.tls,
             protocol=cfg.protocol, reqs_per_event=cfg.reqs_per_event,
         )
@@ -186,6 +200,7 @@ class KVServerApp(ShardApp):
             reqs_per_event=cfg.reqs_per_event,
         )
         ctx = self._ctx
+        service.items.ctx = ctx
         shard.register(VERBOSITY_HANDLER, lambda level: set_verbosity(ctx, level))
         watch.listeners.append(lambda flags: self._watched(cache, ctx, flags))
 

@@ -34,13 +34,13 @@ except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
 __all__ = [
-    "KVService", "RECLAIM_INTERVAL", "HANDLER_NAMES", "REPORT_HANDLER", "PING_HANDLER",
+    "KVService", "MAINTENANCE_INTERVAL", "HANDLER_NAMES", "REPORT_HANDLER", "PING_HANDLER",
     "FIXED_GET_ONE", "FIXED_STORE", "FIXED_DELETE", "FIXED_ARITH", "FIXED_TOUCH", "FIXED_BGET_PACKET",
     "STORE_CODES", "as_int64", "FIXED_BSTORE_PACKET", "BINARY_STORE_VERBS", "BINARY_RESULT_STATUS",
     "FIXED_GET_MANY", "pack_blocks", "unpack_blocks",
 ]
 
-RECLAIM_INTERVAL: Final = 1.0
+MAINTENANCE_INTERVAL: Final = 1.0  # seconds between the cache's and the crawler's ticks
 # handlers the server registers beside the service's own: a shard's part of a scrape
 # (kvshard.exporter) and the health check's ping (kvshard.metrics_http)
 REPORT_HANDLER: Final = "kv.report"
@@ -162,6 +162,10 @@ class KVService:
         self._loop = loop
         self._flush_timer: asyncio.TimerHandle | None = None
         self._reclaim_timer: asyncio.TimerHandle | None = None
+        # the shard's LRU crawler (kvshard.crawler) and item commands (kvshard.item_commands),
+        # which the server adds
+        self.crawler: Any = None
+        self.items: Any = None
         self.conn_stats = ConnectionCounters()
         # ``stats detail``: per-prefix counts of the keys this shard owns, kept while the flag
         # is on (-D turns it on from the start); the only cost when off is the flag's check
@@ -244,16 +248,21 @@ class KVService:
                                   unsigned_b >> 32)
 
     def start(self) -> None:
-        self._reclaim_timer = self._loop.call_later(RECLAIM_INTERVAL, self._reclaim)
+        self._reclaim_timer = self._loop.call_later(MAINTENANCE_INTERVAL, self._tick)
 
     def stop(self) -> None:
         for timer in (self._reclaim_timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
+        if self.crawler is not None:
+            self.crawler.close()
 
-    def _reclaim(self) -> None:
-        self.cache.reclaim()
-        self._reclaim_timer = self._loop.call_later(RECLAIM_INTERVAL, self._reclaim)
+    def _tick(self) -> None:
+        """Every second: the cache's tick, and the crawler's (which may start reclaiming)."""
+        self.cache.tick()
+        if self.crawler is not None:
+            self.crawler.tick()
+        self._reclaim_timer = self._loop.call_later(MAINTENANCE_INTERVAL, self._tick)
 
     # ----- operations: each returns reply bytes ----------------------------------------------
 
@@ -415,8 +424,13 @@ class KVService:
         self.cache.flush()
 
     def slab_stats(self) -> tuple[int, list[dict[str, int]]]:
-        """(page size, per slab class of this shard's arena: its pages, chunks and items)."""
-        return self.cache.class_stats()
+        """(page size, per slab class of this shard's arena: its pages, chunks and items, and
+        what the crawler did there)."""
+        page_size, classes = self.cache.class_stats()
+        if self.crawler is not None:
+            for figures in classes:
+                figures.update(self.crawler.class_figures(figures["id"] - 1))
+        return page_size, classes
 
     def stats(self) -> dict[str, Any]:
         """This shard's counters and gauges, summed over shards by the caller."""
@@ -426,6 +440,9 @@ class KVService:
         out["curr_items"] = len(self.cache)
         out["bytes"] = self.cache.used
         out["limit_bytes"] = self.cache.limit
+        if self.crawler is not None:
+            out["lru_crawler_enabled"] = int(self.crawler.enabled)
+            out["lru_crawler_running"] = int(self.crawler.running)
         out["rusage_user"] = usage.ru_utime
         out["rusage_system"] = usage.ru_stime
         return out

@@ -63,6 +63,10 @@ cdef class SlabArena:
     cpdef size_t find(self, bytes key) except? 0
     @cython.locals(ref=size_t)
     cdef size_t _find_hashed(self, bytes key, unsigned int h) except? 0
+    @cython.locals(ref_mask=cython.uint, old_mask=cython.uint)
+    cdef int _fit_tags(self) except -1
+    @cython.locals(i=size_t, entry=cython.uint, ref=size_t)
+    cdef int _retag(self, unsigned int[::1] slots, size_t cap, unsigned int old_mask) except -1
     @cython.locals(mask=size_t, i=size_t, ref=size_t, entry=cython.uint, tag_mask=cython.uint, tag=cython.uint)
     cdef size_t _probe(self, unsigned int[::1] slots, size_t cap, unsigned int h, bytes key) except? 0
     @cython.locals(mask=size_t, i=size_t, here=cython.uint, h=cython.uint, entry=cython.uint)
@@ -112,3 +116,15 @@ cdef class SlabArena:
     cpdef rewrite(self, size_t ref, bytes value)
     @cython.locals(base=size_t, cls=size_t, more=size_t, last=size_t, nxt=size_t, size=size_t)
     cpdef unlink(self, size_t ref)
+    cpdef Py_ssize_t lru_tail(self, Py_ssize_t cls)
+    cpdef Py_ssize_t lru_head(self, Py_ssize_t cls)
+    cpdef size_t newer(self, size_t ref)
+    cpdef size_t older(self, size_t ref)
+    cpdef bint is_item(self, size_t ref)
+    cpdef unsigned int item_hash(self, size_t ref)
+    cpdef unsigned int key_length(self, size_t ref)
+    cpdef long long class_items(self, Py_ssize_t cls)
+    @cython.locals(base=size_t, unfetched=bint)
+    cpdef bint reclaim_expired(self, size_t ref) except -1
+    @cython.locals(pages=Py_ssize_t)
+    cpdef bint set_limit(self, Py_ssize_t limit) except -1

@@ -55,6 +55,7 @@ only slower): the compiled module reads the same views as C arrays.
 from __future__ import annotations
 
 import mmap
+import os
 from array import array
 from typing import Final
 
@@ -75,6 +76,10 @@ _ACTIVE: Final = 16  # the cache's ACTIVE mark (kvshard.cache.ACTIVE)
 _INDEX_START: Final = 1024
 _MIGRATE_STEP: Final = 64
 _HUGE_PAGE: Final = 2 << 20
+_MAP_NORESERVE: Final = 0x4000  # Linux's, which Python's mmap module does not export
+# refs are 32-bit offsets / 8: the mapping may span at most this much
+_MAX_MAPPING: Final = (1 << 35) - (1 << 30)
+_MAX_ROOM_PAGES: Final = 1 << 16
 
 # chunk states
 _FREE: Final = 0
@@ -128,19 +133,31 @@ def key_hash(key: bytes) -> int:
     return h
 
 
-def _anonymous(size: int) -> mmap.mmap:
+def _anonymous(size: int, reserve_only: bool = False) -> mmap.mmap:
     """Zeroed memory of its own mapping, on huge pages where the kernel allows them (THP on
     ``madvise``): the index and the arena are read at random, and a TLB miss per access
-    costs more than the lookup (twice over in a VM)."""
+    costs more than the lookup (twice over in a VM). ``reserve_only``: address space that
+    the kernel does not count against its commit limit (``MAP_NORESERVE``); as any page
+    here, a page costs memory once written."""
     # private: shared anonymous memory is shmem, which the kernel's THP setting for shmem
     # (usually "never") governs instead
-    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    if reserve_only:
+        flags |= getattr(mmap, "MAP_NORESERVE", _MAP_NORESERVE)
+    memory = mmap.mmap(-1, size, flags=flags)
     if size >= _HUGE_PAGE and hasattr(mmap, "MADV_HUGEPAGE"):
         try:
             memory.madvise(mmap.MADV_HUGEPAGE)
         except OSError:  # a kernel without transparent huge pages: ordinary pages then
             pass
     return memory
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
 
 
 def _u32_array(n: int) -> memoryview:
@@ -169,8 +186,17 @@ class SlabArena:
         self.limit = limit
         # page p spans [(p + 1) * page_size, (p + 2) * page_size): offset 0 stays unused so
         # that ref 0 means "none"
-        self._page_room = self.page_count + len(self.sizes)  # pages the mapping can hold
-        self._map = _anonymous((self._page_room + 1) * page_size)
+        # pages the mapping can hold: the limit's, a first page per class past it, and room for
+        # ``set_limit`` to grow into (as much as the machine's memory: address space only
+        # until written)
+        needed = self.page_count + len(self.sizes)
+        self._page_room = max(needed, min(_physical_memory() // page_size, _MAX_MAPPING // page_size - 1,
+                                          _MAX_ROOM_PAGES))
+        try:
+            self._map = _anonymous((self._page_room + 1) * page_size, reserve_only=True)
+        except OSError:  # a kernel that refuses to overcommit: no room to grow then
+            self._page_room = needed
+            self._map = _anonymous((self._page_room + 1) * page_size)
         view = memoryview(self._map)
         self._u8 = view
         self._u32 = view.cast("I")
@@ -214,11 +240,8 @@ class SlabArena:
         self.evicted_unfetched = 0
         self.evicted_active = 0
         self.evict_hook = None  # called with an item's ref just before it is evicted (watch)
-        # an index slot holds a ref in its low _ref_bits bits and, above them, the same bits of
-        # the item's hash: a tag, so a probe reads an item only when its tag matches
-        ref_bits = ((self._page_room + 1) * page_size // 8).bit_length()
-        self._ref_mask = 0xFFFFFFFF if ref_bits >= 32 else (1 << ref_bits) - 1
-        self._tag_mask = 0xFFFFFFFF ^ self._ref_mask
+        self._ref_mask = 0  # (set by _fit_tags)
+        self._tag_mask = 0
         self._cap = _INDEX_START
         self._slots = _u32_array(self._cap)
         self._used_slots = 0
@@ -226,6 +249,7 @@ class SlabArena:
         self._old_cap = 0
         self._old_used = 0
         self._migrate = 0
+        self._fit_tags()
 
     # ----- classes ----------------------------------------------------------------------------
 
@@ -367,6 +391,28 @@ class SlabArena:
         if ref == 0 and self._old_used:
             ref = self._probe(self._old, self._old_cap, h, key)
         return ref
+
+    def _fit_tags(self) -> None:
+        """An index slot holds a ref in its low bits and, above them, the same bits of the
+        item's hash, a tag. The ref part is as wide as the largest ref the limit lets the arena
+        hand out (pages go out in order, at most the limit's plus a first page per class), and
+        only ever widens: a larger limit retags every entry, once."""
+        top = (self.page_count + self.class_count + 1) * self.page_size // 8
+        ref_mask = 0xFFFFFFFF if top.bit_length() >= 32 else (1 << top.bit_length()) - 1
+        if ref_mask <= self._ref_mask:
+            return 0
+        old_mask = self._ref_mask
+        self._ref_mask = ref_mask
+        self._tag_mask = 0xFFFFFFFF ^ ref_mask
+        self._retag(self._slots, self._cap, old_mask)
+        self._retag(self._old, self._old_cap, old_mask)
+
+    def _retag(self, slots: memoryview, cap: int, old_mask: int) -> None:
+        for i in range(cap):
+            entry = slots[i]
+            if entry:
+                ref = entry & old_mask
+                slots[i] = ref | (self._u32[(ref * 8 + _HASH) >> 2] & self._tag_mask)
 
     def _probe(self, slots: memoryview, cap: int, h: int, key: bytes) -> int:
         mask = cap - 1
@@ -841,3 +887,58 @@ class SlabArena:
                 out.append(ref)
                 ref = self._u32[(ref * 8 + _NEXT) >> 2]
         return out
+
+    # ----- walks and limits (kvshard.crawler, kvshard.arena_walks, cache_memlimit) -----------------
+
+    def lru_tail(self, cls: int) -> int:
+        """The least recently used item of class ``cls`` (0: none)."""
+        return self._tail[cls]
+
+    def lru_head(self, cls: int) -> int:
+        """The most recently used item of class ``cls`` (0: none)."""
+        return self._head[cls]
+
+    def newer(self, ref: int) -> int:
+        """The item after ``ref`` towards its LRU's head (0: none)."""
+        return self._u32[(ref * 8 + _PREV) >> 2]
+
+    def older(self, ref: int) -> int:
+        """The item after ``ref`` towards its LRU's tail (0: none)."""
+        return self._u32[(ref * 8 + _NEXT) >> 2]
+
+    def is_item(self, ref: int) -> bool:
+        """``ref`` is the head chunk of a linked item (not free, not a chain link)."""
+        return self._u8[ref * 8 + _STATE] == _ITEM
+
+    def item_hash(self, ref: int) -> int:
+        return self._u32[(ref * 8 + _HASH) >> 2]
+
+    def key_length(self, ref: int) -> int:
+        return self._u8[ref * 8 + _NKEY]
+
+    def class_items(self, cls: int) -> int:
+        """Items linked in class ``cls``."""
+        return self._items[cls]
+
+    def reclaim_expired(self, ref: int) -> bool:
+        """Unlink an expired item a walk found (the crawler), counting it in its class's
+        expired_unfetched if it was never fetched (the arena's total of those counts only what
+        allocation reclaims); True if so."""
+        base = ref * 8
+        unfetched = not self._u8[base + _MARKS] & _FETCHED
+        if unfetched:
+            self._expired_unfetched[self._u8[base + _CLSID]] += 1
+        self.unlink(ref)
+        return unfetched
+
+    def set_limit(self, limit: int) -> bool:
+        """A new limit (memcached's ``cache_memlimit``): pages already given stay with their
+        classes; past the limit no new page is given (but a class's first), so stores evict
+        instead. False, limit unchanged, if the mapping cannot hold that many pages."""
+        pages = max(1, limit // self.page_size)
+        if pages + self.class_count > self._page_room:
+            return False
+        self.page_count = pages
+        self.limit = limit
+        self._fit_tags()
+        return True

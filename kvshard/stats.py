@@ -3,7 +3,7 @@
 Every field of memcached 1.6.18's ``stats`` and ``stats settings`` that means something here is
 reported, under memcached's name, in memcached's order and format; a counter is summed over the
 shards (``sum_shards``) where memcached sums it over its threads. A field for something kvshard
-does not have or does not count (slab rebalancing, the LRU crawler, libevent, extstore, ...) is
+does not have or does not count (slab rebalancing, the segmented LRU, libevent, extstore, ...) is
 left out, never shown as a constant: the README's "stats fields not reported" lists each one
 with its reason, and a conformance test holds this module and that list to memcached's fields.
 """
@@ -28,7 +28,7 @@ _COMMAND_COUNTERS = (
 )
 _ITEM_COUNTERS = (
     "bytes", "curr_items", "total_items", "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions",
-    "reclaimed",
+    "reclaimed", "crawler_reclaimed", "crawler_items_checked",
 )
 # memcached's names for -o ssl_min_version's levels
 _TLS_VERSION_NAMES = ("tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3")
@@ -57,6 +57,7 @@ class ServerInfo:
     auth_file: str = ""  # -Y
     tcp_backlog: int = 1024  # -b
     flush_enabled: bool = True  # -F: False
+    dump_enabled: bool = True  # -X: False
     cas_enabled: bool = True  # -C: False
     evictions: bool = True  # -M: False
     growth_factor: float = 1.25  # -f
@@ -117,13 +118,18 @@ def general(info: ServerInfo, totals: dict[str, Any], now: float | None = None) 
     pairs.append(("limit_maxbytes", info.memory_bytes))
     pairs.append(("threads", info.shards))
     pairs.append(("conn_yields", totals.get("conn_yields", 0)))
+    if totals.get("lru_crawler_enabled"):  # (memcached shows these while its crawler runs)
+        pairs.append(("lru_crawler_running", min(1, totals.get("lru_crawler_running", 0))))
+        pairs.append(("lru_crawler_starts", totals.get("lru_crawler_starts", 0)))
     pairs.extend((name, totals.get(name, 0)) for name in _ITEM_COUNTERS)
     return _lines(pairs)
 
 
-def settings(info: ServerInfo, verbosity: int, detail_enabled: bool) -> bytes:
+def settings(info: ServerInfo, verbosity: int, detail_enabled: bool, crawler: Any = None,
+             track_sizes: bool = False) -> bytes:
     """``stats settings``: the flags as they act here (``detail_enabled`` follows ``stats
-    detail on|off``)."""
+    detail on|off``; ``crawler``, the shard's LRU crawler, and ``track_sizes`` follow
+    ``lru_crawler ...`` and ``stats sizes_enable|disable``)."""
     pairs: list[tuple[str, Any]] = [
         ("maxbytes", info.memory_bytes),
         ("maxconns", info.max_connections),
@@ -149,9 +155,18 @@ def settings(info: ServerInfo, verbosity: int, detail_enabled: bool) -> bytes:
         ("auth_enabled_ascii", info.auth_file or "no"),
         ("item_size_max", info.max_item_size),
         ("maxconns_fast", _yes_no(True)),  # kvshard's only way: over -c, refused at once
-        ("flush_enabled", _yes_no(info.flush_enabled)),
-        ("idle_timeout", info.idle_timeout),
     ]
+    if crawler is not None:
+        pairs.extend([
+            ("lru_crawler", _yes_no(crawler.enabled)), ("lru_crawler_sleep", crawler.sleep_us),
+            ("lru_crawler_tocrawl", crawler.tocrawl),
+        ])
+    pairs.extend([
+        ("flush_enabled", _yes_no(info.flush_enabled)),
+        ("dump_enabled", _yes_no(info.dump_enabled)),
+        ("idle_timeout", info.idle_timeout),
+        ("track_sizes", _yes_no(track_sizes)),
+    ])
     pairs.extend(_tls_settings(info.tls))
     return _lines(pairs)
 
@@ -172,12 +187,12 @@ def _tls_settings(tls: Any) -> list[tuple[str, Any]]:
     ]
 
 
-# stats items: memcached 1.6.18's per-class fields in its order, those the arena keeps (the
-# segmented LRU's, the crawler's and the tail-repair ones are listed in the README as not
-# reported); "age" is a maximum over shards, the rest are sums
+# stats items: memcached 1.6.18's per-class fields in its order, those the arena and the crawler
+# keep (the segmented LRU's and the tail-repair ones are listed in the README as not reported);
+# "age" is a maximum over shards, the rest are sums
 _ITEM_FIELDS = (
     "number", "age", "mem_requested", "evicted", "evicted_nonzero", "evicted_time", "outofmemory", "reclaimed",
-    "expired_unfetched", "evicted_unfetched", "evicted_active",
+    "expired_unfetched", "evicted_unfetched", "evicted_active", "crawler_reclaimed", "crawler_items_checked",
 )
 _SLAB_FIELDS = ("chunk_size", "chunks_per_page", "total_pages", "total_chunks", "used_chunks", "free_chunks",
                 "free_chunks_end")
@@ -205,7 +220,7 @@ def items(merged: tuple[int, list[dict[str, int]]]) -> bytes:
     """``stats items``: every class that holds items."""
     return _lines([
         (f"items:{figures['id']}:{name}", figures[name])
-        for figures in merged[1] if figures["number"] for name in _ITEM_FIELDS
+        for figures in merged[1] if figures["number"] for name in _ITEM_FIELDS if name in figures
     ])
 
 

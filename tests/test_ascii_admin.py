@@ -1,15 +1,9 @@
-"""The administration commands kvshard answers as memcached with the feature off
-(kvshard.protocol.ascii_admin), where the conformance suite cannot compare: ``lru_crawler
-enable`` would start memcached's crawler for the rest of a module."""
+"""memcached's reading of signed unsigned numbers (kvshard.protocol.numbers), which the
+administration commands and every other number of the protocol use."""
 
 from __future__ import annotations
 
-from kvshard.protocol.ascii import REPLY, AsciiParser
 from kvshard.protocol.numbers import strtoul32, strtoull
-
-
-def test_lru_crawler_enable_fails_as_memcached_when_it_cannot_start_one() -> None:
-    assert AsciiParser().feed(b"lru_crawler enable\r\n") == [(REPLY, b"ERROR failed to start lru crawler thread\r\n")]
 
 
 def test_unsigned_numbers_take_a_sign_as_c_does() -> None:

@@ -97,18 +97,6 @@ def test_expiry_rules() -> None:
     assert cache.stats.get_expired >= 3
 
 
-def test_reclaim_removes_expired_without_access() -> None:
-    cache, clock = make()
-    for i in range(100):
-        cache.store(b"set", b"k%d" % i, 0, 5, b"v")
-    cache.store(b"set", b"k0", 0, 0, b"v")  # overwritten: no longer expires
-    cache.store(b"set", b"keep", 0, 0, b"v")
-    clock.now += 6
-    assert cache.reclaim() == 99
-    assert len(cache) == 2 and cache.stats.reclaimed == 99
-    assert cache.used == sum(HEADER + len(k) + 1 for k in (b"k0", b"keep"))
-
-
 def test_eviction_gives_active_items_a_second_chance() -> None:
     """memcached's segmented LRU: a hit does not move an item; one hit twice (ACTIVE) that
     reaches the tail is moved back instead of evicted, one hit once (FETCHED) is not."""

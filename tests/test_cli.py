@@ -297,7 +297,8 @@ def test_every_memcached_suboption_is_accepted_and_its_effect_said() -> None:
     from kvshard.memcached_options import SUBOPTIONS, ignored_reason
 
     taking_effect = {"idle_timeout", "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_verify_mode", "ssl_min_version",
-                     "ssl_ciphers", "ssl_keyformat"}
+                     "ssl_ciphers", "ssl_keyformat", "lru_crawler", "no_lru_crawler", "lru_crawler_sleep",
+                     "lru_crawler_tocrawl", "track_sizes"}
     assert {name for name in SUBOPTIONS if ignored_reason(name) is None} == taking_effect
     for name in SUBOPTIONS:
         if name in taking_effect - {"idle_timeout"} or name.startswith("proxy_"):

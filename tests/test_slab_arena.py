@@ -101,6 +101,26 @@ def test_index_grows_incrementally_and_keeps_every_key() -> None:
     assert sorted(arena.refs()) == sorted(live.values())
 
 
+def test_a_larger_limit_widens_the_index_refs_and_keeps_every_key() -> None:
+    """Index slots carry a tag above the ref bits the limit needs; a limit that needs more ref
+    bits retags every slot, also while the index is half way through growing."""
+    arena = SlabArena(4 * PAGE)
+    live: dict[bytes, int] = {}
+    for i in range(1500):  # past the first index size: an old array is being drained
+        key = b"k%d" % i
+        live[key] = arena.store(key, b"v%d" % i, 0, 0, i)
+    assert arena.set_limit(4096 * PAGE)
+    assert all(arena.find(k) == r for k, r in live.items())
+    for i in range(1500, 40000):  # more pages than the first limit's refs could name
+        key = b"k%d" % i
+        live[key] = arena.store(key, b"v%d" % i + bytes(2000), 0, 0, i)
+        if i % 4 == 0:
+            arena.unlink(live.pop(b"k%d" % (i // 4)))
+    assert arena.pages_used > 4 + arena.class_count
+    assert all(arena.find(k) == r and arena.value(r).rstrip(b"\0") == b"v" + k[1:] for k, r in live.items())
+    assert arena.find(b"k400") == 0 and arena.count == len(live)
+
+
 def test_eviction_is_lru_with_a_second_chance_for_active_items() -> None:
     arena = SlabArena(PAGE)  # one page: one class owns it
     value = b"x" * 100

@@ -1,18 +1,13 @@
-"""memcached's administration commands for the slab allocator, the LRU and its crawler, and
-the memory limit: ``slabs``, ``lru``, ``lru_crawler`` and ``cache_memlimit``.
+"""memcached's administration commands for the slab allocator and the LRU: ``slabs`` and
+``lru`` (``cache_memlimit`` and ``lru_crawler`` are kvshard.item_commands').
 
 Theory of operation
 -------------------
-kvshard has none of the run-time controls these commands change: its slab arena is mapped
-once at start (no ``cache_memlimit``, no page moves between classes), it has no segmented
-LRU to tune and no LRU crawler. Each command is answered exactly as memcached 1.6.18 answers
-it with the matching feature off, so a client gets memcached's bytes and never an ``OK`` for
-a change that did not happen:
+kvshard has none of the run-time controls these commands change: pages do not move between
+classes on command and there is no segmented LRU to tune. Each command is answered exactly as
+memcached 1.6.18 answers it with the matching feature off, so a client gets memcached's bytes
+and never an ``OK`` for a change that did not happen:
 
-* ``cache_memlimit N``: as memcached with a preallocated arena (``-L``): a bad number is
-  ``ERROR``, under 8 ``MEMLIMIT_TOO_SMALL ...``, over 10^9 ``MEMLIMIT_ADJUST_FAILED input
-  value is megabytes not bytes``, anything else ``MEMLIMIT_ADJUST_FAILED out of bounds or
-  unable to adjust``. ``noreply`` silences it.
 * ``slabs reassign <src> <dst>``: as memcached ``-o no_slab_reassign``: ``CLIENT_ERROR slab
   reassignment disabled`` (before the numbers are read).
 * ``slabs automove <level>`` (and ``slabs automove ratio <r>``): the arguments are checked as
@@ -22,11 +17,6 @@ a change that did not happen:
 * ``lru mode|temp_ttl``: as memcached without the LRU maintainer (``-o no_lru_maintainer``):
   ``ERROR``. ``lru tune``: its numbers are checked as memcached checks them, with its two
   messages; valid ones answer ``ERROR`` (nothing to tune).
-* ``lru_crawler crawl|metadump <classes>``: as memcached ``-o no_lru_crawler``: ``CLIENT_ERROR
-  lru crawler disabled``. ``tocrawl`` and ``sleep`` check their number as memcached (``CLIENT_ERROR
-  bad command line format``, ``CLIENT_ERROR sleep must be one second or less``) and else answer
-  ``ERROR``; ``enable`` fails as memcached's does when the thread cannot start, ``disable``
-  answers ``OK`` (no crawler runs).
 
 Token counts follow memcached's (which counts one empty token more than :func:`tokenize`
 returns): a wrong count is ``ERROR``.
@@ -44,9 +34,6 @@ _OK: Final = b"OK\r\n"
 _ERROR: Final = b"ERROR\r\n"
 _BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
 _NOREPLY: Final = b"noreply"
-_MEMLIMIT_MIN_MB: Final = 8
-_MEMLIMIT_MAX_MB: Final = 1_000_000_000
-_CRAWLER_SLEEP_MAX_US: Final = 1_000_000
 _LRU_PCT_MAX: Final = 80
 
 
@@ -58,22 +45,6 @@ def _strtod(token: bytes) -> float | None:
         return float(token)
     except ValueError:
         return None
-
-
-def _cache_memlimit(tokens: list[bytes]) -> bytes:
-    if len(tokens) not in (2, 3):
-        return _ERROR
-    noreply = tokens[-1] == _NOREPLY
-    megabytes = strtoul32(tokens[1])
-    if megabytes is None:
-        reply = _ERROR
-    elif megabytes < _MEMLIMIT_MIN_MB:
-        reply = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
-    elif megabytes > _MEMLIMIT_MAX_MB:
-        reply = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
-    else:  # the arena is mapped once at start
-        reply = b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n"
-    return b"" if noreply else reply
 
 
 def _slabs(tokens: list[bytes]) -> bytes:
@@ -111,30 +82,9 @@ def _lru(tokens: list[bytes]) -> bytes:
     return b"" if noreply else reply
 
 
-def _lru_crawler(tokens: list[bytes]) -> bytes:
-    n = len(tokens)
-    verb = tokens[1] if n > 1 else b""
-    if n == 3 and verb in (b"crawl", b"metadump"):
-        return b"CLIENT_ERROR lru crawler disabled\r\n"
-    if n == 3 and verb in (b"tocrawl", b"sleep"):
-        number = strtoul32(tokens[2])
-        if number is None:
-            return _BAD_FORMAT
-        if verb == b"sleep" and number > _CRAWLER_SLEEP_MAX_US:
-            return b"CLIENT_ERROR sleep must be one second or less\r\n"
-        return _ERROR  # no crawler to set
-    if n == 2 and verb == b"enable":
-        return b"ERROR failed to start lru crawler thread\r\n"
-    if n == 2 and verb == b"disable":
-        return _OK
-    return _ERROR
-
-
 ADMIN_COMMANDS: Final[dict[bytes, Callable[[list[bytes]], bytes]]] = {
-    b"cache_memlimit": _cache_memlimit,
     b"slabs": _slabs,
     b"lru": _lru,
-    b"lru_crawler": _lru_crawler,
 }
 
 

@@ -8,7 +8,7 @@ file-descriptor hand-off per connection; see the closing note of issue 3 for the
 behind this choice.
 
 A plain connection (no TLS) is served by :mod:`net_backends.posix.socket_stream`: the loop
-(uvloop) only watches the descriptor, and reads and writes are ``read(2)``/``write(2)`` calls
+(uvloop) only watches the descriptor, and reads and writes are ``recv(2)``/``send(2)`` calls
 from compiled code, one Python call per read into the protocol. TLS connections and UDP use
 uvloop's transports.
 """

@@ -3,7 +3,11 @@
 cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from posix.unistd cimport read as c_read, write as c_write
+
+cdef extern from "<sys/socket.h>":
+    ssize_t c_recv "recv"(int fd, void *buf, size_t n, int flags)
+    ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags)
+    int MSG_NOSIGNAL
 
 cdef extern from *:
     """

@@ -8,9 +8,9 @@ taken around each) and runs every ``write`` through four layers before ``write(2
 socket (no TLS: TLS stays with uvloop) this module does the same work directly:
 
 * the loop only watches the descriptor (``add_reader``); one callback per readiness reads with
-  ``read(2)`` into a buffer the shard's connections share, makes one ``bytes`` of what came
+  ``recv(2)`` into a buffer the shard's connections share, makes one ``bytes`` of what came
   and hands it to the protocol's ``data_received`` (bound once);
-* ``write`` calls ``write(2)`` at once and queues only what the kernel did not take; the queue
+* ``write`` calls ``send(2)`` at once and queues only what the kernel did not take; the queue
   is watched with ``add_writer`` until it drains.
 
 One read per readiness: the loop's epoll is level-triggered, so what is left in the socket
@@ -94,7 +94,7 @@ class SocketTransport:
 
     def _on_readable(self) -> None:
         if cython.compiled:
-            count = c_read(self._fd, PyByteArray_AS_STRING(_read_buffer), _READ_SIZE)
+            count = c_recv(self._fd, PyByteArray_AS_STRING(_read_buffer), _READ_SIZE, 0)
             if count > 0:
                 self._data_received(PyBytes_FromStringAndSize(PyByteArray_AS_STRING(_read_buffer), count))
                 return
@@ -148,7 +148,7 @@ class SocketTransport:
             self._enqueue(data)
             return
         if cython.compiled:
-            sent = c_write(self._fd, PyBytes_AS_STRING(data), size)
+            sent = c_send(self._fd, PyBytes_AS_STRING(data), size, MSG_NOSIGNAL)
             if sent == size:
                 return
             if sent < 0:

@@ -6,14 +6,16 @@ from kvshard.ascii_session cimport AsciiSession
 from kvshard.context cimport ShardContext
 from kvshard.counters cimport ConnectionCounters
 from kvshard.dispatcher cimport Dispatcher
+from net_backends.posix.socket_stream cimport SocketTransport, StreamProtocol
 
 
-cdef class ClientConnection:
+cdef class ClientConnection(StreamProtocol):
     cdef public ShardContext _ctx
     cdef public Dispatcher _dispatcher
     cdef public AsciiSession _ascii
     cdef public object _transport
     cdef object _write
+    cdef SocketTransport _socket
     cdef public bint _draining
     cdef public object _deferred
     cdef public bint _eof_sent

@@ -56,6 +56,8 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Callable, Final
 
+from net_backends.posix.socket_stream import SocketTransport, StreamProtocol
+
 from .ascii_session import AsciiSession
 from .auth import count_login
 from .binary_session import BinarySession
@@ -141,7 +143,7 @@ _read_buffer = bytearray(READ_SIZE)  # one per shard process, never resized: eac
 _read_view = memoryview(_read_buffer)
 
 
-class ClientConnection:
+class ClientConnection(StreamProtocol):
     """Serves one client; see the module docstring for the rules.
 
     An asyncio buffered protocol by its methods (``get_buffer``/``buffer_updated``), which is
@@ -155,6 +157,7 @@ class ClientConnection:
         self._ascii = AsciiSession(self._dispatcher, ctx)
         self._transport: asyncio.Transport | None = None
         self._write: Callable[[bytes], object] | None = None  # transport.write, once connected
+        self._socket: SocketTransport | None = None  # the transport when it is ours (see _use_transport)
         self._draining = False  # the server is stopping (see drain)
         self._deferred: Any = None  # the session holding commands for a later turn (see _run_deferred)
         self._eof_sent = False
@@ -213,6 +216,7 @@ class ClientConnection:
         """Write to ``transport`` from now on (its ``write`` bound once, called per read)."""
         self._transport = transport
         self._write = transport.write
+        self._socket = transport if isinstance(transport, SocketTransport) else None  # written to in C
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._counted and self._ctx.trace_reads:
@@ -367,7 +371,10 @@ class ClientConnection:
             return
         if data:
             self._conn_stats.bytes_written += len(data)
-            self._write(data)
+            if self._socket is not None:
+                self._socket.write(data)
+            else:
+                self._write(data)
         if dispatcher.quitting and not dispatcher.owed:
             if not self._draining:
                 transport.close()
@@ -470,6 +477,7 @@ class ClientConnection:
             trace_log.debug("<%d %s", fd, line.decode("utf-8", "backslashreplace"))
         if self._transport is not None:
             self._write = self._traced_write
+            self._socket = None
 
     def _traced_write(self, data: bytes) -> None:
         """``transport.write`` that logs the answers while the verbosity is 2 (then it puts the
@@ -482,7 +490,7 @@ class ClientConnection:
             for line in reply_lines(data):
                 trace_log.debug(">%d %s", fd, line.decode("utf-8", "backslashreplace"))
         else:
-            self._write = transport.write
+            self._use_transport(transport)
         transport.write(data)
 
     def _trace_event(self, transport: Any, event: str, opened: bool, reason: str | None = None) -> None:

@@ -22,12 +22,17 @@ cdef frozenset _TRY_AGAIN
 cdef int _OPEN, _CLOSING, _CLOSED
 
 
+cdef class StreamProtocol:
+    cpdef data_received(self, data)
+
+
 cdef class SocketTransport:
     cdef object _loop
     cdef object _sock
     cdef int _fd
     cdef object _protocol
     cdef object _data_received
+    cdef StreamProtocol _stream
     cdef int _state
     cdef bint _reading
     cdef bint _eof_wanted
@@ -38,7 +43,7 @@ cdef class SocketTransport:
     cdef bint _writing_paused
     cdef dict _extra
 
-    @cython.locals(count=Py_ssize_t, code=int)
+    @cython.locals(count=Py_ssize_t, code=int, data=bytes)
     cpdef _on_readable(self)
     @cython.locals(size=Py_ssize_t, sent=Py_ssize_t, code=int)
     cpdef write(self, data)

@@ -49,7 +49,7 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-__all__ = ["READ_SIZE", "HIGH_WATER", "SocketListener", "SocketTransport", "listening_sockets"]
+__all__ = ["READ_SIZE", "HIGH_WATER", "SocketListener", "SocketTransport", "StreamProtocol", "listening_sockets"]
 
 log = logging.getLogger("net_backends.posix")
 
@@ -66,6 +66,17 @@ _CLOSING = 1
 _CLOSED = 2
 
 
+class StreamProtocol:
+    """A protocol that :class:`SocketTransport` reaches with a C call per read (compiled):
+    subclass it and define ``data_received``. Any other asyncio protocol works too, through an
+    ordinary Python call."""
+
+    __slots__ = ()
+
+    def data_received(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
 class SocketTransport:
     """An asyncio transport over one connected, non-blocking socket; see the module docstring."""
 
@@ -73,8 +84,7 @@ class SocketTransport:
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
-        self._protocol = protocol
-        self._data_received = protocol.data_received
+        self._use_protocol(protocol)
         self._state = _OPEN
         self._reading = False
         self._eof_wanted = False  # write_eof() waits for the queue
@@ -96,7 +106,11 @@ class SocketTransport:
         if cython.compiled:
             count = c_recv(self._fd, PyByteArray_AS_STRING(_read_buffer), _READ_SIZE, 0)
             if count > 0:
-                self._data_received(PyBytes_FromStringAndSize(PyByteArray_AS_STRING(_read_buffer), count))
+                data = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(_read_buffer), count)
+                if self._stream is not None:
+                    self._stream.data_received(data)
+                else:
+                    self._data_received(data)
                 return
             if count < 0:
                 code = errno_value()
@@ -283,8 +297,12 @@ class SocketTransport:
         return self._protocol
 
     def set_protocol(self, protocol: Any) -> None:
+        self._use_protocol(protocol)
+
+    def _use_protocol(self, protocol: Any) -> None:
         self._protocol = protocol
-        self._data_received = protocol.data_received
+        self._data_received = protocol.data_received  # bound once, called per read
+        self._stream = protocol if isinstance(protocol, StreamProtocol) else None
 
 
 def _address(getter: Callable[[], Any]) -> Any:

@@ -3,6 +3,7 @@ cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from kvshard.ascii_session cimport AsciiSession
+from kvshard.binary_session cimport BinarySession
 from kvshard.context cimport ShardContext
 from kvshard.counters cimport ConnectionCounters
 from kvshard.dispatcher cimport Dispatcher
@@ -36,6 +37,8 @@ cdef class ClientConnection(StreamProtocol):
 
     @cython.locals(start=double, dispatcher=Dispatcher, tracing=bint)
     cpdef data_received(self, data)
+    @cython.locals(waiting=bint)
+    cdef bint _feed_binary(self, data) except -1
     cpdef _replies_ready(self)
     @cython.locals(dispatcher=Dispatcher)
     cpdef _write_out(self)

@@ -303,7 +303,11 @@ class ClientConnection(StreamProtocol):
                 self._binary = None
                 return False
             session = self._binary = BinarySession(self._dispatcher)
-        if session.feed(data):
+        if isinstance(session, BinarySession):
+            waiting = cython.cast(BinarySession, session).feed(data)
+        else:
+            waiting = session.feed(data)  # a watcher's sink
+        if waiting:
             self._defer(session)
         return True
 

@@ -49,10 +49,13 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-__all__ = ["READ_SIZE", "HIGH_WATER", "SocketListener", "SocketTransport", "StreamProtocol", "listening_sockets"]
+__all__ = ["COMPILED", "READ_SIZE", "HIGH_WATER", "SocketListener", "SocketTransport", "StreamProtocol", "listening_sockets"]
 
 log = logging.getLogger("net_backends.posix")
 
+COMPILED: bool = cython.compiled
+"""True in the extension module: only compiled does this transport beat uvloop's (interpreted,
+:class:`~net_backends.posix.PosixStack` keeps uvloop's)."""
 READ_SIZE = 64 << 10  # the most one read takes (what is left waits in the socket for the next turn)
 HIGH_WATER = 64 << 10  # bytes queued beyond which the protocol is asked to pause writing
 _READ_SIZE = READ_SIZE

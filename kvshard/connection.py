@@ -2,9 +2,11 @@
 
 Theory of operation
 -------------------
-The connection is an asyncio protocol: it only sees ``data_received`` (reached through
-``get_buffer``/``buffer_updated`` on uvloop, to bound the size of a read) and a ``Transport``,
-so it runs unchanged over uvloop's sockets or the native stack. It owns the transport and the
+The connection is an asyncio protocol: it only sees ``data_received`` and a ``Transport``, so
+it runs unchanged over every stack: our compiled socket transport for plain TCP and UNIX
+sockets (net_backends.posix.socket_stream, which calls ``data_received`` in C and which the
+connection writes to in C), uvloop's for TLS and the interpreted core (reached through
+``get_buffer``/``buffer_updated``, to bound the size of a read), or the native stack's. It owns the transport and the
 cold concerns (the ``-c`` limit, logins, back-pressure, idle kicks, graceful drain, ``stats
 conns``); the request path is not here:
 

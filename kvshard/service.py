@@ -424,11 +424,12 @@ class KVService:
         self.cache.flush()
 
     def slab_stats(self) -> tuple[int, list[dict[str, int]]]:
-        """(page size, per slab class of this shard's arena: its pages, chunks and items, and
-        what the crawler did there)."""
+        """(page size, per slab class of this shard's arena: its pages, chunks and items, the
+        commands counted there and what the crawler did there)."""
         page_size, classes = self.cache.class_stats()
-        if self.crawler is not None:
-            for figures in classes:
+        for figures in classes:
+            figures.update(self.cache.stats.class_counts(figures["id"] - 1))
+            if self.crawler is not None:
                 figures.update(self.crawler.class_figures(figures["id"] - 1))
         return page_size, classes
 

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from .counters import CLASS_COUNTERS
+
 __all__ = ["ServerInfo", "sum_shards", "merge_classes", "general", "settings", "items", "slabs", "conns"]
 
 _POINTER_BITS = struct.calcsize("P") * 8
@@ -195,7 +197,7 @@ _ITEM_FIELDS = (
     "expired_unfetched", "evicted_unfetched", "evicted_active", "crawler_reclaimed", "crawler_items_checked",
 )
 _SLAB_FIELDS = ("chunk_size", "chunks_per_page", "total_pages", "total_chunks", "used_chunks", "free_chunks",
-                "free_chunks_end")
+                "free_chunks_end") + CLASS_COUNTERS
 _LARGEST_OVER_SHARDS = frozenset(("chunk_size", "chunks_per_page", "age", "evicted_time"))
 
 
@@ -225,8 +227,8 @@ def items(merged: tuple[int, list[dict[str, int]]]) -> bytes:
 
 
 def slabs(merged: tuple[int, list[dict[str, int]]]) -> bytes:
-    """``stats slabs``: every class that has pages, then how many do and the memory they
-    take. free_chunks counts every chunk not holding an item (memcached cuts a whole page into
+    """``stats slabs``: every class that has pages (with the commands counted there), then
+    how many do and the memory they take. free_chunks counts every chunk not holding an item (memcached cuts a whole page into
     free chunks when it takes one; the arena cuts as it goes, and free_chunks_end is the part
     of the newest page not cut yet)."""
     page_size, classes = merged

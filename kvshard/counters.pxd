@@ -13,6 +13,8 @@ cdef class CacheCounters(Counters):
     cdef public long long evictions, total_items, reclaimed, store_too_large, store_no_memory
     cdef public long long expired_unfetched, evicted_unfetched, evicted_active
     cdef public long long crawler_reclaimed, crawler_items_checked, lru_crawler_starts
+    cdef public long long slab_reassign_rescues, slab_reassign_chunk_rescues, slab_reassign_evictions_nomem
+    cdef public long long slab_reassign_inline_reclaim, slabs_moved
     cdef long long[::1] per_class
 
 

@@ -66,6 +66,8 @@ class CacheCounters(Counters):
         "total_items", "reclaimed", "store_too_large", "store_no_memory",
         "expired_unfetched", "evicted_unfetched", "evicted_active",
         "crawler_reclaimed", "crawler_items_checked", "lru_crawler_starts",
+        "slab_reassign_rescues", "slab_reassign_chunk_rescues", "slab_reassign_evictions_nomem",
+        "slab_reassign_inline_reclaim", "slabs_moved",
     )
 
     def __init__(self) -> None:

@@ -63,7 +63,9 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-from .counters import CacheCounters
+from .counters import (
+    CAS_BADVAL, CAS_HITS, CLASS_SLOTS, CMD_SET, DECR_HITS, DELETE_HITS, GET_HITS, INCR_HITS, TOUCH_HITS, CacheCounters,
+)
 from .protocol.ascii import value_line
 from .protocol.watch import LOG_EVICTIONS, LOG_FETCHERS, LOG_MUTATIONS
 from .slab_arena import PAGE_SIZE, SlabArena
@@ -103,6 +105,15 @@ BINARY_KEY: Final = 4  # stored by a meta command with a base64 key (k answers i
 FETCHED: Final = 8     # hit at least once
 ACTIVE: Final = 16     # hit again since: the highest mark, so "marks < ACTIVE" = not active
 _ACTIVE_REFRESH: Final = 60  # seconds between refreshes of an active item's ``seen``
+# where each per-class counter's classes begin in CacheCounters.per_class
+_AT_GET_HITS: Final = GET_HITS * CLASS_SLOTS
+_AT_CMD_SET: Final = CMD_SET * CLASS_SLOTS
+_AT_DELETE_HITS: Final = DELETE_HITS * CLASS_SLOTS
+_AT_INCR_HITS: Final = INCR_HITS * CLASS_SLOTS
+_AT_DECR_HITS: Final = DECR_HITS * CLASS_SLOTS
+_AT_CAS_HITS: Final = CAS_HITS * CLASS_SLOTS
+_AT_CAS_BADVAL: Final = CAS_BADVAL * CLASS_SLOTS
+_AT_TOUCH_HITS: Final = TOUCH_HITS * CLASS_SLOTS
 
 Item = tuple[bytes, int, float, int, int, int, int]
 
@@ -323,7 +334,7 @@ class Cache:
         """:meth:`_live_ref`, counting a hit (and marking the item) or a miss."""
         ref = self._live_ref(key)
         if ref:
-            self.stats.get_hits += 1
+            self.stats.per_class[_AT_GET_HITS + self._arena.clsid(ref)] += 1
             self._hit(ref)
         else:
             self.stats.get_misses += 1
@@ -333,6 +344,13 @@ class Cache:
         """(page size, the arena's per-class figures as of now)."""
         self._arena.now = self._clock()
         return self._arena.page_size, self._arena.class_stats()
+
+    def count_hit(self, counter: int, key: bytes, item: Item) -> None:
+        """Count command ``counter`` (kvshard.counters: GET_HITS, TOUCH_HITS, ...) in the slab
+        class of the live ``item`` stored under ``key`` (for the meta commands, which hold
+        items, not refs: the class follows from the sizes)."""
+        nbytes = len(item[0]) - item[4] - 2
+        self.stats.per_class[counter * CLASS_SLOTS + self._arena.item_class(len(key), nbytes)] += 1
 
     def counters(self) -> dict[str, int]:
         """The statistics counters, derived ones included."""
@@ -347,7 +365,7 @@ class Cache:
         if ref == 0:
             self.stats.touch_misses += 1
             return None
-        self.stats.touch_hits += 1
+        self.stats.per_class[_AT_TOUCH_HITS + self._arena.clsid(ref)] += 1
         self._arena.set_expire_at(ref, self.expire_at(exptime))
         self._hit(ref)
         return self._item(ref, key)
@@ -429,7 +447,7 @@ class Cache:
         allow_stale: bool, marks: int,
     ) -> int:
         """:meth:`store` for every case but a plain set."""
-        self.stats.cmd_set += 1
+        self.stats.per_class[_AT_CMD_SET + self._arena.item_class(len(key), len(value))] += 1
         if op not in _STORE_OPS:
             raise ValueError(f"unknown storage command {op!r}")
         if cas and op != b"cas" and not self.cas_enabled:
@@ -451,12 +469,12 @@ class Cache:
             current_cas = arena.cas(ref)
             if current_cas != cas or not cas:  # (a CAS of 0 never matches, as in memcached)
                 if allow_stale and cas < current_cas:
-                    self.stats.cas_hits += 1
+                    self.stats.per_class[_AT_CAS_HITS + arena.clsid(ref)] += 1
                     stale = marks | STALE | (arena.marks(ref) & WIN_SENT)
                     return self._put(key, value, flags, arena.expire_at(ref), new_cas, stale)
-                self.stats.cas_badval += 1
+                self.stats.per_class[_AT_CAS_BADVAL + arena.clsid(ref)] += 1
                 return EXISTS
-            self.stats.cas_hits += 1
+            self.stats.per_class[_AT_CAS_HITS + arena.clsid(ref)] += 1
         elif op == b"add":
             if ref != 0:
                 arena.bump(ref)
@@ -468,7 +486,7 @@ class Cache:
     def set_item(self, key: bytes, flags: int, exptime: int, value: bytes, new_cas: int = 0, marks: int = 0) -> int:
         """``set`` without a CAS to check: STORED or NO_MEMORY (``new_cas`` and ``marks`` as
         in :meth:`store`)."""
-        self.stats.cmd_set += 1
+        self.stats.per_class[_AT_CMD_SET + self._arena.item_class(len(key), len(value))] += 1
         if self._watch_flags:  # memcached looks the old item up, then logs the store
             self._watch_lookup(key)
             result = self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
@@ -490,8 +508,8 @@ class Cache:
             return NOT_FOUND
         if cas and self._arena.cas(ref) != cas:
             return EXISTS
+        self.stats.per_class[_AT_DELETE_HITS + self._arena.clsid(ref)] += 1
         self._arena.unlink(ref)
-        self.stats.delete_hits += 1
         return STORED
 
     def cas_of(self, key: bytes) -> int:
@@ -537,7 +555,7 @@ class Cache:
         number = _parse_counter(old)
         if number is None:
             return NON_NUMERIC
-        self.stats.add(prefix + "_hits")
+        self.stats.per_class[(_AT_INCR_HITS if incr else _AT_DECR_HITS) + arena.clsid(ref)] += 1
         number = (number + delta) % _UINT64 if incr else max(number - delta, 0)
         digits = b"%d" % number
         if len(digits) <= len(old):

@@ -392,6 +392,8 @@ _IGNORED: Final[dict[str, str]] = {
 }
 _APPLIED: Final = frozenset((
     "idle_timeout", "lru_crawler", "no_lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl", "track_sizes",
+    "slab_reassign", "no_slab_reassign", "slab_automove", "no_slab_automove", "slab_automove_ratio",
+    "slab_automove_window",
     "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_verify_mode", "ssl_min_version", "ssl_ciphers",
     "ssl_keyformat",
 ))

@@ -23,6 +23,7 @@ from .auth import Credentials
 from .cache import Cache
 from .context import CONNS_HANDLER, ShardContext
 from .crawler import LruCrawler
+from .slab_mover import SlabMover, settings_from_options
 from .item_commands import ItemCommands
 from .memcached_options import c_integer
 from .connection import SAMPLE_MASK, ClientConnection, native_number, socket_address
@@ -153,6 +154,9 @@ class KVServerApp(ShardApp):
         service.items = ItemCommands(cache, service.crawler, shards=shard.count, item_size_max=cfg.max_item_size,
                                      track_sizes="track_sizes" in options)
         service.items.register(shard)
+        mover_settings = settings_from_options(cfg.extended_options)
+        service.mover = SlabMover(cache, loop, mover_settings)
+        service.mover.register(shard)
         self._service = service
         info = stats_fmt.ServerInfo(
             pid=cfg.pid or os.getppid(), started=cfg.started, version=cfg.version,
@@ -164,7 +168,7 @@ class KVServerApp(ShardApp):
             tcp_backlog=cfg.backlog, flush_enabled=cfg.flush_enabled, dump_enabled=cfg.dump_enabled,
             cas_enabled=cfg.cas_enabled,
             evictions=cfg.evictions, growth_factor=cfg.growth_factor, min_chunk=cfg.min_chunk, unix_socket=cfg.unix_socket, unix_mask=cfg.unix_mask, prefix_delimiter=delimiter, tls=cfg.tls,
-            protocol=cfg.protocol, reqs_per_event=cfg.reqs_per_event,
+            protocol=cfg.protocol, reqs_per_event=cfg.reqs_per_event, slab_reassign=mover_settings.reassign,
         )
         credentials = Credentials(cfg.credentials) if cfg.auth else None
         shard.register(REPORT_HANDLER, self._report)

@@ -27,6 +27,7 @@ from .protocol.ascii import (
 )
 from .protocol import binary as bp
 from .protocol import meta as m
+from .slab_arena import POOL
 
 try:
     import cython
@@ -162,10 +163,11 @@ class KVService:
         self._loop = loop
         self._flush_timer: asyncio.TimerHandle | None = None
         self._reclaim_timer: asyncio.TimerHandle | None = None
-        # the shard's LRU crawler (kvshard.crawler) and item commands (kvshard.item_commands),
-        # which the server adds
+        # the shard's LRU crawler (kvshard.crawler), item commands (kvshard.item_commands) and
+        # slab mover (kvshard.slab_mover), which the server adds
         self.crawler: Any = None
         self.items: Any = None
+        self.mover: Any = None
         self.conn_stats = ConnectionCounters()
         # ``stats detail``: per-prefix counts of the keys this shard owns, kept while the flag
         # is on (-D turns it on from the start); the only cost when off is the flag's check
@@ -254,14 +256,17 @@ class KVService:
         for timer in (self._reclaim_timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
-        if self.crawler is not None:
-            self.crawler.close()
+        for worker in (self.crawler, self.mover):
+            if worker is not None:
+                worker.close()
 
     def _tick(self) -> None:
-        """Every second: the cache's tick, and the crawler's (which may start reclaiming)."""
+        """Every second: the cache's tick, the crawler's (which may start reclaiming) and the
+        slab mover's (which may move a page)."""
         self.cache.tick()
-        if self.crawler is not None:
-            self.crawler.tick()
+        for worker in (self.crawler, self.mover):
+            if worker is not None:
+                worker.tick()
         self._reclaim_timer = self._loop.call_later(MAINTENANCE_INTERVAL, self._tick)
 
     # ----- operations: each returns reply bytes ----------------------------------------------
@@ -423,14 +428,15 @@ class KVService:
         self._flush_timer = None
         self.cache.flush()
 
-    def slab_stats(self) -> tuple[int, list[dict[str, int]]]:
-        """(page size, per slab class of this shard's arena: its pages, chunks and items, and
-        what the crawler did there)."""
+    def slab_stats(self) -> tuple[int, list[dict[str, int]], int]:
+        """(page size, per slab class of this shard's arena: its pages, chunks and items, the
+        commands counted there and what the crawler did there, the pages in its global pool)."""
         page_size, classes = self.cache.class_stats()
-        if self.crawler is not None:
-            for figures in classes:
+        for figures in classes:
+            figures.update(self.cache.stats.class_counts(figures["id"] - 1))
+            if self.crawler is not None:
                 figures.update(self.crawler.class_figures(figures["id"] - 1))
-        return page_size, classes
+        return page_size, classes, self.cache.arena.class_pages(POOL)
 
     def stats(self) -> dict[str, Any]:
         """This shard's counters and gauges, summed over shards by the caller."""
@@ -443,6 +449,9 @@ class KVService:
         if self.crawler is not None:
             out["lru_crawler_enabled"] = int(self.crawler.enabled)
             out["lru_crawler_running"] = int(self.crawler.running)
+        if self.mover is not None:
+            out["slab_reassign_running"] = int(self.mover.running)
+        out["slab_global_page_pool"] = self.cache.arena.class_pages(POOL)
         out["rusage_user"] = usage.ru_utime
         out["rusage_system"] = usage.ru_stime
         return out

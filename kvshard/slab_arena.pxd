@@ -38,6 +38,7 @@ cdef class SlabArena:
     cdef Py_ssize_t _page_room, _cap, _used_slots, _old_cap, _old_used, _migrate
     cdef unsigned int[::1] _slots, _old
     cdef unsigned int _ref_mask, _tag_mask
+    cdef Py_ssize_t _tag_pages
 
     @cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t)
     cpdef Py_ssize_t class_for(self, Py_ssize_t total)
@@ -70,7 +71,7 @@ cdef class SlabArena:
     @cython.locals(ref=size_t)
     cdef size_t _find_hashed(self, bytes key, unsigned int h) except? 0
     @cython.locals(ref_mask=cython.uint, old_mask=cython.uint)
-    cdef int _fit_tags(self) except -1
+    cdef int _fit_tags(self, Py_ssize_t pages) except -1
     @cython.locals(i=size_t, entry=cython.uint, ref=size_t)
     cdef int _retag(self, unsigned int[::1] slots, size_t cap, unsigned int old_mask) except -1
     @cython.locals(mask=size_t, i=size_t, ref=size_t, entry=cython.uint, tag_mask=cython.uint, tag=cython.uint)

@@ -269,6 +269,7 @@ class SlabArena:
         self.evict_hook = None  # called with an item's ref just before it is evicted (watch)
         self._ref_mask = 0  # (set by _fit_tags)
         self._tag_mask = 0
+        self._tag_pages = 0  # pages whose refs the ref part of a slot can hold
         self._cap = _INDEX_START
         self._slots = _u32_array(self._cap)
         self._used_slots = 0
@@ -276,7 +277,7 @@ class SlabArena:
         self._old_cap = 0
         self._old_used = 0
         self._migrate = 0
-        self._fit_tags()
+        self._fit_tags(self.page_count + self.class_count)
 
     # ----- classes ----------------------------------------------------------------------------
 
@@ -425,18 +426,20 @@ class SlabArena:
             ref = self._probe(self._old, self._old_cap, h, key)
         return ref
 
-    def _fit_tags(self) -> None:
+    def _fit_tags(self, pages: int) -> None:
         """An index slot holds a ref in its low bits and, above them, the same bits of the
-        item's hash, a tag. The ref part is as wide as the largest ref the limit lets the arena
-        hand out (pages go out in order, at most the limit's plus a first page per class), and
-        only ever widens: a larger limit retags every entry, once."""
-        top = (self.page_count + self.class_count + 1) * self.page_size // 8
+        item's hash, a tag. The ref part is as wide as the refs of the first ``pages`` pages
+        need (fresh pages go out of the mapping in order: the limit's plus a first page per
+        class, which a larger limit, or classes that lost their pages to moves, may pass; then
+        ``_give_page`` widens it), and only ever widens, retagging every entry once."""
+        top = (pages + 1) * self.page_size // 8
         ref_mask = 0xFFFFFFFF if top.bit_length() >= 32 else (1 << top.bit_length()) - 1
         if ref_mask <= self._ref_mask:
             return 0
         old_mask = self._ref_mask
         self._ref_mask = ref_mask
         self._tag_mask = 0xFFFFFFFF ^ ref_mask
+        self._tag_pages = (ref_mask + 1) * 8 // self.page_size - 1
         self._retag(self._slots, self._cap, old_mask)
         self._retag(self._old, self._old_cap, old_mask)
 
@@ -649,6 +652,8 @@ class SlabArena:
     def _give_page(self, page: int, cls: int) -> None:
         """Page ``page`` (zeroed) to class ``cls``, which cuts its chunks from now on; what was
         left uncut of the page it cut before goes to its free list."""
+        if page >= self._tag_pages:
+            self._fit_tags(page + 1)
         start = (page + 1) * self.page_size
         size = self._size[cls]
         at = self._cut[cls]
@@ -1155,5 +1160,5 @@ class SlabArena:
             return False
         self.page_count = pages
         self.limit = limit
-        self._fit_tags()
+        self._fit_tags(self.page_count + self.class_count)
         return True

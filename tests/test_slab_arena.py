@@ -124,6 +124,25 @@ def test_a_larger_limit_widens_the_index_refs_and_keeps_every_key() -> None:
     assert arena.find(b"k400") == 0 and arena.count == len(live)
 
 
+def test_fresh_pages_past_the_limit_widen_the_index_refs() -> None:
+    """A class whose pages moved away gets a first page again past the limit, so fresh pages
+    can go beyond the limit's plus one per class: the index's refs widen with them."""
+    arena = SlabArena(2 * PAGE)
+    small, big = arena.item_class(8, 10), arena.item_class(8, 5000)
+    live: dict[bytes, int] = {}
+    for round_ in range(3 * arena.class_count):
+        key = b"r%d" % round_
+        live[key] = arena.store(key, b"v%d" % round_, 0, 0, round_ + 1)
+        while arena.class_pages(small):
+            assert arena.move_page(small, big)
+        live = {k: r for k, r in live.items() if arena.find(k) == r}  # a move drops what it held
+    assert arena.pages_used > arena.page_count + arena.class_count
+    for i in range(3000):
+        key = b"k%d" % i
+        live[key] = arena.store(key, b"w%d" % i, 0, 0, i + 1)
+    assert all(arena.find(k) == r and arena.key(r) == k for k, r in live.items())
+
+
 def test_eviction_is_lru_with_a_second_chance_for_active_items() -> None:
     arena = SlabArena(PAGE)  # one page: one class owns it
     value = b"x" * 100

@@ -70,7 +70,8 @@ def test_the_image_install_steps_give_a_working_server(tmp_path: Path) -> None:
     entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", DOCKERFILE.read_text(), re.M)[1])  # type: ignore[index]
     health = json.loads(re.search(r'CMD (\["python", "-m", "kvshard.health"\])', DOCKERFILE.read_text())[1])  # type: ignore[index]
     port = free_port()
-    # the image's entrypoint, then flags as `docker run kvshard ...` passes them (the later -l wins)
+    # the image's entrypoint, then flags as `docker run kvshard ...` passes them (an -l replaces the
+    # entrypoint's --listen-default)
     server = subprocess.Popen([str(venv / "bin" / entrypoint[0]), *entrypoint[1:], "-l", "127.0.0.1", "-p", str(port),
                                "--metrics-port", "0", "-t", "1"], stdin=subprocess.DEVNULL)
     health_env = {**os.environ, "KVSHARD_PORT": str(port)}

@@ -318,6 +318,21 @@ def test_ignored_options_are_one_warning_line_at_start() -> None:
         assert named in warnings[0], warnings
 
 
+def test_every_flag_of_memcacheds_help_is_taken() -> None:
+    """Each flag ``memcached -h`` lists, short and long, is one of kvshard's (the help spells
+    ``--napi_ids``; memcached's option table, like kvshard, ``--napi-ids``)."""
+    import re
+
+    from kvshard.cli_flags import parser
+    from net_backends import STACKS
+
+    text = subprocess.run([require_tool("memcached"), "-h"], capture_output=True, text=True, timeout=10).stdout
+    listed = re.findall(r"^(-[A-Za-z])[, ]+(--[\w-]+)?", text, re.M)
+    known = set(parser(STACKS)._option_string_actions)
+    flags = {flag.replace("_", "-") for pair in listed for flag in pair if flag}
+    assert len(listed) >= 35 and flags - known == set()
+
+
 def test_version_help_and_license_exit_0() -> None:
     for flag in ("-h", "--help", "-i", "--license", "--version"):
         r = kvshard(flag)

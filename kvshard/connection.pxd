@@ -33,6 +33,7 @@ cdef class ClientConnection(StreamProtocol):
     cdef public long long conn_id
     cdef public long long _last_command
     cdef public object _close_reason
+    cdef public object _protocol
     cdef object __weakref__
 
     @cython.locals(start=double, dispatcher=Dispatcher, tracing=bint)

@@ -16,14 +16,15 @@ conns``); the request path is not here:
 The first byte chooses the session for the life of the connection, as in memcached: 0x80 is
 the binary protocol (:class:`~kvshard.binary_session.BinarySession`), anything else ASCII
 (:class:`~kvshard.ascii_session.AsciiSession`). ``-B ascii|binary`` fixes the session before
-any byte comes, as memcached's does: under ``-B binary`` an ASCII line is read as a binary
-header (a bad magic: the connection closes silently once 24 bytes are in), under ``-B ascii``
-a binary request is read as ASCII text (a line that ends gets ``ERROR``; 2048 bytes without a
-newline close). When every client must log in, the server
-speaks one protocol only, as memcached does: binary with SASL (``-S``: the session starts
-locked), ASCII with an auth file (``-Y``: reads go through an
-:class:`~kvshard.protocol.ascii_login.AsciiLogin` until it lets the connection in, then to the
-ASCII session as usual).
+any byte comes, as memcached's does, and so does the protocol of the connection's listener
+(``-l proto[ascii|binary|negotiating]:``, whatever -B says): binary reads an ASCII line as a
+binary header (a bad magic: the connection closes silently once 24 bytes are in), ASCII reads
+a binary request as text (a line that ends gets ``ERROR``; 2048 bytes without a newline
+close). When every client must log in, the server speaks one protocol only, as memcached
+does: binary with SASL (``-S``: the session starts locked), ASCII with an auth file (``-Y``:
+reads go through an :class:`~kvshard.protocol.ascii_login.AsciiLogin` until it lets the
+connection in, then to the ASCII session as usual); a listener of another protocol is refused
+at start (kvshard.cli_config).
 
 After a read's commands ran, the complete replies the dispatcher holds are written at once
 (one ``write``); replies that wait for another shard are written when the dispatcher says they
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
 __all__ = ["ClientConnection", "MAX_QUEUED_REPLIES", "READ_SIZE", "SAMPLE_MASK", "command_name", "native_number", "socket_address"]
 
 _UNDECIDED: Final = object()  # no byte seen yet: the protocol is not chosen
-# memcached's -vv line for a new connection, by -B
+# memcached's -vv line for a new connection, by its protocol (-B, or its listener's)
 _NEW_CONNECTION_EVENTS: Final = {
     "auto": "new auto-negotiating client connection",
     "ascii": "new ascii client connection.",
@@ -153,7 +154,8 @@ class ClientConnection(StreamProtocol):
     so that, compiled, it is an extension type with C fields (connection.pxd)."""
 
     def __init__(self, ctx: "ShardContext", protocol: str | None = None) -> None:
-        """``protocol``: -B's choice for this connection (by default the server's)."""
+        """``protocol``: "auto", "ascii" or "binary" for this connection: its listener's
+        (``-l proto[...]:``), by default the server's (-B)."""
         self._ctx = ctx
         self._dispatcher = Dispatcher(ctx, self._replies_ready, self._update_reading)
         self._ascii = AsciiSession(self._dispatcher, ctx)
@@ -170,6 +172,7 @@ class ClientConnection(StreamProtocol):
         self._binary: Any = _UNDECIDED  # a BinarySession once chosen, None for ASCII
         self._login: AsciiLogin | None = None  # -Y: the gate until the client logs in
         protocol = ctx.binding_protocol if protocol is None else protocol
+        self._protocol = protocol
         if ctx.sasl is not None or protocol == "binary":
             self._binary = BinarySession(self._dispatcher, sasl=ctx.sasl)
         elif ctx.ascii_login is not None or protocol == "ascii":
@@ -207,7 +210,7 @@ class ClientConnection(StreamProtocol):
         if ctx.publish_connections:
             ctx.publish_connections(stats.curr_connections)
         if ctx.trace_reads:
-            self._trace_event(transport, _NEW_CONNECTION_EVENTS[ctx.binding_protocol], True)
+            self._trace_event(transport, _NEW_CONNECTION_EVENTS[self._protocol], True)
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from .counters import CLASS_COUNTERS
 
-__all__ = ["ServerInfo", "sum_shards", "merge_classes", "general", "settings", "items", "slabs", "conns"]
+__all__ = ["ServerInfo", "sum_shards", "merge_classes", "general", "settings", "items", "slabs", "conns", "PROTOCOL_NAMES"]
 
 _POINTER_BITS = struct.calcsize("P") * 8
 # counters summed over shards, in memcached 1.6.18's order (idle_kicks, only with an idle
@@ -41,7 +41,7 @@ _REASSIGN_COUNTERS = (
 # memcached's names for -o ssl_min_version's levels
 _TLS_VERSION_NAMES = ("tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3")
 # memcached's names for -B's choices in ``stats settings``
-_PROTOCOL_NAMES = {"auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}
+PROTOCOL_NAMES = {"auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}  # memcached's prot_text
 _PEM_KEY_FORMAT = 1  # the only ssl_keyformat kvshard reads (another is refused at start)
 
 
@@ -164,7 +164,7 @@ def settings(info: ServerInfo, verbosity: int, detail_enabled: bool, crawler: An
         ("reqs_per_event", info.reqs_per_event),
         ("cas_enabled", _yes_no(info.cas_enabled)),
         ("tcp_backlog", info.tcp_backlog),
-        ("binding_protocol", _PROTOCOL_NAMES[info.protocol]),
+        ("binding_protocol", PROTOCOL_NAMES[info.protocol]),
         ("auth_enabled_sasl", _yes_no(info.auth_sasl)),
         ("auth_enabled_ascii", info.auth_file or "no"),
         ("item_size_max", info.max_item_size),

@@ -49,7 +49,10 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-__all__ = ["COMPILED", "READ_SIZE", "HIGH_WATER", "SocketListener", "SocketTransport", "StreamProtocol", "listening_sockets"]
+__all__ = [
+    "COMPILED", "READ_SIZE", "HIGH_WATER", "SocketListener", "SocketTransport", "StreamProtocol", "listening_sockets",
+    "shared_sockets",
+]
 
 log = logging.getLogger("net_backends.posix")
 
@@ -384,18 +387,27 @@ def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]
     """Listening TCP sockets for ``host:port`` as ``loop.create_server(host, port,
     reuse_port=True, reuse_address=True)`` opens them: one per address ``host`` resolves to
     (IPv6 ones IPv6-only), each shared with the other shards by ``SO_REUSEPORT``."""
+    sockets = shared_sockets(host, port, socket.SOCK_STREAM)
+    for sock in sockets:
+        sock.listen(backlog)
+    return sockets
+
+
+def shared_sockets(host: str, port: int, kind: int) -> list[socket.socket]:
+    """Sockets of ``kind`` (TCP or UDP) bound to ``host:port`` (``""``: every address), one per
+    address ``host`` resolves to (IPv6 ones IPv6-only), each shared with the other shards by
+    ``SO_REUSEPORT`` (and, for TCP, ``SO_REUSEADDR``), non-blocking."""
     sockets: list[socket.socket] = []
     seen: set[tuple[int, Any]] = set()
     try:
-        for family, kind, proto, _, address in socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE,
-        ):
+        for family, _, proto, _, address in socket.getaddrinfo(host or None, port, type=kind, flags=socket.AI_PASSIVE):
             if (family, address) in seen:
                 continue
             seen.add((family, address))
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -403,7 +415,7 @@ def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]
                 sock.bind(address)
             except OSError as exc:
                 raise OSError(exc.errno, f"error while attempting to bind on address {address!r}: {exc.strerror}") from None
-            sock.listen(backlog)
+            sock.setblocking(False)
     except BaseException:
         for sock in sockets:
             sock.close()

@@ -194,10 +194,12 @@ class AsciiSession:
             d.reply(refusal)
 
     def _item_admin(self, cmd: tuple[Any, ...]) -> None:
-        """``cache_memlimit`` and ``lru_crawler`` (kvshard.item_commands)."""
+        """``cache_memlimit``, ``lru_crawler`` and ``lru`` (kvshard.item_commands)."""
         tokens = cmd[1]
         if tokens[0] == b"cache_memlimit":
             item_commands.cache_memlimit(self._dispatcher, tokens)
+        elif tokens[0] == b"lru":
+            item_commands.lru(self._ctx, self._dispatcher, tokens)
         else:
             item_commands.lru_crawler(self._ctx, self._dispatcher, tokens, self._answers_waiting(cmd))
 

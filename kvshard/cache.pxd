@@ -19,7 +19,6 @@ cdef class Cache:
     cdef long long _evictions_seen, _reclaims_seen
     cdef tuple _seen_counts
     cdef public object _second
-    cdef public object active_horizon
     cdef int _watch_flags
     cdef public object watch_log
     cdef object __weakref__

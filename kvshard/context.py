@@ -113,7 +113,8 @@ class ShardContext:
             conn.fan_out("kv.stats", (), lambda r: stats_fmt.general(self.info, stats_fmt.sum_shards(r)))
         elif group == b"settings":
             conn.reply(stats_fmt.settings(self.info, self.verbosity[0], self.service.detail_enabled,
-                                          self.service.crawler, self.service.items.sizes_cas_min is not None))
+                                          self.service.crawler, self.service.items.sizes_cas_min is not None,
+                                          self.service.maintainer))
         elif group == b"items":
             conn.fan_out("kv.slab_stats", (), lambda r: stats_fmt.items(stats_fmt.merge_classes(r)))
         elif group == b"slabs":

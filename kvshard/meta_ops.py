@@ -156,7 +156,7 @@ def meta_get(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
         cache.stats.cmd_touch += 1
         cache.stats.touch_hits += 1
     else:
-        cache.stats.get_hits += 1
+        cache.count_get_hit(key)
     out.append(b"\r\n")
     if f.value:
         out.append(block[header_len:])

@@ -24,6 +24,7 @@ from .cache import Cache
 from .context import CONNS_HANDLER, ShardContext
 from .crawler import LruCrawler
 from .item_commands import ItemCommands
+from .lru_maintainer import LruMaintainer, settings_from_options
 from .memcached_options import c_integer
 from .connection import SAMPLE_MASK, ClientConnection, native_number, socket_address
 from .service import PING_HANDLER, REPORT_HANDLER, KVService
@@ -150,8 +151,9 @@ class KVServerApp(ShardApp):
             sleep_us=c_integer(options.get("lru_crawler_sleep") or str(CRAWLER_SLEEP_US))[0],
             tocrawl=c_integer(options.get("lru_crawler_tocrawl") or "0")[0],
         )
+        service.maintainer = LruMaintainer(cache, loop, **settings_from_options(options))
         service.items = ItemCommands(cache, service.crawler, shards=shard.count, item_size_max=cfg.max_item_size,
-                                     track_sizes="track_sizes" in options)
+                                     track_sizes="track_sizes" in options, maintainer=service.maintainer)
         service.items.register(shard)
         self._service = service
         info = stats_fmt.ServerInfo(

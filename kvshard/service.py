@@ -40,7 +40,7 @@ __all__ = [
     "FIXED_GET_MANY", "pack_blocks", "unpack_blocks",
 ]
 
-MAINTENANCE_INTERVAL: Final = 1.0  # seconds between the cache's and the crawler's ticks
+MAINTENANCE_INTERVAL: Final = 1.0  # seconds between the crawler's ticks
 # handlers the server registers beside the service's own: a shard's part of a scrape
 # (kvshard.exporter) and the health check's ping (kvshard.metrics_http)
 REPORT_HANDLER: Final = "kv.report"
@@ -64,6 +64,12 @@ FIXED_BGET_PACKET: Final = 6  # (key, None, opaque, 0, 0): the whole binary GET 
 FIXED_BSTORE_PACKET: Final = 7  # (key, value, opcode | flags << 8, int64(exptime | opaque << 32), int64(cas))
 FIXED_GET_MANY: Final = 8     # (keys joined by b" ", None, with_cas, 1 gat / 0 get, exptime):
 #                               pack_blocks(each key's VALUE block, b"" for a miss)
+# stats items' per-class fields of the segmented LRU, shown while the maintainer runs (memcached's)
+_SEGMENT_FIELDS: Final = (
+    "number_hot", "number_warm", "number_cold", "number_temp", "age_hot", "age_warm", "evicted_active",
+    "moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "hits_to_hot", "hits_to_warm",
+    "hits_to_cold", "hits_to_temp",
+)
 _STORE_OPS_BY_CODE: Final = (b"set", b"add", b"replace", b"append", b"prepend", b"cas")
 STORE_CODES: Final = {op: code for code, op in enumerate(_STORE_OPS_BY_CODE)}
 _UINT64_MASK: Final = (1 << 64) - 1
@@ -162,9 +168,10 @@ class KVService:
         self._loop = loop
         self._flush_timer: asyncio.TimerHandle | None = None
         self._reclaim_timer: asyncio.TimerHandle | None = None
-        # the shard's LRU crawler (kvshard.crawler) and item commands (kvshard.item_commands),
-        # which the server adds
+        # the shard's LRU crawler (kvshard.crawler), LRU maintainer (kvshard.lru_maintainer) and
+        # item commands (kvshard.item_commands), which the server adds
         self.crawler: Any = None
+        self.maintainer: Any = None
         self.items: Any = None
         self.conn_stats = ConnectionCounters()
         # ``stats detail``: per-prefix counts of the keys this shard owns, kept while the flag
@@ -249,6 +256,8 @@ class KVService:
 
     def start(self) -> None:
         self._reclaim_timer = self._loop.call_later(MAINTENANCE_INTERVAL, self._tick)
+        if self.maintainer is not None:
+            self.maintainer.start()
 
     def stop(self) -> None:
         for timer in (self._reclaim_timer, self._flush_timer):
@@ -256,10 +265,11 @@ class KVService:
                 timer.cancel()
         if self.crawler is not None:
             self.crawler.close()
+        if self.maintainer is not None:
+            self.maintainer.close()
 
     def _tick(self) -> None:
-        """Every second: the cache's tick, and the crawler's (which may start reclaiming)."""
-        self.cache.tick()
+        """Every second: the crawler's tick (which may start reclaiming)."""
         if self.crawler is not None:
             self.crawler.tick()
         self._reclaim_timer = self._loop.call_later(MAINTENANCE_INTERVAL, self._tick)
@@ -425,11 +435,20 @@ class KVService:
 
     def slab_stats(self) -> tuple[int, list[dict[str, int]]]:
         """(page size, per slab class of this shard's arena: its pages, chunks and items, and
-        what the crawler did there)."""
+        what the crawler did there; the segmented LRU's figures while the maintainer runs, TEMP's
+        while TEMP is on, as memcached shows them)."""
         page_size, classes = self.cache.class_stats()
         if self.crawler is not None:
             for figures in classes:
                 figures.update(self.crawler.class_figures(figures["id"] - 1))
+        hidden: tuple[str, ...] = ()
+        if self.maintainer is None or not self.maintainer.running:
+            hidden = _SEGMENT_FIELDS
+        elif not self.cache.arena.temp_lru:
+            hidden = ("number_temp",)
+        for figures in classes:
+            for name in hidden:
+                del figures[name]
         return page_size, classes
 
     def stats(self) -> dict[str, Any]:
@@ -443,6 +462,10 @@ class KVService:
         if self.crawler is not None:
             out["lru_crawler_enabled"] = int(self.crawler.enabled)
             out["lru_crawler_running"] = int(self.crawler.running)
+        if self.maintainer is not None and self.maintainer.running:
+            out["lru_maintainer_running"] = 1
+            out["lru_maintainer_juggles"] = self.maintainer.juggles
+            out.update(self.cache.arena.lru_totals())
         out["rusage_user"] = usage.ru_utime
         out["rusage_system"] = usage.ru_stime
         return out
@@ -451,6 +474,9 @@ class KVService:
         """memcached's ``stats reset``: every counter (not the gauges: items, bytes, open
         connections) and the per-prefix counts; ``stats detail`` stays on or off."""
         self.cache.stats.reset()
+        self.cache.arena.reset_lru_counts()
+        if self.maintainer is not None:
+            self.maintainer.juggles = 0
         self.conn_stats.reset()
         self.prefixes.clear()
 

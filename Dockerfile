@@ -4,7 +4,7 @@
 #   docker run --rm -p 11211:11211 -p 9150:9150 kvshard              # memcached on 11211, /metrics on 9150
 #   docker run --rm -p 11211:11211 kvshard -m 1024 -t 4 -c 4096      # memcached's flags pass through
 #
-# It listens on 0.0.0.0 (inside a container loopback is useless), runs as an unprivileged user,
+# It listens on 0.0.0.0 (inside a container loopback is useless; an -l given replaces it), runs as an unprivileged user,
 # and is healthy while it answers memcached's "version" (KVSHARD_PORT: the port it checks, if
 # you give -p; KVSHARD_HEALTH_ARGS: how to reach a server started with -Z, -Y or -S, e.g.
 #   docker run -e KVSHARD_HEALTH_ARGS="-Z --ca-cert /certs/ca.pem -S --sasl-pwdb /etc/kvshard/users" ...
@@ -41,5 +41,5 @@ EXPOSE 11211 9150
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-m", "kvshard.health"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["kvshard", "-l", "0.0.0.0"]
+ENTRYPOINT ["kvshard", "--listen-default", "0.0.0.0"]
 CMD []

@@ -23,6 +23,10 @@ cdef void _store_request_header(char* p, unsigned char kind, unsigned char handl
 cdef void _store_reply_header(char* p, unsigned long long call_id) noexcept
 
 
+cdef class ReplyHandler:
+    cpdef on_reply(self, result, error)
+
+
 cdef class PeerLink:
     cdef public int peer
     cdef public RingProducer out

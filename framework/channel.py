@@ -110,6 +110,7 @@ __all__ = [
     "Handler",
     "FixedHandler",
     "ReplyCallback",
+    "ReplyHandler",
     "Messenger",
     "PeerLink",
     "DEFAULT_MAX_INFLIGHT",
@@ -238,6 +239,20 @@ def _store_reply_header(p: Any, call_id: int) -> None:
     memset(p, 0, 8)  # noqa: F821
     p[0] = _FIXED_REPLY
     memcpy(p + 8, cython.address(call_id), 8)  # noqa: F821
+
+
+class ReplyHandler:
+    """A reply callback the channel reaches with a C call (compiled): subclass it and define
+    ``on_reply(result, error)``. Any other callable taking ``(result, error)`` works too,
+    through an ordinary Python call; this one is also callable so."""
+
+    __slots__ = ()
+
+    def on_reply(self, result: Any, error: BaseException | None) -> None:
+        raise NotImplementedError
+
+    def __call__(self, result: Any, error: BaseException | None) -> None:
+        self.on_reply(result, error)
 
 
 class PeerLink:
@@ -878,7 +893,10 @@ class Messenger:
         callback = link.calls.pop(call_id, None)
         if callback is not None:
             try:
-                callback(result, None)
+                if isinstance(callback, ReplyHandler):
+                    cython.cast(ReplyHandler, callback).on_reply(result, None)
+                else:
+                    callback(result, None)
             except Exception:
                 log.exception("reply callback raised")
         if link.overflow:

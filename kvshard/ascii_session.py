@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from . import item_commands
+from . import item_commands, slab_mover
 from .dispatcher import Dispatcher
 from .protocol.ascii import (
     ARITH, CLOSE, DELETE, FLUSH, FLUSH_REFUSED, GAT, GET, ITEM_ADMIN, META, QUIT, R_ERROR, R_FLUSH_REFUSED, R_OK, R_TOO_LARGE,
@@ -194,12 +194,15 @@ class AsciiSession:
             d.reply(refusal)
 
     def _item_admin(self, cmd: tuple[Any, ...]) -> None:
-        """``cache_memlimit``, ``lru_crawler`` and ``lru`` (kvshard.item_commands)."""
+        """``cache_memlimit``, ``lru_crawler`` and ``lru`` (kvshard.item_commands), ``slabs``
+        (kvshard.slab_mover)."""
         tokens = cmd[1]
         if tokens[0] == b"cache_memlimit":
             item_commands.cache_memlimit(self._dispatcher, tokens)
         elif tokens[0] == b"lru":
             item_commands.lru(self._ctx, self._dispatcher, tokens)
+        elif tokens[0] == b"slabs":
+            slab_mover.slabs_command(self._ctx, self._dispatcher, tokens)
         else:
             item_commands.lru_crawler(self._ctx, self._dispatcher, tokens, self._answers_waiting(cmd))
 

@@ -77,7 +77,7 @@ class BinarySession:
         as kvshard.ascii_session counts it: this read runs at most ``reqs_per_event + 1``)."""
         dispatcher = self._dispatcher
         parser = self._parser
-        if parser.idle and not parser.locked:
+        if parser.is_idle() and not parser.locked:
             get = _single_get(data)
             if get is not None:  # the most common request, a whole read by itself
                 dispatcher.run_hot(get[0], False, FIXED_BGET_PACKET, None, get[1], 0, 0)

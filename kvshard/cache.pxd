@@ -5,6 +5,9 @@ from cpython.bytes cimport PyBytes_AS_STRING
 from kvshard.protocol.ascii cimport value_line, value_block_shell
 from kvshard.slab_arena cimport SlabArena
 
+cdef Py_ssize_t _AT_CMD_SET, _AT_DELETE_HITS, _AT_INCR_HITS, _AT_DECR_HITS, _AT_CAS_HITS
+cdef Py_ssize_t _AT_CAS_BADVAL, _AT_TOUCH_HITS
+
 cpdef tuple render(bytes key, object flags, bytes value)
 
 cdef class Cache:
@@ -44,5 +47,7 @@ cdef class Cache:
     cdef size_t _get_ref(self, key) except? 0
     cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1
     cpdef double expire_at(self, long long exptime) except? -1
+    @cython.locals(nbytes=Py_ssize_t)
+    cpdef count_hit(self, Py_ssize_t counter, key, tuple item)
     cpdef now_second(self)
     cpdef _next_cas(self)

@@ -64,7 +64,9 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-from .counters import CacheCounters
+from .counters import (
+    CAS_BADVAL, CAS_HITS, CLASS_SLOTS, CMD_SET, DECR_HITS, DELETE_HITS, INCR_HITS, TOUCH_HITS, CacheCounters,
+)
 from .protocol.ascii import value_line
 from .protocol.watch import LOG_EVICTIONS, LOG_FETCHERS, LOG_MUTATIONS
 from .slab_arena import PAGE_SIZE, SlabArena
@@ -103,6 +105,15 @@ WIN_SENT: Final = 2    # a client was told it won the right to recache (W); othe
 BINARY_KEY: Final = 4  # stored by a meta command with a base64 key (k answers in base64)
 FETCHED: Final = 8     # hit at least once
 ACTIVE: Final = 16     # hit again since: the highest mark, so "marks < ACTIVE" = not active
+# where each per-class counter's classes begin in CacheCounters.per_class (get hits are the
+# arena's hits_to_* counts: see CacheCounters.hit_source)
+_AT_CMD_SET: Final = CMD_SET * CLASS_SLOTS
+_AT_DELETE_HITS: Final = DELETE_HITS * CLASS_SLOTS
+_AT_INCR_HITS: Final = INCR_HITS * CLASS_SLOTS
+_AT_DECR_HITS: Final = DECR_HITS * CLASS_SLOTS
+_AT_CAS_HITS: Final = CAS_HITS * CLASS_SLOTS
+_AT_CAS_BADVAL: Final = CAS_BADVAL * CLASS_SLOTS
+_AT_TOUCH_HITS: Final = TOUCH_HITS * CLASS_SLOTS
 
 Item = tuple[bytes, int, float, int, int, int, int]
 
@@ -155,7 +166,7 @@ class Cache:
         self._cas_counter = 0
         self._shard_id = shard_id
         self._shard_count = shard_count
-        self.stats = CacheCounters()
+        self.stats = CacheCounters(self._arena)
         self._evictions_seen = 0
         self._reclaims_seen = 0
         self._seen_counts = (0, 0, 0)
@@ -323,7 +334,6 @@ class Cache:
         """:meth:`_live_ref`, counting a hit (and marking the item) or a miss."""
         ref = self._live_ref(key)
         if ref:
-            self.stats.get_hits += 1
             self._arena.count_hit(ref)
             self._hit(ref)
         else:
@@ -337,11 +347,17 @@ class Cache:
 
     def count_get_hit(self, key: bytes) -> None:
         """A get hit a protocol layer served from :meth:`peek` (mg): counted as :meth:`get`
-        counts one."""
-        self.stats.get_hits += 1
+        counts one (on the item's LRU list, which is its class's get_hits too)."""
         ref = self._arena.find(key)
         if ref:
             self._arena.count_hit(ref)
+
+    def count_hit(self, counter: int, key: bytes, item: Item) -> None:
+        """Count command ``counter`` (kvshard.counters: TOUCH_HITS, DELETE_HITS, ...) in the slab
+        class of the live ``item`` stored under ``key`` (for the meta commands, which hold
+        items, not refs: the class follows from the sizes)."""
+        nbytes = len(item[0]) - item[4] - 2
+        self.stats.per_class[counter * CLASS_SLOTS + self._arena.item_class(len(key), nbytes)] += 1
 
     def counters(self) -> dict[str, int]:
         """The statistics counters, derived ones included (with what the arena counted since the
@@ -358,7 +374,7 @@ class Cache:
         if ref == 0:
             self.stats.touch_misses += 1
             return None
-        self.stats.touch_hits += 1
+        self.stats.per_class[_AT_TOUCH_HITS + self._arena.clsid(ref)] += 1
         self._arena.set_expire_at(ref, self.expire_at(exptime))
         self._hit(ref)
         return self._item(ref, key)
@@ -440,7 +456,7 @@ class Cache:
         allow_stale: bool, marks: int,
     ) -> int:
         """:meth:`store` for every case but a plain set."""
-        self.stats.cmd_set += 1
+        self.stats.per_class[_AT_CMD_SET + self._arena.item_class(len(key), len(value))] += 1
         if op not in _STORE_OPS:
             raise ValueError(f"unknown storage command {op!r}")
         if cas and op != b"cas" and not self.cas_enabled:
@@ -462,12 +478,12 @@ class Cache:
             current_cas = arena.cas(ref)
             if current_cas != cas or not cas:  # (a CAS of 0 never matches, as in memcached)
                 if allow_stale and cas < current_cas:
-                    self.stats.cas_hits += 1
+                    self.stats.per_class[_AT_CAS_HITS + arena.clsid(ref)] += 1
                     stale = marks | STALE | (arena.marks(ref) & WIN_SENT)
                     return self._put(key, value, flags, arena.expire_at(ref), new_cas, stale)
-                self.stats.cas_badval += 1
+                self.stats.per_class[_AT_CAS_BADVAL + arena.clsid(ref)] += 1
                 return EXISTS
-            self.stats.cas_hits += 1
+            self.stats.per_class[_AT_CAS_HITS + arena.clsid(ref)] += 1
         elif op == b"add":
             if ref != 0:
                 arena.bump(ref, self.now_second())
@@ -479,7 +495,7 @@ class Cache:
     def set_item(self, key: bytes, flags: int, exptime: int, value: bytes, new_cas: int = 0, marks: int = 0) -> int:
         """``set`` without a CAS to check: STORED or NO_MEMORY (``new_cas`` and ``marks`` as
         in :meth:`store`)."""
-        self.stats.cmd_set += 1
+        self.stats.per_class[_AT_CMD_SET + self._arena.item_class(len(key), len(value))] += 1
         if self._watch_flags:  # memcached looks the old item up, then logs the store
             self._watch_lookup(key)
             result = self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)
@@ -501,8 +517,8 @@ class Cache:
             return NOT_FOUND
         if cas and self._arena.cas(ref) != cas:
             return EXISTS
+        self.stats.per_class[_AT_DELETE_HITS + self._arena.clsid(ref)] += 1
         self._arena.unlink(ref)
-        self.stats.delete_hits += 1
         return STORED
 
     def cas_of(self, key: bytes) -> int:
@@ -548,7 +564,7 @@ class Cache:
         number = _parse_counter(old)
         if number is None:
             return NON_NUMERIC
-        self.stats.add(prefix + "_hits")
+        self.stats.per_class[(_AT_INCR_HITS if incr else _AT_DECR_HITS) + arena.clsid(ref)] += 1
         number = (number + delta) % _UINT64 if incr else max(number - delta, 0)
         digits = b"%d" % number
         if len(digits) <= len(old):

@@ -1,6 +1,6 @@
 """The ``kvshard`` command: memcached's flags, one shard per CPU.
 
-    kvshard [-p PORT | -s FILE [-a MASK]] [-l ADDR[,ADDR]] [-m MB] [-c CONNS] [-t SHARDS] [-I SIZE]
+    kvshard [-p PORT | -s FILE [-a MASK]] [-l [proto[..]:]ADDR[:PORT][,...]] [-m MB] [-c CONNS] [-t SHARDS] [-I SIZE]
             [-U PORT] [-S [--sasl-pwdb FILE] | -Y FILE] [-Z -o ssl_chain_cert=...,ssl_key=...]
             [-u USER] [-d] [-P FILE] [-v|-vv] [--metrics-port PORT] [--network-stack posix|native ...]
 
@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import logging
 import os
+import socket
 import sys
 
 from framework import ShardSettings, run
 from framework.logs import install_labels
 from net_backends import STACKS
-from net_backends.posix import check_can_listen
+from net_backends.posix import check_can_listen, overlaps, resolve_passive
 
 from . import __version__, core, startup
 from .cli_config import Startup, startup_from
 from .cli_flags import parser
+from .listen_spec import MemcachedRefusal
 from .memcached_options import EX_OSERR, EX_USAGE, UsageError
 from .server import KVServerApp, ServerConfig
 from .verbosity import log_level
@@ -41,17 +44,28 @@ EX_UNAVAILABLE = 69
 
 def _check_ports(config: ServerConfig) -> None:
     """The TCP and UDP ports on the kernel's stack are free (the shards bind them each with
-    SO_REUSEPORT once forked; a server already there is an error, as in memcached)."""
+    SO_REUSEPORT once forked; a server already there is an error, as in memcached), and no two
+    of -l's listeners want the same address and port (memcached's second bind fails)."""
     if config.network_stack != "posix" or config.unix_socket:
         return
-    for host in config.listen:
-        for kind, port in (("TCP", config.port), ("UDP", config.udp_port)):
-            if not port:
-                continue
+    for kind, default_port in (("TCP", config.port), ("UDP", config.udp_port)):
+        if not default_port:
+            continue
+        taken: list[tuple[int, str, int]] = []
+        for listener in config.listen:
+            host, port, udp = listener.host, listener.port_or(default_port), kind == "UDP"
             try:
-                check_can_listen(host, port, udp=kind == "UDP")
+                addresses = set(resolve_passive(host, port, udp=udp))
+                if any(overlaps(address, other) for address in addresses for other in taken):
+                    raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+                taken.extend(addresses)
+                check_can_listen(host, port, udp=udp)
+            except socket.gaierror as exc:
+                raise MemcachedRefusal(f"getaddrinfo(): {exc.strerror}", config.listen_text) from None
             except OSError as exc:
-                raise UsageError(f"failed to listen on {host} {kind} port {port}: {exc.strerror or exc}", EX_OSERR) from None
+                where = (f"one of interface(s) {config.listen_text}" if len(config.listen) > 1
+                         else f"{host or '*'} {kind} port {port}")
+                raise UsageError(f"failed to listen on {where}: {exc.strerror or exc}", EX_OSERR) from None
 
 
 def _probe_dpdk(config: ServerConfig) -> str:

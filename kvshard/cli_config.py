@@ -16,6 +16,7 @@ from .memcached_options import (
     SLAB_PAGE_SIZE, UsageError, at_least_one, c_integer, check_item_size, check_suboptions, delimiter, file_mask,
     growth_factor, ignored_reason, item_size, parse_suboptions, port_number, protocol, whole_number,
 )
+from .listen_spec import Listener, join_listen_flags, listener_hosts, parse_listeners
 from .server import PROTOCOL_VERSION, ServerConfig
 
 if TYPE_CHECKING:
@@ -107,11 +108,34 @@ def _slab_chunk_max(extended: dict[str, str | None], size: int) -> int | None:
     return None
 
 
-def _listen(text: str, flag: str) -> tuple[str, ...]:
+def _metrics_listen(text: str) -> tuple[str, ...]:
     addresses = tuple(a.strip() for a in text.split(",") if a.strip())
     if not addresses:
-        raise UsageError(f"{flag}: no address given")
+        raise UsageError("--metrics-listen: no address given")
     return addresses
+
+
+def _listeners(args: argparse.Namespace, listen_text: str, protocol: str, ports: tuple[int, int],
+               metrics_port: int) -> tuple[Listener, ...]:
+    """-l's listeners, checked against the flags they must agree with."""
+    listeners = parse_listeners(listen_text, tls_enabled=args.enable_ssl)
+    for listener in listeners:
+        _check_listener(listener, args, protocol)
+        if metrics_port and metrics_port in (listener.port_or(ports[0]), listener.port_or(ports[1] or ports[0])):
+            raise UsageError(f"--metrics-port: {metrics_port} is already the memcached port of -l {listener.text!r}")
+    return listeners
+
+
+def _check_listener(listener: Listener, args: argparse.Namespace, protocol: str) -> None:
+    """A listener's own protocol must be the login's (memcached would serve it without one), and
+    only the kernel's stack serves listeners of their own."""
+    if listener.protocol not in ("", protocol) and (args.enable_sasl or args.auth_file is not None):
+        login = "-S serves the binary protocol only" if args.enable_sasl else "-Y serves the ASCII protocol only"
+        raise UsageError(f"-l {listener.text!r}: {login} (memcached 1.6.18 would let this listener's clients in "
+                         "without logging in)")
+    if args.network_stack != "posix" and (listener.port or listener.protocol or listener.notls):
+        raise UsageError(f"-l {listener.text!r}: a listener's own port, protocol or notls is served on the kernel's "
+                         "stack only (--network-stack posix)")
 
 
 def _server_config(args: argparse.Namespace, extended: dict[str, str | None], ports: tuple[int, int],
@@ -122,8 +146,6 @@ def _server_config(args: argparse.Namespace, extended: dict[str, str | None], po
     behaviour = _memcached_behaviour(args, extended)
     if args.unix_socket is not None and args.network_stack != "posix":
         raise UsageError("-s: a UNIX socket is served on the kernel's stack only (--network-stack posix)")
-    listen = _listen(args.listen, "-l")
-    metrics_listen = listen if args.metrics_listen is None else _listen(args.metrics_listen, "--metrics-listen")
     if args.network_stack == "native":
         _check_native(args)
     elif args.dpdk_pmd or args.dpdk_args:
@@ -131,8 +153,14 @@ def _server_config(args: argparse.Namespace, extended: dict[str, str | None], po
     tcp_port, udp_port = ports
     if args.unix_socket is not None:
         udp_port = 0  # -s turns the network off, UDP included, as in memcached
+    tls = _tls(args, extended, udp_port)
+    auth = _auth(args, udp_port)
+    listen_text = join_listen_flags(args.listen or [args.listen_default])
+    listen = _listeners(args, listen_text, behaviour["protocol"], (tcp_port, udp_port), metrics_port)  # memcached: last
+    metrics_listen = listener_hosts(listen) if args.metrics_listen is None else _metrics_listen(args.metrics_listen)
     return ServerConfig(
-        port=tcp_port, listen=listen, memory_bytes=memory,
+        port=tcp_port, listen=listen, listen_text=listen_text,
+        memory_bytes=memory,
         max_connections=at_least_one("-c", args.conn_limit, "Maximum connections must be greater than 0"),
         max_item_size=max_item, udp_port=udp_port, verbosity=args.verbose,
         metrics_port=metrics_port, metrics_listen=metrics_listen,
@@ -141,7 +169,7 @@ def _server_config(args: argparse.Namespace, extended: dict[str, str | None], po
         tap_device=args.tap_device, host_ipv4=args.host_ipv4_addr, netmask_ipv4=args.netmask_ipv4_addr,
         gateway_ipv4=args.gw_ipv4_addr, dpdk_pmd=args.dpdk_pmd, dpdk_args=args.dpdk_args,
         shutdown_enabled=args.enable_shutdown, idle_timeout=int(extended.get("idle_timeout") or 0),
-        tls=_tls(args, extended, udp_port), **_auth(args, udp_port), **behaviour,
+        tls=tls, **auth, **behaviour,
     )
 
 

@@ -10,13 +10,14 @@ from typing import Any, NoReturn
 from . import __version__, core
 from .memcached_options import UsageError
 
-__all__ = ["parser", "LICENSE_TEXT", "DEFAULT_IDLE_POLL_US", "DEFAULT_METRICS_PORT"]
+__all__ = ["parser", "LICENSE_TEXT", "DEFAULT_IDLE_POLL_US", "DEFAULT_METRICS_PORT", "DEFAULT_LISTEN"]
 
 # Measured under memcaslap on 2 cores shared with the client: polling for 200 us after the last
 # message cost 10-25% of throughput against sleeping at once (the doorbell wake-ups are rare
 # under load: one per ~35 messages).
 DEFAULT_IDLE_POLL_US = 0
 DEFAULT_METRICS_PORT = 9150  # memcached_exporter's
+DEFAULT_LISTEN = "127.0.0.1"  # -l
 LICENSE_TEXT = ("kvshard is licensed under the Apache License, Version 2.0: "
                 "http://www.apache.org/licenses/LICENSE-2.0")
 
@@ -50,7 +51,9 @@ def _memcached_network(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--unix-socket", default=None, metavar="FILE",
                    help="listen on this UNIX socket instead of TCP and UDP")
     p.add_argument("-a", "--unix-mask", default="700", metavar="MASK", help="-s: the socket file's mode, octal (700)")
-    p.add_argument("-l", "--listen", default="127.0.0.1", help="address(es) to listen on, comma separated (127.0.0.1)")
+    p.add_argument("-l", "--listen", action="append", default=None, metavar="LIST",
+                   help="where to listen (127.0.0.1; see --listen-default): elements [notls:][proto[ascii|binary|negotiating]:][tag[NAME]:]"
+                   "HOST[:PORT] (IPv6 as [ADDR]; * for every address) separated by , or ;; repeatable")
     p.add_argument("-b", "--listen-backlog", default="1024", help="the listening sockets' backlog (1024)")
     p.add_argument("-B", "--protocol", default=None, help="auto, ascii or binary (auto: from each connection's first byte)")
     p.add_argument("-c", "--conn-limit", default="1024", help="max simultaneous connections, all shards together (1024)")
@@ -106,7 +109,10 @@ def _kvshard_own(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-port", default=None,
                    help=f"HTTP port for Prometheus /metrics and /health (0: off). Not given: {DEFAULT_METRICS_PORT} "
                    "if it is free, else none (another server holds it; one warning line)")
-    p.add_argument("--metrics-listen", default=None, help="address(es) for the metrics port (default: as -l)")
+    p.add_argument("--metrics-listen", default=None, help="address(es) for the metrics port (default: -l's hosts)")
+    p.add_argument("--listen-default", default=DEFAULT_LISTEN, metavar="LIST",
+                   help=f"the -l list when no -l is given ({DEFAULT_LISTEN}; memcached's is every address). The "
+                   "container image sets 0.0.0.0 here, so that an -l given to it replaces it (-l's add up, as memcached's)")
     p.add_argument("--log-file", default=None, help="log to this file instead of stderr (SIGHUP reopens it, for logrotate)")
     p.add_argument("--idle-poll-us", default=str(DEFAULT_IDLE_POLL_US),
                    help="how long an idle shard keeps polling its channels before it sleeps, in microseconds "

@@ -3,17 +3,20 @@ cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from kvshard.ascii_session cimport AsciiSession
+from kvshard.binary_session cimport BinarySession
 from kvshard.context cimport ShardContext
 from kvshard.counters cimport ConnectionCounters
 from kvshard.dispatcher cimport Dispatcher
+from net_backends.posix.socket_stream cimport SocketTransport, StreamProtocol
 
 
-cdef class ClientConnection:
+cdef class ClientConnection(StreamProtocol):
     cdef public ShardContext _ctx
     cdef public Dispatcher _dispatcher
     cdef public AsciiSession _ascii
     cdef public object _transport
     cdef object _write
+    cdef SocketTransport _socket
     cdef public bint _draining
     cdef public object _deferred
     cdef public bint _eof_sent
@@ -30,10 +33,13 @@ cdef class ClientConnection:
     cdef public long long conn_id
     cdef public long long _last_command
     cdef public object _close_reason
+    cdef public object _protocol
     cdef object __weakref__
 
     @cython.locals(start=double, dispatcher=Dispatcher, tracing=bint)
     cpdef data_received(self, data)
+    @cython.locals(waiting=bint)
+    cdef bint _feed_binary(self, data) except -1
     cpdef _replies_ready(self)
     @cython.locals(dispatcher=Dispatcher)
     cpdef _write_out(self)

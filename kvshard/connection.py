@@ -2,9 +2,11 @@
 
 Theory of operation
 -------------------
-The connection is an asyncio protocol: it only sees ``data_received`` (reached through
-``get_buffer``/``buffer_updated`` on uvloop, to bound the size of a read) and a ``Transport``,
-so it runs unchanged over uvloop's sockets or the native stack. It owns the transport and the
+The connection is an asyncio protocol: it only sees ``data_received`` and a ``Transport``, so
+it runs unchanged over every stack: our compiled socket transport for plain TCP and UNIX
+sockets (net_backends.posix.socket_stream, which calls ``data_received`` in C and which the
+connection writes to in C), uvloop's for TLS and the interpreted core (reached through
+``get_buffer``/``buffer_updated``, to bound the size of a read), or the native stack's. It owns the transport and the
 cold concerns (the ``-c`` limit, logins, back-pressure, idle kicks, graceful drain, ``stats
 conns``); the request path is not here:
 
@@ -14,14 +16,15 @@ conns``); the request path is not here:
 The first byte chooses the session for the life of the connection, as in memcached: 0x80 is
 the binary protocol (:class:`~kvshard.binary_session.BinarySession`), anything else ASCII
 (:class:`~kvshard.ascii_session.AsciiSession`). ``-B ascii|binary`` fixes the session before
-any byte comes, as memcached's does: under ``-B binary`` an ASCII line is read as a binary
-header (a bad magic: the connection closes silently once 24 bytes are in), under ``-B ascii``
-a binary request is read as ASCII text (a line that ends gets ``ERROR``; 2048 bytes without a
-newline close). When every client must log in, the server
-speaks one protocol only, as memcached does: binary with SASL (``-S``: the session starts
-locked), ASCII with an auth file (``-Y``: reads go through an
-:class:`~kvshard.protocol.ascii_login.AsciiLogin` until it lets the connection in, then to the
-ASCII session as usual).
+any byte comes, as memcached's does, and so does the protocol of the connection's listener
+(``-l proto[ascii|binary|negotiating]:``, whatever -B says): binary reads an ASCII line as a
+binary header (a bad magic: the connection closes silently once 24 bytes are in), ASCII reads
+a binary request as text (a line that ends gets ``ERROR``; 2048 bytes without a newline
+close). When every client must log in, the server speaks one protocol only, as memcached
+does: binary with SASL (``-S``: the session starts locked), ASCII with an auth file (``-Y``:
+reads go through an :class:`~kvshard.protocol.ascii_login.AsciiLogin` until it lets the
+connection in, then to the ASCII session as usual); a listener of another protocol is refused
+at start (kvshard.cli_config).
 
 After a read's commands ran, the complete replies the dispatcher holds are written at once
 (one ``write``); replies that wait for another shard are written when the dispatcher says they
@@ -56,6 +59,8 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Callable, Final
 
+from net_backends.posix.socket_stream import SocketTransport, StreamProtocol
+
 from .ascii_session import AsciiSession
 from .auth import count_login
 from .binary_session import BinarySession
@@ -74,7 +79,7 @@ if TYPE_CHECKING:
 __all__ = ["ClientConnection", "MAX_QUEUED_REPLIES", "READ_SIZE", "SAMPLE_MASK", "command_name", "native_number", "socket_address"]
 
 _UNDECIDED: Final = object()  # no byte seen yet: the protocol is not chosen
-# memcached's -vv line for a new connection, by -B
+# memcached's -vv line for a new connection, by its protocol (-B, or its listener's)
 _NEW_CONNECTION_EVENTS: Final = {
     "auto": "new auto-negotiating client connection",
     "ascii": "new ascii client connection.",
@@ -141,7 +146,7 @@ _read_buffer = bytearray(READ_SIZE)  # one per shard process, never resized: eac
 _read_view = memoryview(_read_buffer)
 
 
-class ClientConnection:
+class ClientConnection(StreamProtocol):
     """Serves one client; see the module docstring for the rules.
 
     An asyncio buffered protocol by its methods (``get_buffer``/``buffer_updated``), which is
@@ -149,12 +154,14 @@ class ClientConnection:
     so that, compiled, it is an extension type with C fields (connection.pxd)."""
 
     def __init__(self, ctx: "ShardContext", protocol: str | None = None) -> None:
-        """``protocol``: -B's choice for this connection (by default the server's)."""
+        """``protocol``: "auto", "ascii" or "binary" for this connection: its listener's
+        (``-l proto[...]:``), by default the server's (-B)."""
         self._ctx = ctx
         self._dispatcher = Dispatcher(ctx, self._replies_ready, self._update_reading)
         self._ascii = AsciiSession(self._dispatcher, ctx)
         self._transport: asyncio.Transport | None = None
         self._write: Callable[[bytes], object] | None = None  # transport.write, once connected
+        self._socket: SocketTransport | None = None  # the transport when it is ours (see _use_transport)
         self._draining = False  # the server is stopping (see drain)
         self._deferred: Any = None  # the session holding commands for a later turn (see _run_deferred)
         self._eof_sent = False
@@ -165,6 +172,7 @@ class ClientConnection:
         self._binary: Any = _UNDECIDED  # a BinarySession once chosen, None for ASCII
         self._login: AsciiLogin | None = None  # -Y: the gate until the client logs in
         protocol = ctx.binding_protocol if protocol is None else protocol
+        self._protocol = protocol
         if ctx.sasl is not None or protocol == "binary":
             self._binary = BinarySession(self._dispatcher, sasl=ctx.sasl)
         elif ctx.ascii_login is not None or protocol == "ascii":
@@ -202,7 +210,7 @@ class ClientConnection:
         if ctx.publish_connections:
             ctx.publish_connections(stats.curr_connections)
         if ctx.trace_reads:
-            self._trace_event(transport, _NEW_CONNECTION_EVENTS[ctx.binding_protocol], True)
+            self._trace_event(transport, _NEW_CONNECTION_EVENTS[self._protocol], True)
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -213,6 +221,7 @@ class ClientConnection:
         """Write to ``transport`` from now on (its ``write`` bound once, called per read)."""
         self._transport = transport
         self._write = transport.write
+        self._socket = transport if isinstance(transport, SocketTransport) else None  # written to in C
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._counted and self._ctx.trace_reads:
@@ -299,7 +308,11 @@ class ClientConnection:
                 self._binary = None
                 return False
             session = self._binary = BinarySession(self._dispatcher)
-        if session.feed(data):
+        if isinstance(session, BinarySession):
+            waiting = cython.cast(BinarySession, session).feed(data)
+        else:
+            waiting = session.feed(data)  # a watcher's sink
+        if waiting:
             self._defer(session)
         return True
 
@@ -367,7 +380,10 @@ class ClientConnection:
             return
         if data:
             self._conn_stats.bytes_written += len(data)
-            self._write(data)
+            if self._socket is not None:
+                self._socket.write(data)
+            else:
+                self._write(data)
         if dispatcher.quitting and not dispatcher.owed:
             if not self._draining:
                 transport.close()
@@ -470,6 +486,7 @@ class ClientConnection:
             trace_log.debug("<%d %s", fd, line.decode("utf-8", "backslashreplace"))
         if self._transport is not None:
             self._write = self._traced_write
+            self._socket = None
 
     def _traced_write(self, data: bytes) -> None:
         """``transport.write`` that logs the answers while the verbosity is 2 (then it puts the
@@ -482,7 +499,7 @@ class ClientConnection:
             for line in reply_lines(data):
                 trace_log.debug(">%d %s", fd, line.decode("utf-8", "backslashreplace"))
         else:
-            self._write = transport.write
+            self._use_transport(transport)
         transport.write(data)
 
     def _trace_event(self, transport: Any, event: str, opened: bool, reason: str | None = None) -> None:

@@ -1,16 +1,19 @@
 # Compiled by Cython (pure-Python mode) from dispatcher.py; see framework/extensions.py.
 cimport cython
+from framework.channel cimport ReplyHandler
 from kvshard.context cimport ShardContext
 from kvshard.routing cimport owner_of
 from kvshard.service cimport unpack_blocks
 
 
-cdef class _Pending:
+cdef class _Pending(ReplyHandler):
     cdef public object data
     cdef public object parts
     cdef public Py_ssize_t missing
     cdef public Dispatcher owner
     cdef public object finish
+
+    cpdef on_reply(self, result, error)
 
 
 cdef class Dispatcher:

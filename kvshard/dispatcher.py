@@ -39,6 +39,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Final
 
 from framework import ShardUnavailable
+from framework.channel import ReplyHandler
 
 try:
     import cython
@@ -67,9 +68,10 @@ def server_error(error: BaseException) -> bytes:
     return b"SERVER_ERROR %s\r\n" % str(error).encode("ascii", "replace")[:200]
 
 
-class _Pending:
-    """A reply that is not complete yet (waiting for one or more shards). Calling it is the
-    reply callback of a single-shard call: it completes the reply with ``finish(result)``."""
+class _Pending(ReplyHandler):
+    """A reply that is not complete yet (waiting for one or more shards). It is the reply
+    callback of a single-shard call (``on_reply``, called in C by the channel; calling it does
+    the same): it completes the reply with ``finish(result)``."""
 
     __slots__ = ("data", "parts", "missing", "owner", "finish")
 
@@ -86,7 +88,7 @@ class _Pending:
         self.owner = owner
         self.finish = finish
 
-    def __call__(self, result: Any, error: BaseException | None) -> None:
+    def on_reply(self, result: Any, error: BaseException | None) -> None:
         owner = self.owner
         assert owner is not None
         if error is not None:

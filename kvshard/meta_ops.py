@@ -48,6 +48,7 @@ from bisect import bisect_left
 from typing import Final
 
 from . import cache as c
+from .counters import DELETE_HITS, TOUCH_HITS
 from .protocol import meta as m
 from .protocol.ascii import R_NON_NUMERIC, R_OUT_OF_MEMORY, item_total_size
 
@@ -154,7 +155,7 @@ def meta_get(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
         cache.bump(key, item)
     if ttl_set:
         cache.stats.cmd_touch += 1
-        cache.stats.touch_hits += 1
+        cache.count_hit(TOUCH_HITS, key, item)
     else:
         cache.count_get_hit(key)
     out.append(b"\r\n")
@@ -201,6 +202,7 @@ def meta_delete(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
     if f.compare_cas is not None and item[3] != f.compare_cas:
         cache.stats.delete_misses += 1
         return b"EX" + echo + b"\r\n"
+    found = item  # (counted in its class, as memcached counts the item it found)
     if f.remove_value:
         emptied = cache.create(key, b"", cache.expire_at(f.ttl or 0), f.new_cas or item[3], f.client_flags)
         if emptied is None:
@@ -211,7 +213,7 @@ def meta_delete(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
         marks = (item[6] | c.STALE) & ~c.WIN_SENT
         cache.amend(key, item, expire_at=expire_at, marks=marks, cas=f.new_cas or cache.new_cas())
     else:
-        cache.stats.delete_hits += 1
+        cache.count_hit(DELETE_HITS, key, found)
         if not f.remove_value:
             cache.remove(key, item)
     return b"" if f.quiet else b"HD" + echo + b"\r\n"

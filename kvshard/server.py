@@ -23,12 +23,15 @@ from .auth import Credentials
 from .cache import Cache
 from .context import CONNS_HANDLER, ShardContext
 from .crawler import LruCrawler
+from .slab_mover import SlabMover, settings_from_options
 from .item_commands import ItemCommands
-from .lru_maintainer import LruMaintainer, settings_from_options
+from .lru_maintainer import LruMaintainer
+from .lru_maintainer import settings_from_options as lru_settings
+from .listen_spec import Listener, listener_hosts
 from .memcached_options import c_integer
 from .connection import SAMPLE_MASK, ClientConnection, native_number, socket_address
 from .service import PING_HANDLER, REPORT_HANDLER, KVService
-from .verbosity import VERBOSITY_HANDLER, set_verbosity
+from .verbosity import TRACE_LEVEL, VERBOSITY_HANDLER, set_verbosity, trace_log
 from .watchers import WatchHub
 
 __all__ = ["ServerConfig", "KVServerApp", "PROTOCOL_VERSION", "FIXED_OVERHEAD_PER_SHARD_MB"]
@@ -55,7 +58,8 @@ DRAIN_GRACE = 0.1  # ... and for shards that got the stop a moment later to say 
 @dataclass(frozen=True)
 class ServerConfig:
     port: int = 11211
-    listen: tuple[str, ...] = ("127.0.0.1",)
+    listen: tuple[Listener, ...] = (Listener("127.0.0.1"),)  # -l's elements (kvshard.listen_spec)
+    listen_text: str = "127.0.0.1"  # -l as given (memcached's "inter")
     memory_bytes: int = 64 << 20
     max_connections: int = 1024
     max_item_size: int = 1 << 20
@@ -151,22 +155,25 @@ class KVServerApp(ShardApp):
             sleep_us=c_integer(options.get("lru_crawler_sleep") or str(CRAWLER_SLEEP_US))[0],
             tocrawl=c_integer(options.get("lru_crawler_tocrawl") or "0")[0],
         )
-        service.maintainer = LruMaintainer(cache, loop, **settings_from_options(options))
+        service.maintainer = LruMaintainer(cache, loop, **lru_settings(options))
         service.items = ItemCommands(cache, service.crawler, shards=shard.count, item_size_max=cfg.max_item_size,
                                      track_sizes="track_sizes" in options, maintainer=service.maintainer)
         service.items.register(shard)
+        mover_settings = settings_from_options(cfg.extended_options)
+        service.mover = SlabMover(cache, loop, mover_settings)
+        service.mover.register(shard)
         self._service = service
         info = stats_fmt.ServerInfo(
             pid=cfg.pid or os.getppid(), started=cfg.started, version=cfg.version,
             shards=shard.count, max_connections=cfg.max_connections,
             memory_bytes=cfg.memory_bytes, max_item_size=cfg.max_item_size, port=cfg.port,
-            udp_port=cfg.udp_port, listen=",".join(cfg.listen), idle_timeout=cfg.idle_timeout,
+            udp_port=cfg.udp_port, listen=cfg.listen_text, idle_timeout=cfg.idle_timeout,
             shutdown_enabled=cfg.shutdown_enabled, auth_sasl=cfg.auth == "sasl",
             auth_file=cfg.auth_file if cfg.auth == "ascii" else "",
             tcp_backlog=cfg.backlog, flush_enabled=cfg.flush_enabled, dump_enabled=cfg.dump_enabled,
             cas_enabled=cfg.cas_enabled,
             evictions=cfg.evictions, growth_factor=cfg.growth_factor, min_chunk=cfg.min_chunk, unix_socket=cfg.unix_socket, unix_mask=cfg.unix_mask, prefix_delimiter=delimiter, tls=cfg.tls,
-            protocol=cfg.protocol, reqs_per_event=cfg.reqs_per_event,
+            protocol=cfg.protocol, reqs_per_event=cfg.reqs_per_event, slab_reassign=mover_settings.reassign,
         )
         credentials = Credentials(cfg.credentials) if cfg.auth else None
         shard.register(REPORT_HANDLER, self._report)
@@ -251,9 +258,11 @@ class KVServerApp(ShardApp):
         await self._start_metrics(shard)
         self._service.start()
         cfg = self.config
-        where = f"UNIX socket {cfg.unix_socket}" if cfg.unix_socket else f"{','.join(cfg.listen)} port {cfg.port}"
+        where = f"UNIX socket {cfg.unix_socket}" if cfg.unix_socket else ", ".join(
+            listener.describe(cfg.port) for listener in cfg.listen)
+        own_ports = " (a listener's own port where it has one)" if any(listener.port for listener in cfg.listen) else ""
         log.info("shard %d listening on %s%s (%s stack)", shard.id, where,
-                 f", UDP port {cfg.udp_port}" if cfg.udp_port else "", cfg.network_stack)
+                 f", UDP port {cfg.udp_port}{own_ports}" if cfg.udp_port else "", cfg.network_stack)
 
     async def _start_native(self, shard: Shard) -> None:
         # imported here: a server on the kernel's stack never loads ours (memory per process)
@@ -275,11 +284,11 @@ class KVServerApp(ShardApp):
         backend = NativeBackend(asyncio.get_running_loop(), shard.reactor, shard.metrics, device, address)
         self._servers.append(backend)
         self._servers.append(await backend.listen_tcp(lambda: ClientConnection(ctx), cfg.host_ipv4, cfg.port))
-        self._listeners.append((native_number() * shard.count + shard.id, f"tcp:{cfg.host_ipv4}:{cfg.port}", "conn_listening"))
+        self._add_listener(shard, native_number(), f"tcp:{cfg.host_ipv4}:{cfg.port}", cfg.protocol)
         if cfg.udp_port:
             endpoint = self._udp_endpoint()
             self._servers.append(await backend.listen_udp(lambda: endpoint, cfg.host_ipv4, cfg.udp_port))
-            self._listeners.append((native_number() * shard.count + shard.id, f"udp:{cfg.host_ipv4}:{cfg.udp_port}", "conn_read"))
+            self._add_listener(shard, native_number(), f"udp:{cfg.host_ipv4}:{cfg.udp_port}", "")
 
     def _udp_endpoint(self) -> Any:
         from .udp import UdpEndpoint  # only servers with -U load it (memory per process)
@@ -301,19 +310,32 @@ class KVServerApp(ShardApp):
         if self.config.unix_listener is not None:
             await self._serve_unix_socket(stack, shard, tls_context)
             return
-        for host in self.config.listen:
-            server = await stack.listen_tcp(lambda: ClientConnection(ctx), host, self.config.port, tls=tls_context)
+        cfg = self.config
+        for listener in cfg.listen:
+            server = await stack.listen_tcp(self._connection_factory(ctx, listener.protocol), listener.host,
+                                            listener.port_or(cfg.port), tls=None if listener.notls else tls_context)
             self._servers.append(server)
             for sock in server.sockets:
-                self._listeners.append((
-                    sock.fileno() * shard.count + shard.id, socket_address("tcp", sock.getsockname()), "conn_listening",
-                ))
-            if self.config.udp_port:
-                endpoint = self._udp_endpoint()
-                udp = await stack.listen_udp(lambda: endpoint, host, self.config.udp_port)
-                self._servers.append(udp)
-                sock = udp.get_extra_info("socket")
-                self._listeners.append((sock.fileno() * shard.count + shard.id, socket_address("udp", sock.getsockname()), "conn_read"))
+                self._add_listener(shard, sock.fileno(), socket_address("tcp", sock.getsockname()),
+                                   listener.protocol or cfg.protocol)
+            if cfg.udp_port:
+                for udp in await stack.listen_udp_all(self._udp_endpoint, listener.host, listener.port_or(cfg.udp_port)):
+                    self._servers.append(udp)
+                    sock = udp.get_extra_info("socket")
+                    self._add_listener(shard, sock.fileno(), socket_address("udp", sock.getsockname()), "")
+
+    def _add_listener(self, shard: Shard, number: int, address: str, protocol: str) -> None:
+        """A listening socket (``protocol``: its connections'; "" for UDP) for ``stats conns``
+        (UDP sockets are ``conn_read`` there, as memcached's) and, at -vv, memcached's line."""
+        self._listeners.append((number * shard.count + shard.id, address, "conn_listening" if protocol else "conn_read"))
+        if self.config.verbosity >= TRACE_LEVEL:
+            trace_log.debug("<%d server listening (%s)", number, stats_fmt.PROTOCOL_NAMES[protocol] if protocol else "udp")
+
+    @staticmethod
+    def _connection_factory(ctx: ShardContext, protocol: str) -> Callable[[], ClientConnection]:
+        """A listener's connections: in its own protocol (``-l proto[...]:``), else -B's."""
+        chosen = protocol or None
+        return lambda: ClientConnection(ctx, chosen)
 
     async def _serve_unix_socket(self, stack: PosixStack, shard: Shard, tls_context: Any) -> None:
         """-s: accept on the supervisor's UNIX socket (each shard has its copy; the kernel
@@ -322,7 +344,7 @@ class KVServerApp(ShardApp):
         ctx, sock = self._ctx, self.config.unix_listener
         server = await stack.serve_socket(lambda: ClientConnection(ctx), sock, tls=tls_context)
         self._servers.append(server)
-        self._listeners.append((sock.fileno() * shard.count + shard.id, f"unix:{self.config.unix_socket}", "conn_listening"))
+        self._add_listener(shard, sock.fileno(), f"unix:{self.config.unix_socket}", self.config.protocol)
 
     async def _start_metrics(self, shard: Shard) -> None:
         """Shard 0 serves the metrics port, on the kernel's sockets whatever the stack."""
@@ -334,7 +356,7 @@ class KVServerApp(ShardApp):
             loop = asyncio.get_running_loop()
             for sock in self.config.metrics_sockets:  # opened by the supervisor (kvshard.startup)
                 self._servers.append(await loop.create_server(lambda: MetricsHttp(shard, info), sock=sock))
-            for host in () if self.config.metrics_sockets else self.config.metrics_listen or self.config.listen:
+            for host in () if self.config.metrics_sockets else self.config.metrics_listen or listener_hosts(self.config.listen):
                 self._servers.append(await loop.create_server(
                     lambda: MetricsHttp(shard, info), host, self.config.metrics_port, reuse_address=True,
                 ))

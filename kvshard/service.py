@@ -27,6 +27,7 @@ from .protocol.ascii import (
 )
 from .protocol import binary as bp
 from .protocol import meta as m
+from .slab_arena import POOL
 
 try:
     import cython
@@ -168,11 +169,12 @@ class KVService:
         self._loop = loop
         self._flush_timer: asyncio.TimerHandle | None = None
         self._reclaim_timer: asyncio.TimerHandle | None = None
-        # the shard's LRU crawler (kvshard.crawler), LRU maintainer (kvshard.lru_maintainer) and
-        # item commands (kvshard.item_commands), which the server adds
+        # the shard's LRU crawler (kvshard.crawler), LRU maintainer (kvshard.lru_maintainer), item
+        # commands (kvshard.item_commands) and slab mover (kvshard.slab_mover), which the server adds
         self.crawler: Any = None
         self.maintainer: Any = None
         self.items: Any = None
+        self.mover: Any = None
         self.conn_stats = ConnectionCounters()
         # ``stats detail``: per-prefix counts of the keys this shard owns, kept while the flag
         # is on (-D turns it on from the start); the only cost when off is the flag's check
@@ -263,15 +265,16 @@ class KVService:
         for timer in (self._reclaim_timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
-        if self.crawler is not None:
-            self.crawler.close()
-        if self.maintainer is not None:
-            self.maintainer.close()
+        for worker in (self.crawler, self.maintainer, self.mover):
+            if worker is not None:
+                worker.close()
 
     def _tick(self) -> None:
-        """Every second: the crawler's tick (which may start reclaiming)."""
-        if self.crawler is not None:
-            self.crawler.tick()
+        """Every second: the crawler's tick (which may start reclaiming) and the slab mover's
+        (which may move a page)."""
+        for worker in (self.crawler, self.mover):
+            if worker is not None:
+                worker.tick()
         self._reclaim_timer = self._loop.call_later(MAINTENANCE_INTERVAL, self._tick)
 
     # ----- operations: each returns reply bytes ----------------------------------------------
@@ -433,13 +436,15 @@ class KVService:
         self._flush_timer = None
         self.cache.flush()
 
-    def slab_stats(self) -> tuple[int, list[dict[str, int]]]:
-        """(page size, per slab class of this shard's arena: its pages, chunks and items, and
-        what the crawler did there; the segmented LRU's figures while the maintainer runs, TEMP's
-        while TEMP is on, as memcached shows them)."""
+    def slab_stats(self) -> tuple[int, list[dict[str, int]], int]:
+        """(page size, per slab class of this shard's arena: its pages, chunks and items, the
+        commands counted there and what the crawler did there (the segmented LRU's figures while
+        the maintainer runs, TEMP's while TEMP is on, as memcached shows them), the pages in its
+        global pool)."""
         page_size, classes = self.cache.class_stats()
-        if self.crawler is not None:
-            for figures in classes:
+        for figures in classes:
+            figures.update(self.cache.stats.class_counts(figures["id"] - 1))
+            if self.crawler is not None:
                 figures.update(self.crawler.class_figures(figures["id"] - 1))
         hidden: tuple[str, ...] = ()
         if self.maintainer is None or not self.maintainer.running:
@@ -449,7 +454,7 @@ class KVService:
         for figures in classes:
             for name in hidden:
                 del figures[name]
-        return page_size, classes
+        return page_size, classes, self.cache.arena.class_pages(POOL)
 
     def stats(self) -> dict[str, Any]:
         """This shard's counters and gauges, summed over shards by the caller."""
@@ -466,6 +471,9 @@ class KVService:
             out["lru_maintainer_running"] = 1
             out["lru_maintainer_juggles"] = self.maintainer.juggles
             out.update(self.cache.arena.lru_totals())
+        if self.mover is not None:
+            out["slab_reassign_running"] = int(self.mover.running)
+        out["slab_global_page_pool"] = self.cache.arena.class_pages(POOL)
         out["rusage_user"] = usage.ru_utime
         out["rusage_system"] = usage.ru_stime
         return out

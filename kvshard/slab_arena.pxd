@@ -6,7 +6,7 @@ from libc.string cimport memcpy, memcmp, memset
 cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _FLAGS, _NBYTES, _ATIME, _HASH, _MORE
 cdef size_t _NKEY, _LIST, _MARKS, _STATE, _HEADER, _INDEX_START
 cdef Py_ssize_t _MIGRATE_STEP, _HUGE_PAGE, _LISTS, _PULL_TRIES, _ALLOC_ROUNDS
-cdef unsigned char _FREE, _ITEM, _CHAIN, _ACTIVE, _FETCHED
+cdef unsigned char _FREE, _ITEM, _CHAIN, _CLAIMED, _ACTIVE, _FETCHED
 cdef unsigned char _HOT, _WARM, _COLD, _TEMP, _LRU_BITS, _CLASS_BITS
 cdef int _EVICT
 cdef long long _UPDATE_INTERVAL
@@ -30,20 +30,27 @@ cdef class SlabArena:
     cdef long long[::1] _moves_to_cold, _moves_to_warm, _moves_within, _direct_reclaims
     cdef long long[::1] _class_bytes, _evicted_nonzero, _evicted_unfetched, _evicted_active, _evicted_time
     cdef long long[::1] _expired_unfetched, _outofmemory
-    cdef unsigned char[::1] _page_class
+    cdef list _class_pages, _pool
     cdef public Py_ssize_t pages_used, page_moves, count, bytes
     cdef public bint evict, segmented, temp_lru
     cdef public long long hot_pct, warm_pct, temporary_ttl
     cdef public double hot_factor, warm_factor
+    cdef public Py_ssize_t clearing
+    cdef Py_ssize_t _clearing_class
+    cdef size_t _clearing_uncut
+    cdef public long long rescues, chunk_rescues, evictions_nomem, inline_reclaim
     cdef public object evict_hook
     cdef public double now
     cdef public long long evictions, reclaims, expired_unfetched, evicted_unfetched, evicted_active
     cdef Py_ssize_t _page_room, _cap, _used_slots, _old_cap, _old_used, _migrate
     cdef unsigned int[::1] _slots, _old
     cdef unsigned int _ref_mask, _tag_mask
+    cdef Py_ssize_t _tag_pages
 
     @cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t)
     cpdef Py_ssize_t class_for(self, Py_ssize_t total)
+    @cython.locals(total=Py_ssize_t)
+    cpdef Py_ssize_t item_class(self, Py_ssize_t nkey, Py_ssize_t nbytes)
     cpdef Py_ssize_t chunks_needed(self, Py_ssize_t nkey, Py_ssize_t nbytes)
     cpdef unsigned long long cas(self, size_t ref)
     cpdef void set_cas(self, size_t ref, unsigned long long cas)
@@ -72,7 +79,7 @@ cdef class SlabArena:
     @cython.locals(ref=size_t)
     cdef size_t _find_hashed(self, bytes key, unsigned int h) except? 0
     @cython.locals(ref_mask=cython.uint, old_mask=cython.uint)
-    cdef int _fit_tags(self) except -1
+    cdef int _fit_tags(self, Py_ssize_t pages) except -1
     @cython.locals(i=size_t, entry=cython.uint, ref=size_t)
     cdef int _retag(self, unsigned int[::1] slots, size_t cap, unsigned int old_mask) except -1
     @cython.locals(mask=size_t, i=size_t, ref=size_t, entry=cython.uint, tag_mask=cython.uint, tag=cython.uint)
@@ -111,10 +118,14 @@ cdef class SlabArena:
     cpdef size_t new_list(self, size_t cls, double expire_at)
     @cython.locals(base=size_t)
     cdef int _free_chunk(self, size_t ref, size_t cls) except -1
-    @cython.locals(ref=size_t, at=size_t)
+    @cython.locals(base=size_t, head=size_t)
+    cdef int _push_free(self, size_t ref, size_t cls) except -1
+    @cython.locals(base=size_t, nxt=size_t, prev=size_t)
+    cdef int _unlist_free(self, size_t ref, size_t cls) except -1
+    @cython.locals(ref=size_t, at=size_t, page=Py_ssize_t)
     cdef size_t _take_chunk(self, size_t cls) except? 0
-    cdef Py_ssize_t _first_free_page(self)
-    @cython.locals(start=size_t)
+    cdef Py_ssize_t _new_page(self, size_t cls) except -2
+    @cython.locals(start=size_t, size=size_t, at=size_t)
     cdef int _give_page(self, Py_ssize_t page, size_t cls) except -1
     @cython.locals(ref=size_t, rounds=Py_ssize_t)
     cdef size_t _alloc(self, size_t cls) except? 0
@@ -122,9 +133,29 @@ cdef class SlabArena:
     cdef bint _move_page_to(self, size_t cls) except -1
     @cython.locals(page=Py_ssize_t, p=Py_ssize_t,
                    start=size_t, size=size_t, k=Py_ssize_t, chunk=size_t, state=cython.uchar,
-                   end=size_t, keep_head=size_t, keep_tail=size_t, kept=Py_ssize_t,
-                   ref=size_t, nxt=size_t)
+                   uncut=size_t, at=size_t)
     cpdef bint move_page(self, Py_ssize_t victim, Py_ssize_t cls) except -1
+    @cython.locals(start=size_t, uncut=size_t)
+    cdef size_t _stop_cutting(self, Py_ssize_t page, Py_ssize_t cls) except? 0
+    cdef int _take_page(self, Py_ssize_t page, Py_ssize_t cls) except -1
+    cpdef Py_ssize_t class_pages(self, Py_ssize_t cls)
+    @cython.locals(page=Py_ssize_t)
+    cpdef Py_ssize_t begin_clearing(self, Py_ssize_t cls) except -1
+    @cython.locals(cls=Py_ssize_t, size=size_t, start=size_t, end=size_t, last=Py_ssize_t, k=Py_ssize_t,
+                   at=size_t, ref=size_t, head=size_t, state=cython.uchar, expire_at=cython.double)
+    cpdef Py_ssize_t clear_chunks(self, Py_ssize_t first, Py_ssize_t budget) except -1
+    @cython.locals(page=Py_ssize_t)
+    cpdef finish_clearing(self, Py_ssize_t dst)
+    cpdef bint give_pool_page(self, Py_ssize_t dst) except -1
+    @cython.locals(ref=size_t, at=size_t)
+    cdef size_t _spare_chunk(self, Py_ssize_t cls, size_t start, size_t end) except? 0
+    @cython.locals(new=size_t, base=size_t, link=size_t, lst=size_t)
+    cdef bint _rescue(self, size_t ref, Py_ssize_t cls, size_t start, size_t end) except -1
+    @cython.locals(new=size_t, base=size_t, head=size_t, link=size_t)
+    cdef bint _rescue_link(self, size_t ref, Py_ssize_t cls, size_t start, size_t end) except -1
+    @cython.locals(tag=cython.uint, i=Py_ssize_t)
+    cdef int _reindex(self, size_t old, size_t new) except -1
+    cdef void _copy(self, size_t to, size_t at, size_t n)
     @cython.locals(base=size_t, cls=size_t, marks=cython.uchar)
     cdef int _evict(self, size_t ref) except -1
     cdef void _zero(self, size_t at, size_t n)

@@ -13,7 +13,8 @@ chunks large items the same way).
 
 An item's chunk::
 
-    off  0  u32 prev      LRU neighbour towards the head (more recent); chain chunk: its head
+    off  0  u32 prev      LRU neighbour towards the head (more recent); chain chunk: its head;
+                          free chunk: the one before it in the free list (unless it is the head)
     off  4  u32 next      LRU neighbour towards the tail; free chunk: next free; chain: next link
     off  8  u64 cas
     off 16  f64 expire_at absolute Unix time, 0 = never
@@ -24,18 +25,30 @@ An item's chunk::
     off 40  u8  nkey      key length
     off 41  u8  list      its class and its LRU in the top two bits (memcached's slabs_clsid)
     off 42  u8  marks     the cache's marks (FETCHED, ACTIVE, ...), opaque here
-    off 43  u8  state     FREE 0, ITEM 1 (a linked head), CHAIN 2 (a continuation chunk)
+    off 43  u8  state     FREE 0, ITEM 1 (a linked head), CHAIN 2 (a continuation chunk),
+                          CLAIMED 3 (see page moves below)
     off 44  u32 flags     the client's flags
     off 48  key, then the value (a chain chunk's data starts at 48 too)
 
 Allocation, for a class: the class's free list (freed chunks), else the next uncut chunk of its
-newest page, else a fresh page while the arena has one (a class's first page is granted even
+newest page, else a page of the global page pool (pages ``slabs reassign`` or the automover
+gave back), else a fresh page while the arena has one (a class's first page is granted even
 past the limit, as memcached grants it, so any item up to the largest size can be stored),
 else what memcached's ``do_item_alloc_pull`` frees: the tail of the class's COLD LRU, expired
 items first (see "The segmented LRU" below; with ``evict`` off, memcached's ``-M``, only expired
-items go and the store is refused). Pages move between classes only through
-:meth:`SlabArena.move_page` (memcached's ``slabs reassign``): every item with a chunk on the
-page is dropped and the page is zeroed and handed over.
+items go and the store is refused).
+
+Pages move between classes two ways. :meth:`SlabArena.move_page`, at once, dropping every item
+with a chunk on the page: what an allocation does when its class has nothing to evict and no
+page can be had. And a page at a time, a few chunks per call, for ``slabs reassign`` and the
+automover (kvshard.slab_mover): :meth:`SlabArena.begin_clearing` picks the class's oldest page
+and stops cutting it, :meth:`SlabArena.clear_chunks` empties its chunks in order (an item is
+copied to a free chunk of its class elsewhere, a *rescue*, else unlinked; a free chunk is
+*claimed*: taken off the free list and marked CLAIMED, so that nothing allocates it again), and
+:meth:`SlabArena.finish_clearing` zeroes it and hands it to another class or to the pool. Every
+chunk behind the clearing position is claimed, so one pass empties the page whatever requests
+do in between. The free lists are doubly linked for this (a free chunk's ``prev`` is its
+predecessor in the list, except the list's head's), so a chunk leaves its list in O(1).
 
 The segmented LRU (memcached 1.6's, ``items.c``)
 ------------------------------------------------
@@ -96,8 +109,8 @@ except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
 __all__ = [
-    "SlabArena", "HEADER", "PAGE_SIZE", "class_sizes", "key_hash", "HOT_LRU", "WARM_LRU", "COLD_LRU", "TEMP_LRU",
-    "LRUS", "EVICT",
+    "SlabArena", "HEADER", "PAGE_SIZE", "POOL", "class_sizes", "key_hash", "HOT_LRU", "WARM_LRU", "COLD_LRU",
+    "TEMP_LRU", "LRUS", "EVICT",
 ]
 
 PAGE_SIZE: Final = 1 << 20
@@ -134,6 +147,8 @@ _MAX_ROOM_PAGES: Final = 1 << 16
 _FREE: Final = 0
 _ITEM: Final = 1
 _CHAIN: Final = 2
+_CLAIMED: Final = 3  # on a page being cleared for another class: free, and on no free list
+POOL: Final = -1  # a class argument meaning the global page pool (memcached's class 0)
 _HEADER: Final = HEADER  # (typed twins of the public constants, for C arithmetic)
 
 # field offsets, in bytes from the start of a chunk
@@ -283,9 +298,21 @@ class SlabArena:
         self._evicted_time = _i64_array(n)       # seconds since the last evicted item's last access
         self._expired_unfetched = _i64_array(n)  # reclaimed at the tail never fetched
         self._outofmemory = _i64_array(n)        # stores that found no chunk
-        self._page_class = memoryview(bytearray(self._page_room)).cast("B")
-        self.pages_used = 0
+        self._class_pages = [[] for _ in range(n)]  # each class's pages, oldest first
+        self._pool: list[int] = []  # the global page pool: pages no class owns (zeroed)
+        self.pages_used = 0  # pages handed out of the mapping so far (the pool's included)
         self.page_moves = 0
+        # the page being cleared (-1: none) for another class, its class, and where its chunks
+        # were never cut (see begin_clearing)
+        self.clearing = -1
+        self._clearing_class = 0
+        self._clearing_uncut = 0
+        # what clearing pages did: items moved, chain links moved, items unlinked for want of a
+        # free chunk, free chunks of the page met while looking for one (memcached's names)
+        self.rescues = 0
+        self.chunk_rescues = 0
+        self.evictions_nomem = 0
+        self.inline_reclaim = 0
         self.count = 0
         self.bytes = 0  # header + key + value of the linked items (memcached's "bytes")
         self.now = 0.0  # the cache sets this: the Unix time, for expiry at the tail and atime
@@ -305,6 +332,7 @@ class SlabArena:
         self.temporary_ttl = 61
         self._ref_mask = 0  # (set by _fit_tags)
         self._tag_mask = 0
+        self._tag_pages = 0  # pages whose refs the ref part of a slot can hold
         self._cap = _INDEX_START
         self._slots = _u32_array(self._cap)
         self._used_slots = 0
@@ -312,7 +340,7 @@ class SlabArena:
         self._old_cap = 0
         self._old_used = 0
         self._migrate = 0
-        self._fit_tags()
+        self._fit_tags(self.page_count + self.class_count)
 
     # ----- classes ----------------------------------------------------------------------------
 
@@ -328,6 +356,12 @@ class SlabArena:
             else:
                 lo = mid + 1
         return lo
+
+    def item_class(self, nkey: int, nbytes: int) -> int:
+        """The class of an item with a key and value of these lengths (a chain's head is in the
+        largest)."""
+        total = _HEADER + nkey + nbytes
+        return self.class_for(total) if total <= self.chunk_max else self.class_count - 1
 
     def chunks_needed(self, nkey: int, nbytes: int) -> int:
         total = _HEADER + nkey + nbytes
@@ -459,18 +493,20 @@ class SlabArena:
             ref = self._probe(self._old, self._old_cap, h, key)
         return ref
 
-    def _fit_tags(self) -> None:
+    def _fit_tags(self, pages: int) -> None:
         """An index slot holds a ref in its low bits and, above them, the same bits of the
-        item's hash, a tag. The ref part is as wide as the largest ref the limit lets the arena
-        hand out (pages go out in order, at most the limit's plus a first page per class), and
-        only ever widens: a larger limit retags every entry, once."""
-        top = (self.page_count + self.class_count + 1) * self.page_size // 8
+        item's hash, a tag. The ref part is as wide as the refs of the first ``pages`` pages
+        need (fresh pages go out of the mapping in order: the limit's plus a first page per
+        class, which a larger limit, or classes that lost their pages to moves, may pass; then
+        ``_give_page`` widens it), and only ever widens, retagging every entry once."""
+        top = (pages + 1) * self.page_size // 8
         ref_mask = 0xFFFFFFFF if top.bit_length() >= 32 else (1 << top.bit_length()) - 1
         if ref_mask <= self._ref_mask:
             return 0
         old_mask = self._ref_mask
         self._ref_mask = ref_mask
         self._tag_mask = 0xFFFFFFFF ^ ref_mask
+        self._tag_pages = (ref_mask + 1) * 8 // self.page_size - 1
         self._retag(self._slots, self._cap, old_mask)
         self._retag(self._old, self._old_cap, old_mask)
 
@@ -761,12 +797,32 @@ class SlabArena:
     # ----- chunks ---------------------------------------------------------------------------------
 
     def _free_chunk(self, ref: int, cls: int) -> None:
+        self._push_free(ref, cls)
+        self._chunks_used[cls] -= 1
+
+    def _push_free(self, ref: int, cls: int) -> None:
+        """Put chunk ``ref`` at the head of its class's free list."""
         base = ref * 8
+        head = self._free_head[cls]
         self._u8[base + _STATE] = _FREE
-        self._u32[(base + _NEXT) >> 2] = self._free_head[cls]
+        self._u32[(base + _NEXT) >> 2] = head
+        if head:
+            self._u32[(head * 8 + _PREV) >> 2] = ref
         self._free_head[cls] = ref
         self._free_count[cls] += 1
-        self._chunks_used[cls] -= 1
+
+    def _unlist_free(self, ref: int, cls: int) -> None:
+        """Take free chunk ``ref`` out of its class's free list, wherever it is in it."""
+        base = ref * 8
+        nxt = self._u32[(base + _NEXT) >> 2]
+        if self._free_head[cls] == ref:
+            self._free_head[cls] = nxt  # (the new head's prev is left as it is: unused)
+        else:
+            prev = self._u32[(base + _PREV) >> 2]
+            self._u32[(prev * 8 + _NEXT) >> 2] = nxt
+            if nxt:
+                self._u32[(nxt * 8 + _PREV) >> 2] = prev
+        self._free_count[cls] -= 1
 
     def _take_chunk(self, cls: int) -> int:
         """A chunk of class ``cls`` without evicting, or 0."""
@@ -776,26 +832,42 @@ class SlabArena:
             self._free_count[cls] -= 1
         else:
             if self._cut[cls] == 0 or self._cut[cls] + self._size[cls] > self._cut_end[cls]:
-                if self.pages_used >= self.page_count and (self._pages[cls] > 0 or self.pages_used >= self._page_room):
-                    return 0  # (a class's first page is granted past the limit, as memcached does)
-                self._give_page(self._first_free_page(), cls)
+                page = self._new_page(cls)
+                if page < 0:
+                    return 0
+                self._give_page(page, cls)
             at = self._cut[cls]
             self._cut[cls] = at + self._size[cls]
             ref = at >> 3
         self._chunks_used[cls] += 1
         return ref
 
-    def _first_free_page(self) -> int:
-        return self.pages_used  # pages are handed out in order and never returned to the pool
+    def _new_page(self, cls: int) -> int:
+        """A page for class ``cls``: the pool's newest, else a fresh one while the limit
+        allows (a class's first page is granted past the limit, as memcached does); -1 if none."""
+        if self._pool:
+            return self._pool.pop()
+        if self.pages_used >= self.page_count and (self._pages[cls] > 0 or self.pages_used >= self._page_room):
+            return -1
+        return self.pages_used  # fresh pages are handed out of the mapping in order
 
     def _give_page(self, page: int, cls: int) -> None:
+        """Page ``page`` (zeroed) to class ``cls``, which cuts its chunks from now on; what was
+        left uncut of the page it cut before goes to its free list."""
+        if page >= self._tag_pages:
+            self._fit_tags(page + 1)
         start = (page + 1) * self.page_size
-        self._page_class[page] = cls
+        size = self._size[cls]
+        at = self._cut[cls]
+        while at and at + size <= self._cut_end[cls]:
+            self._push_free(at >> 3, cls)
+            at += size
         self._pages[cls] += 1
+        self._class_pages[cls].append(page)
         if page == self.pages_used:
             self.pages_used += 1
         self._cut[cls] = start
-        self._cut_end[cls] = start + self._perslab[cls] * self._size[cls]
+        self._cut_end[cls] = start + self._perslab[cls] * size
 
     def _alloc(self, cls: int) -> int:
         """A chunk of class ``cls``, freeing one as memcached's do_item_alloc_pull does (see
@@ -832,18 +904,18 @@ class SlabArena:
         return victim >= 0 and self.move_page(victim, cls)
 
     def move_page(self, victim: int, cls: int) -> bool:
-        """Take a page of class ``victim`` (its newest): drop every item with a chunk on it,
-        zero it, give it to class ``cls``. False if ``victim`` has no page. (memcached's
-        ``slabs reassign``; an allocation also does it when its class has nothing to
-        evict and no page can be had.)"""
+        """Take a page of class ``victim`` (its newest, not one being cleared): drop every item
+        with a chunk on it, zero it, give it to class ``cls``. False if ``victim`` has no such
+        page. (An allocation does this when its class has nothing to evict and no page can be
+        had; ``slabs reassign`` clears a page without dropping its items, see begin_clearing.)"""
         if victim == cls or not 0 <= victim < self.class_count or not 0 <= cls < self.class_count:
             raise ValueError("two different classes are needed")
-        if self._pages[victim] == 0:
-            return False
         page = -1
-        for p in range(self.pages_used):  # the victim's last page: it is likely the emptiest
-            if self._page_class[p] == victim:
+        for p in self._class_pages[victim]:  # the newest page: it is likely the emptiest
+            if p != self.clearing:
                 page = p
+        if page < 0:
+            return False
         start = (page + 1) * self.page_size
         size = self._size[victim]
         for k in range(self._perslab[victim]):
@@ -854,33 +926,184 @@ class SlabArena:
             elif state == _CHAIN:
                 self._evict(self._u32[(chunk * 8 + _PREV) >> 2])
         # the page's free chunks leave the victim's free list
-        end = start + self.page_size
-        keep_head = 0
-        keep_tail = 0
-        kept = 0
-        ref = self._free_head[victim]
-        while ref:
-            nxt = self._u32[(ref * 8 + _NEXT) >> 2]
-            if not (start <= ref * 8 < end):
-                if keep_tail:
-                    self._u32[(keep_tail * 8 + _NEXT) >> 2] = ref
-                else:
-                    keep_head = ref
-                keep_tail = ref
-                kept += 1
-            ref = nxt
-        if keep_tail:
-            self._u32[(keep_tail * 8 + _NEXT) >> 2] = 0
-        self._free_head[victim] = keep_head
-        self._free_count[victim] = kept
-        if start <= self._cut[victim] < end:
-            self._cut[victim] = 0
-            self._cut_end[victim] = 0
-        self._pages[victim] -= 1
-        self._zero(start, self.page_size)
+        uncut = self._stop_cutting(page, victim)
+        at = start
+        while at < uncut:
+            self._unlist_free(at >> 3, victim)
+            at += size
+        self._take_page(page, victim)
         self._give_page(page, cls)
         self.page_moves += 1
         return True
+
+    def _stop_cutting(self, page: int, cls: int) -> int:
+        """Class ``cls`` cuts no more chunks of its page ``page``: the offset where the chunks
+        it never cut there begin (the end of its chunks if it cut them all)."""
+        start = (page + 1) * self.page_size
+        if start <= self._cut[cls] < start + self.page_size:
+            uncut = self._cut[cls]
+            self._cut[cls] = 0
+            self._cut_end[cls] = 0
+            return uncut
+        return start + self._perslab[cls] * self._size[cls]
+
+    def _take_page(self, page: int, cls: int) -> None:
+        """Page ``page``, emptied (no item has a chunk on it, none is on a free list), leaves
+        class ``cls``, zeroed."""
+        self._pages[cls] -= 1
+        self._class_pages[cls].remove(page)
+        self._zero((page + 1) * self.page_size, self.page_size)
+
+    # ----- clearing a page for another class (kvshard.slab_mover) ---------------------------------
+
+    def class_pages(self, cls: int) -> int:
+        """Pages class ``cls`` owns (``POOL``: pages in the global pool)."""
+        return len(self._pool) if cls == POOL else self._pages[cls]
+
+    def begin_clearing(self, cls: int) -> int:
+        """Start clearing class ``cls``'s oldest page (memcached takes that one: it likely holds
+        the oldest items); returns it. The class cuts no more chunks of it; its chunks are then
+        emptied by :meth:`clear_chunks`."""
+        if self.clearing >= 0:
+            raise ValueError("a page is being cleared already")
+        if not self._class_pages[cls]:
+            raise ValueError("the class has no page")
+        page = self._class_pages[cls][0]
+        self.clearing = page
+        self._clearing_class = cls
+        self._clearing_uncut = self._stop_cutting(page, cls)
+        return page
+
+    def clear_chunks(self, first: int, budget: int) -> int:
+        """Empty chunks ``first``, ``first + 1``, ... (at most ``budget``) of the page being
+        cleared, in order; returns the next one (the class's chunks per page: all done).
+
+        An item (or a chain link) is rescued: copied to a free chunk of its class off the page
+        (:meth:`_spare_chunk`). An expired one is unlinked instead, and so is one for which no
+        chunk is free (``evictions_nomem``: memcached's name; not counted as an eviction). Then
+        the chunk, free, is claimed: off its free list (chunks never cut are on none), CLAIMED."""
+        cls = self._clearing_class
+        size = self._size[cls]
+        start = (self.clearing + 1) * self.page_size
+        end = start + self.page_size
+        last = min(first + budget, self._perslab[cls])
+        for k in range(first, last):
+            at = start + k * size
+            ref = at >> 3
+            state = self._u8[at + _STATE]
+            if state == _ITEM or state == _CHAIN:
+                head = ref if state == _ITEM else self._u32[(at + _PREV) >> 2]
+                expire_at = self._f64[(head * 8 + _EXPIRE_AT) >> 3]
+                if expire_at and expire_at <= self.now:
+                    self.unlink(head)
+                elif state == _ITEM and self._rescue(ref, cls, start, end):
+                    self.rescues += 1
+                elif state == _CHAIN and self._rescue_link(ref, cls, start, end):
+                    self.chunk_rescues += 1
+                else:
+                    self.evictions_nomem += 1
+                    self.unlink(head)
+            if self._u8[at + _STATE] == _FREE:
+                if at < self._clearing_uncut:
+                    self._unlist_free(ref, cls)
+                self._u8[at + _STATE] = _CLAIMED
+        return last
+
+    def finish_clearing(self, dst: int) -> None:
+        """Hand the cleared page (every chunk claimed) to class ``dst``, or to the pool
+        (``POOL``)."""
+        page = self.clearing
+        self.clearing = -1
+        self._take_page(page, self._clearing_class)
+        if dst == POOL:
+            self._pool.append(page)
+        else:
+            self._give_page(page, dst)
+
+    def give_pool_page(self, dst: int) -> bool:
+        """A page of the pool to class ``dst``; False if the pool is empty."""
+        if not self._pool:
+            return False
+        self._give_page(self._pool.pop(), dst)
+        return True
+
+    def _spare_chunk(self, cls: int, start: int, end: int) -> int:
+        """A free chunk of class ``cls`` off the page ``[start, end)`` being cleared, without a
+        new page (memcached's SLABS_ALLOC_NO_NEWPAGE), counted as used; 0 if there is none.
+        Free chunks of the page met on the free list on the way are claimed (inline reclaim)."""
+        ref = self._free_head[cls]
+        while ref:
+            self._unlist_free(ref, cls)
+            if not start <= ref * 8 < end:
+                self._chunks_used[cls] += 1
+                return ref
+            self._u8[ref * 8 + _STATE] = _CLAIMED
+            self.inline_reclaim += 1
+            ref = self._free_head[cls]
+        at = self._cut[cls]  # (never on the page being cleared: its class stopped cutting it)
+        if at == 0 or at + self._size[cls] > self._cut_end[cls]:
+            return 0
+        self._cut[cls] = at + self._size[cls]
+        self._chunks_used[cls] += 1
+        return at >> 3
+
+    def _rescue(self, ref: int, cls: int, start: int, end: int) -> bool:
+        """Move the item at ``ref`` to a spare chunk of its class (its CAS, marks and last
+        access kept; to the head of its LRU, as memcached relinks a rescued item); False if
+        there is none."""
+        new = self._spare_chunk(cls, start, end)
+        if new == 0:
+            return False
+        base = ref * 8
+        self._copy(new * 8, base, min(self._size[cls], _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]))
+        lst = self._u8[base + _LIST]  # (its class and its LRU: it stays on the same list)
+        self._lru_unlink(ref)
+        self._lru_link(new, lst)
+        self._reindex(ref, new)
+        link = self._u32[(base + _MORE) >> 2]
+        while link:  # a chain's links name their head
+            self._u32[(link * 8 + _PREV) >> 2] = new
+            link = self._u32[(link * 8 + _NEXT) >> 2]
+        self._u8[base + _STATE] = _CLAIMED
+        self._chunks_used[cls] -= 1
+        return True
+
+    def _rescue_link(self, ref: int, cls: int, start: int, end: int) -> bool:
+        """Move the chain link at ``ref`` to a spare chunk of its class; False if there is none."""
+        new = self._spare_chunk(cls, start, end)
+        if new == 0:
+            return False
+        base = ref * 8
+        self._copy(new * 8, base, self._size[cls])
+        head = self._u32[(base + _PREV) >> 2]
+        link = self._u32[(head * 8 + _MORE) >> 2]
+        if link == ref:
+            self._u32[(head * 8 + _MORE) >> 2] = new
+        else:
+            while self._u32[(link * 8 + _NEXT) >> 2] != ref:
+                link = self._u32[(link * 8 + _NEXT) >> 2]
+            self._u32[(link * 8 + _NEXT) >> 2] = new
+        self._u8[base + _STATE] = _CLAIMED
+        self._chunks_used[cls] -= 1
+        return True
+
+    def _reindex(self, old: int, new: int) -> None:
+        """The index entry of the item at ``old`` names ``new`` instead (same hash, same slot)."""
+        tag = self._u32[(old * 8 + _HASH) >> 2] & self._tag_mask
+        i = self._slot_of(self._slots, self._cap, old)
+        if i >= 0:
+            self._slots[i] = new | tag
+            return 0
+        i = self._slot_of(self._old, self._old_cap, old) if self._old_used else -1
+        if i < 0:
+            raise AssertionError("item missing from the index")
+        self._old[i] = new | tag
+
+    def _copy(self, to: int, at: int, n: int) -> None:
+        if cython.compiled:
+            memcpy(cython.address(self._u8[0]) + to, cython.address(self._u8[0]) + at, n)
+            return
+        self._u8[to : to + n] = self._u8[at : at + n]
 
     def _evict(self, ref: int) -> None:
         base = ref * 8
@@ -917,11 +1140,9 @@ class SlabArena:
         h = key_hash(key)
         old = self._find_hashed(key, h)
         total = _HEADER + nkey + nbytes
+        cls = self.item_class(nkey, nbytes)
         chain_links = 0
-        if total <= self.chunk_max:
-            cls = self.class_for(total)
-        else:
-            cls = self.class_count - 1
+        if total > self.chunk_max:
             chain_links = self.chunks_needed(nkey, nbytes) - 1
             if chain_links + 1 > self.page_count * self._perslab[cls]:
                 if old:
@@ -1088,6 +1309,25 @@ class SlabArena:
             self._moves_to_warm[c] = 0
             self._moves_within[c] = 0
             self._direct_reclaims[c] = 0
+        self.reset_hits()
+
+    def class_hits(self, cls: int) -> int:
+        """Get hits on class ``cls``'s items: its hits_to_hot/warm/cold/temp summed (memcached's
+        slab class get_hits); 0 for a class the arena does not have."""
+        if not 0 <= cls < self.class_count:
+            return 0
+        return (self._list_hits[cls | _HOT] + self._list_hits[cls | _WARM] + self._list_hits[cls | _COLD]
+                + self._list_hits[cls | _TEMP])
+
+    def total_hits(self) -> int:
+        """Get hits on every class's items."""
+        n = 0
+        for lst in range(_LISTS):
+            n += self._list_hits[lst]
+        return n
+
+    def reset_hits(self) -> None:
+        """The hits_to_* counts start again from 0 (``stats reset``)."""
         for lst in range(_LISTS):
             self._list_hits[lst] = 0
 
@@ -1167,5 +1407,5 @@ class SlabArena:
             return False
         self.page_count = pages
         self.limit = limit
-        self._fit_tags()
+        self._fit_tags(self.page_count + self.class_count)
         return True

@@ -119,13 +119,14 @@ def bind_metrics(hosts: tuple[str, ...], port: int, required: bool) -> tuple[soc
             sock.close()
         if exc.errno == errno.EADDRINUSE and not required:
             return ()
-        raise UsageError(f"failed to listen on {host} metrics TCP port {port}: {exc.strerror or exc}", EX_OSERR) from None
+        raise UsageError(f"failed to listen on {host or '*'} metrics TCP port {port}: {exc.strerror or exc}", EX_OSERR) from None
     return tuple(sockets)
 
 
 def _listen_tcp(host: str, port: int) -> list[socket.socket]:
     sockets = []
-    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+    for family, kind, proto, _, address in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                              flags=socket.AI_PASSIVE):  # "": every address
         sock = socket.socket(family, kind, proto)
         sockets.append(sock)
         try:

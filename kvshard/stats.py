@@ -3,7 +3,7 @@
 Every field of memcached 1.6.18's ``stats`` and ``stats settings`` that means something here is
 reported, under memcached's name, in memcached's order and format; a counter is summed over the
 shards (``sum_shards``) where memcached sums it over its threads. A field for something kvshard
-does not have or does not count (slab rebalancing, libevent, extstore, ...) is
+does not have or does not count (libevent, extstore, ...) is
 left out, never shown as a constant: the README's "stats fields not reported" lists each one
 with its reason, and a conformance test holds this module and that list to memcached's fields.
 """
@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-__all__ = ["ServerInfo", "sum_shards", "merge_classes", "general", "settings", "items", "slabs", "conns"]
+from .counters import CLASS_COUNTERS
+
+__all__ = ["ServerInfo", "sum_shards", "merge_classes", "general", "settings", "items", "slabs", "conns", "PROTOCOL_NAMES"]
 
 _POINTER_BITS = struct.calcsize("P") * 8
 # counters summed over shards, in memcached 1.6.18's order (idle_kicks, only with an idle
@@ -27,8 +29,14 @@ _COMMAND_COUNTERS = (
     "store_too_large", "store_no_memory", "auth_cmds", "auth_errors",
 )
 _ITEM_COUNTERS = (
-    "bytes", "curr_items", "total_items", "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions",
-    "reclaimed", "crawler_reclaimed", "crawler_items_checked",
+    "bytes", "curr_items", "total_items", "slab_global_page_pool", "expired_unfetched", "evicted_unfetched",
+    "evicted_active", "evictions", "reclaimed", "crawler_reclaimed", "crawler_items_checked",
+)
+# with slab reassignment on (memcached leaves out its busy_items and busy_deletes here: nothing in
+# a shard is ever busy; see kvshard.slab_mover)
+_REASSIGN_COUNTERS = (
+    "slab_reassign_rescues", "slab_reassign_chunk_rescues", "slab_reassign_evictions_nomem",
+    "slab_reassign_inline_reclaim",
 )
 # ... and those memcached shows only while its LRU maintainer runs
 _MAINTAINER_COUNTERS = frozenset(("evicted_active",))
@@ -36,7 +44,7 @@ _SEGMENT_COUNTERS = ("moves_to_cold", "moves_to_warm", "moves_within_lru", "dire
 # memcached's names for -o ssl_min_version's levels
 _TLS_VERSION_NAMES = ("tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3")
 # memcached's names for -B's choices in ``stats settings``
-_PROTOCOL_NAMES = {"auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}
+PROTOCOL_NAMES = {"auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}  # memcached's prot_text
 _PEM_KEY_FORMAT = 1  # the only ssl_keyformat kvshard reads (another is refused at start)
 
 
@@ -70,6 +78,7 @@ class ServerInfo:
     prefix_delimiter: bytes = b":"  # -D
     protocol: str = "auto"  # -B (-S: binary, -Y: ascii)
     reqs_per_event: int = 20  # -R
+    slab_reassign: bool = True  # -o no_slab_reassign: False
     tls: Any = None  # -Z: kvshard.tls.TlsSettings
 
 
@@ -121,6 +130,10 @@ def general(info: ServerInfo, totals: dict[str, Any], now: float | None = None) 
     pairs.append(("limit_maxbytes", info.memory_bytes))
     pairs.append(("threads", info.shards))
     pairs.append(("conn_yields", totals.get("conn_yields", 0)))
+    if info.slab_reassign:
+        pairs.extend((name, totals.get(name, 0)) for name in _REASSIGN_COUNTERS)
+        pairs.append(("slab_reassign_running", min(1, totals.get("slab_reassign_running", 0))))
+        pairs.append(("slabs_moved", totals.get("slabs_moved", 0)))
     if totals.get("lru_crawler_enabled"):  # (memcached shows these while its crawler runs)
         pairs.append(("lru_crawler_running", min(1, totals.get("lru_crawler_running", 0))))
         pairs.append(("lru_crawler_starts", totals.get("lru_crawler_starts", 0)))
@@ -135,11 +148,11 @@ def general(info: ServerInfo, totals: dict[str, Any], now: float | None = None) 
 
 
 def settings(info: ServerInfo, verbosity: int, detail_enabled: bool, crawler: Any = None,
-             track_sizes: bool = False, maintainer: Any = None) -> bytes:
+             track_sizes: bool = False, maintainer: Any = None, mover: Any = None) -> bytes:
     """``stats settings``: the flags as they act here (``detail_enabled`` follows ``stats
     detail on|off``; ``crawler``, the shard's LRU crawler, ``maintainer``, its LRU maintainer,
-    and ``track_sizes`` follow ``lru_crawler ...``, ``lru ...`` and ``stats
-    sizes_enable|disable``)."""
+    ``track_sizes`` and ``mover``, its slab mover, follow ``lru_crawler ...``, ``lru ...``,
+    ``stats sizes_enable|disable`` and ``slabs automove ...``)."""
     pairs: list[tuple[str, Any]] = [
         ("maxbytes", info.memory_bytes),
         ("maxconns", info.max_connections),
@@ -160,12 +173,17 @@ def settings(info: ServerInfo, verbosity: int, detail_enabled: bool, crawler: An
         ("reqs_per_event", info.reqs_per_event),
         ("cas_enabled", _yes_no(info.cas_enabled)),
         ("tcp_backlog", info.tcp_backlog),
-        ("binding_protocol", _PROTOCOL_NAMES[info.protocol]),
+        ("binding_protocol", PROTOCOL_NAMES[info.protocol]),
         ("auth_enabled_sasl", _yes_no(info.auth_sasl)),
         ("auth_enabled_ascii", info.auth_file or "no"),
         ("item_size_max", info.max_item_size),
         ("maxconns_fast", _yes_no(True)),  # kvshard's only way: over -c, refused at once
     ]
+    if mover is not None:
+        pairs.extend([
+            ("slab_reassign", _yes_no(mover.enabled)), ("slab_automove", mover.automove),
+            ("slab_automove_ratio", "%.2f" % mover.ratio), ("slab_automove_window", mover.window),
+        ])
     if crawler is not None:
         pairs.extend([
             ("lru_crawler", _yes_no(crawler.enabled)), ("lru_crawler_sleep", crawler.sleep_us),
@@ -213,17 +231,22 @@ _ITEM_FIELDS = (
     "hits_to_cold", "hits_to_temp",
 )
 _SLAB_FIELDS = ("chunk_size", "chunks_per_page", "total_pages", "total_chunks", "used_chunks", "free_chunks",
-                "free_chunks_end")
+                "free_chunks_end") + CLASS_COUNTERS
 _LARGEST_OVER_SHARDS = frozenset(("chunk_size", "chunks_per_page", "age", "age_hot", "age_warm", "evicted_time"))
 
 
-def merge_classes(per_shard: Iterable[tuple[int, list[dict[str, int]]]]) -> tuple[int, list[dict[str, int]]]:
-    """Every shard's arena classes as one: (page size, classes by id) summed over shards
-    (sizes, ages and times: the largest)."""
+Merged = tuple[int, list[dict[str, int]], int]
+
+
+def merge_classes(per_shard: Iterable[Merged]) -> Merged:
+    """Every shard's arena classes as one: (page size, classes by id, pages in the global page
+    pools) summed over shards (sizes, ages and times: the largest)."""
     page_size = 0
+    pool = 0
     merged: dict[int, dict[str, int]] = {}
-    for size, classes in per_shard:
+    for size, classes, pool_pages in per_shard:
         page_size = size
+        pool += pool_pages
         for figures in classes:
             into = merged.setdefault(figures["id"], {})
             for name, value in figures.items():
@@ -231,10 +254,10 @@ def merge_classes(per_shard: Iterable[tuple[int, list[dict[str, int]]]]) -> tupl
                     into[name] = max(into.get(name, 0), value)
                 else:
                     into[name] = into.get(name, 0) + value
-    return page_size, [merged[clsid] for clsid in sorted(merged)]
+    return page_size, [merged[clsid] for clsid in sorted(merged)], pool
 
 
-def items(merged: tuple[int, list[dict[str, int]]]) -> bytes:
+def items(merged: Merged) -> bytes:
     """``stats items``: every class that holds items."""
     return _lines([
         (f"items:{figures['id']}:{name}", figures[name])
@@ -242,12 +265,13 @@ def items(merged: tuple[int, list[dict[str, int]]]) -> bytes:
     ])
 
 
-def slabs(merged: tuple[int, list[dict[str, int]]]) -> bytes:
-    """``stats slabs``: every class that has pages, then how many do and the memory they
-    take. free_chunks counts every chunk not holding an item (memcached cuts a whole page into
-    free chunks when it takes one; the arena cuts as it goes, and free_chunks_end is the part
-    of the newest page not cut yet)."""
-    page_size, classes = merged
+def slabs(merged: Merged) -> bytes:
+    """``stats slabs``: every class that has pages (with the commands counted there), then
+    how many do and the memory all pages take, the global pool's included. free_chunks counts
+    every chunk not holding an item (memcached cuts a whole page into free chunks when it takes
+    one; the arena cuts as it goes, and free_chunks_end is the part of the newest page not cut
+    yet)."""
+    page_size, classes, pool = merged
     pairs: list[tuple[str, Any]] = []
     active = 0
     pages = 0
@@ -259,7 +283,7 @@ def slabs(merged: tuple[int, list[dict[str, int]]]) -> bytes:
         shown = dict(figures, free_chunks=figures["total_chunks"] - figures["used_chunks"])
         pairs.extend((f"{figures['id']}:{name}", shown[name]) for name in _SLAB_FIELDS)
     pairs.append(("active_slabs", active))
-    pairs.append(("total_malloced", pages * page_size))
+    pairs.append(("total_malloced", (pages + pool) * page_size))
     return _lines(pairs)
 
 

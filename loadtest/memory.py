@@ -1,9 +1,9 @@
-"""Bytes per item: load N items (keys of 16-20 bytes, 100-byte values) into kvshard and into a
-stock memcached and see what memory each took.
+"""Bytes per item: load N items (keys of 16-20 bytes, 100-byte values unless told) into kvshard
+and into a stock memcached and see what memory each took, and how long loading took.
 
-    python -m loadtest.memory [--items 1000000] [--threads 2]
+    python -m loadtest.memory [--items 1000000] [--threads 2] [--value-size 100]
 
-Both servers get ``-m 2048`` (nothing is evicted) and ``-t THREADS``. The items go in as pipelined
+Both servers get ``-m 2048`` (more for big values: nothing is evicted) and ``-t THREADS``. The items go in as pipelined
 ``noreply`` sets over one connection; loading is done when ``stats`` says ``curr_items`` is N.
 Two measures per server, each divided by N:
 
@@ -13,8 +13,10 @@ Two measures per server, each divided by N:
   its RSS);
 * **stats bytes**: what the server itself counts as item memory (``stats``'s ``bytes``).
 
-The last line is ``summary: items=N kvshard_resident_per_item=... memcached_resident_per_item=...
-resident_ratio=... kvshard_stats_bytes_per_item=... memcached_stats_bytes_per_item=...``.
+Loading time is from the first set sent to ``curr_items`` reaching N. The last line is
+``summary: items=N value_size=V kvshard_resident_per_item=... memcached_resident_per_item=...
+resident_ratio=... kvshard_stats_bytes_per_item=... memcached_stats_bytes_per_item=...
+kvshard_load_seconds=... memcached_load_seconds=... load_ratio=...``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .memaslap_ab import descendants, free_port, kvshard_argv, memcached_argv, s
 
 __all__ = ["main", "tree_pss_bytes", "process_pss_bytes", "load_items"]
 
-VALUE = b"v" * 100
+VALUE_SIZE = 100
 
 
 def key_for(i: int) -> bytes:
@@ -66,10 +68,11 @@ def _stats(sock: socket.socket) -> dict[str, str]:
     return {parts[1]: parts[2] for parts in (line.split(" ") for line in data.decode().splitlines()) if len(parts) == 3}
 
 
-def load_items(port: int, items: int, batch: int = 2000) -> None:
+def load_items(port: int, items: int, batch: int = 2000, value_size: int = VALUE_SIZE) -> None:
+    value = b"v" * value_size
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         for start in range(0, items, batch):
-            sock.sendall(b"".join(b"set %s 0 0 %d noreply\r\n%s\r\n" % (key_for(i), len(VALUE), VALUE)
+            sock.sendall(b"".join(b"set %s 0 0 %d noreply\r\n%s\r\n" % (key_for(i), len(value), value)
                                   for i in range(start, min(items, start + batch))))
         deadline = time.monotonic() + 300
         while int(_stats(sock).get("curr_items", 0)) < items:
@@ -78,15 +81,17 @@ def load_items(port: int, items: int, batch: int = 2000) -> None:
             time.sleep(0.2)
 
 
-def measure(name: str, argv_for_port: Callable[[int], list[str]], items: int) -> tuple[float, float]:
-    """(resident bytes per item, stats bytes per item) of a fresh server loaded with ``items``."""
+def measure(name: str, argv_for_port: Callable[[int], list[str]], items: int,
+            value_size: int = VALUE_SIZE) -> tuple[float, float, float]:
+    """(resident bytes per item, stats bytes per item, seconds to load) of a fresh server
+    loaded with ``items``."""
     port = free_port()
     server = start_server(name, argv_for_port(port), port)
     try:
         time.sleep(0.5)
         before = tree_pss_bytes(server.proc.pid)
         started = time.monotonic()
-        load_items(port, items)
+        load_items(port, items, value_size=value_size)
         loaded_in = time.monotonic() - started
         time.sleep(0.5)
         after = tree_pss_bytes(server.proc.pid)
@@ -98,27 +103,33 @@ def measure(name: str, argv_for_port: Callable[[int], list[str]], items: int) ->
     counted = int(stats["bytes"]) / items
     print(f"{name:<10} {items} items in {loaded_in:5.1f} s: resident {resident:7.1f} B/item "
           f"(Pss {before / 2**20:.1f} -> {after / 2**20:.1f} MiB), stats bytes {counted:7.1f} B/item", flush=True)
-    return resident, counted
+    return resident, counted, loaded_in
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtest.memory", description=__doc__.splitlines()[0])
     p.add_argument("--items", type=int, default=1_000_000)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--value-size", type=int, default=VALUE_SIZE, help="bytes per value (default 100)")
     args = p.parse_args(argv)
-    results = {"kvshard": measure("kvshard", lambda port: kvshard_argv(port, args.threads, ["-m", "2048", "--metrics-port", "0"]),
-                                  args.items)}
+    memory = ["-m", str(max(2048, 2 * args.items * (args.value_size + 100) >> 20))]  # nothing evicted
+    results = {"kvshard": measure("kvshard", lambda port: kvshard_argv(port, args.threads, [*memory, "--metrics-port", "0"]),
+                                  args.items, args.value_size)}
     memcached = shutil.which("memcached")
     if memcached:
-        results["memcached"] = measure("memcached", lambda port: memcached_argv(memcached, port, args.threads, ["-m", "2048"]),
-                                       args.items)
-    line = f"summary: items={args.items} kvshard_resident_per_item={results['kvshard'][0]:.1f}"
+        results["memcached"] = measure("memcached", lambda port: memcached_argv(memcached, port, args.threads, memory),
+                                       args.items, args.value_size)
+    line = f"summary: items={args.items} value_size={args.value_size} kvshard_resident_per_item={results['kvshard'][0]:.1f}"
     if "memcached" in results:
         line += (f" memcached_resident_per_item={results['memcached'][0]:.1f}"
                  f" resident_ratio={results['kvshard'][0] / results['memcached'][0]:.2f}")
     line += f" kvshard_stats_bytes_per_item={results['kvshard'][1]:.1f}"
     if "memcached" in results:
         line += f" memcached_stats_bytes_per_item={results['memcached'][1]:.1f}"
+    line += f" kvshard_load_seconds={results['kvshard'][2]:.2f}"
+    if "memcached" in results:
+        line += (f" memcached_load_seconds={results['memcached'][2]:.2f}"
+                 f" load_ratio={results['kvshard'][2] / results['memcached'][2]:.2f}")
     print(line)
     return 0
 

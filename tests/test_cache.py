@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kvshard import cache as c
+from kvshard.counters import CLASS_COUNTERS, GET_HITS
 from kvshard.slab_arena import HEADER, class_sizes
 
 SMALL_PAGE = 4096  # unit tests fill a page quickly
@@ -205,3 +208,32 @@ def test_eviction_kinds_are_counted_and_survive_a_stats_reset() -> None:
     cache.store(b"set", b"ne2", 0, 0, b"v")  # an ACTIVE item at COLD's tail goes
     assert (cache.stats.evicted_active, cache.stats.evicted_unfetched, cache.stats.evictions) == (1, 0, 1)
     assert cache.stats.expired_unfetched == 0
+
+
+def test_commands_are_counted_in_the_class_of_their_item() -> None:
+    cache, _ = make(limit=8 << 20)
+    arena = cache.arena
+    cache.store(b"set", b"small", 0, 0, b" " * 99 + b"5")
+    cache.store(b"set", b"big", 0, 0, b"B" * 5000)
+    small = arena.clsid(arena.find(b"small"))
+    big = arena.clsid(arena.find(b"big"))
+    assert cache.get(b"small") and cache.get(b"big") and cache.get(b"big") and cache.get(b"nope") is None
+    assert cache.arith(True, b"small", 1) == 6 and cache.arith(False, b"small", 2) == 4
+    cas = cache.cas_of(b"big")
+    assert cache.store(b"cas", b"big", 0, 0, b"C" * 5000, cas + 1) == c.EXISTS
+    assert cache.store(b"cas", b"big", 0, 0, b"C" * 5000, cas) == c.STORED
+    assert cache.touch(b"small", 100) and cache.delete(b"big") == c.STORED
+    counts = {cls: cache.stats.class_counts(cls) for cls in (small, big)}
+    assert counts[small] == dict(get_hits=1, cmd_set=1, delete_hits=0, incr_hits=1, decr_hits=1, cas_hits=0,
+                                 cas_badval=0, touch_hits=1)
+    assert counts[big] == dict(get_hits=2, cmd_set=3, delete_hits=1, incr_hits=0, decr_hits=0, cas_hits=1,
+                               cas_badval=1, touch_hits=0)
+    totals = cache.counters()
+    for name in CLASS_COUNTERS:
+        assert totals[name] == counts[small][name] + counts[big][name] == getattr(cache.stats, name)
+    assert cache.stats.total(GET_HITS) == 3
+    cache.stats.reset()
+    assert all(v == 0 for v in cache.stats.class_counts(big).values()) and cache.stats.get_hits == 0
+    with pytest.raises(AttributeError):
+        cache.stats.no_such_counter  # noqa: B018
+    assert arena.sizes[small] < arena.sizes[big]

@@ -242,7 +242,9 @@ def _startup(*args: str) -> Any:
     (["-A"], "shutdown_enabled", True), (["--enable-shutdown"], "shutdown_enabled", True),
     (["-p", "4000"], "port", 4000), (["--port", "4001"], "port", 4001), (["-U", "4002"], "port", 4002),
     (["-U", "4003"], "udp_port", 4003), (["--udp-port", "4004", "-p", "4005"], "udp_port", 4004),
-    (["-l", "127.0.0.1,::1"], "listen", ("127.0.0.1", "::1")), (["--listen", "0.0.0.0"], "listen", ("0.0.0.0",)),
+    (["-l", "127.0.0.1,::1"], "listen_text", "127.0.0.1,::1"), (["--listen", "0.0.0.0"], "listen_text", "0.0.0.0"),
+    (["-l", "127.0.0.1", "-l", "::1"], "listen_text", "127.0.0.1,::1"), ([], "listen_text", "127.0.0.1"),
+    (["--listen-default", "0.0.0.0"], "listen_text", "0.0.0.0"), (["--listen-default", "::", "-l", "h"], "listen_text", "h"),
     (["-m", "128"], "memory_bytes", 128 << 20), (["--memory-limit", "2"], "memory_bytes", 2 << 20),
     (["-c", "99"], "max_connections", 99), (["--conn-limit", "98"], "max_connections", 98),
     (["-I", "2m"], "max_item_size", 2 << 20), (["--max-item-size", "512k"], "max_item_size", 512 << 10),
@@ -299,7 +301,9 @@ def test_every_memcached_suboption_is_accepted_and_its_effect_said() -> None:
     taking_effect = {"idle_timeout", "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_verify_mode", "ssl_min_version",
                      "ssl_ciphers", "ssl_keyformat", "lru_crawler", "no_lru_crawler", "lru_crawler_sleep",
                      "lru_crawler_tocrawl", "track_sizes", "lru_maintainer", "no_lru_maintainer", "hot_lru_pct",
-                     "warm_lru_pct", "hot_max_factor", "warm_max_factor", "temporary_ttl"}
+                     "warm_lru_pct", "hot_max_factor", "warm_max_factor", "temporary_ttl", "slab_reassign",
+                     "no_slab_reassign", "slab_automove", "no_slab_automove", "slab_automove_ratio",
+                     "slab_automove_window"}
     assert {name for name in SUBOPTIONS if ignored_reason(name) is None} == taking_effect
     for name in SUBOPTIONS:
         if name in taking_effect - {"idle_timeout"} or name.startswith("proxy_"):
@@ -315,6 +319,21 @@ def test_ignored_options_are_one_warning_line_at_start() -> None:
     assert len(warnings) == 1, lines
     for named in ("-L (", "-k (", "-e (", "-o ext_path (extstore", "-o ext_threads (extstore", "-o hashpower ("):
         assert named in warnings[0], warnings
+
+
+def test_every_flag_of_memcacheds_help_is_taken() -> None:
+    """Each flag ``memcached -h`` lists, short and long, is one of kvshard's (the help spells
+    ``--napi_ids``; memcached's option table, like kvshard, ``--napi-ids``)."""
+    import re
+
+    from kvshard.cli_flags import parser
+    from net_backends import STACKS
+
+    text = subprocess.run([require_tool("memcached"), "-h"], capture_output=True, text=True, timeout=10).stdout
+    listed = re.findall(r"^(-[A-Za-z])[, ]+(--[\w-]+)?", text, re.M)
+    known = set(parser(STACKS)._option_string_actions)
+    flags = {flag.replace("_", "-") for pair in listed for flag in pair if flag}
+    assert len(listed) >= 35 and flags - known == set()
 
 
 def test_version_help_and_license_exit_0() -> None:

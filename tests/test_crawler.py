@@ -32,10 +32,11 @@ def make(loop: asyncio.AbstractEventLoop, limit: int = 4 << 20, **options: Any) 
     return cache, cr.LruCrawler(cache, loop, clock=clock, **options), clock
 
 
-def settle(loop: asyncio.AbstractEventLoop, crawler: cr.LruCrawler) -> int:
-    """Run the loop until the crawler's run ends; returns the slices it took."""
+def settle(loop: asyncio.AbstractEventLoop, worker: Any) -> int:
+    """Run the loop until the crawler's run (or the slab mover's move) ends; returns the slices
+    it took."""
     slices = 0
-    while crawler.running:
+    while worker.running:
         loop.run_until_complete(asyncio.sleep(0.001))
         slices += 1
         assert slices < 10_000

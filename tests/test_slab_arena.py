@@ -1,5 +1,6 @@
 """The slab arena: class sizes as memcached's, the flat index, eviction from the segmented LRU
-(tests/test_lru_segments.py has its moves), chained large items, pages moving between classes.
+(tests/test_lru_segments.py has its moves), chained large items, pages moving between classes
+(at once, or cleared a slice at a time with their items rescued, kvshard.slab_mover's way).
 Runs compiled and interpreted."""
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import zlib
 import pytest
 
 from kvshard import slab_arena
-from kvshard.slab_arena import HEADER, SlabArena, class_sizes, key_hash
+from kvshard.slab_arena import HEADER, POOL, SlabArena, class_sizes, key_hash
 
 ACTIVE = 16
 PAGE = 1 << 20
+VALUE = b"v" * 150  # with a 6-byte key: 204 bytes, a 240-byte chunk
+KEY = b"k%05d"
 
 
 def _memcached_classes(*args: str) -> list[tuple[int, int]]:
@@ -122,6 +125,25 @@ def test_a_larger_limit_widens_the_index_refs_and_keeps_every_key() -> None:
     assert arena.find(b"k400") == 0 and arena.count == len(live)
 
 
+def test_fresh_pages_past_the_limit_widen_the_index_refs() -> None:
+    """A class whose pages moved away gets a first page again past the limit, so fresh pages
+    can go beyond the limit's plus one per class: the index's refs widen with them."""
+    arena = SlabArena(2 * PAGE)
+    small, big = arena.item_class(8, 10), arena.item_class(8, 5000)
+    live: dict[bytes, int] = {}
+    for round_ in range(3 * arena.class_count):
+        key = b"r%d" % round_
+        live[key] = arena.store(key, b"v%d" % round_, 0, 0, round_ + 1)
+        while arena.class_pages(small):
+            assert arena.move_page(small, big)
+        live = {k: r for k, r in live.items() if arena.find(k) == r}  # a move drops what it held
+    assert arena.pages_used > arena.page_count + arena.class_count
+    for i in range(3000):
+        key = b"k%d" % i
+        live[key] = arena.store(key, b"w%d" % i, 0, 0, i + 1)
+    assert all(arena.find(k) == r and arena.key(r) == k for k, r in live.items())
+
+
 def test_a_full_class_evicts_its_oldest_inactive_item() -> None:
     """memcached's do_item_alloc_pull with no maintainer run: HOT's tail goes to WARM if ACTIVE
     (ACTIVE spent), else to COLD, whose tail is evicted."""
@@ -215,16 +237,9 @@ def test_random_operations_never_serve_a_wrong_value() -> None:
         roll = rng.random()
         if roll < 0.7:
             size = rng.choice((1, 10, 100, 1000, 20_000, 300_000, 700_000)) + rng.randrange(50)
-            value = (b"%d:" % step) * (size // 6 + 1)
-            if arena.store(key, value[:size], step, 0, step):
-                model[key] = value[:size]
-            else:
-                model.pop(key, None)
+            _store(arena, model, key, ((b"%d:" % step) * (size // 6 + 1))[:size], step)
         elif roll < 0.9:
-            ref = arena.find(key)
-            if ref:
-                arena.unlink(ref)
-            model.pop(key, None)
+            _delete(arena, model, key)
         elif roll < 0.901:
             arena.flush()
             model.clear()
@@ -245,6 +260,21 @@ def test_random_operations_never_serve_a_wrong_value() -> None:
     for s in stats:
         assert s["used_chunks"] + s["free_chunks"] <= s["total_chunks"]
     assert all(zlib.crc32(arena.value(arena.find(k))) == zlib.crc32(v) for k, v in model.items())
+
+
+def _store(arena: SlabArena, model: dict[bytes, bytes], key: bytes, value: bytes, step: int) -> None:
+    """Store in the arena and the model (a refused store drops the old item from both)."""
+    if arena.store(key, value, step, 0, step):
+        model[key] = value
+    else:
+        model.pop(key, None)
+
+
+def _delete(arena: SlabArena, model: dict[bytes, bytes], key: bytes) -> None:
+    ref = arena.find(key)
+    if ref:
+        arena.unlink(ref)
+    model.pop(key, None)
 
 
 def test_compiled_when_built() -> None:
@@ -280,3 +310,193 @@ def test_the_evict_hook_sees_each_evicted_item_before_it_goes() -> None:
     small = arena.clsid(arena.find(b"k00010"))
     assert arena.move_page(small, small + 5)  # every item on the page is evicted, and told
     assert len(seen) == 3 + per_page and arena.count == 0
+
+
+# ----- clearing a page (kvshard.slab_mover) --------------------------------------------------
+
+
+def _class_of(arena: SlabArena, key: bytes, value: bytes) -> int:
+    return arena.class_for(HEADER + len(key) + len(value))
+
+
+def _fill(arena: SlabArena, n: int, value: bytes = VALUE, start: int = 0) -> dict[bytes, bytes]:
+    model = {}
+    for i in range(start, start + n):
+        key = KEY % i
+        assert arena.store(key, value, i, 0, i + 1)
+        model[key] = value
+    return model
+
+
+def _check(arena: SlabArena, model: dict[bytes, bytes]) -> None:
+    """Every key of ``model`` is served with its value or is gone; the counts add up."""
+    for key in [k for k in model if not arena.find(k)]:
+        del model[key]
+    for key, value in model.items():
+        ref = arena.find(key)
+        assert arena.key(ref) == key and arena.value(ref) == value
+    stats = arena.class_stats()
+    assert arena.count == len(model) == sum(s["number"] for s in stats)
+    assert sorted(arena.refs()) == sorted(arena.find(k) for k in model)
+    for s in stats:
+        assert 0 <= s["used_chunks"] <= s["total_chunks"] and 0 <= s["free_chunks"]
+
+
+def _clear(arena: SlabArena, cls: int, dst: int, budget: int = 100) -> None:
+    arena.begin_clearing(cls)
+    at = 0
+    per_page = PAGE // arena.sizes[cls]
+    while at < per_page:
+        at = arena.clear_chunks(at, budget)
+    arena.finish_clearing(dst)
+
+
+def test_a_cleared_page_keeps_its_items_in_free_chunks_elsewhere() -> None:
+    arena = SlabArena(8 * PAGE)
+    cls = _class_of(arena, KEY % 0, VALUE)
+    per_page = PAGE // arena.sizes[cls]
+    model = _fill(arena, 3 * per_page)
+    for i in range(1, 3 * per_page, 2):  # half of every page freed
+        arena.unlink(arena.find(KEY % i))
+        del model[KEY % i]
+    oldest_keys = [KEY % i for i in range(0, per_page, 2)]  # the first page's items
+    _clear(arena, cls, cls + 3)
+    assert arena.rescues == len(oldest_keys) and arena.evictions_nomem == 0 and arena.count == len(model)
+    _check(arena, model)
+    assert len(model) == (3 * per_page + 1) // 2  # every item kept
+    figures = {s["id"] - 1: s for s in arena.class_stats()}
+    assert figures[cls]["total_pages"] == 2 and figures[cls]["used_chunks"] == len(model)
+    assert figures[cls + 3]["total_pages"] == 1 and arena.pages_used == 3
+    # the destination uses the page it got, without a new one
+    other = b"w" * (arena.sizes[cls + 3] - HEADER - 6)
+    assert arena.store(b"other1", other, 0, 0, 1) and arena.pages_used == 3
+    assert arena.clsid(arena.find(b"other1")) == cls + 3
+    # rescued items went to the head of their LRU: the first page's items are now the newest
+    head = arena.lru_head(cls)
+    assert arena.key(head) == oldest_keys[-1]
+
+
+def test_without_free_chunks_the_page_items_are_dropped_as_evictions_nomem() -> None:
+    arena = SlabArena(8 * PAGE)
+    cls = _class_of(arena, KEY % 0, VALUE)
+    per_page = PAGE // arena.sizes[cls]
+    model = _fill(arena, 2 * per_page)
+    _clear(arena, cls, POOL)
+    assert (arena.rescues, arena.evictions_nomem) == (0, per_page)
+    assert arena.evictions == 0  # (not counted as evictions, as in memcached)
+    _check(arena, model)
+    assert sorted(model) == [KEY % i for i in range(per_page, 2 * per_page)]
+    assert arena.class_pages(POOL) == 1 and arena.class_pages(cls) == 1
+
+
+def test_expired_items_on_the_page_are_dropped_uncounted() -> None:
+    arena = SlabArena(8 * PAGE)
+    arena.now = 1000
+    cls = _class_of(arena, KEY % 0, VALUE)
+    per_page = PAGE // arena.sizes[cls]
+    for i in range(2 * per_page):
+        assert arena.store(KEY % i, VALUE, 0, 500 if i < per_page else 0, i + 1)
+    _clear(arena, cls, POOL)
+    assert (arena.rescues, arena.evictions_nomem, arena.count) == (0, 0, per_page)
+
+
+def test_a_pool_page_goes_to_a_class_that_needs_one_even_at_the_limit() -> None:
+    arena = SlabArena(3 * PAGE)
+    cls = _class_of(arena, KEY % 0, VALUE)
+    per_page = PAGE // arena.sizes[cls]
+    model = _fill(arena, 3 * per_page)
+    assert arena.pages_used == 3 == arena.page_count
+    for i in range(per_page):  # the first page emptied
+        arena.unlink(arena.find(KEY % i))
+        del model[KEY % i]
+    _clear(arena, cls, POOL)
+    assert arena.class_pages(POOL) == 1 and arena.rescues == 0
+    big = b"B" * 5000
+    big_class = _class_of(arena, b"big%04d" % 0, big)
+    for i in range(2 * PAGE // arena.sizes[big_class]):
+        assert arena.store(b"big%04d" % i, big, 0, 0, 1)
+        model[b"big%04d" % i] = big
+    # the pool's page, and no fresh one (not even as the class's first): at the limit, it evicts
+    assert arena.class_pages(POOL) == 0 and arena.pages_used == 3
+    assert arena.class_pages(big_class) == 1 and arena.evictions > 0
+    _check(arena, model)
+
+
+def test_a_pool_page_handed_to_a_class() -> None:
+    arena = SlabArena(8 * PAGE)
+    cls = _class_of(arena, KEY % 0, VALUE)
+    _fill(arena, 2 * PAGE // arena.sizes[cls])
+    assert not arena.give_pool_page(cls + 1)
+    _clear(arena, cls, POOL)
+    assert arena.give_pool_page(cls + 1) and arena.class_pages(cls + 1) == 1 and arena.class_pages(POOL) == 0
+
+
+def test_chain_links_on_the_page_are_rescued() -> None:
+    arena = SlabArena(16 * PAGE)
+    largest = arena.class_count - 1
+    rng = random.Random(3)
+    model = {}
+    for i in range(6):  # 700 KB values: a head and a link each, 12 chunks, 6 pages
+        value = rng.randbytes(700_000)
+        assert arena.store(b"big%d" % i, value, 0, 0, i + 1)
+        model[b"big%d" % i] = value
+    for i in (1, 3):
+        arena.unlink(arena.find(b"big%d" % i))
+        del model[b"big%d" % i]
+    _clear(arena, largest, 0, budget=1)
+    assert arena.evictions_nomem == 0 and arena.rescues + arena.chunk_rescues > 0
+    _check(arena, model)
+
+
+def test_requests_between_slices_never_see_a_wrong_value() -> None:
+    """Sets, overwrites and deletes in the class being cleared (and others) between slices of
+    a few chunks, with a model beside: every key read gives its value or is gone, the page
+    ends empty and goes to the other class, the counts add up. (64 KiB pages: a few hundred
+    chunks each.)"""
+    rng = random.Random(5)
+    page_size = 1 << 16
+    for round_ in range(3):
+        arena = SlabArena(6 * page_size, page_size=page_size)
+        cls = _class_of(arena, KEY % 0, VALUE)
+        per_page = page_size // arena.sizes[cls]
+        model = _fill(arena, 3 * per_page)
+        dst = cls + 2
+        page = arena.begin_clearing(cls)
+        at = 0
+        step = 0
+        while at < per_page:
+            at = arena.clear_chunks(at, rng.choice((1, 7, 50)))
+            for _ in range(rng.randrange(30)):
+                step += 1
+                key = KEY % rng.randrange(4 * per_page)
+                roll = rng.random()
+                if roll < 0.6:
+                    _store(arena, model, key, (b"%d-%d" % (round_, step)).ljust(len(VALUE) - rng.randrange(20), b"."), step)
+                elif roll < 0.9:
+                    _delete(arena, model, key)
+                else:
+                    _store(arena, model, b"n%d" % step, b"x" * 300, step)
+            _check(arena, model)
+        start = (page + 1) * page_size
+        assert not any(start <= arena.find(k) * 8 < start + page_size for k in model)  # nothing lives on it
+        arena.finish_clearing(dst)
+        _check(arena, model)
+        assert arena.class_pages(dst) >= 1
+        filler = b"d" * (arena.sizes[dst] - HEADER - 6)
+        for i in range(page_size // arena.sizes[dst]):  # the destination fills its page
+            assert arena.store(b"d%05d" % i, filler, 0, 0, i)
+            model[b"d%05d" % i] = filler
+        _check(arena, model)
+
+
+def test_an_allocation_that_moves_a_page_leaves_the_one_being_cleared_alone() -> None:
+    arena = SlabArena(2 * PAGE)
+    cls = _class_of(arena, KEY % 0, VALUE)
+    per_page = PAGE // arena.sizes[cls]
+    _fill(arena, 2 * per_page)
+    page = arena.begin_clearing(cls)
+    assert arena.move_page(cls, cls + 1)  # the class's other page
+    assert not arena.move_page(cls, cls + 1)  # only the one being cleared is left
+    assert arena.clearing == page
+    with pytest.raises(ValueError):
+        arena.begin_clearing(cls)

@@ -16,7 +16,10 @@ from typing import Any, Awaitable, Callable
 import pytest
 import uvloop
 
-from net_backends.posix.socket_stream import HIGH_WATER, SocketListener, SocketTransport, listening_sockets
+from net_backends.posix import overlaps, resolve_passive
+from net_backends.posix.socket_stream import (
+    HIGH_WATER, SocketListener, SocketTransport, listening_sockets, shared_sockets,
+)
 
 
 class Recorder:
@@ -311,6 +314,31 @@ def test_listening_sockets_share_the_port_and_report_a_taken_one() -> None:
     finally:
         for sock in first + second:
             sock.close()
+
+
+def test_shared_udp_sockets_on_every_address() -> None:
+    """``""``: one socket per address family of the machine, each shareable (SO_REUSEPORT)."""
+    first = shared_sockets("", 0, socket.SOCK_DGRAM)
+    port = first[0].getsockname()[1]
+    try:
+        assert {sock.family for sock in first} >= {socket.AF_INET}
+        assert all(sock.type == socket.SOCK_DGRAM for sock in first)
+        second = shared_sockets("127.0.0.1", port, socket.SOCK_DGRAM)  # another shard's, on one address
+        second[0].close()
+    finally:
+        for sock in first:
+            sock.close()
+
+
+def test_addresses_that_overlap() -> None:
+    """What a memcached binding one after the other without SO_REUSEPORT fails on."""
+    v4, v6 = socket.AF_INET, socket.AF_INET6
+    assert overlaps((v4, "127.0.0.1", 5), (v4, "127.0.0.1", 5))
+    assert overlaps((v4, "0.0.0.0", 5), (v4, "127.0.0.1", 5)) and overlaps((v6, "::1", 5), (v6, "::", 5))
+    assert not overlaps((v4, "127.0.0.1", 5), (v4, "127.0.0.1", 6))
+    assert not overlaps((v4, "127.0.0.1", 5), (v4, "127.0.0.2", 5))
+    assert not overlaps((v4, "0.0.0.0", 5), (v6, "::", 5))  # IPv6 sockets are IPv6-only here
+    assert resolve_passive("", 5)[0][2] == 5 and (v4, "0.0.0.0", 5) in resolve_passive("", 5)
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytes:

@@ -15,7 +15,7 @@ import pytest
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheClientError, MemcacheUnexpectedCloseError
 
-from tests.servers import Server, require_tool, start_server
+from tests.servers import Server, free_port, require_tool, server_kinds, start_server
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,16 @@ def _tls_ready(
     return ready
 
 
+def _plain_version(address: tuple[str, int]) -> bytes:
+    """What a client in the clear gets for ``version`` (b"" if the server hangs up)."""
+    with socket.create_connection(address, timeout=5) as plain:
+        plain.sendall(b"version\r\n")
+        try:
+            return plain.recv(100)
+        except ConnectionResetError:
+            return b""
+
+
 def test_tls_client_served_plain_client_not(cert: tuple[str, str]) -> None:
     cert_path, key_path = cert
     with start_server("kvshard", "-Z", "-o", f"ssl_chain_cert={cert_path},ssl_key={key_path}",
@@ -59,13 +69,7 @@ def test_tls_client_served_plain_client_not(cert: tuple[str, str]) -> None:
         assert client.get_many(list(values)) == values
         assert client.incr("tls:n", 1) is None and client.set("tls:n", b"5", noreply=False) and client.incr("tls:n", 2) == 7
         client.close()
-        with socket.create_connection(server.address, timeout=5) as plain:
-            plain.sendall(b"version\r\n")
-            try:
-                answer = plain.recv(100)
-            except ConnectionResetError:
-                answer = b""
-            assert not answer.startswith(b"VERSION")
+        assert not _plain_version(server.address).startswith(b"VERSION")
 
 
 def test_client_certificate_required_when_asked(cert: tuple[str, str]) -> None:
@@ -117,6 +121,19 @@ def test_sasl_over_tls(cert: tuple[str, str], tmp_path: Path) -> None:
         client.disconnect_all()
         with pytest.raises(MemcachedException, match="Auth failure"):
             bmemcached.Client((address,), "bob", "nope", tls_context=_client_context(cert_path)).get("k")
+
+
+@pytest.mark.parametrize("kind", server_kinds())
+def test_a_notls_listener_is_plain_tcp(cert: tuple[str, str], kind: str) -> None:
+    """-Z with -l notls:ADDR:PORT: that listener serves plain TCP, the others TLS only, as in
+    memcached 1.6.18 (run against both)."""
+    cert_path, key_path = cert
+    plain_port = free_port()
+    with start_server(kind, "-Z", "-o", f"ssl_chain_cert={cert_path},ssl_key={key_path}",
+                      "-l", f"notls:127.0.0.1:{plain_port}", ready=_tls_ready(cert_path)) as server:
+        assert _plain_version(("127.0.0.1", plain_port)).startswith(b"VERSION ")
+        assert _tls_ready(cert_path)(server)
+        assert not _plain_version(server.address).startswith(b"VERSION")
 
 
 @pytest.mark.parametrize(("flags", "message"), [

@@ -15,7 +15,8 @@ import pytest
 
 from kvshard.routing import owner_of
 from tests.conformance.wire import Wire
-from tests.servers import Server, start_server
+from tests.conformance.binwire import BinWire
+from tests.servers import Server, free_port, server_kinds, start_server
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +109,17 @@ def test_dash_vv_names_the_bound_protocol_of_a_new_connection(tmp_path: Path, pr
         with Wire.connect(server.address) as conn:
             conn.call(b"get named\r\n", b"END\r\n")
         _wait_for(stderr, r"<\d+ " + re.escape(line) + r"\n")
+
+
+@pytest.mark.parametrize("kind", server_kinds())
+def test_dash_vv_names_the_protocol_of_a_listener(tmp_path: Path, kind: str) -> None:
+    """At -vv each listening socket is logged with its protocol, and a connection to an ``-l
+    proto[binary]:`` listener is a binary one, whatever -B says (run against memcached too)."""
+    port = free_port()
+    with (tmp_path / "stderr").open("w+b") as stderr, start_server(
+        kind, "-vv", "-B", "ascii", "-l", f"proto[binary]:127.0.0.1:{port}", stderr=stderr,
+    ):
+        _wait_for(stderr, r"<\d+ server listening \(ascii\)\n")
+        _wait_for(stderr, r"<\d+ server listening \(binary\)\n")
+        BinWire(("127.0.0.1", port)).close()
+        _wait_for(stderr, r"<\d+ new binary client connection\.\n")

@@ -4,21 +4,16 @@ the ``lru`` changes checked here).
 
 Theory of operation
 -------------------
-kvshard has no run-time control of ``slabs``: pages do not move between classes on command.
-It is answered exactly as memcached 1.6.18 answers it with the feature off, so a client gets
-memcached's bytes and never an ``OK`` for a change that did not happen:
+``slabs reassign <src> <dst>`` and ``slabs automove <level>|ratio <r>`` change the item store, on
+every shard: the parser hands them over (``ITEM_ADMIN``) to kvshard.slab_mover, which reads the
+automove arguments with :func:`slabs_automove_setting`. Every other ``slabs`` line is
+``ERROR``, as memcached answers it.
 
-* ``slabs reassign <src> <dst>``: as memcached ``-o no_slab_reassign``: ``CLIENT_ERROR slab
-  reassignment disabled`` (before the numbers are read).
-* ``slabs automove <level>`` (and ``slabs automove ratio <r>``): the arguments are checked as
-  memcached checks them (``CLIENT_ERROR bad command line format`` for a level that is no
-  number, ``ERROR`` above 2 or for a bad ratio); ``0`` (off, which it is) answers ``OK``; a
-  level that would turn moving on answers ``ERROR``, as kvshard cannot.
-* ``lru tune <hot_pct> <warm_pct> <hot_factor> <warm_factor>``, ``lru mode flat|segmented``,
-  ``lru temp_ttl <ttl>``: :func:`lru_change` checks them as memcached does, with its messages,
-  and says what to change (every shard's kvshard.lru_maintainer applies it); ``mode`` and
-  ``temp_ttl`` answer ``ERROR`` without the LRU maintainer (``-o no_lru_maintainer``), as
-  memcached's, ``tune`` works either way.
+``lru tune <hot_pct> <warm_pct> <hot_factor> <warm_factor>``, ``lru mode flat|segmented``,
+``lru temp_ttl <ttl>`` go to kvshard.item_commands too: :func:`lru_change` checks them as
+memcached does, with its messages, and says what to change (every shard's
+kvshard.lru_maintainer applies it); ``mode`` and ``temp_ttl`` answer ``ERROR`` without the LRU
+maintainer (``-o no_lru_maintainer``), as memcached's, ``tune`` works either way.
 
 Token counts follow memcached's (which counts one empty token more than :func:`tokenize`
 returns): a wrong count is ``ERROR``.
@@ -30,9 +25,8 @@ from typing import Any, Callable, Final
 
 from .numbers import strtol32, strtoul32
 
-__all__ = ["ADMIN_COMMANDS", "admin_reply", "lru_change"]
+__all__ = ["ADMIN_COMMANDS", "admin_reply", "lru_change", "slabs_automove_setting"]
 
-_OK: Final = b"OK\r\n"
 _ERROR: Final = b"ERROR\r\n"
 _BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
 _NOREPLY: Final = b"noreply"
@@ -50,21 +44,21 @@ def _strtod(token: bytes) -> float | None:
 
 
 def _slabs(tokens: list[bytes]) -> bytes:
-    n = len(tokens)
-    if n == 4 and tokens[1] == b"reassign":
-        return b"CLIENT_ERROR slab reassignment disabled\r\n"
-    if n >= 3 and tokens[1] == b"automove":
-        return b"" if tokens[-1] == _NOREPLY else _slabs_automove(tokens)
-    return _ERROR
+    return _ERROR  # (the forms that do something go to kvshard.slab_mover)
 
 
-def _slabs_automove(tokens: list[bytes]) -> bytes:
-    if tokens[2] == b"ratio":  # a bad ratio is ERROR to memcached too; a good one has no mover to tune here
-        return _ERROR
+def slabs_automove_setting(tokens: list[bytes]) -> tuple[str, float] | bytes:
+    """``slabs automove <level>`` or ``slabs automove ratio <r>`` (three tokens at least), read
+    as memcached reads them: ("level", 0|1|2) or ("ratio", r), else the error line
+    (``CLIENT_ERROR bad command line format`` for a level that is no number, ``ERROR`` above 2
+    or for a ratio that is missing or no number)."""
+    if tokens[2] == b"ratio":
+        ratio = _strtod(tokens[3]) if len(tokens) >= 4 else None
+        return _ERROR if ratio is None else ("ratio", ratio)
     level = strtoul32(tokens[2])
     if level is None:
         return _BAD_FORMAT
-    return _OK if level == 0 else _ERROR  # 1 and 2 would start moving pages: not here
+    return ("level", level) if level <= 2 else _ERROR
 
 
 def lru_change(tokens: list[bytes], maintainer_running: bool) -> bytes | tuple[str, tuple[Any, ...]]:

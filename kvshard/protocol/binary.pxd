@@ -8,3 +8,21 @@ cpdef bytes get_hit(unsigned int opaque, unsigned long long cas, unsigned int fl
 cdef void _put_be32(unsigned char *out, unsigned int n)
 @cython.locals(p=cython.p_uchar, key_len=cython.uint, body_len=cython.uint, opaque=cython.uint)
 cpdef object single_get(bytes data)
+
+
+cdef class BinaryParser:
+    cdef public Py_ssize_t max_item_size
+    cdef public bint locked
+    cdef public bint held
+    cdef public object _known
+    cdef public bytes _buf
+    cdef public list _parts
+    cdef public Py_ssize_t _missing
+    cdef public object _header
+    cdef public object _too_large
+    cdef public Py_ssize_t _swallow
+    cdef public bint _closed
+
+    cpdef bint is_idle(self)
+    @cython.locals(pos=Py_ssize_t, end=Py_ssize_t, n=Py_ssize_t, buf=bytes)
+    cpdef list feed(self, data)

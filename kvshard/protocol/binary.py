@@ -302,6 +302,10 @@ class BinaryParser:
     @property
     def idle(self) -> bool:
         """Nothing held back: the next byte fed starts a new packet."""
+        return self.is_idle()
+
+    def is_idle(self) -> bool:
+        """:attr:`idle`, as a method (a direct call for the compiled session)."""
         return not self._buf and self._header is None and not self._swallow and not self._closed and not self._missing
 
     def feed(self, data: bytes) -> list[Request]:

@@ -3,7 +3,11 @@
 cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from posix.unistd cimport read as c_read, write as c_write
+
+cdef extern from "<sys/socket.h>":
+    ssize_t c_recv "recv"(int fd, void *buf, size_t n, int flags)
+    ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags)
+    int MSG_NOSIGNAL
 
 cdef extern from *:
     """
@@ -18,12 +22,17 @@ cdef frozenset _TRY_AGAIN
 cdef int _OPEN, _CLOSING, _CLOSED
 
 
+cdef class StreamProtocol:
+    cpdef data_received(self, data)
+
+
 cdef class SocketTransport:
     cdef object _loop
     cdef object _sock
     cdef int _fd
     cdef object _protocol
     cdef object _data_received
+    cdef StreamProtocol _stream
     cdef int _state
     cdef bint _reading
     cdef bint _eof_wanted
@@ -34,7 +43,7 @@ cdef class SocketTransport:
     cdef bint _writing_paused
     cdef dict _extra
 
-    @cython.locals(count=Py_ssize_t, code=int)
+    @cython.locals(count=Py_ssize_t, code=int, data=bytes)
     cpdef _on_readable(self)
     @cython.locals(size=Py_ssize_t, sent=Py_ssize_t, code=int)
     cpdef write(self, data)

@@ -8,9 +8,9 @@ taken around each) and runs every ``write`` through four layers before ``write(2
 socket (no TLS: TLS stays with uvloop) this module does the same work directly:
 
 * the loop only watches the descriptor (``add_reader``); one callback per readiness reads with
-  ``read(2)`` into a buffer the shard's connections share, makes one ``bytes`` of what came
+  ``recv(2)`` into a buffer the shard's connections share, makes one ``bytes`` of what came
   and hands it to the protocol's ``data_received`` (bound once);
-* ``write`` calls ``write(2)`` at once and queues only what the kernel did not take; the queue
+* ``write`` calls ``send(2)`` at once and queues only what the kernel did not take; the queue
   is watched with ``add_writer`` until it drains.
 
 One read per readiness: the loop's epoll is level-triggered, so what is left in the socket
@@ -49,10 +49,16 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-__all__ = ["READ_SIZE", "HIGH_WATER", "SocketListener", "SocketTransport", "listening_sockets"]
+__all__ = [
+    "COMPILED", "READ_SIZE", "HIGH_WATER", "SocketListener", "SocketTransport", "StreamProtocol", "listening_sockets",
+    "shared_sockets",
+]
 
 log = logging.getLogger("net_backends.posix")
 
+COMPILED: bool = cython.compiled
+"""True in the extension module: only compiled does this transport beat uvloop's (interpreted,
+:class:`~net_backends.posix.PosixStack` keeps uvloop's)."""
 READ_SIZE = 64 << 10  # the most one read takes (what is left waits in the socket for the next turn)
 HIGH_WATER = 64 << 10  # bytes queued beyond which the protocol is asked to pause writing
 _READ_SIZE = READ_SIZE
@@ -66,6 +72,17 @@ _CLOSING = 1
 _CLOSED = 2
 
 
+class StreamProtocol:
+    """A protocol that :class:`SocketTransport` reaches with a C call per read (compiled):
+    subclass it and define ``data_received``. Any other asyncio protocol works too, through an
+    ordinary Python call."""
+
+    __slots__ = ()
+
+    def data_received(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
 class SocketTransport:
     """An asyncio transport over one connected, non-blocking socket; see the module docstring."""
 
@@ -73,8 +90,7 @@ class SocketTransport:
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
-        self._protocol = protocol
-        self._data_received = protocol.data_received
+        self._use_protocol(protocol)
         self._state = _OPEN
         self._reading = False
         self._eof_wanted = False  # write_eof() waits for the queue
@@ -94,9 +110,13 @@ class SocketTransport:
 
     def _on_readable(self) -> None:
         if cython.compiled:
-            count = c_read(self._fd, PyByteArray_AS_STRING(_read_buffer), _READ_SIZE)
+            count = c_recv(self._fd, PyByteArray_AS_STRING(_read_buffer), _READ_SIZE, 0)
             if count > 0:
-                self._data_received(PyBytes_FromStringAndSize(PyByteArray_AS_STRING(_read_buffer), count))
+                data = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(_read_buffer), count)
+                if self._stream is not None:
+                    self._stream.data_received(data)
+                else:
+                    self._data_received(data)
                 return
             if count < 0:
                 code = errno_value()
@@ -148,7 +168,7 @@ class SocketTransport:
             self._enqueue(data)
             return
         if cython.compiled:
-            sent = c_write(self._fd, PyBytes_AS_STRING(data), size)
+            sent = c_send(self._fd, PyBytes_AS_STRING(data), size, MSG_NOSIGNAL)
             if sent == size:
                 return
             if sent < 0:
@@ -283,8 +303,12 @@ class SocketTransport:
         return self._protocol
 
     def set_protocol(self, protocol: Any) -> None:
+        self._use_protocol(protocol)
+
+    def _use_protocol(self, protocol: Any) -> None:
         self._protocol = protocol
-        self._data_received = protocol.data_received
+        self._data_received = protocol.data_received  # bound once, called per read
+        self._stream = protocol if isinstance(protocol, StreamProtocol) else None
 
 
 def _address(getter: Callable[[], Any]) -> Any:
@@ -363,18 +387,27 @@ def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]
     """Listening TCP sockets for ``host:port`` as ``loop.create_server(host, port,
     reuse_port=True, reuse_address=True)`` opens them: one per address ``host`` resolves to
     (IPv6 ones IPv6-only), each shared with the other shards by ``SO_REUSEPORT``."""
+    sockets = shared_sockets(host, port, socket.SOCK_STREAM)
+    for sock in sockets:
+        sock.listen(backlog)
+    return sockets
+
+
+def shared_sockets(host: str, port: int, kind: int) -> list[socket.socket]:
+    """Sockets of ``kind`` (TCP or UDP) bound to ``host:port`` (``""``: every address), one per
+    address ``host`` resolves to (IPv6 ones IPv6-only), each shared with the other shards by
+    ``SO_REUSEPORT`` (and, for TCP, ``SO_REUSEADDR``), non-blocking."""
     sockets: list[socket.socket] = []
     seen: set[tuple[int, Any]] = set()
     try:
-        for family, kind, proto, _, address in socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE,
-        ):
+        for family, _, proto, _, address in socket.getaddrinfo(host or None, port, type=kind, flags=socket.AI_PASSIVE):
             if (family, address) in seen:
                 continue
             seen.add((family, address))
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -382,7 +415,7 @@ def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]
                 sock.bind(address)
             except OSError as exc:
                 raise OSError(exc.errno, f"error while attempting to bind on address {address!r}: {exc.strerror}") from None
-            sock.listen(backlog)
+            sock.setblocking(False)
     except BaseException:
         for sock in sockets:
             sock.close()

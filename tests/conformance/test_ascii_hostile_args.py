@@ -3,19 +3,18 @@ still takes, and the administration commands (``cache_memlimit``, ``slabs``, ``l
 ``lru_crawler``) with bad and good arguments.
 
 Both servers run with the crawler off (``-o no_lru_crawler``, so its commands answer as a
-disabled crawler does) and with the features kvshard does not have turned off on memcached's
-side (``-o no_slab_reassign``), which is what kvshard answers as (kvshard.protocol.ascii_admin);
-the LRU maintainer is off on both (``-o no_lru_maintainer``), so ``lru mode|temp_ttl`` are refused
-while ``lru tune`` still stores its numbers. Where memcached still answers ``OK`` for a setting that kvshard
-has nothing behind, the difference is on purpose and spelled out in
-:func:`test_settings_kvshard_has_nothing_behind`.
+disabled crawler does) and the LRU maintainer off (``-o no_lru_maintainer``), so ``lru
+mode|temp_ttl`` are refused while ``lru tune`` still stores its numbers; slab reassignment is on,
+as memcached 1.6's default, and :func:`test_slab_reassignment_off` has it off. Every setting
+memcached stores kvshard stores too (the segmented LRU and the slab mover are both there), so
+both answer alike.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.servers import Server
+from tests.servers import server_kinds, start_server
 
 from kvshard.protocol.ascii import R_BAD_DELTA as BAD_DELTA
 from kvshard.protocol.ascii import R_ERROR as ERROR
@@ -26,7 +25,7 @@ from .test_ascii_errors import BAD_FORMAT
 from .test_ascii_stats import read_stats
 from .wire import Wire, storage, value
 
-server = server_with("-o", "no_slab_reassign,no_lru_crawler,no_lru_maintainer")
+server = server_with("-o", "no_lru_crawler,no_lru_maintainer")
 
 TOO_SMALL = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
 REASSIGN_OFF = b"CLIENT_ERROR slab reassignment disabled\r\n"
@@ -109,10 +108,15 @@ def test_verbosity_minus_zero(conn: Wire) -> None:
     (b"slabs automove abc noreply", b""),
     (b"slabs automove ratio", ERROR),
     (b"slabs automove ratio abc", ERROR),
+    (b"slabs automove ratio 0.5 x", OK),
+    (b"slabs automove ratio 0.8", OK),
+    (b"slabs automove 2", OK),
+    (b"slabs automove 1", OK),
     (b"slabs reassign", ERROR),
     (b"slabs reassign 1", ERROR),
-    (b"slabs reassign a b", REASSIGN_OFF),
-    (b"slabs reassign 1 2", REASSIGN_OFF),
+    (b"slabs reassign a b", BAD_FORMAT),
+    (b"slabs reassign +1 1", b"SAME src and dst class are identical\r\n"),
+    (b"slabs reassign 1 99", b"BADCLASS invalid src or dst class id\r\n"),
     (b"slabs reassign 1 2 3", ERROR),
     (b"lru", ERROR),
     (b"lru bogus", ERROR),
@@ -150,12 +154,12 @@ def test_administration_commands(conn: Wire, line: bytes, answer: bytes) -> None
     conn.call(line + b"\r\n", answer)
 
 
-@pytest.mark.parametrize("line, kvshard_answer, memcached_answer", [
-    (b"slabs automove 1", ERROR, OK),
-    (b"slabs automove ratio 0.5 x", ERROR, OK),
-])
-def test_settings_kvshard_has_nothing_behind(conn: Wire, server: Server, line: bytes, kvshard_answer: bytes,
-                                             memcached_answer: bytes) -> None:
-    """memcached stores these even with the feature off; kvshard has no such setting and does
-    not claim one."""
-    conn.call(line + b"\r\n", kvshard_answer if server.kind == "kvshard" else memcached_answer)
+@pytest.mark.parametrize("kind", server_kinds())
+def test_slab_reassignment_off(kind: str) -> None:
+    """-o no_slab_reassign: reassign is refused before its numbers are read; automove is
+    still set, as memcached sets it (nothing moves: kvshard.slab_mover)."""
+    with start_server(kind, "-o", "no_slab_reassign") as off, Wire.connect(off.address) as conn:
+        for line, answer in ((b"slabs reassign a b", REASSIGN_OFF), (b"slabs reassign 1 2", REASSIGN_OFF),
+                             (b"slabs reassign 1 2 3", ERROR), (b"slabs automove 1", OK),
+                             (b"slabs automove 3", ERROR), (b"slabs automove ratio 0.5 x", OK)):
+            conn.call(line + b"\r\n", answer)

@@ -1,5 +1,6 @@
 """``stats slabs`` and ``stats items`` against memcached 1.6.18: the same fields (or listed in
-the README as not reported), with the same meaning; allocator-dependent values may differ."""
+the README as not reported), with the same meaning; allocator-dependent values may differ. The
+commands ``stats slabs`` counts per class are counted in the same classes."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import pytest
 
 from tests.servers import server_kinds, start_server
 
+from .test_ascii_stats import read_stats
 from .test_stats_fields import not_reported
 from .wire import Wire, storage, value
 
 SMALL, BIG = b"s" * 100, b"b" * 5000
+SMALL_200 = b"s" * 200
 
 
 def _stat_lines(conn: Wire, group: bytes) -> dict[str, str]:
@@ -76,3 +79,34 @@ def test_every_memcached_field_is_reported_or_listed() -> None:
         assert ours_set <= theirs_set, ours_set - theirs_set
         assert theirs_set - ours_set == listed & theirs_set, (theirs_set - ours_set) ^ (listed & theirs_set)
         assert not ours_set & listed
+
+
+@pytest.mark.parametrize("kind", server_kinds())
+def test_commands_are_counted_per_class(kind: str) -> None:
+    with start_server(kind) as started, Wire.connect(started.address) as conn:
+        counter = b" " * 199 + b"5"  # a number in the small items' class
+        conn.call(storage(b"set", b"count", counter), b"STORED\r\n")
+        conn.call(storage(b"set", b"small", SMALL_200), b"STORED\r\n")
+        conn.call(storage(b"set", b"big", BIG), b"STORED\r\n")
+        conn.call(b"get small big nothing\r\n", value(b"small", SMALL_200) + value(b"big", BIG) + b"END\r\n")
+        conn.call(b"incr count 2\r\n", b"7\r\n")
+        conn.call(b"decr count 1\r\n", b"6\r\n")
+        conn.call(b"touch big 100\r\n", b"TOUCHED\r\n")
+        conn.call(storage(b"cas", b"big", BIG, cas=1), b"EXISTS\r\n")
+        cas = int(conn.request(b"gets big\r\n").split(b"\r\n")[0].split()[-1])
+        conn.call(storage(b"cas", b"big", BIG, cas=cas), b"STORED\r\n")
+        conn.call(b"delete small\r\n", b"DELETED\r\n")
+        conn.call(b"mg big v\r\n", b"VA 5000\r\n" + BIG + b"\r\n")
+        slabs = read_stats(conn, b" slabs")
+        ids = sorted({int(name.split(":")[0]) for name in slabs if ":" in name})
+        assert len(ids) == 2
+        small_id, big_id = ids
+        names = ("get_hits", "cmd_set", "delete_hits", "incr_hits", "decr_hits", "cas_hits", "cas_badval", "touch_hits")
+        counted = {c: [int(slabs[f"{c}:{n}"]) for n in names] for c in ids}
+        assert counted[small_id] == [1, 2, 1, 1, 1, 0, 0, 0]
+        assert counted[big_id] == [3, 3, 0, 0, 0, 1, 1, 1]
+        totals = read_stats(conn)
+        assert [int(totals[n]) for n in names] == [a + b for a, b in zip(counted[small_id], counted[big_id])]
+        conn.call(b"stats reset\r\n", b"RESET\r\n")
+        slabs = read_stats(conn, b" slabs")
+        assert all(slabs[f"{c}:{n}"] == "0" for c in ids for n in names)

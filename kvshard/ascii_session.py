@@ -194,11 +194,13 @@ class AsciiSession:
             d.reply(refusal)
 
     def _item_admin(self, cmd: tuple[Any, ...]) -> None:
-        """``cache_memlimit`` and ``lru_crawler`` (kvshard.item_commands), ``slabs``
+        """``cache_memlimit``, ``lru_crawler`` and ``lru`` (kvshard.item_commands), ``slabs``
         (kvshard.slab_mover)."""
         tokens = cmd[1]
         if tokens[0] == b"cache_memlimit":
             item_commands.cache_memlimit(self._dispatcher, tokens)
+        elif tokens[0] == b"lru":
+            item_commands.lru(self._ctx, self._dispatcher, tokens)
         elif tokens[0] == b"slabs":
             slab_mover.slabs_command(self._ctx, self._dispatcher, tokens)
         else:

@@ -5,7 +5,7 @@ from cpython.bytes cimport PyBytes_AS_STRING
 from kvshard.protocol.ascii cimport value_line, value_block_shell
 from kvshard.slab_arena cimport SlabArena
 
-cdef Py_ssize_t _AT_GET_HITS, _AT_CMD_SET, _AT_DELETE_HITS, _AT_INCR_HITS, _AT_DECR_HITS, _AT_CAS_HITS
+cdef Py_ssize_t _AT_CMD_SET, _AT_DELETE_HITS, _AT_INCR_HITS, _AT_DECR_HITS, _AT_CAS_HITS
 cdef Py_ssize_t _AT_CAS_BADVAL, _AT_TOUCH_HITS
 
 cpdef tuple render(bytes key, object flags, bytes value)
@@ -22,7 +22,6 @@ cdef class Cache:
     cdef long long _evictions_seen, _reclaims_seen
     cdef tuple _seen_counts
     cdef public object _second
-    cdef public object active_horizon
     cdef int _watch_flags
     cdef public object watch_log
     cdef object __weakref__

@@ -4,12 +4,12 @@ Theory of operation
 -------------------
 Each shard owns one :class:`Cache`; only that shard's thread touches it, so there are no locks.
 Items live in a :class:`~kvshard.slab_arena.SlabArena`: chunks of an mmap carved into slab
-classes, a flat index, one LRU per class, no Python object per item. The arena evicts: as in
-memcached's segmented LRU, a hit does not move an item, it only marks it (see ``marks``
-below), and an item that reaches the tail of its class ACTIVE (hit at least twice) gets a
-second chance (moved to the head, ACTIVE cleared) as memcached moves an active item from COLD
-to WARM instead of evicting it. So a scan of keys read once pushes out other keys read once,
-not the ones in steady use, and a hit costs no relinking.
+classes, a flat index, no Python object per item, and memcached 1.6's segmented LRU per class
+(HOT, WARM, COLD, TEMP; the arena's docstring has its rules, kvshard.lru_maintainer moves items
+between the lists). A hit does not move an item, it only marks it (see ``marks`` below), but
+for a COLD item becoming ACTIVE, which moves to WARM; the arena evicts from COLD's tail. So a
+scan of keys read once pushes out other keys read once, not the ones in steady use, and a hit
+costs no relinking.
 
 The cache hands items to the protocol layers as the tuple
 ``(block, flags, expire_at, cas, header_len, seen, marks)``, built from the arena on each
@@ -27,10 +27,11 @@ access (:meth:`Cache.get_block` skips the tuple for the commonest reply):
     of bits (:data:`FETCHED`, :data:`ACTIVE`, :data:`STALE`, :data:`WIN_SENT`,
     :data:`BINARY_KEY`). They follow memcached's segmented LRU, which the meta commands
     show (``mg h l``, ``me``): the first hit only marks an item FETCHED; the next makes it
-    ACTIVE and sets ``seen`` to now; an active item's ``seen`` is refreshed at most once a
-    minute (memcached's LRU maintainer clears ACTIVE now and then; this is its stand-in).
-    A hit checks one mark and one time against :attr:`Cache.active_horizon` (moved by
-    :meth:`Cache.tick`, every second) before doing any of that.
+    ACTIVE and sets ``seen`` to now (a COLD item moves to WARM instead); a hit on an ACTIVE
+    item changes nothing until the maintainer clears the mark at a HOT or WARM tail. So a hit
+    checks one mark before doing any of that, and counts one integer of its list (hits_to_*).
+    With the LRU flat (``lru mode flat``) a hit marks FETCHED and relinks the item at most
+    once a minute, as memcached's.
 
 Memory: ``limit`` (the shard's share of ``-m``) is the arena's size in pages; ``used`` is
 memcached's ``bytes``, header + key + value of every item. An item that cannot fit in the
@@ -64,7 +65,7 @@ except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
 from .counters import (
-    CAS_BADVAL, CAS_HITS, CLASS_SLOTS, CMD_SET, DECR_HITS, DELETE_HITS, GET_HITS, INCR_HITS, TOUCH_HITS, CacheCounters,
+    CAS_BADVAL, CAS_HITS, CLASS_SLOTS, CMD_SET, DECR_HITS, DELETE_HITS, INCR_HITS, TOUCH_HITS, CacheCounters,
 )
 from .protocol.ascii import value_line
 from .protocol.watch import LOG_EVICTIONS, LOG_FETCHERS, LOG_MUTATIONS
@@ -104,9 +105,8 @@ WIN_SENT: Final = 2    # a client was told it won the right to recache (W); othe
 BINARY_KEY: Final = 4  # stored by a meta command with a base64 key (k answers in base64)
 FETCHED: Final = 8     # hit at least once
 ACTIVE: Final = 16     # hit again since: the highest mark, so "marks < ACTIVE" = not active
-_ACTIVE_REFRESH: Final = 60  # seconds between refreshes of an active item's ``seen``
-# where each per-class counter's classes begin in CacheCounters.per_class
-_AT_GET_HITS: Final = GET_HITS * CLASS_SLOTS
+# where each per-class counter's classes begin in CacheCounters.per_class (get hits are the
+# arena's hits_to_* counts: see CacheCounters.hit_source)
 _AT_CMD_SET: Final = CMD_SET * CLASS_SLOTS
 _AT_DELETE_HITS: Final = DELETE_HITS * CLASS_SLOTS
 _AT_INCR_HITS: Final = INCR_HITS * CLASS_SLOTS
@@ -166,13 +166,11 @@ class Cache:
         self._cas_counter = 0
         self._shard_id = shard_id
         self._shard_count = shard_count
-        self.stats = CacheCounters()
+        self.stats = CacheCounters(self._arena)
         self._evictions_seen = 0
         self._reclaims_seen = 0
         self._seen_counts = (0, 0, 0)
         self._second = int(clock())
-        # a hit on an item that is not ACTIVE, or whose ``seen`` is older than this, updates it
-        self.active_horizon = self._second - _ACTIVE_REFRESH
         # the log streams some connection watches (0: nobody) and the hub to tell (see above)
         self._watch_flags = 0
         self.watch_log: Any = None
@@ -289,16 +287,18 @@ class Cache:
         self._seen_counts = (arena.expired_unfetched, arena.evicted_unfetched, arena.evicted_active)
 
     def _hit(self, ref: int) -> None:
-        """Mark a hit on a live item: FETCHED first, then ACTIVE with ``seen`` refreshed (at
-        most once a minute while it stays active)."""
+        """Mark a hit on a live item (memcached's do_item_bump): FETCHED first, then ACTIVE
+        with ``seen`` now (a COLD item moves to WARM); flat, FETCHED and a relink at most once
+        a minute."""
         arena = self._arena
         marks = arena.marks(ref)
-        if marks < ACTIVE or arena.atime(ref) < self.active_horizon:
+        if marks < ACTIVE or not arena.segmented:
             if not marks & FETCHED:
                 arena.set_marks(ref, marks | FETCHED)
-            else:
-                arena.set_atime(ref, self.now_second())
-                arena.set_marks(ref, marks | ACTIVE)
+            elif arena.segmented:
+                arena.activate(ref, self.now_second())
+            if not arena.segmented:
+                arena.bump(ref, self.now_second())
 
     # ----- commands ----------------------------------------------------------------------------
 
@@ -334,7 +334,7 @@ class Cache:
         """:meth:`_live_ref`, counting a hit (and marking the item) or a miss."""
         ref = self._live_ref(key)
         if ref:
-            self.stats.per_class[_AT_GET_HITS + self._arena.clsid(ref)] += 1
+            self._arena.count_hit(ref)
             self._hit(ref)
         else:
             self.stats.get_misses += 1
@@ -345,15 +345,24 @@ class Cache:
         self._arena.now = self._clock()
         return self._arena.page_size, self._arena.class_stats()
 
+    def count_get_hit(self, key: bytes) -> None:
+        """A get hit a protocol layer served from :meth:`peek` (mg): counted as :meth:`get`
+        counts one (on the item's LRU list, which is its class's get_hits too)."""
+        ref = self._arena.find(key)
+        if ref:
+            self._arena.count_hit(ref)
+
     def count_hit(self, counter: int, key: bytes, item: Item) -> None:
-        """Count command ``counter`` (kvshard.counters: GET_HITS, TOUCH_HITS, ...) in the slab
+        """Count command ``counter`` (kvshard.counters: TOUCH_HITS, DELETE_HITS, ...) in the slab
         class of the live ``item`` stored under ``key`` (for the meta commands, which hold
         items, not refs: the class follows from the sizes)."""
         nbytes = len(item[0]) - item[4] - 2
         self.stats.per_class[counter * CLASS_SLOTS + self._arena.item_class(len(key), nbytes)] += 1
 
     def counters(self) -> dict[str, int]:
-        """The statistics counters, derived ones included."""
+        """The statistics counters, derived ones included (with what the arena counted since the
+        last store: the maintainer's tail pulls reclaim expired items too)."""
+        self._take_arena_counts()
         out = self.stats.as_dict()
         out["cmd_get"] = out["get_hits"] + out["get_misses"]
         return out
@@ -477,7 +486,7 @@ class Cache:
             self.stats.per_class[_AT_CAS_HITS + arena.clsid(ref)] += 1
         elif op == b"add":
             if ref != 0:
-                arena.bump(ref)
+                arena.bump(ref, self.now_second())
                 return NOT_STORED
         elif ref == 0 and op == b"replace":
             return NOT_STORED
@@ -562,7 +571,7 @@ class Cache:
             # same length: the item keeps its chunk, only the data and the CAS change
             arena.rewrite(ref, digits.ljust(len(old)))
             arena.set_cas(ref, self._next_cas())
-            arena.bump(ref)
+            arena.bump(ref, self.now_second())
         else:
             self._put(key, digits, arena.flags(ref), arena.expire_at(ref))
         return number
@@ -618,11 +627,6 @@ class Cache:
         """Drop every item (flush_all; the command is counted where it arrived, see
         Dispatcher.flush_all)."""
         self._arena.flush()
-
-    def tick(self) -> None:
-        """Once a second: move the horizon that decides whether a hit refreshes an item's
-        ``seen`` (see the module docstring)."""
-        self.active_horizon = int(self._clock()) - _ACTIVE_REFRESH
 
     def set_limit(self, limit: int) -> bool:
         """``cache_memlimit``: this shard's new share (see SlabArena.set_limit); False if the

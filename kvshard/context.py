@@ -114,7 +114,7 @@ class ShardContext:
         elif group == b"settings":
             conn.reply(stats_fmt.settings(self.info, self.verbosity[0], self.service.detail_enabled,
                                           self.service.crawler, self.service.items.sizes_cas_min is not None,
-                                          self.service.mover))
+                                          self.service.maintainer, self.service.mover))
         elif group == b"items":
             conn.fan_out("kv.slab_stats", (), lambda r: stats_fmt.items(stats_fmt.merge_classes(r)))
         elif group == b"slabs":

@@ -16,6 +16,7 @@ cdef class CacheCounters(Counters):
     cdef public long long slab_reassign_rescues, slab_reassign_chunk_rescues, slab_reassign_evictions_nomem
     cdef public long long slab_reassign_inline_reclaim, slabs_moved
     cdef long long[::1] per_class
+    cdef public object hit_source
 
 
 cdef class ConnectionCounters(Counters):

@@ -70,17 +70,25 @@ class CacheCounters(Counters):
         "slab_reassign_inline_reclaim", "slabs_moved",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, hit_source: object = None) -> None:
         self.per_class = memoryview(array("q", bytes(8 * len(CLASS_COUNTERS) * CLASS_SLOTS)))
+        # with a hit source (the slab arena), a class's get_hits are not counted here but are
+        # its ``hit_source.class_hits(cls)``: the sum of its hits_to_hot/warm/cold/temp, as
+        # memcached derives them from its lru_hits (one counter per hit, not two)
+        self.hit_source = hit_source
         Counters.__init__(self)
 
     def reset(self) -> None:
         Counters.reset(self)
         for i in range(len(CLASS_COUNTERS) * CLASS_SLOTS):
             self.per_class[i] = 0
+        if self.hit_source is not None:
+            self.hit_source.reset_hits()
 
     def total(self, counter: int) -> int:
         """Counter ``counter`` (GET_HITS ...) summed over the classes."""
+        if counter == GET_HITS and self.hit_source is not None:
+            return self.hit_source.total_hits()
         n = 0
         for i in range(counter * CLASS_SLOTS, (counter + 1) * CLASS_SLOTS):
             n += self.per_class[i]
@@ -88,7 +96,10 @@ class CacheCounters(Counters):
 
     def class_counts(self, cls: int) -> dict[str, int]:
         """Class ``cls``'s counts, by name."""
-        return {name: self.per_class[i * CLASS_SLOTS + cls] for i, name in enumerate(CLASS_COUNTERS)}
+        out = {name: self.per_class[i * CLASS_SLOTS + cls] for i, name in enumerate(CLASS_COUNTERS)}
+        if self.hit_source is not None:
+            out["get_hits"] = self.hit_source.class_hits(cls)
+        return out
 
     def as_dict(self) -> dict[str, int]:
         out = Counters.as_dict(self)

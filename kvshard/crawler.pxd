@@ -14,7 +14,7 @@ cdef class LruCrawler:
     cdef list _next_due
     cdef int _kind
     cdef bint _enabled_after, _walking
-    cdef list _classes
+    cdef list _lists
     cdef size_t _cursor
     cdef unsigned long long _cursor_cas
     cdef unsigned int _cursor_hash
@@ -24,7 +24,7 @@ cdef class LruCrawler:
     cdef object _done, _timer
 
     cdef void _set_cursor(self, size_t ref)
-    @cython.locals(arena=SlabArena, ref=size_t, newer=size_t, visited=Py_ssize_t, reclaimed=Py_ssize_t,
-                   unfetched=Py_ssize_t, dumping=bint, left=cython.longlong, earliest=cython.double,
-                   expire_at=cython.double)
-    cdef Py_ssize_t _walk(self, Py_ssize_t cls, Py_ssize_t budget, double now) except -1
+    @cython.locals(arena=SlabArena, cls=Py_ssize_t, ref=size_t, newer=size_t, visited=Py_ssize_t,
+                   reclaimed=Py_ssize_t, unfetched=Py_ssize_t, dumping=bint, left=cython.longlong,
+                   earliest=cython.double, expire_at=cython.double)
+    cdef Py_ssize_t _walk(self, Py_ssize_t lst, Py_ssize_t budget, double now) except -1

@@ -21,9 +21,10 @@ One *run* at a time, as memcached has one crawler thread. A run has a kind:
 A client's run finds the crawler busy (memcached's ``BUSY``) only while another client's run is
 going on: an AUTOEXPIRE run in progress is stopped for it (its classes stay due).
 
-Each class of a run is walked from its LRU tail (oldest) towards its head, visiting at most
-the items it had when its walk began (and, but for a metadump, at most ``tocrawl`` if that is
-set, memcached's ``lru_crawler_tocrawl``), so items stored meanwhile cannot keep a walk going. Every visited
+Each class of a run is walked list by list (its HOT, WARM, COLD and TEMP LRUs, as memcached's
+crawler walks each), each from its tail (oldest) towards its head, visiting at most the items
+the list had when its walk began (and, but for a metadump, at most ``tocrawl`` if that is set,
+memcached's ``lru_crawler_tocrawl``), so items stored meanwhile cannot keep a walk going. Every visited
 item counts in its class's ``crawler_items_checked``; an expired one is unlinked and counts in
 ``crawler_reclaimed`` (and ``expired_unfetched`` if it was never fetched).
 
@@ -49,7 +50,7 @@ except ModuleNotFoundError:  # interpreted without Cython installed
 
 from .cache import FETCHED, Cache
 from .protocol.ascii import item_total_size
-from .slab_arena import SlabArena
+from .slab_arena import HOT_LRU, LRUS, TEMP_LRU, SlabArena
 from .watch_lines import uri_encode
 
 __all__ = [
@@ -105,12 +106,12 @@ class LruCrawler:
         self._next_due = [0.0] * n  # (monotonic) when a class's next autoexpire walk is due
         self._kind = AUTOEXPIRE
         self._enabled_after = True  # the state a run returns to: disable during a run
-        self._classes: list[int] = []  # the run's classes still to walk, the current one first
-        self._walking = False  # the current class's walk has begun
+        self._lists: list[int] = []  # the run's LRU lists still to walk, the current one first
+        self._walking = False  # the current list's walk has begun
         self._cursor = 0  # the next item to visit (0: the class's tail)
         self._cursor_cas = 0
         self._cursor_hash = 0
-        self._left = 0  # visits the current class's walk may still make
+        self._left = 0  # visits the current list's walk may still make
         self._walk_started = 0.0
         self._earliest = _FOREVER  # the earliest expiry among the live items this walk saw
         self._lines: list[bytes] = []  # a metadump's lines so far
@@ -187,7 +188,7 @@ class LruCrawler:
         self._enabled_after = True
         self.state = CRAWLING
         self._kind = kind
-        self._classes = sorted(classes)
+        self._lists = [cls | lru for cls in sorted(classes) for lru in LRUS]
         self._walking = False
         self._lines = []
         self._done = done
@@ -199,7 +200,7 @@ class LruCrawler:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._classes = []
+        self._lists = []
         self._finish_run()
 
     def _finish_run(self) -> None:
@@ -211,39 +212,41 @@ class LruCrawler:
             done.set_result(b"".join(lines))
 
     def _slice(self) -> None:
-        """Visit up to ITEMS_PER_SLICE items of the run's classes, then yield."""
+        """Visit up to ITEMS_PER_SLICE items of the run's lists, then yield."""
         self._timer = None
         budget = ITEMS_PER_SLICE
         now = self._cache._clock()
-        while budget > 0 and self._classes:
-            cls = self._classes[0]
+        while budget > 0 and self._lists:
+            lst = self._lists[0]
             if not self._walking:
-                self._start_walk(cls)
-            budget -= self._walk(cls, budget, now)
+                self._start_walk(lst)
+            budget -= self._walk(lst, budget, now)
             if self._left == 0 or self._cursor == 0:
-                self._end_walk(cls)
-                del self._classes[0]
-        if not self._classes:
+                self._end_walk(lst)
+                del self._lists[0]
+        if not self._lists:
             self._finish_run()
         elif self.sleep_us:
             self._timer = self._loop.call_later(self.sleep_us / 1e6, self._slice)
         else:
             self._timer = self._loop.call_soon(self._slice)
 
-    def _start_walk(self, cls: int) -> None:
+    def _start_walk(self, lst: int) -> None:
         arena = self._arena
         self._walking = True
-        self._left = arena.class_items(cls)
+        self._left = arena.list_items(lst)
         if self.tocrawl and self.tocrawl < self._left and self._kind != METADUMP:
             self._left = self.tocrawl
-        self._set_cursor(arena.lru_tail(cls))
-        self._walk_started = self._monotonic()
-        self._earliest = _FOREVER
+        self._set_cursor(arena.lru_tail(lst))
+        if lst & TEMP_LRU == HOT_LRU:  # a class's first list: its walk begins
+            self._walk_started = self._monotonic()
+            self._earliest = _FOREVER
 
-    def _end_walk(self, cls: int) -> None:
+    def _end_walk(self, lst: int) -> None:
         self._walking = False
-        if self._kind == METADUMP:
+        if self._kind == METADUMP or lst & TEMP_LRU != TEMP_LRU:  # (the class's walk ends with its last list)
             return
+        cls = lst & ~TEMP_LRU
         now = self._monotonic()
         wait = min(max(self._earliest - self._cache._clock(), MIN_WAIT), MAX_WAIT)
         self._next_due[cls] = now + max(wait, WAIT_PER_WALK * (now - self._walk_started))
@@ -254,15 +257,16 @@ class LruCrawler:
             self._cursor_cas = self._arena.cas(ref)
             self._cursor_hash = self._arena.item_hash(ref)
 
-    def _walk(self, cls: int, budget: int, now: float) -> int:
-        """Visit up to ``budget`` items of class ``cls`` from the cursor towards the head;
+    def _walk(self, lst: int, budget: int, now: float) -> int:
+        """Visit up to ``budget`` items of LRU list ``lst`` from the cursor towards the head;
         returns how many were visited. Leaves the cursor on the next item (0: the walk is at
         the head)."""
         arena = self._arena
+        cls = lst & ~TEMP_LRU
         ref = self._cursor
-        if ref and not (arena.is_item(ref) and arena.clsid(ref) == cls and arena.cas(ref) == self._cursor_cas
+        if ref and not (arena.is_item(ref) and arena.list_of(ref) == lst and arena.cas(ref) == self._cursor_cas
                         and arena.item_hash(ref) == self._cursor_hash):
-            ref = arena.lru_tail(cls)  # the remembered item is gone or moved: from the tail again
+            ref = arena.lru_tail(lst)  # the remembered item is gone or moved: from the tail again
         visited = 0
         reclaimed = 0
         unfetched = 0

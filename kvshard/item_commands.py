@@ -1,5 +1,6 @@
 """memcached's commands that look into or resize the item store as a whole: ``stats cachedump``,
-``stats sizes`` (``sizes_enable``, ``sizes_disable``), ``cache_memlimit`` and ``lru_crawler``.
+``stats sizes`` (``sizes_enable``, ``sizes_disable``), ``cache_memlimit``, ``lru_crawler`` and
+``lru`` (every shard's LRU maintainer takes the change kvshard.protocol.ascii_admin checked).
 
 Two halves: :class:`ItemCommands` is one shard's (its handlers ``kv.item.*`` run where the
 items are); the functions below run on the connection's shard: they check a command as
@@ -22,10 +23,11 @@ from typing import Any, Final
 from . import item_dumps
 from .cache import Cache
 from .crawler import EXPIRE, METADUMP, LruCrawler
+from .protocol.ascii_admin import lru_change
 from .protocol.numbers import strtoul32
 
 __all__ = [
-    "ItemCommands", "HANDLERS", "stats_cachedump", "stats_sizes", "cache_memlimit", "lru_crawler",
+    "ItemCommands", "HANDLERS", "stats_cachedump", "stats_sizes", "cache_memlimit", "lru_crawler", "lru",
     "STATS_GROUPS", "MAX_CLASS_ID",
 ]
 
@@ -62,17 +64,19 @@ R_SLEEP_TOO_LONG: Final = b"CLIENT_ERROR sleep must be one second or less\r\n"
 
 # the handlers every shard registers, as "kv.item.<name>"
 HANDLERS: Final = (
-    "cachedump", "sizes", "sizes_switch", "memlimit", "crawl", "metadump", "crawler_switch", "crawler_set",
+    "cachedump", "sizes", "sizes_switch", "memlimit", "crawl", "metadump", "crawler_switch", "crawler_set", "lru",
 )
 
 
 class ItemCommands:
-    """One shard's side: its cache, its crawler, whether its sizes are tracked."""
+    """One shard's side: its cache, its crawler, its LRU maintainer, whether its sizes are
+    tracked."""
 
     def __init__(self, cache: Cache, crawler: LruCrawler, *, shards: int, item_size_max: int,
-                 track_sizes: bool = False) -> None:
+                 track_sizes: bool = False, maintainer: Any = None) -> None:
         self.cache = cache
         self.crawler = crawler
+        self.maintainer = maintainer
         self.shards = shards
         self.item_size_max = item_size_max
         self.ctx: Any = None  # the shard's ShardContext: ``cache_memlimit`` updates its info
@@ -133,6 +137,15 @@ class ItemCommands:
             self.crawler.sleep_us = value
         elif name == "tocrawl":
             self.crawler.tocrawl = value
+
+    def lru(self, change: str, args: list[Any]) -> None:
+        """An ``lru`` change (see kvshard.protocol.ascii_admin.lru_change) for this shard."""
+        if change == "tune":
+            self.maintainer.tune(*args)
+        elif change == "mode":
+            self.maintainer.set_mode(*args)
+        else:
+            self.maintainer.set_temp_ttl(*args)
 
     def _arena_classes(self, classes: list[int]) -> list[int]:
         """Class ids (1...; 0: all) as the indexes of the arena's classes among them (a list
@@ -294,3 +307,15 @@ def _merge_metadump(parts: list[bytes | None]) -> bytes:
     if any(part is None for part in parts):
         return R_CRAWLER_BUSY
     return b"".join(parts) + R_END  # type: ignore[arg-type]
+
+
+def lru(ctx: Any, conn: Any, tokens: list[bytes]) -> None:
+    """``lru tune|mode|temp_ttl ...``: checked (kvshard.protocol.ascii_admin), then made on every
+    shard; ``OK`` once all have it."""
+    change = lru_change(tokens, ctx.service.maintainer.running)
+    if isinstance(change, bytes):
+        if change:
+            conn.reply(change)
+        return
+    noreply = tokens[-1] == _NOREPLY
+    conn.fan_out("kv.item.lru", change, lambda done: b"" if noreply else R_OK)

@@ -13,7 +13,7 @@ except ModuleNotFoundError:  # interpreted without Cython installed
 
 from .cache import BINARY_KEY
 from .protocol.ascii import item_total_size
-from .slab_arena import SlabArena
+from .slab_arena import COLD_LRU, LRUS, SlabArena
 
 __all__ = ["cachedump_lines", "size_histogram", "SIZE_BUCKET", "CACHEDUMP_CAP"]
 
@@ -24,13 +24,14 @@ _END_ROOM: Final = 6  # "END\r\n" and memcached's NUL, which the cap keeps room 
 
 def cachedump_lines(arena: SlabArena, cls: int, limit: int, used: int = 0) -> list[bytes]:
     """``stats cachedump``'s ``ITEM <key> [<bytes> b; <expiry> s]`` lines for class ``cls``
-    (an arena class index), most recently used first: at most ``limit`` (0: no limit), and no
+    (an arena class index): its COLD LRU's items, as memcached's, most recently used first
+    (new items are in HOT until the maintainer moves them): at most ``limit`` (0: no limit), and no
     more than fit under :data:`CACHEDUMP_CAP` after ``used`` bytes. The expiry is a Unix time, 0
     for none. Items with a binary key are skipped, the key is cut at a NUL (memcached prints it
     as a C string)."""
     lines = []
     total = used
-    ref = arena.lru_head(cls)
+    ref = arena.lru_head(cls | COLD_LRU)
     while ref != 0 and (limit == 0 or len(lines) < limit):
         if not arena.marks(ref) & BINARY_KEY:
             expire_at = arena.expire_at(ref)
@@ -52,8 +53,8 @@ def size_histogram(arena: SlabArena, cas_min: int, largest: int) -> dict[int, in
     memcached's item size rounded up to :data:`SIZE_BUCKET` (buckets from ``largest`` up are
     not kept, as memcached's histogram ends at the item size limit)."""
     counts: dict[int, int] = {}
-    for cls in range(arena.class_count):
-        ref = arena.lru_head(cls)
+    for lst in range(arena.class_count * len(LRUS)):
+        ref = arena.lru_head((lst >> 2) | LRUS[lst & 3])
         while ref != 0:
             if arena.cas(ref) >= cas_min:
                 size = item_total_size(arena.key_length(ref), arena.flags(ref), arena.nbytes(ref))

@@ -389,9 +389,12 @@ _IGNORED: Final[dict[str, str]] = {
     "no_drop_privileges": "no seccomp sandbox here (-u still switches user)",
     "sock_cookie_id": "kvshard does not tag its sockets",
     "modern": "nothing to change: it is memcached 1.6's default set",
+    "no_modern": "only its flat LRU takes effect here",
 }
 _APPLIED: Final = frozenset((
     "idle_timeout", "lru_crawler", "no_lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl", "track_sizes",
+    "lru_maintainer", "no_lru_maintainer", "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor",
+    "temporary_ttl",
     "slab_reassign", "no_slab_reassign", "slab_automove", "no_slab_automove", "slab_automove_ratio",
     "slab_automove_window",
     "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_verify_mode", "ssl_min_version", "ssl_ciphers",

@@ -48,7 +48,7 @@ from bisect import bisect_left
 from typing import Final
 
 from . import cache as c
-from .counters import DELETE_HITS, GET_HITS, TOUCH_HITS
+from .counters import DELETE_HITS, TOUCH_HITS
 from .protocol import meta as m
 from .protocol.ascii import R_NON_NUMERIC, R_OUT_OF_MEMORY, item_total_size
 
@@ -157,7 +157,7 @@ def meta_get(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
         cache.stats.cmd_touch += 1
         cache.count_hit(TOUCH_HITS, key, item)
     else:
-        cache.count_hit(GET_HITS, key, item)
+        cache.count_get_hit(key)
     out.append(b"\r\n")
     if f.value:
         out.append(block[header_len:])

@@ -25,6 +25,8 @@ from .context import CONNS_HANDLER, ShardContext
 from .crawler import LruCrawler
 from .slab_mover import SlabMover, settings_from_options
 from .item_commands import ItemCommands
+from .lru_maintainer import LruMaintainer
+from .lru_maintainer import settings_from_options as lru_settings
 from .listen_spec import Listener, listener_hosts
 from .memcached_options import c_integer
 from .connection import SAMPLE_MASK, ClientConnection, native_number, socket_address
@@ -153,8 +155,9 @@ class KVServerApp(ShardApp):
             sleep_us=c_integer(options.get("lru_crawler_sleep") or str(CRAWLER_SLEEP_US))[0],
             tocrawl=c_integer(options.get("lru_crawler_tocrawl") or "0")[0],
         )
+        service.maintainer = LruMaintainer(cache, loop, **lru_settings(options))
         service.items = ItemCommands(cache, service.crawler, shards=shard.count, item_size_max=cfg.max_item_size,
-                                     track_sizes="track_sizes" in options)
+                                     track_sizes="track_sizes" in options, maintainer=service.maintainer)
         service.items.register(shard)
         mover_settings = settings_from_options(cfg.extended_options)
         service.mover = SlabMover(cache, loop, mover_settings)

@@ -18,7 +18,7 @@ cdef class KVService:
     cdef public object _flush_timer
     cdef public object _reclaim_timer
     cdef public ConnectionCounters conn_stats
-    cdef public object crawler, items, mover
+    cdef public object crawler, maintainer, items, mover
     cdef public object prefixes
     cdef public bint detail_enabled
     cdef object __weakref__

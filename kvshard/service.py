@@ -41,7 +41,7 @@ __all__ = [
     "FIXED_GET_MANY", "pack_blocks", "unpack_blocks",
 ]
 
-MAINTENANCE_INTERVAL: Final = 1.0  # seconds between the cache's and the crawler's ticks
+MAINTENANCE_INTERVAL: Final = 1.0  # seconds between the crawler's ticks
 # handlers the server registers beside the service's own: a shard's part of a scrape
 # (kvshard.exporter) and the health check's ping (kvshard.metrics_http)
 REPORT_HANDLER: Final = "kv.report"
@@ -65,6 +65,12 @@ FIXED_BGET_PACKET: Final = 6  # (key, None, opaque, 0, 0): the whole binary GET 
 FIXED_BSTORE_PACKET: Final = 7  # (key, value, opcode | flags << 8, int64(exptime | opaque << 32), int64(cas))
 FIXED_GET_MANY: Final = 8     # (keys joined by b" ", None, with_cas, 1 gat / 0 get, exptime):
 #                               pack_blocks(each key's VALUE block, b"" for a miss)
+# stats items' per-class fields of the segmented LRU, shown while the maintainer runs (memcached's)
+_SEGMENT_FIELDS: Final = (
+    "number_hot", "number_warm", "number_cold", "number_temp", "age_hot", "age_warm", "evicted_active",
+    "moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "hits_to_hot", "hits_to_warm",
+    "hits_to_cold", "hits_to_temp",
+)
 _STORE_OPS_BY_CODE: Final = (b"set", b"add", b"replace", b"append", b"prepend", b"cas")
 STORE_CODES: Final = {op: code for code, op in enumerate(_STORE_OPS_BY_CODE)}
 _UINT64_MASK: Final = (1 << 64) - 1
@@ -163,9 +169,10 @@ class KVService:
         self._loop = loop
         self._flush_timer: asyncio.TimerHandle | None = None
         self._reclaim_timer: asyncio.TimerHandle | None = None
-        # the shard's LRU crawler (kvshard.crawler), item commands (kvshard.item_commands) and
-        # slab mover (kvshard.slab_mover), which the server adds
+        # the shard's LRU crawler (kvshard.crawler), LRU maintainer (kvshard.lru_maintainer), item
+        # commands (kvshard.item_commands) and slab mover (kvshard.slab_mover), which the server adds
         self.crawler: Any = None
+        self.maintainer: Any = None
         self.items: Any = None
         self.mover: Any = None
         self.conn_stats = ConnectionCounters()
@@ -251,19 +258,20 @@ class KVService:
 
     def start(self) -> None:
         self._reclaim_timer = self._loop.call_later(MAINTENANCE_INTERVAL, self._tick)
+        if self.maintainer is not None:
+            self.maintainer.start()
 
     def stop(self) -> None:
         for timer in (self._reclaim_timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
-        for worker in (self.crawler, self.mover):
+        for worker in (self.crawler, self.maintainer, self.mover):
             if worker is not None:
                 worker.close()
 
     def _tick(self) -> None:
-        """Every second: the cache's tick, the crawler's (which may start reclaiming) and the
-        slab mover's (which may move a page)."""
-        self.cache.tick()
+        """Every second: the crawler's tick (which may start reclaiming) and the slab mover's
+        (which may move a page)."""
         for worker in (self.crawler, self.mover):
             if worker is not None:
                 worker.tick()
@@ -430,12 +438,22 @@ class KVService:
 
     def slab_stats(self) -> tuple[int, list[dict[str, int]], int]:
         """(page size, per slab class of this shard's arena: its pages, chunks and items, the
-        commands counted there and what the crawler did there, the pages in its global pool)."""
+        commands counted there and what the crawler did there (the segmented LRU's figures while
+        the maintainer runs, TEMP's while TEMP is on, as memcached shows them), the pages in its
+        global pool)."""
         page_size, classes = self.cache.class_stats()
         for figures in classes:
             figures.update(self.cache.stats.class_counts(figures["id"] - 1))
             if self.crawler is not None:
                 figures.update(self.crawler.class_figures(figures["id"] - 1))
+        hidden: tuple[str, ...] = ()
+        if self.maintainer is None or not self.maintainer.running:
+            hidden = _SEGMENT_FIELDS
+        elif not self.cache.arena.temp_lru:
+            hidden = ("number_temp",)
+        for figures in classes:
+            for name in hidden:
+                del figures[name]
         return page_size, classes, self.cache.arena.class_pages(POOL)
 
     def stats(self) -> dict[str, Any]:
@@ -449,6 +467,10 @@ class KVService:
         if self.crawler is not None:
             out["lru_crawler_enabled"] = int(self.crawler.enabled)
             out["lru_crawler_running"] = int(self.crawler.running)
+        if self.maintainer is not None and self.maintainer.running:
+            out["lru_maintainer_running"] = 1
+            out["lru_maintainer_juggles"] = self.maintainer.juggles
+            out.update(self.cache.arena.lru_totals())
         if self.mover is not None:
             out["slab_reassign_running"] = int(self.mover.running)
         out["slab_global_page_pool"] = self.cache.arena.class_pages(POOL)
@@ -460,6 +482,9 @@ class KVService:
         """memcached's ``stats reset``: every counter (not the gauges: items, bytes, open
         connections) and the per-prefix counts; ``stats detail`` stays on or off."""
         self.cache.stats.reset()
+        self.cache.arena.reset_lru_counts()
+        if self.maintainer is not None:
+            self.maintainer.juggles = 0
         self.conn_stats.reset()
         self.prefixes.clear()
 

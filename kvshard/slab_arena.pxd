@@ -4,9 +4,12 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memcmp, memset
 
 cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _FLAGS, _NBYTES, _ATIME, _HASH, _MORE
-cdef size_t _NKEY, _CLSID, _MARKS, _STATE, _HEADER, _INDEX_START
-cdef Py_ssize_t _RESCUES, _MIGRATE_STEP, _HUGE_PAGE
+cdef size_t _NKEY, _LIST, _MARKS, _STATE, _HEADER, _INDEX_START
+cdef Py_ssize_t _MIGRATE_STEP, _HUGE_PAGE, _LISTS, _PULL_TRIES, _ALLOC_ROUNDS
 cdef unsigned char _FREE, _ITEM, _CHAIN, _CLAIMED, _ACTIVE, _FETCHED
+cdef unsigned char _HOT, _WARM, _COLD, _TEMP, _LRU_BITS, _CLASS_BITS
+cdef int _EVICT
+cdef long long _UPDATE_INTERVAL
 
 @cython.locals(h=cython.uint, p=cython.p_uchar, i=Py_ssize_t)
 cpdef unsigned int key_hash(bytes key)
@@ -22,16 +25,20 @@ cdef class SlabArena:
     cdef unsigned long long[::1] _u64
     cdef double[::1] _f64
     cdef long long[::1] _size, _perslab, _pages, _free_head, _free_count, _cut, _cut_end
-    cdef long long[::1] _head, _tail, _items, _chunks_used, _evicted, _reclaimed, _rescued
+    cdef long long[::1] _head, _tail, _items, _chunks_used, _evicted, _reclaimed
+    cdef long long[::1] _list_items, _list_bytes, _list_hits
+    cdef long long[::1] _moves_to_cold, _moves_to_warm, _moves_within, _direct_reclaims
     cdef long long[::1] _class_bytes, _evicted_nonzero, _evicted_unfetched, _evicted_active, _evicted_time
     cdef long long[::1] _expired_unfetched, _outofmemory
     cdef list _class_pages, _pool
     cdef public Py_ssize_t pages_used, page_moves, count, bytes
+    cdef public bint evict, segmented, temp_lru
+    cdef public long long hot_pct, warm_pct, temporary_ttl
+    cdef public double hot_factor, warm_factor
     cdef public Py_ssize_t clearing
     cdef Py_ssize_t _clearing_class
     cdef size_t _clearing_uncut
     cdef public long long rescues, chunk_rescues, evictions_nomem, inline_reclaim
-    cdef public bint evict
     cdef public object evict_hook
     cdef public double now
     cdef public long long evictions, reclaims, expired_unfetched, evicted_unfetched, evicted_active
@@ -56,6 +63,7 @@ cdef class SlabArena:
     cpdef unsigned int marks(self, size_t ref)
     cpdef void set_marks(self, size_t ref, unsigned int marks)
     cpdef unsigned int clsid(self, size_t ref)
+    cpdef unsigned int list_of(self, size_t ref)
     cpdef bytes key(self, size_t ref)
     @cython.locals(base=size_t, nkey=size_t, n=size_t, more=size_t, first=size_t, left=Py_ssize_t,
                    per_link=size_t, take=size_t, parts=list, out=bytes)
@@ -88,11 +96,27 @@ cdef class SlabArena:
     @cython.locals(old="unsigned int[::1]", cap=size_t, entry=cython.uint)
     cdef int _migrate_some(self, Py_ssize_t steps) except -1
     @cython.locals(base=size_t, head=size_t)
-    cdef int _lru_link(self, size_t ref, size_t cls) except -1
-    @cython.locals(base=size_t, prev=size_t, nxt=size_t)
-    cdef int _lru_unlink(self, size_t ref, size_t cls) except -1
+    cdef int _lru_link(self, size_t ref, size_t lst) except -1
+    @cython.locals(base=size_t, lst=size_t, prev=size_t, nxt=size_t)
+    cdef int _lru_unlink(self, size_t ref) except -1
+    cdef int _relink(self, size_t ref, size_t lru) except -1
+    @cython.locals(base=size_t)
+    cdef int _to_warm(self, size_t ref, unsigned int second) except -1
+    cpdef void count_hit(self, size_t ref)
+    @cython.locals(base=size_t)
+    cpdef activate(self, size_t ref, unsigned int second)
+    @cython.locals(base=size_t)
+    cpdef bump(self, size_t ref, unsigned int second)
     @cython.locals(cls=size_t)
-    cpdef bump(self, size_t ref)
+    cdef int _reclaim(self, size_t ref) except -1
+    @cython.locals(lru=size_t, cls=size_t, second=cython.longlong, removed=Py_ssize_t, limit=cython.longlong,
+                   tries=Py_ssize_t, search=size_t, nxt=size_t, base=size_t, expire_at=cython.double)
+    cpdef Py_ssize_t pull_tail(self, size_t lst, long long total_bytes, int flags, long long max_age) except -1
+    @cython.locals(did=Py_ssize_t, total=cython.longlong, hot_age=cython.longlong, warm_age=cython.longlong,
+                   tail=size_t, cold_age=cython.longlong, more=Py_ssize_t, i=Py_ssize_t)
+    cpdef Py_ssize_t juggle(self, size_t cls, Py_ssize_t budget) except -1
+    cpdef size_t new_list(self, size_t cls, double expire_at)
+    @cython.locals(base=size_t)
     cdef int _free_chunk(self, size_t ref, size_t cls) except -1
     @cython.locals(base=size_t, head=size_t)
     cdef int _push_free(self, size_t ref, size_t cls) except -1
@@ -103,7 +127,7 @@ cdef class SlabArena:
     cdef Py_ssize_t _new_page(self, size_t cls) except -2
     @cython.locals(start=size_t, size=size_t, at=size_t)
     cdef int _give_page(self, Py_ssize_t page, size_t cls) except -1
-    @cython.locals(ref=size_t, rescues=Py_ssize_t, tail=size_t, base=size_t, expire_at=cython.double)
+    @cython.locals(ref=size_t, rounds=Py_ssize_t)
     cdef size_t _alloc(self, size_t cls) except? 0
     @cython.locals(victim=Py_ssize_t, most=cython.longlong, c=Py_ssize_t)
     cdef bint _move_page_to(self, size_t cls) except -1
@@ -125,7 +149,7 @@ cdef class SlabArena:
     cpdef bint give_pool_page(self, Py_ssize_t dst) except -1
     @cython.locals(ref=size_t, at=size_t)
     cdef size_t _spare_chunk(self, Py_ssize_t cls, size_t start, size_t end) except? 0
-    @cython.locals(new=size_t, base=size_t, link=size_t)
+    @cython.locals(new=size_t, base=size_t, link=size_t, lst=size_t)
     cdef bint _rescue(self, size_t ref, Py_ssize_t cls, size_t start, size_t end) except -1
     @cython.locals(new=size_t, base=size_t, head=size_t, link=size_t)
     cdef bint _rescue_link(self, size_t ref, Py_ssize_t cls, size_t start, size_t end) except -1
@@ -146,8 +170,10 @@ cdef class SlabArena:
     cpdef rewrite(self, size_t ref, bytes value)
     @cython.locals(base=size_t, cls=size_t, more=size_t, last=size_t, nxt=size_t, size=size_t)
     cpdef unlink(self, size_t ref)
-    cpdef Py_ssize_t lru_tail(self, Py_ssize_t cls)
-    cpdef Py_ssize_t lru_head(self, Py_ssize_t cls)
+    cpdef Py_ssize_t lru_tail(self, Py_ssize_t lst)
+    cpdef Py_ssize_t lru_head(self, Py_ssize_t lst)
+    cpdef long long list_items(self, Py_ssize_t lst)
+    cdef long long _tail_age(self, size_t lst)
     cpdef size_t newer(self, size_t ref)
     cpdef size_t older(self, size_t ref)
     cpdef bint is_item(self, size_t ref)

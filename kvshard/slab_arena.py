@@ -23,7 +23,7 @@ An item's chunk::
     off 32  u32 hash      FNV-1a of the key (the index's probe sequence starts from it)
     off 36  u32 more      first continuation chunk of a chain (0: the value is all here)
     off 40  u8  nkey      key length
-    off 41  u8  clsid
+    off 41  u8  list      its class and its LRU in the top two bits (memcached's slabs_clsid)
     off 42  u8  marks     the cache's marks (FETCHED, ACTIVE, ...), opaque here
     off 43  u8  state     FREE 0, ITEM 1 (a linked head), CHAIN 2 (a continuation chunk),
                           CLAIMED 3 (see page moves below)
@@ -34,10 +34,9 @@ Allocation, for a class: the class's free list (freed chunks), else the next unc
 newest page, else a page of the global page pool (pages ``slabs reassign`` or the automover
 gave back), else a fresh page while the arena has one (a class's first page is granted even
 past the limit, as memcached grants it, so any item up to the largest size can be stored),
-else eviction from the tail of the class's LRU (unless ``evict`` is off, memcached's ``-M``: then only an expired tail item is
-taken, else the store is refused). The tail item is taken unless it is ACTIVE, which gets a second chance (moved to
-the head with ACTIVE cleared, at most ``MAX_RESCUES`` per allocation), as memcached's
-segmented LRU does with active items; an expired tail item is reclaimed first.
+else what memcached's ``do_item_alloc_pull`` frees: the tail of the class's COLD LRU, expired
+items first (see "The segmented LRU" below; with ``evict`` off, memcached's ``-M``, only expired
+items go and the store is refused).
 
 Pages move between classes two ways. :meth:`SlabArena.move_page`, at once, dropping every item
 with a chunk on the page: what an allocation does when its class has nothing to evict and no
@@ -50,6 +49,38 @@ copied to a free chunk of its class elsewhere, a *rescue*, else unlinked; a free
 chunk behind the clearing position is claimed, so one pass empties the page whatever requests
 do in between. The free lists are doubly linked for this (a free chunk's ``prev`` is its
 predecessor in the list, except the list's head's), so a chunk leaves its list in O(1).
+
+The segmented LRU (memcached 1.6's, ``items.c``)
+------------------------------------------------
+Each class has four LRU lists, HOT, WARM, COLD and TEMP; an item's ``list`` byte is its class
+with the list in the top two bits (HOT 0, WARM 64, COLD 128, TEMP 192), which indexes the
+head, tail, count and bytes of the list it is on. The transitions, all in this section:
+
+* **store**: a new item enters HOT; TEMP instead when ``temp_lru`` is on and its TTL is at most
+  ``temporary_ttl`` (TEMP items are never bumped, moved or evicted, only reclaimed once
+  expired); COLD when the LRU is flat (``segmented`` off, memcached's ``lru mode flat``).
+* **hit** (the cache's, :meth:`activate`): the first marks the item FETCHED, the next ACTIVE
+  (and sets its access time); an item hit so in COLD moves to the head of WARM at once, ACTIVE
+  cleared (memcached queues that move for its maintainer; here it is synchronous, so no bump
+  is ever dropped). A hit on an ACTIVE item changes nothing. Flat: a hit relinks the item at
+  its list's head if its access time is a minute old (:meth:`bump`, memcached's
+  ``do_item_update``).
+* **the tail pull** (:meth:`pull_tail`, memcached's ``lru_pull_tail``): looks at up to 5 items
+  from a list's tail. An expired one is reclaimed and the walk goes on. HOT/WARM: an ACTIVE
+  tail loses ACTIVE and goes to WARM's head (from HOT: ``moves_to_warm``; within WARM:
+  ``moves_within_lru``, and the walk goes on); else it goes to COLD (``moves_to_cold``) if its
+  list holds more than ``hot_pct``/``warm_pct`` of the class's bytes or it is older than
+  ``max_age``; else the pull stops. COLD: with EVICT the tail is evicted (ACTIVE or not,
+  counted in ``evicted_active``); without, an ACTIVE tail goes to WARM. TEMP: only reclaims.
+* **the juggle** (:meth:`juggle`, memcached's ``lru_maintainer_juggle``, run by
+  kvshard.lru_maintainer): TEMP's expired tail items, then up to ``budget`` rounds of a HOT
+  pull (or, if it moved nothing, a WARM pull) and a COLD pull, while they move something. The
+  age limits are COLD's tail age times ``hot_factor`` and ``warm_factor`` (0 when flat: all
+  drains into COLD).
+* **allocation** (:meth:`_alloc`, memcached's ``do_item_alloc_pull``): up to 10 rounds of: a
+  free chunk, else an EVICT pull of COLD, else (segmented) a HOT pull that moves one item to
+  COLD or WARM; the rounds past the first count in ``direct_reclaims``. A class with no item at
+  all takes a page of another class instead (kvshard's: memcached waits for its page mover).
 
 The index is open addressing with linear probing over a flat array of 32-bit slots; the item's
 stored hash decides its home slot, the key is compared in the arena. A slot holds the item's
@@ -78,12 +109,30 @@ except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
 __all__ = [
-    "SlabArena", "HEADER", "PAGE_SIZE", "MAX_RESCUES", "POOL", "class_sizes", "key_hash",
+    "SlabArena", "HEADER", "PAGE_SIZE", "POOL", "class_sizes", "key_hash", "HOT_LRU", "WARM_LRU", "COLD_LRU",
+    "TEMP_LRU", "LRUS", "EVICT",
 ]
 
 PAGE_SIZE: Final = 1 << 20
 HEADER: Final = 48
-MAX_RESCUES: Final = 50
+# the LRU lists of a class (the top bits of an item's list byte, memcached's)
+HOT_LRU: Final = 0
+WARM_LRU: Final = 64
+COLD_LRU: Final = 128
+TEMP_LRU: Final = 192
+LRUS: Final = (HOT_LRU, WARM_LRU, COLD_LRU, TEMP_LRU)
+EVICT: Final = 1  # pull_tail: evict COLD's tail (memcached's LRU_PULL_EVICT)
+_HOT: Final = HOT_LRU  # (typed twins, for C arithmetic)
+_WARM: Final = WARM_LRU
+_COLD: Final = COLD_LRU
+_TEMP: Final = TEMP_LRU
+_EVICT: Final = EVICT
+_LRU_BITS: Final = 192
+_CLASS_BITS: Final = 63
+_LISTS: Final = 256
+_PULL_TRIES: Final = 5  # items a tail pull looks at (memcached's)
+_ALLOC_ROUNDS: Final = 10  # rounds of freeing an allocation makes (memcached's)
+_UPDATE_INTERVAL: Final = 60  # flat LRU: a hit relinks an item at most this often (ITEM_UPDATE_INTERVAL)
 _FETCHED: Final = 8  # the cache's FETCHED mark (kvshard.cache.FETCHED)
 _ACTIVE: Final = 16  # the cache's ACTIVE mark (kvshard.cache.ACTIVE)
 _INDEX_START: Final = 1024
@@ -101,7 +150,6 @@ _CHAIN: Final = 2
 _CLAIMED: Final = 3  # on a page being cleared for another class: free, and on no free list
 POOL: Final = -1  # a class argument meaning the global page pool (memcached's class 0)
 _HEADER: Final = HEADER  # (typed twins of the public constants, for C arithmetic)
-_RESCUES: Final = MAX_RESCUES
 
 # field offsets, in bytes from the start of a chunk
 _PREV: Final = 0
@@ -113,7 +161,7 @@ _ATIME: Final = 28
 _HASH: Final = 32
 _MORE: Final = 36
 _NKEY: Final = 40
-_CLSID: Final = 41
+_LIST: Final = 41
 _MARKS: Final = 42
 _STATE: Final = 43
 _FLAGS: Final = 44
@@ -229,13 +277,20 @@ class SlabArena:
         self._free_count = _i64_array(n)
         self._cut = _i64_array(n)          # byte offset of the next uncut chunk (0: none)
         self._cut_end = _i64_array(n)
-        self._head = _i64_array(n)         # LRU, most recent first (refs)
-        self._tail = _i64_array(n)
+        # per LRU list (index: the list byte, class | LRU): most recent first (refs)
+        self._head = _i64_array(_LISTS)
+        self._tail = _i64_array(_LISTS)
+        self._list_items = _i64_array(_LISTS)
+        self._list_bytes = _i64_array(_LISTS)  # header + key + value of its items
+        self._list_hits = _i64_array(_LISTS)   # get hits on its items (memcached's lru_hits)
         self._items = _i64_array(n)        # linked items whose head chunk is in this class
         self._chunks_used = _i64_array(n)  # chunks holding items (heads and chain links)
         self._evicted = _i64_array(n)
         self._reclaimed = _i64_array(n)
-        self._rescued = _i64_array(n)
+        self._moves_to_cold = _i64_array(n)
+        self._moves_to_warm = _i64_array(n)
+        self._moves_within = _i64_array(n)
+        self._direct_reclaims = _i64_array(n)
         self._class_bytes = _i64_array(n)        # header + key + value of the linked items
         self._evicted_nonzero = _i64_array(n)    # evicted with an expiry set
         self._evicted_unfetched = _i64_array(n)  # evicted never fetched
@@ -267,6 +322,14 @@ class SlabArena:
         self.evicted_unfetched = 0
         self.evicted_active = 0
         self.evict_hook = None  # called with an item's ref just before it is evicted (watch)
+        # the segmented LRU's settings (memcached's defaults; kvshard.lru_maintainer sets them)
+        self.segmented = True
+        self.hot_pct = 20
+        self.warm_pct = 40
+        self.hot_factor = 0.2
+        self.warm_factor = 2.0
+        self.temp_lru = False
+        self.temporary_ttl = 61
         self._ref_mask = 0  # (set by _fit_tags)
         self._tag_mask = 0
         self._tag_pages = 0  # pages whose refs the ref part of a slot can hold
@@ -340,7 +403,11 @@ class SlabArena:
         self._u8[ref * 8 + _MARKS] = marks
 
     def clsid(self, ref: int) -> int:
-        return self._u8[ref * 8 + _CLSID]
+        return self._u8[ref * 8 + _LIST] & _CLASS_BITS
+
+    def list_of(self, ref: int) -> int:
+        """The LRU list the item is on: its class | HOT_LRU, WARM_LRU, COLD_LRU or TEMP_LRU."""
+        return self._u8[ref * 8 + _LIST]
 
     def key(self, ref: int) -> bytes:
         at = ref * 8 + _HEADER
@@ -559,38 +626,173 @@ class SlabArena:
             self._old = _u32_array(1)
             self._old_cap = 0
 
-    # ----- LRU ------------------------------------------------------------------------------------
+    # ----- the segmented LRU (see the module docstring) ------------------------------------------
 
-    def _lru_link(self, ref: int, cls: int) -> None:
+    def _lru_link(self, ref: int, lst: int) -> None:
+        """Put a linked item at the head of list ``lst``."""
         base = ref * 8
-        head = self._head[cls]
+        head = self._head[lst]
+        self._u8[base + _LIST] = lst
         self._u32[(base + _PREV) >> 2] = 0
         self._u32[(base + _NEXT) >> 2] = head
         if head:
             self._u32[(head * 8 + _PREV) >> 2] = ref
         else:
-            self._tail[cls] = ref
-        self._head[cls] = ref
+            self._tail[lst] = ref
+        self._head[lst] = ref
+        self._list_items[lst] += 1
+        self._list_bytes[lst] += _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
 
-    def _lru_unlink(self, ref: int, cls: int) -> None:
+    def _lru_unlink(self, ref: int) -> None:
         base = ref * 8
+        lst = self._u8[base + _LIST]
         prev = self._u32[(base + _PREV) >> 2]
         nxt = self._u32[(base + _NEXT) >> 2]
         if prev:
             self._u32[(prev * 8 + _NEXT) >> 2] = nxt
         else:
-            self._head[cls] = nxt
+            self._head[lst] = nxt
         if nxt:
             self._u32[(nxt * 8 + _PREV) >> 2] = prev
         else:
-            self._tail[cls] = prev
+            self._tail[lst] = prev
+        self._list_items[lst] -= 1
+        self._list_bytes[lst] -= _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
 
-    def bump(self, ref: int) -> None:
-        """Move a linked item to the head of its class's LRU."""
-        cls = self._u8[ref * 8 + _CLSID]
-        if self._head[cls] != ref:
-            self._lru_unlink(ref, cls)
-            self._lru_link(ref, cls)
+    def _relink(self, ref: int, lru: int) -> None:
+        """Move a linked item to the head of its class's list ``lru``."""
+        self._lru_unlink(ref)
+        self._lru_link(ref, (self._u8[ref * 8 + _LIST] & _CLASS_BITS) | lru)
+
+    def _to_warm(self, ref: int, second: int) -> None:
+        """A COLD item hit (or found ACTIVE) moves to WARM's head, not ACTIVE (memcached's
+        do_item_update in segmented mode)."""
+        base = ref * 8
+        self._u32[(base + _ATIME) >> 2] = second
+        self._u8[base + _MARKS] &= ~_ACTIVE
+        self._relink(ref, _WARM)
+        self._moves_to_warm[self._u8[base + _LIST] & _CLASS_BITS] += 1
+
+    def count_hit(self, ref: int) -> None:
+        """A get hit on the item, counted on its list (``stats items``' hits_to_*)."""
+        self._list_hits[self._u8[ref * 8 + _LIST]] += 1
+
+    def activate(self, ref: int, second: int) -> None:
+        """A hit on a FETCHED item that is not ACTIVE (segmented; memcached's do_item_bump):
+        ACTIVE and its access time now; in COLD it moves to WARM at once."""
+        base = ref * 8
+        if self._u8[base + _LIST] & _LRU_BITS == _COLD:
+            self._to_warm(ref, second)
+        else:
+            self._u32[(base + _ATIME) >> 2] = second
+            self._u8[base + _MARKS] |= _ACTIVE
+
+    def bump(self, ref: int, second: int) -> None:
+        """memcached's do_item_update (a hit when flat; add on an existing item, incr/decr):
+        segmented, an ACTIVE COLD item moves to WARM, any other gets its access time now;
+        flat, an item whose access time is a minute old gets now and its list's head."""
+        base = ref * 8
+        if self.segmented:
+            if self._u8[base + _LIST] & _LRU_BITS == _COLD and self._u8[base + _MARKS] & _ACTIVE:
+                self._to_warm(ref, second)
+            else:
+                self._u32[(base + _ATIME) >> 2] = second
+        elif self._u32[(base + _ATIME) >> 2] + _UPDATE_INTERVAL < second:
+            self._u32[(base + _ATIME) >> 2] = second
+            self._relink(ref, self._u8[base + _LIST] & _LRU_BITS)
+
+    def _reclaim(self, ref: int) -> None:
+        """Unlink an expired item found at a tail."""
+        cls = self._u8[ref * 8 + _LIST] & _CLASS_BITS
+        self._reclaimed[cls] += 1
+        if not self._u8[ref * 8 + _MARKS] & _FETCHED:
+            self._expired_unfetched[cls] += 1
+            self.expired_unfetched += 1
+        self.reclaims += 1
+        self.unlink(ref)
+
+    def pull_tail(self, lst: int, total_bytes: int, flags: int, max_age: int) -> int:
+        """memcached's lru_pull_tail on list ``lst``: how many items it reclaimed, evicted or
+        moved (see the module docstring)."""
+        lru = lst & _LRU_BITS
+        cls = lst & _CLASS_BITS
+        second = int(self.now)
+        removed = 0
+        limit = 0
+        tries = _PULL_TRIES
+        search = self._tail[lst]
+        while tries > 0 and search != 0:
+            tries -= 1
+            nxt = self._u32[(search * 8 + _PREV) >> 2]
+            base = search * 8
+            expire_at = self._f64[(base + _EXPIRE_AT) >> 3]
+            if expire_at != 0 and expire_at <= self.now:
+                self._reclaim(search)
+                removed += 1
+                search = nxt
+                continue
+            if lru == _HOT or lru == _WARM:
+                if lru == _HOT:
+                    limit = total_bytes * self.hot_pct // 100
+                if limit == 0:  # (memcached's HOT falls through to WARM's limit so)
+                    limit = total_bytes * self.warm_pct // 100
+                if self._u8[base + _MARKS] & _ACTIVE:
+                    self._u8[base + _MARKS] &= ~_ACTIVE
+                    removed += 1
+                    if lru == _WARM:
+                        self._moves_within[cls] += 1
+                        self._relink(search, _WARM)
+                        search = nxt
+                        continue
+                    self._moves_to_warm[cls] += 1
+                    self._relink(search, _WARM)
+                elif self._list_bytes[lst] > limit or second - self._u32[(base + _ATIME) >> 2] > max_age:
+                    self._moves_to_cold[cls] += 1
+                    self._relink(search, _COLD)
+                    removed += 1
+            elif lru == _COLD:
+                if flags & _EVICT:
+                    if self.evict:
+                        self._evict(search)
+                        removed += 1
+                elif self._u8[base + _MARKS] & _ACTIVE and self.segmented:
+                    self._to_warm(search, self._u32[(base + _ATIME) >> 2])
+                    removed += 1
+            break
+        return removed
+
+    def juggle(self, cls: int, budget: int) -> int:
+        """memcached's lru_maintainer_juggle for class ``cls``, at most ``budget`` rounds per
+        part: how many rounds moved something."""
+        did = 0
+        if self.temp_lru:
+            while did < budget and self.pull_tail(cls | _TEMP, 0, 0, 0) > 0:
+                did += 1
+        total = 0
+        hot_age = 0
+        warm_age = 0
+        if self.segmented:
+            tail = self._tail[cls | _COLD]
+            cold_age = int(self.now) - self._u32[(tail * 8 + _ATIME) >> 2] if tail else 0
+            hot_age = int(cold_age * self.hot_factor)
+            warm_age = int(cold_age * self.warm_factor)
+            total = self._list_bytes[cls | _COLD] + self._list_bytes[cls | _HOT] + self._list_bytes[cls | _WARM]
+        for i in range(budget):
+            more = 0
+            if self.pull_tail(cls | _HOT, total, 0, hot_age) or self.pull_tail(cls | _WARM, total, 0, warm_age):
+                more = 1
+            if self.segmented:
+                more += self.pull_tail(cls | _COLD, total, 0, 0)
+            if more == 0:
+                break
+            did += 1
+        return did
+
+    def new_list(self, cls: int, expire_at: float) -> int:
+        """The list a new item of class ``cls`` enters (memcached's do_item_alloc)."""
+        if self.temp_lru and expire_at != 0 and 0 <= expire_at - self.now <= self.temporary_ttl:
+            return cls | _TEMP
+        return cls | (_HOT if self.segmented else _COLD)
 
     # ----- chunks ---------------------------------------------------------------------------------
 
@@ -668,43 +870,27 @@ class SlabArena:
         self._cut_end[cls] = start + self._perslab[cls] * size
 
     def _alloc(self, cls: int) -> int:
-        """A chunk of class ``cls``, evicting if need be; 0 only if nothing can be freed."""
-        ref = self._take_chunk(cls)
-        if ref:
-            return ref
-        rescues = 0
-        while True:
-            tail = self._tail[cls]
-            if tail == 0:
-                if not self._move_page_to(cls):
-                    return 0
-                ref = self._take_chunk(cls)
-                if ref:
-                    return ref
-                continue
-            base = tail * 8
-            expire_at = self._f64[(base + _EXPIRE_AT) >> 3]
-            if expire_at and expire_at <= self.now:
-                self._reclaimed[cls] += 1
-                if not self._u8[base + _MARKS] & _FETCHED:
-                    self._expired_unfetched[cls] += 1
-                    self.expired_unfetched += 1
-                self.reclaims += 1
-                self.unlink(tail)
-            elif not self.evict:
-                return 0
-            elif self._u8[base + _MARKS] & _ACTIVE and rescues < _RESCUES:
-                self._u8[base + _MARKS] &= ~_ACTIVE
-                self._lru_unlink(tail, cls)
-                self._lru_link(tail, cls)
-                self._rescued[cls] += 1
-                rescues += 1
-                continue
-            else:
-                self._evict(tail)
+        """A chunk of class ``cls``, freeing one as memcached's do_item_alloc_pull does (see
+        the module docstring); 0 if none could be had."""
+        ref = 0
+        rounds = 0
+        while rounds < _ALLOC_ROUNDS:
+            if not self.segmented:
+                self.pull_tail(cls | _COLD, 0, 0, 0)  # expired tail items first
             ref = self._take_chunk(cls)
             if ref:
-                return ref
+                break
+            if self._items[cls] == 0:
+                if not self._move_page_to(cls):
+                    break
+            elif self.pull_tail(cls | _COLD, 0, _EVICT, 0) <= 0:
+                if not self.segmented:
+                    break
+                self.pull_tail(cls | _HOT, 0, 0, 0)
+            rounds += 1
+        if rounds > 0:
+            self._direct_reclaims[cls] += rounds
+        return ref
 
     def _move_page_to(self, cls: int) -> bool:
         """Give ``cls`` a page of the class with the most pages. False if no other class
@@ -870,8 +1056,9 @@ class SlabArena:
             return False
         base = ref * 8
         self._copy(new * 8, base, min(self._size[cls], _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]))
-        self._lru_unlink(ref, cls)
-        self._lru_link(new, cls)
+        lst = self._u8[base + _LIST]  # (its class and its LRU: it stays on the same list)
+        self._lru_unlink(ref)
+        self._lru_link(new, lst)
         self._reindex(ref, new)
         link = self._u32[(base + _MORE) >> 2]
         while link:  # a chain's links name their head
@@ -920,7 +1107,7 @@ class SlabArena:
 
     def _evict(self, ref: int) -> None:
         base = ref * 8
-        cls = self._u8[base + _CLSID]
+        cls = self._u8[base + _LIST] & _CLASS_BITS
         marks = self._u8[base + _MARKS]
         self._evicted[cls] += 1
         if self._f64[(base + _EXPIRE_AT) >> 3] != 0:
@@ -976,7 +1163,6 @@ class SlabArena:
         self._u32[(base + _ATIME) >> 2] = int(self.now)
         self._u32[(base + _MORE) >> 2] = 0
         self._u8[base + _NKEY] = nkey
-        self._u8[base + _CLSID] = cls
         self._u8[base + _MARKS] = marks
         self._u8[base + _STATE] = _ITEM
         self._write(base + _HEADER, key, 0, nkey)
@@ -987,7 +1173,7 @@ class SlabArena:
             # to find room for a link can never pick a half-built item: it is at the LRU head
             first = self.chunk_max - _HEADER - nkey
             self._write(base + _HEADER + nkey, value, 0, first)
-        self._lru_link(ref, cls)
+        self._lru_link(ref, self.new_list(cls, expire_at))
         self._index_add(ref)
         self._items[cls] += 1
         self.count += 1
@@ -1017,7 +1203,7 @@ class SlabArena:
                 return False
             base = link * 8
             self._u8[base + _STATE] = _CHAIN
-            self._u8[base + _CLSID] = cls
+            self._u8[base + _LIST] = cls
             self._u32[(base + _PREV) >> 2] = head
             self._u32[(base + _NEXT) >> 2] = 0
             take = min(per_link, len(value) - done)
@@ -1041,9 +1227,9 @@ class SlabArena:
     def unlink(self, ref: int) -> None:
         """Remove a linked item: out of the index and its LRU, its chunks freed."""
         base = ref * 8
-        cls = self._u8[base + _CLSID]
+        cls = self._u8[base + _LIST] & _CLASS_BITS
         self._index_remove(ref)
-        self._lru_unlink(ref, cls)
+        self._lru_unlink(ref)
         self._items[cls] -= 1
         self.count -= 1
         size = _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
@@ -1059,18 +1245,18 @@ class SlabArena:
 
     def flush(self) -> None:
         """Drop every item (pages stay with their classes)."""
-        for cls in range(self.class_count):
-            while self._tail[cls]:
-                self.unlink(self._tail[cls])
+        for lst in range(_LISTS):
+            while self._tail[lst]:
+                self.unlink(self._tail[lst])
 
     def class_stats(self) -> list[dict[str, int]]:
         """Per class that has a page or an item: what ``stats slabs`` and ``stats items``
-        report (``age``: seconds since the least recently used item's last access)."""
+        report (``age``, ``age_hot``, ``age_warm``: seconds since the last access of the tail
+        item of COLD, HOT, WARM)."""
         out = []
         for c in range(self.class_count):
             if self._pages[c] == 0 and self._items[c] == 0:
                 continue
-            tail = self._tail[c]
             uncut = 0
             if self._cut[c]:
                 uncut = (self._cut_end[c] - self._cut[c]) // self._size[c]
@@ -1084,7 +1270,13 @@ class SlabArena:
                 "free_chunks": self._free_count[c],
                 "free_chunks_end": uncut,
                 "number": self._items[c],
-                "age": max(0, int(self.now) - self._u32[(tail * 8 + _ATIME) >> 2]) if tail else 0,
+                "number_hot": self._list_items[c | _HOT],
+                "number_warm": self._list_items[c | _WARM],
+                "number_cold": self._list_items[c | _COLD],
+                "number_temp": self._list_items[c | _TEMP],
+                "age_hot": self._tail_age(c | _HOT),
+                "age_warm": self._tail_age(c | _WARM),
+                "age": self._tail_age(c | _COLD),
                 "mem_requested": self._class_bytes[c],
                 "evicted": self._evicted[c],
                 "evicted_nonzero": self._evicted_nonzero[c],
@@ -1094,15 +1286,66 @@ class SlabArena:
                 "expired_unfetched": self._expired_unfetched[c],
                 "evicted_unfetched": self._evicted_unfetched[c],
                 "evicted_active": self._evicted_active[c],
-                "rescued": self._rescued[c],
+                "moves_to_cold": self._moves_to_cold[c],
+                "moves_to_warm": self._moves_to_warm[c],
+                "moves_within_lru": self._moves_within[c],
+                "direct_reclaims": self._direct_reclaims[c],
+                "hits_to_hot": self._list_hits[c | _HOT],
+                "hits_to_warm": self._list_hits[c | _WARM],
+                "hits_to_cold": self._list_hits[c | _COLD],
+                "hits_to_temp": self._list_hits[c | _TEMP],
             })
         return out
 
-    def refs(self) -> list[int]:
-        """Every linked item's ref, most recently used first within each class."""
-        out = []
+    def _tail_age(self, lst: int) -> int:
+        tail = self._tail[lst]
+        return max(0, int(self.now) - self._u32[(tail * 8 + _ATIME) >> 2]) if tail else 0
+
+    def reset_lru_counts(self) -> None:
+        """``stats reset``: the segmented LRU's per-class counts start again from 0 (memcached's
+        item_stats_reset and its threads' lru_hits)."""
         for c in range(self.class_count):
-            ref = self._head[c]
+            self._moves_to_cold[c] = 0
+            self._moves_to_warm[c] = 0
+            self._moves_within[c] = 0
+            self._direct_reclaims[c] = 0
+        self.reset_hits()
+
+    def class_hits(self, cls: int) -> int:
+        """Get hits on class ``cls``'s items: its hits_to_hot/warm/cold/temp summed (memcached's
+        slab class get_hits); 0 for a class the arena does not have."""
+        if not 0 <= cls < self.class_count:
+            return 0
+        return (self._list_hits[cls | _HOT] + self._list_hits[cls | _WARM] + self._list_hits[cls | _COLD]
+                + self._list_hits[cls | _TEMP])
+
+    def total_hits(self) -> int:
+        """Get hits on every class's items."""
+        n = 0
+        for lst in range(_LISTS):
+            n += self._list_hits[lst]
+        return n
+
+    def reset_hits(self) -> None:
+        """The hits_to_* counts start again from 0 (``stats reset``)."""
+        for lst in range(_LISTS):
+            self._list_hits[lst] = 0
+
+    def lru_totals(self) -> dict[str, int]:
+        """The segmented LRU's counts summed over the classes (``stats``)."""
+        totals = {"moves_to_cold": 0, "moves_to_warm": 0, "moves_within_lru": 0, "direct_reclaims": 0}
+        for c in range(self.class_count):
+            totals["moves_to_cold"] += self._moves_to_cold[c]
+            totals["moves_to_warm"] += self._moves_to_warm[c]
+            totals["moves_within_lru"] += self._moves_within[c]
+            totals["direct_reclaims"] += self._direct_reclaims[c]
+        return totals
+
+    def refs(self) -> list[int]:
+        """Every linked item's ref, most recently used first within each list."""
+        out = []
+        for lst in range(_LISTS):
+            ref = self._head[lst]
             while ref:
                 out.append(ref)
                 ref = self._u32[(ref * 8 + _NEXT) >> 2]
@@ -1110,13 +1353,17 @@ class SlabArena:
 
     # ----- walks and limits (kvshard.crawler, kvshard.arena_walks, cache_memlimit) -----------------
 
-    def lru_tail(self, cls: int) -> int:
-        """The least recently used item of class ``cls`` (0: none)."""
-        return self._tail[cls]
+    def lru_tail(self, lst: int) -> int:
+        """The least recently used item of list ``lst`` (a class | HOT_LRU...; 0: none)."""
+        return self._tail[lst]
 
-    def lru_head(self, cls: int) -> int:
-        """The most recently used item of class ``cls`` (0: none)."""
-        return self._head[cls]
+    def lru_head(self, lst: int) -> int:
+        """The most recently used item of list ``lst`` (0: none)."""
+        return self._head[lst]
+
+    def list_items(self, lst: int) -> int:
+        """Items on list ``lst``."""
+        return self._list_items[lst]
 
     def newer(self, ref: int) -> int:
         """The item after ``ref`` towards its LRU's head (0: none)."""
@@ -1147,7 +1394,7 @@ class SlabArena:
         base = ref * 8
         unfetched = not self._u8[base + _MARKS] & _FETCHED
         if unfetched:
-            self._expired_unfetched[self._u8[base + _CLSID]] += 1
+            self._expired_unfetched[self._u8[base + _LIST] & _CLASS_BITS] += 1
         self.unlink(ref)
         return unfetched
 

@@ -3,7 +3,7 @@
 Every field of memcached 1.6.18's ``stats`` and ``stats settings`` that means something here is
 reported, under memcached's name, in memcached's order and format; a counter is summed over the
 shards (``sum_shards``) where memcached sums it over its threads. A field for something kvshard
-does not have or does not count (the segmented LRU, libevent, extstore, ...) is
+does not have or does not count (libevent, extstore, ...) is
 left out, never shown as a constant: the README's "stats fields not reported" lists each one
 with its reason, and a conformance test holds this module and that list to memcached's fields.
 """
@@ -38,6 +38,9 @@ _REASSIGN_COUNTERS = (
     "slab_reassign_rescues", "slab_reassign_chunk_rescues", "slab_reassign_evictions_nomem",
     "slab_reassign_inline_reclaim",
 )
+# ... and those memcached shows only while its LRU maintainer runs
+_MAINTAINER_COUNTERS = frozenset(("evicted_active",))
+_SEGMENT_COUNTERS = ("moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims")
 # memcached's names for -o ssl_min_version's levels
 _TLS_VERSION_NAMES = ("tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3")
 # memcached's names for -B's choices in ``stats settings``
@@ -134,16 +137,22 @@ def general(info: ServerInfo, totals: dict[str, Any], now: float | None = None) 
     if totals.get("lru_crawler_enabled"):  # (memcached shows these while its crawler runs)
         pairs.append(("lru_crawler_running", min(1, totals.get("lru_crawler_running", 0))))
         pairs.append(("lru_crawler_starts", totals.get("lru_crawler_starts", 0)))
-    pairs.extend((name, totals.get(name, 0)) for name in _ITEM_COUNTERS)
+    maintainer = bool(totals.get("lru_maintainer_running"))  # (and these while its LRU maintainer runs)
+    if maintainer:
+        pairs.append(("lru_maintainer_juggles", totals.get("lru_maintainer_juggles", 0)))
+    pairs.extend((name, totals.get(name, 0)) for name in _ITEM_COUNTERS
+                 if maintainer or name not in _MAINTAINER_COUNTERS)
+    if maintainer:
+        pairs.extend((name, totals.get(name, 0)) for name in _SEGMENT_COUNTERS)
     return _lines(pairs)
 
 
 def settings(info: ServerInfo, verbosity: int, detail_enabled: bool, crawler: Any = None,
-             track_sizes: bool = False, mover: Any = None) -> bytes:
+             track_sizes: bool = False, maintainer: Any = None, mover: Any = None) -> bytes:
     """``stats settings``: the flags as they act here (``detail_enabled`` follows ``stats
-    detail on|off``; ``crawler``, the shard's LRU crawler, ``track_sizes`` and ``mover``, its
-    slab mover, follow ``lru_crawler ...``, ``stats sizes_enable|disable`` and ``slabs
-    automove ...``)."""
+    detail on|off``; ``crawler``, the shard's LRU crawler, ``maintainer``, its LRU maintainer,
+    ``track_sizes`` and ``mover``, its slab mover, follow ``lru_crawler ...``, ``lru ...``,
+    ``stats sizes_enable|disable`` and ``slabs automove ...``)."""
     pairs: list[tuple[str, Any]] = [
         ("maxbytes", info.memory_bytes),
         ("maxconns", info.max_connections),
@@ -183,6 +192,10 @@ def settings(info: ServerInfo, verbosity: int, detail_enabled: bool, crawler: An
     pairs.extend([
         ("flush_enabled", _yes_no(info.flush_enabled)),
         ("dump_enabled", _yes_no(info.dump_enabled)),
+    ])
+    if maintainer is not None:
+        pairs.extend(maintainer.settings())
+    pairs.extend([
         ("idle_timeout", info.idle_timeout),
         ("track_sizes", _yes_no(track_sizes)),
     ])
@@ -207,15 +220,19 @@ def _tls_settings(tls: Any) -> list[tuple[str, Any]]:
 
 
 # stats items: memcached 1.6.18's per-class fields in its order, those the arena and the crawler
-# keep (the segmented LRU's and the tail-repair ones are listed in the README as not reported);
-# "age" is a maximum over shards, the rest are sums
+# keep (the tail-repair ones are listed in the README as not reported; a shard leaves out the
+# segmented LRU's while its maintainer is off, as memcached does); ages are a maximum over
+# shards, the rest are sums
 _ITEM_FIELDS = (
-    "number", "age", "mem_requested", "evicted", "evicted_nonzero", "evicted_time", "outofmemory", "reclaimed",
+    "number", "number_hot", "number_warm", "number_cold", "number_temp", "age_hot", "age_warm", "age",
+    "mem_requested", "evicted", "evicted_nonzero", "evicted_time", "outofmemory", "reclaimed",
     "expired_unfetched", "evicted_unfetched", "evicted_active", "crawler_reclaimed", "crawler_items_checked",
+    "moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "hits_to_hot", "hits_to_warm",
+    "hits_to_cold", "hits_to_temp",
 )
 _SLAB_FIELDS = ("chunk_size", "chunks_per_page", "total_pages", "total_chunks", "used_chunks", "free_chunks",
                 "free_chunks_end") + CLASS_COUNTERS
-_LARGEST_OVER_SHARDS = frozenset(("chunk_size", "chunks_per_page", "age", "evicted_time"))
+_LARGEST_OVER_SHARDS = frozenset(("chunk_size", "chunks_per_page", "age", "age_hot", "age_warm", "evicted_time"))
 
 
 Merged = tuple[int, list[dict[str, int]], int]

@@ -100,9 +100,11 @@ def test_expiry_rules() -> None:
     assert cache.stats.get_expired >= 3
 
 
-def test_eviction_gives_active_items_a_second_chance() -> None:
+def test_an_active_item_is_kept_and_an_item_read_once_is_not() -> None:
     """memcached's segmented LRU: a hit does not move an item; one hit twice (ACTIVE) that
-    reaches the tail is moved back instead of evicted, one hit once (FETCHED) is not."""
+    reaches HOT's tail goes to WARM instead of COLD, where the evictions are; one hit once
+    (FETCHED) does not. Without the maintainer, WARM keeps it; its juggle then moves it to COLD
+    (WARM is over its 40% of the class), and it goes in turn."""
     n = per_page(b"key-00000", b"x" * 100)
     cache, _ = make(limit=SMALL_PAGE, page_size=SMALL_PAGE)  # one page for this class
     for i in range(n):
@@ -110,33 +112,27 @@ def test_eviction_gives_active_items_a_second_chance() -> None:
     assert cache.get(b"key-00000") and cache.get(b"key-00000")  # hit twice: active
     assert cache.get(b"key-00001")  # hit once: only fetched
     cache.store(b"set", b"key-%05d" % n, 0, 0, b"x" * 100)
-    assert cache.peek(b"key-00000") is not None  # rescued, its ACTIVE mark spent
+    assert cache.peek(b"key-00000") is not None  # moved to WARM, its ACTIVE mark spent
     assert cache.peek(b"key-00001") is None  # the oldest item that was not active went
     assert cache.stats.evictions == 1 and len(cache) == n
     assert cache.peek(b"key-00000")[6] & c.ACTIVE == 0
-    for i in range(n + 1, 2 * n):  # evict key-00002 .. key-<n-1>, then key-00000
+    for i in range(n + 1, 2 * n):  # evict key-00002 .. key-<n>, each through COLD
         cache.store(b"set", b"key-%05d" % i, 0, 0, b"x" * 100)
-    assert cache.peek(b"key-00000") is None  # not hit again since its rescue: evicted in turn
-    assert [cache.peek(b"key-%05d" % i) is not None for i in range(2, 2 * n)] == [i >= n for i in range(2, 2 * n)]
-    assert cache.stats.evictions == n
-
-
-def test_eviction_rescues_a_bounded_number_of_active_items() -> None:
-    cache, _ = make(limit=16 * SMALL_PAGE, page_size=SMALL_PAGE)
-    n = 16 * per_page(b"key-00000", b"x" * 100)
-    for i in range(n):
-        cache.store(b"set", b"key-%05d" % i, 0, 0, b"x" * 100)
-        cache.get(b"key-%05d" % i)
-        cache.get(b"key-%05d" % i)
-    cache.store(b"set", b"key-new", 0, 0, b"x" * 100)
-    assert cache.stats.evictions == 1 and len(cache) == n
-    assert cache.peek(b"key-00050") is None  # the 51st active item at the tail went
-    assert all(cache.peek(b"key-%05d" % i) is not None for i in range(50))
+    assert cache.peek(b"key-00000") is not None and cache.stats.evictions == n
+    cls = cache.arena.clsid(cache.arena.find(b"key-00000"))
+    # the maintainer's juggle: HOT holds more than its 20% of the class, so its oldest go to
+    # COLD; WARM's one item is under its 40% and not older than COLD's tail: it stays
+    assert cache.arena.juggle(cls, 500) > 0
+    figures = {f["id"]: f for f in cache.arena.class_stats()}[cls + 1]
+    assert figures["number_warm"] == 1 and figures["number_cold"] > figures["number_hot"] > 0
+    cache.store(b"set", b"key-last", 0, 0, b"x" * 100)  # COLD's tail goes: key-<n+1>
+    assert cache.peek(b"key-00000") is not None and cache.stats.evictions == n + 1
+    assert [cache.peek(b"key-%05d" % i) is not None for i in range(2, 2 * n)] == [i > n + 1 for i in range(2, 2 * n)]
 
 
 def test_stats_count_evictions_and_tail_reclaims() -> None:
     cache, clock = make(limit=2 * SMALL_PAGE, page_size=SMALL_PAGE)
-    n = 2 * per_page(b"k00", b"v")  # more than the 50 second chances a store may give
+    n = 2 * per_page(b"k00", b"v")
     for i in range(n):
         cache.store(b"set", b"k%02d" % i, 0, 5 if i == 0 else 0, b"v")
     clock.now += 10
@@ -198,16 +194,18 @@ def test_get_block_is_the_rendered_item_and_its_tail() -> None:
 
 def test_eviction_kinds_are_counted_and_survive_a_stats_reset() -> None:
     cache, clock = make(limit=2 * SMALL_PAGE, page_size=SMALL_PAGE)
-    n = 2 * per_page(b"k00", b"v")  # more than the 50 second chances a store may give
+    cache.arena.segmented = False  # flat: every item in COLD, evicted ACTIVE or not
+    n = 2 * per_page(b"k00", b"v")
     for i in range(n):
         cache.store(b"set", b"k%02d" % i, 0, 5 if i == 0 else 0, b"v")
     for i in range(1, n):
-        assert cache.get(b"k%02d" % i) and cache.get(b"k%02d" % i)  # all active but k00
+        ref = cache.arena.find(b"k%02d" % i)
+        cache.arena.set_marks(ref, c.FETCHED | c.ACTIVE)  # (a flat LRU's hits never set ACTIVE)
     clock.now += 10
     cache.store(b"set", b"new", 0, 0, b"v")  # k00 expired unfetched: reclaimed
     assert (cache.stats.expired_unfetched, cache.stats.evictions) == (1, 0)
     cache.stats.reset()
-    cache.store(b"set", b"ne2", 0, 0, b"v")  # 50 second chances, then an active item goes
+    cache.store(b"set", b"ne2", 0, 0, b"v")  # an ACTIVE item at COLD's tail goes
     assert (cache.stats.evicted_active, cache.stats.evicted_unfetched, cache.stats.evictions) == (1, 0, 1)
     assert cache.stats.expired_unfetched == 0
 

@@ -300,8 +300,10 @@ def test_every_memcached_suboption_is_accepted_and_its_effect_said() -> None:
 
     taking_effect = {"idle_timeout", "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_verify_mode", "ssl_min_version",
                      "ssl_ciphers", "ssl_keyformat", "lru_crawler", "no_lru_crawler", "lru_crawler_sleep",
-                     "lru_crawler_tocrawl", "track_sizes", "slab_reassign", "no_slab_reassign", "slab_automove",
-                     "no_slab_automove", "slab_automove_ratio", "slab_automove_window"}
+                     "lru_crawler_tocrawl", "track_sizes", "lru_maintainer", "no_lru_maintainer", "hot_lru_pct",
+                     "warm_lru_pct", "hot_max_factor", "warm_max_factor", "temporary_ttl", "slab_reassign",
+                     "no_slab_reassign", "slab_automove", "no_slab_automove", "slab_automove_ratio",
+                     "slab_automove_window"}
     assert {name for name in SUBOPTIONS if ignored_reason(name) is None} == taking_effect
     for name in SUBOPTIONS:
         if name in taking_effect - {"idle_timeout"} or name.startswith("proxy_"):

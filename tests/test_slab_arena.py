@@ -1,6 +1,7 @@
-"""The slab arena: class sizes as memcached's, the flat index, LRU eviction with second
-chances, chained large items, pages moving between classes (at once, or cleared a slice at a
-time with their items rescued, kvshard.slab_mover's way). Runs compiled and interpreted."""
+"""The slab arena: class sizes as memcached's, the flat index, eviction from the segmented LRU
+(tests/test_lru_segments.py has its moves), chained large items, pages moving between classes
+(at once, or cleared a slice at a time with their items rescued, kvshard.slab_mover's way).
+Runs compiled and interpreted."""
 
 from __future__ import annotations
 
@@ -143,7 +144,9 @@ def test_fresh_pages_past_the_limit_widen_the_index_refs() -> None:
     assert all(arena.find(k) == r and arena.key(r) == k for k, r in live.items())
 
 
-def test_eviction_is_lru_with_a_second_chance_for_active_items() -> None:
+def test_a_full_class_evicts_its_oldest_inactive_item() -> None:
+    """memcached's do_item_alloc_pull with no maintainer run: HOT's tail goes to WARM if ACTIVE
+    (ACTIVE spent), else to COLD, whose tail is evicted."""
     arena = SlabArena(PAGE)  # one page: one class owns it
     value = b"x" * 100
     per_page = PAGE // class_sizes()[arena.class_for(HEADER + 6 + 100)]
@@ -152,13 +155,16 @@ def test_eviction_is_lru_with_a_second_chance_for_active_items() -> None:
     arena.set_marks(refs[0], ACTIVE)  # hit twice: active
     arena.set_marks(refs[1], 8)  # hit once: only fetched
     assert arena.store(b"new00", value + b"y", 0, 0, 1)  # same class, arena full
-    assert arena.find(b"k00000") == refs[0] and arena.marks(refs[0]) == 0  # rescued, mark spent
+    assert arena.find(b"k00000") == refs[0] and arena.marks(refs[0]) == 0  # moved to WARM, mark spent
     assert arena.find(b"k00001") == 0  # the least recent one that was not active went
     stats = {s["id"]: s for s in arena.class_stats()}[arena.clsid(refs[0]) + 1]
-    assert (stats["evicted"], stats["rescued"], stats["number"]) == (1, 1, per_page)
+    assert (stats["evicted"], stats["moves_to_warm"], stats["moves_to_cold"], stats["number"]) == (1, 1, 1, per_page)
+    assert (stats["number_hot"], stats["number_warm"], stats["direct_reclaims"]) == (per_page - 1, 1, 3)
 
 
 def test_expired_tail_items_are_reclaimed_not_evicted() -> None:
+    """A tail pull reclaims the run of expired items at the tail (up to 5), then stops at a
+    live one: nothing is evicted while expired items make room."""
     arena = SlabArena(PAGE)
     arena.now = 100
     per_page = PAGE // class_sizes()[0]
@@ -166,8 +172,8 @@ def test_expired_tail_items_are_reclaimed_not_evicted() -> None:
         assert arena.store(b"k%05d" % i, b"v", 0, 50 if i < 3 else 0, i)
     assert arena.store(b"fresh", b"v", 0, 0, 1)
     stats = arena.class_stats()[0]
-    assert (stats["reclaimed"], stats["evicted"]) == (1, 0)
-    assert arena.find(b"k00000") == 0 and arena.find(b"k00001")
+    assert (stats["reclaimed"], stats["evicted"]) == (3, 0)
+    assert not any(arena.find(b"k%05d" % i) for i in range(3)) and arena.find(b"k00003")
 
 
 def test_large_items_are_chained_across_chunks() -> None:

@@ -219,7 +219,7 @@ META: Final = 14      # (META, verb: bytes, key, flags: MetaFlags | None, value:
 FLUSH_REFUSED: Final = 16  # (FLUSH_REFUSED, noreply): flush_all under -F
 SHUTDOWN: Final = 15  # (SHUTDOWN, mode: bytes | None): "shutdown [graceful]"; the server decides if it may
 WATCH: Final = 17     # (WATCH, streams: int (-1: an unknown name), noreply): see kvshard.protocol.watch
-ITEM_ADMIN: Final = 18  # (ITEM_ADMIN, tokens): cache_memlimit, lru_crawler (kvshard.item_commands), slabs (kvshard.slab_mover)
+ITEM_ADMIN: Final = 18  # (ITEM_ADMIN, tokens): cache_memlimit, lru_crawler, lru (kvshard.item_commands), slabs (kvshard.slab_mover)
 
 STORE_OPS: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
 
@@ -514,13 +514,13 @@ class AsciiParser:
             return (STATS, tokens[1:])
         if name == b"watch":  # -W, pipelining and a full watcher list are checked before the names
             return (WATCH, watch_flags(tokens[1:]), n > 1 and tokens[-1] == _NOREPLY)
-        if name == b"lru_crawler" or (name == b"cache_memlimit" and n in (2, 3)):
+        if name == b"lru_crawler" or name == b"lru" or (name == b"cache_memlimit" and n in (2, 3)):
             return (ITEM_ADMIN, tokens)  # kvshard.item_commands
         if name == b"slabs" and n >= 3 and (tokens[1] == b"automove" or (n == 4 and tokens[1] == b"reassign")):
             return (ITEM_ADMIN, tokens)  # kvshard.slab_mover
         if name == b"cache_memlimit":
             return (REPLY, R_ERROR)
-        if name in ADMIN_COMMANDS:  # slabs, lru: see ascii_admin
+        if name in ADMIN_COMMANDS:  # slabs: see ascii_admin
             return (REPLY, admin_reply(tokens))
         return _unknown_command(name, tokens)
 

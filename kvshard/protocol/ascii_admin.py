@@ -1,5 +1,6 @@
 """memcached's administration commands for the slab allocator and the LRU: ``slabs`` and
-``lru`` (``cache_memlimit`` and ``lru_crawler`` are kvshard.item_commands').
+``lru`` (``cache_memlimit`` and ``lru_crawler`` are kvshard.item_commands', which also applies
+the ``lru`` changes checked here).
 
 Theory of operation
 -------------------
@@ -8,11 +9,11 @@ every shard: the parser hands them over (``ITEM_ADMIN``) to kvshard.slab_mover, 
 automove arguments with :func:`slabs_automove_setting`. Every other ``slabs`` line is
 ``ERROR``, as memcached answers it.
 
-kvshard has no segmented LRU to tune, so ``lru`` is answered exactly as memcached 1.6.18
-answers it with the LRU maintainer off (``-o no_lru_maintainer``), so a client gets memcached's
-bytes and never an ``OK`` for a change that did not happen: ``lru mode|temp_ttl``: ``ERROR``.
-``lru tune``: its numbers are checked as memcached checks them, with its two messages; valid
-ones answer ``ERROR`` (nothing to tune).
+``lru tune <hot_pct> <warm_pct> <hot_factor> <warm_factor>``, ``lru mode flat|segmented``,
+``lru temp_ttl <ttl>`` go to kvshard.item_commands too: :func:`lru_change` checks them as
+memcached does, with its messages, and says what to change (every shard's
+kvshard.lru_maintainer applies it); ``mode`` and ``temp_ttl`` answer ``ERROR`` without the LRU
+maintainer (``-o no_lru_maintainer``), as memcached's, ``tune`` works either way.
 
 Token counts follow memcached's (which counts one empty token more than :func:`tokenize`
 returns): a wrong count is ``ERROR``.
@@ -20,11 +21,11 @@ returns): a wrong count is ``ERROR``.
 
 from __future__ import annotations
 
-from typing import Callable, Final
+from typing import Any, Callable, Final
 
-from .numbers import strtoul32
+from .numbers import strtol32, strtoul32
 
-__all__ = ["ADMIN_COMMANDS", "admin_reply", "slabs_automove_setting"]
+__all__ = ["ADMIN_COMMANDS", "admin_reply", "lru_change", "slabs_automove_setting"]
 
 _ERROR: Final = b"ERROR\r\n"
 _BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
@@ -60,12 +61,15 @@ def slabs_automove_setting(tokens: list[bytes]) -> tuple[str, float] | bytes:
     return ("level", level) if level <= 2 else _ERROR
 
 
-def _lru(tokens: list[bytes]) -> bytes:
-    if len(tokens) < 2:
-        return _ERROR
-    noreply = tokens[-1] == _NOREPLY
+def lru_change(tokens: list[bytes], maintainer_running: bool) -> bytes | tuple[str, tuple[Any, ...]]:
+    """``lru ...`` (``tokens[0] == b"lru"``) as memcached's process_lru_command checks it: the
+    change to make, (``"tune"``, (hot_pct, warm_pct, hot_factor, warm_factor)), (``"mode"``,
+    (segmented,)) or (``"temp_ttl"``, (ttl,)), or else the reply (an error; b"" when
+    ``noreply`` silences it)."""
+    n = len(tokens)
+    sub = tokens[1] if n > 1 else b""
     reply = _ERROR
-    if tokens[1] == b"tune" and len(tokens) >= 6:
+    if sub == b"tune" and n >= 6:
         hot, warm = strtoul32(tokens[2]), strtoul32(tokens[3])
         hot_factor, warm_factor = _strtod(tokens[4]), _strtod(tokens[5])
         if hot is None or warm is None or hot_factor is None or warm_factor is None:
@@ -74,12 +78,20 @@ def _lru(tokens: list[bytes]) -> bytes:
             reply = b"ERROR hot and warm pcts must not exceed 80\r\n"
         elif hot_factor <= 0 or warm_factor <= 0:
             reply = b"ERROR hot/warm age factors must be greater than 0\r\n"
-    return b"" if noreply else reply
+        else:
+            return ("tune", (hot, warm, hot_factor, warm_factor))
+    elif sub == b"mode" and n >= 3 and maintainer_running:
+        if tokens[2] in (b"flat", b"segmented"):
+            return ("mode", (tokens[2] == b"segmented",))
+    elif sub == b"temp_ttl" and n >= 3 and maintainer_running:
+        ttl = strtol32(tokens[2])
+        if ttl is not None:
+            return ("temp_ttl", (ttl,))
+    return b"" if tokens[-1] == _NOREPLY else reply
 
 
 ADMIN_COMMANDS: Final[dict[bytes, Callable[[list[bytes]], bytes]]] = {
     b"slabs": _slabs,
-    b"lru": _lru,
 }
 
 

@@ -236,9 +236,9 @@ def test_cache_memlimit_changes_the_limit_and_a_lower_one_evicts(kind: str) -> N
 
 @pytest.mark.parametrize("kind", server_kinds())
 def test_expired_items_nobody_touches_are_reclaimed(kind: str) -> None:
-    """After a crawl: memcached's LRU maintainer may get to the items first (its HOT LRU's tail
-    is reclaimed as it moves items; that counts in ``reclaimed``), else its crawler does (in
-    ``crawler_reclaimed``); kvshard's crawler does it all."""
+    """After a crawl: the LRU maintainer may get to the items first (a tail pull reclaims the
+    expired items it meets; that counts in ``reclaimed``), else the crawler does (in
+    ``crawler_reclaimed``); kvshard's and memcached's alike."""
     with start_server(kind) as server, Wire.connect(server.address) as conn:
         for i in range(50):
             conn.call(storage(b"set", b"ttl:%d" % i, b"v", exptime=1), b"STORED\r\n")
@@ -254,17 +254,18 @@ def test_expired_items_nobody_touches_are_reclaimed(kind: str) -> None:
         per_class = sum(int(v) for k, v in items.items() if k.endswith(":crawler_reclaimed"))
         assert per_class == int(stats["crawler_reclaimed"])
         if kind == "kvshard":
-            assert stats["crawler_reclaimed"] == "50"
-            assert sum(int(v) for k, v in items.items() if k.endswith(":crawler_items_checked")) >= 51
+            checked = sum(int(v) for k, v in items.items() if k.endswith(":crawler_items_checked"))
+            assert checked >= 1 + int(stats["crawler_reclaimed"])
 
 
 def test_kvshards_crawler_reclaims_on_its_own() -> None:
-    """kvshard's crawler walks a class again when the earliest expiry it saw comes; memcached's
-    maintainer waits a minute or more between its crawls, so this is kvshard's alone."""
+    """kvshard's crawler walks a class again when the earliest expiry it saw comes (memcached's
+    maintainer waits a minute or more between its crawls, so this is kvshard's alone); its LRU
+    maintainer's tail pulls may reclaim some first."""
     with start_server("kvshard") as server, Wire.connect(server.address) as conn:
         for i in range(50):
             conn.call(storage(b"set", b"own:%d" % i, b"v", exptime=1 + i % 2), b"STORED\r\n")
         conn.call(storage(b"set", b"own:keep", b"v"), b"STORED\r\n")
         until(lambda: read_stats(conn)["curr_items"] == "1", seconds=8)
         stats = read_stats(conn)
-        assert stats["crawler_reclaimed"] == "50" and int(stats["lru_crawler_starts"]) > 0
+        assert int(stats["crawler_reclaimed"]) + int(stats["reclaimed"]) == 50 and int(stats["lru_crawler_starts"]) > 0

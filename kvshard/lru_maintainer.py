@@ -155,23 +155,31 @@ class LruMaintainer:
         self._timer = None
         now = self._monotonic()
         arena = self._arena
+        due = self._next_due
         if self.state == IDLE:
             self.state = WAKING
             self.juggles += 1
-            self._pending = [c for c in range(arena.class_count) if self._next_due[c] <= now]
+            self._pending = [cls for cls in range(arena.class_count) if due[cls] <= now]
         arena.now = self._cache._clock()
         budget = ROUNDS_PER_TURN
-        while self._pending and budget > 0:
-            cls = self._pending.pop(0)
+        pending = self._pending
+        done = 0
+        while done < len(pending) and budget > 0:
+            cls = pending[done]
+            done += 1
             did = arena.juggle(cls, min(JUGGLE_ROUNDS, budget)) if arena.class_items(cls) else 0
             budget -= did + 1
             self._back_off(cls, did, now)
-        if self._pending:
+        del pending[:done]
+        if pending:
             self._timer = self._loop.call_soon(self._wake)
             return
         self.state = IDLE
-        sleep = min(max(min(self._next_due) - now, MIN_SLEEP), MAX_SLEEP)
-        self._timer = self._loop.call_later(sleep, self._wake)
+        nearest = MAX_SLEEP + now
+        for cls in range(arena.class_count):
+            if due[cls] < nearest:
+                nearest = due[cls]
+        self._timer = self._loop.call_later(min(max(nearest - now, MIN_SLEEP), MAX_SLEEP), self._wake)
 
     def _back_off(self, cls: int, did: int, now: float) -> None:
         """memcached's per-class back-off after a juggle that moved ``did`` rounds."""

@@ -58,6 +58,8 @@ __all__ = [
     "MAX_LINE",
     "MAX_GET_LINE",
     "item_too_large",
+    "bytes_slice",
+    "find_newline",
     "single_get_key",
     "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
     "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META", "SHUTDOWN", "FLUSH_REFUSED", "R_FLUSH_REFUSED", "WATCH",
@@ -238,6 +240,23 @@ def item_too_large(key_length: int, flags: int, value_length: int, max_item_size
     return item_total_size(key_length, flags, value_length) > max_item_size
 
 
+def bytes_slice(data: bytes, start: int, stop: int) -> bytes:
+    """``data[start:stop]`` for 0 <= start <= stop <= len(data); compiled, one copy with no
+    slice object (Cython slices bytes through the generic sequence protocol)."""
+    if cython.compiled:
+        return PyBytes_FromStringAndSize(cython.cast(cython.p_char, data) + start, stop - start)
+    return data[start:stop]
+
+
+def find_newline(data: bytes, start: int, end: int) -> int:
+    """``data.find(b"\\n", start, end)``; compiled, a memchr."""
+    if cython.compiled:
+        base = cython.cast(cython.p_char, data)
+        hit = cython.cast(cython.p_char, memchr(base + start, 10, end - start))
+        return -1 if hit == cython.NULL else hit - base
+    return data.find(b"\n", start, end)
+
+
 def tokenize(text: bytes) -> list[bytes]:
     """memcached's tokenizer: split on spaces, runs collapsing (tabs are no separators); the
     text is a C string to memcached, so a NUL byte ends it."""
@@ -293,7 +312,7 @@ def single_get_key(data: bytes) -> bytes | None:
         for i in range(4, n - 2):
             if _KEY_STOP[p[i]]:  # a space, CR, LF or NUL
                 return None
-        return data[4 : n - 2]
+        return bytes_slice(data, 4, n - 2)
     if data[-2:] != b"\r\n" or data[:4] != b"get " or len(data) > KEY_MAX_LENGTH + 6:
         return None
     key = data[4:-2]
@@ -362,7 +381,7 @@ class AsciiParser:
                 self._chunks_len += len(data)
                 self._want = want - len(data)
                 return out
-            self._chunks.append(data[:want])
+            self._chunks.append(bytes_slice(data, 0, want))
             block = b"".join(self._chunks)
             self._chunks = []
             self._chunks_len = 0
@@ -377,18 +396,18 @@ class AsciiParser:
             want = self._want
             if want:  # DATA state entered in this buffer
                 if end - pos < want:
-                    self._chunks = [buf[pos:]]
+                    self._chunks = [bytes_slice(buf, pos, end)]
                     self._chunks_len = end - pos
                     self._want = want - (end - pos)
                     return out
                 self._want = 0
-                self._finish_block(buf[pos : pos + want], out)
+                self._finish_block(bytes_slice(buf, pos, pos + want), out)
                 pos += want
                 continue
-            nl = buf.find(b"\n", pos)
+            nl = find_newline(buf, pos, end)
             if nl < 0:
                 break
-            line = buf[pos : nl - 1] if nl > pos and buf[nl - 1] == 13 else buf[pos:nl]
+            line = bytes_slice(buf, pos, nl - 1 if nl > pos and buf[nl - 1] == 13 else nl)
             pos = nl + 1
             cmd = self._command(line)
             if cmd is not None:
@@ -397,7 +416,7 @@ class AsciiParser:
                     self._closed = True
                     return out
         if pos < end:
-            rest = buf[pos:]
+            rest = bytes_slice(buf, pos, end)
             if len(rest) > MAX_LINE and not self._long_get_ok(rest):
                 self._closed = True
                 out.append((CLOSE,))
@@ -422,13 +441,14 @@ class AsciiParser:
             out.append(header)
         elif op == REPLY:  # the data of a command already answered with an error: dropped
             pass
-        elif block[-2:] != b"\r\n":
+        elif len(block) < 2 or block[len(block) - 2] != 13 or block[len(block) - 1] != 10:
             if op == META or not header[7]:  # an ms always hears of a bad chunk, q or not
                 out.append((REPLY, R_BAD_CHUNK))
         elif op == META:
-            out.append((META, header[1], header[2], header[3], block[:-2]))
+            out.append((META, header[1], header[2], header[3], bytes_slice(block, 0, len(block) - 2)))
         else:
-            out.append((STORE, header[1], header[2], header[3], header[4], block[:-2], header[6], header[7]))
+            out.append((STORE, header[1], header[2], header[3], header[4], bytes_slice(block, 0, len(block) - 2),
+                        header[6], header[7]))
 
     # ----- one line -------------------------------------------------------------------------
 

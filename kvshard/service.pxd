@@ -4,6 +4,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy
 from kvshard.cache cimport Cache
 from kvshard.counters cimport ConnectionCounters
+from kvshard.protocol.byte_slices cimport bytes_slice
 
 
 @cython.locals(total=Py_ssize_t, at=Py_ssize_t, size=Py_ssize_t, out="char *", packed=bytes)

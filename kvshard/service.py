@@ -26,6 +26,7 @@ from .protocol.ascii import (
     tokenize,
 )
 from .protocol import binary as bp
+from .protocol.byte_slices import bytes_slice
 from .protocol import meta as m
 from .slab_arena import POOL
 
@@ -110,7 +111,7 @@ def unpack_blocks(packed: bytes, count: int) -> list[bytes]:
             size = p[at] | (p[at + 1] << 8) | (p[at + 2] << 16) | (cython.cast(cython.uint, p[at + 3]) << 24)
             if at + 4 + size > end:
                 raise ValueError("packed blocks cut short")
-            blocks.append(packed[at + 4 : at + 4 + size])
+            blocks.append(bytes_slice(packed, at + 4, at + 4 + size))
             at += 4 + size
         return blocks
     for _ in range(count):

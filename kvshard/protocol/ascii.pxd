@@ -1,7 +1,8 @@
 # Compiled by Cython (pure-Python mode) from ascii.py; see framework/extensions.py.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.string cimport memcpy, memchr
+from libc.string cimport memcpy
+from kvshard.protocol.byte_slices cimport bytes_slice, find_newline
 
 
 cdef tuple _SMALL_DECIMALS
@@ -10,9 +11,6 @@ cdef unsigned char _KEY_STOP[256]
 cdef void _fill_key_stop()
 cpdef bytes decimal(object n)
 cpdef bytes value_line(bytes key, object flags, bytes value, object cas)
-cpdef bytes bytes_slice(bytes data, Py_ssize_t start, Py_ssize_t stop)
-@cython.locals(base="char *", hit="char *")
-cpdef Py_ssize_t find_newline(bytes data, Py_ssize_t start, Py_ssize_t end)
 @cython.locals(p=cython.p_uchar, n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, tokens=list)
 cpdef list tokenize(bytes text)
 @cython.locals(value_len=Py_ssize_t, block=bytes)

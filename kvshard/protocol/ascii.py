@@ -43,6 +43,7 @@ from typing import Any, Final
 
 from . import meta
 from .ascii_admin import ADMIN_COMMANDS, admin_reply
+from .byte_slices import bytes_slice, find_newline
 from .numbers import strtol32, strtoul32, strtoull
 from .watch import watch_flags
 
@@ -58,8 +59,6 @@ __all__ = [
     "MAX_LINE",
     "MAX_GET_LINE",
     "item_too_large",
-    "bytes_slice",
-    "find_newline",
     "single_get_key",
     "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
     "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META", "SHUTDOWN", "FLUSH_REFUSED", "R_FLUSH_REFUSED", "WATCH",
@@ -238,23 +237,6 @@ def item_total_size(key_length: int, flags: int, value_length: int) -> int:
 def item_too_large(key_length: int, flags: int, value_length: int, max_item_size: int) -> bool:
     """memcached 1.6's size check."""
     return item_total_size(key_length, flags, value_length) > max_item_size
-
-
-def bytes_slice(data: bytes, start: int, stop: int) -> bytes:
-    """``data[start:stop]`` for 0 <= start <= stop <= len(data); compiled, one copy with no
-    slice object (Cython slices bytes through the generic sequence protocol)."""
-    if cython.compiled:
-        return PyBytes_FromStringAndSize(cython.cast(cython.p_char, data) + start, stop - start)
-    return data[start:stop]
-
-
-def find_newline(data: bytes, start: int, end: int) -> int:
-    """``data.find(b"\\n", start, end)``; compiled, a memchr."""
-    if cython.compiled:
-        base = cython.cast(cython.p_char, data)
-        hit = cython.cast(cython.p_char, memchr(base + start, 10, end - start))
-        return -1 if hit == cython.NULL else hit - base
-    return data.find(b"\n", start, end)
 
 
 def tokenize(text: bytes) -> list[bytes]:

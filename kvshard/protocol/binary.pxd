@@ -2,6 +2,7 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy
+from kvshard.protocol.byte_slices cimport bytes_slice
 
 @cython.locals(n=Py_ssize_t, out=cython.p_uchar, packet=bytes)
 cpdef bytes get_hit(unsigned int opaque, unsigned long long cas, unsigned int flags, value)

@@ -36,6 +36,7 @@ import struct
 from typing import Final, NamedTuple
 
 from .ascii import KEY_MAX_LENGTH, item_too_large
+from .byte_slices import bytes_slice
 
 try:
     import cython
@@ -231,7 +232,7 @@ def single_get(data: bytes) -> tuple[bytes, int] | None:
         ):
             return None
         opaque = (cython.cast(cython.uint, p[12]) << 24) | (p[13] << 16) | (p[14] << 8) | p[15]
-        return data[_HEADER_LEN:], opaque
+        return bytes_slice(data, _HEADER_LEN, len(data)), opaque
     magic, _, key_len, extras_len, _, _, body_len, opaque, _ = HEADER.unpack_from(data)
     if (
         magic != REQUEST_MAGIC or extras_len or key_len > KEY_MAX_LENGTH or body_len != key_len
@@ -364,7 +365,7 @@ class BinaryParser:
                 prefix = extras_len + key_len
                 if end - pos < prefix:
                     break  # wait for the flags and key: a refused set drops the old item
-                key = buf[pos + extras_len : pos + prefix]
+                key = bytes_slice(buf, pos + extras_len, pos + prefix)
                 # TOO_LARGE carries the refused opcode as its one extras byte
                 self._too_large = Request(TOO_LARGE, key, bytes((opcode,)), b"", 0, opaque)
                 if end - pos < body_len:
@@ -376,7 +377,7 @@ class BinaryParser:
                 continue
             if end - pos < body_len:
                 if data and body_len > 65536:  # a big body: gather its pieces, join them once
-                    self._parts = [buf[pos:]]
+                    self._parts = [bytes_slice(buf, pos, end)]
                     self._missing = body_len - (end - pos)
                     self._buf = b""
                     return out
@@ -384,15 +385,15 @@ class BinaryParser:
             key_at = pos + extras_len
             body_end = pos + body_len
             out.append(Request(
-                opcode, buf[key_at : key_at + key_len], buf[pos:key_at],
-                buf[key_at + key_len : body_end], header[8], opaque,
+                opcode, bytes_slice(buf, key_at, key_at + key_len), bytes_slice(buf, pos, key_at),
+                bytes_slice(buf, key_at + key_len, body_end), header[8], opaque,
             ))
             self._header = None
             pos = body_end
             if (opcode == OP_SASL_AUTH or opcode == OP_SASL_STEP) and pos < end:
                 self.held = True  # the login (won or lost) decides how the rest is read
                 break
-        self._buf = buf[pos:] if pos < end else b""
+        self._buf = bytes_slice(buf, pos, end) if pos < end else b""
         return out
 
     def _too_large_item(self, buf: bytes, pos: int, end: int, header: tuple[int, ...]) -> bool | None:

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -137,9 +138,10 @@ def _callgrind(scenario: str, count: int) -> int:
             return int(re.search(r"^summary: (\d+)", f.read(), re.M)[1])  # type: ignore[index]
 
 
-def _server_total(ops: int, extra: list[str]) -> int:
-    """Instructions of a callgrind-run ``kvshard -t 2`` (all its processes, start to stop)
-    that served ``ops`` memaslap operations."""
+def _server_total(ops: int, extra: list[str], server_args: list[str], keep: str | None = None) -> int:
+    """Instructions of a callgrind-run ``kvshard -t 2 [server_args]`` (all its processes, start
+    to stop) that served ``ops`` memaslap operations; ``keep``: a folder to copy callgrind's
+    files to (one per process, for callgrind_annotate)."""
     from loadtest.memaslap_ab import find_memaslap, free_port, start_server, stop_server
 
     memaslap = find_memaslap()
@@ -149,7 +151,7 @@ def _server_total(ops: int, extra: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         argv = ["valgrind", "--tool=callgrind", "--trace-children=yes", f"--callgrind-out-file={tmp}/cg.%p",
                 sys.executable, "-m", "kvshard.cli", "-l", "127.0.0.1", "-p", str(port), "-t", "2",
-                "--metrics-port", "0"]
+                "--metrics-port", "0", *server_args]
         server = start_server("kvshard-callgrind", argv, port, timeout=300, env={"PYTHONHASHSEED": "0"})
         try:
             subprocess.run([memaslap, "-s", f"127.0.0.1:{port}", "-T", "2", "-c", "16", "-X", "100",
@@ -161,6 +163,8 @@ def _server_total(ops: int, extra: list[str]) -> int:
             with open(os.path.join(tmp, name)) as f:
                 found = re.search(r"^summary: (\d+)", f.read(), re.M)
             total += int(found[1]) if found else 0
+            if keep:
+                shutil.copy(os.path.join(tmp, name), os.path.join(keep, f"{name}.x{ops}"))
         return total
 
 
@@ -171,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="count the whole server under memaslap instead (N = --count, default 20000 here)")
     p.add_argument("--multiget", type=int, default=1, help="--server: memaslap -d M")
     p.add_argument("--binary", action="store_true", help="--server: memaslap -B")
+    p.add_argument("--server-args", default="",
+                   help='--server: more kvshard flags, e.g. "-o no_lru_maintainer" (its timer work varies under valgrind)')
+    p.add_argument("--keep", metavar="DIR", help="--server: keep callgrind's files in DIR")
     p.add_argument("scenarios", nargs="*", default=[])
     p.add_argument("--count", type=int, default=2000)
     args = p.parse_args(argv)
@@ -179,8 +186,13 @@ def main(argv: list[str] | None = None) -> int:
 
         count = args.count if args.count != 2000 else 20000
         extra = (["-d", str(args.multiget)] if args.multiget > 1 else []) + (["-B"] if args.binary else [])
-        small, large = _server_total(count, extra), _server_total(2 * count, extra)
-        print(f"# core: {core.mode()}; memaslap -x {count} and {2 * count} {' '.join(extra)}".rstrip())
+        server_args = args.server_args.split()
+        if args.keep:
+            os.makedirs(args.keep, exist_ok=True)
+        small = _server_total(count, extra, server_args, args.keep)
+        large = _server_total(2 * count, extra, server_args, args.keep)
+        print(f"# core: {core.mode()}; memaslap -x {count} and {2 * count} {' '.join(extra)}".rstrip()
+              + (f"; kvshard {' '.join(server_args)}" if server_args else ""))
         print(f"server {(large - small) / count:10.0f} instructions/operation")
         return 0
     if not args.callgrind:

@@ -1,14 +1,11 @@
 # Compiled by Cython (pure-Python mode) from ascii.py; see framework/extensions.py.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.string cimport memcpy
+from libc.string cimport memcpy, strcspn
 from kvshard.protocol.byte_slices cimport bytes_slice, find_newline
 
 
 cdef tuple _SMALL_DECIMALS
-cdef unsigned char _KEY_STOP[256]
-@cython.locals(c=cython.uint)
-cdef void _fill_key_stop()
 cpdef bytes decimal(object n)
 cpdef bytes value_line(bytes key, object flags, bytes value, object cas)
 @cython.locals(p=cython.p_uchar, n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, tokens=list)
@@ -22,7 +19,7 @@ cdef bytes value_block_shell(bytes key, unsigned long long flags, Py_ssize_t val
 cdef Py_ssize_t _put_decimal(char *out, unsigned long long n)
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t, p=cython.p_uchar, c=cython.uchar, value=cython.longlong)
 cdef long long _small_decimal(bytes text)
-@cython.locals(n=Py_ssize_t, i=Py_ssize_t, p=cython.p_uchar, c=cython.uchar)
+@cython.locals(n=Py_ssize_t, p=cython.p_uchar)
 cpdef object single_get_key(bytes data)
 cpdef bint item_too_large(Py_ssize_t key_length, long long flags, long long value_length, Py_ssize_t max_item_size)
 cpdef Py_ssize_t item_total_size(Py_ssize_t key_length, long long flags, long long value_length)

@@ -284,16 +284,16 @@ def single_get_key(data: bytes) -> bytes | None:
     """The key if ``data`` is exactly one plain ``get <key>\\r\\n`` that the parser would
     accept, else None (the caller then feeds the parser). Only a fast path: anything unusual
     (several keys, a stray space or CR, an over-long key) answers None."""
-    if cython.compiled:  # one pass over the bytes in C
+    if cython.compiled:  # in C: the key ends at the final CR, at no space, LF or NUL before it
         n = len(data)
         if n < 7 or n > KEY_MAX_LENGTH + 6:
             return None
         p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, data))
         if p[0] != 103 or p[1] != 101 or p[2] != 116 or p[3] != 32 or p[n - 2] != 13 or p[n - 1] != 10:
             return None  # not "get " ... "\r\n"
-        for i in range(4, n - 2):
-            if _KEY_STOP[p[i]]:  # a space, CR, LF or NUL
-                return None
+        # (a bytes object's buffer ends with a NUL, so strcspn stops at the end at the latest)
+        if strcspn(cython.cast(cython.p_char, p) + 4, b" \r\n") != n - 6:
+            return None
         return bytes_slice(data, 4, n - 2)
     if data[-2:] != b"\r\n" or data[:4] != b"get " or len(data) > KEY_MAX_LENGTH + 6:
         return None
@@ -304,17 +304,6 @@ def single_get_key(data: bytes) -> bytes | None:
     if 32 in key or 10 in key or 13 in key or 0 in key:
         return None
     return key
-
-
-def _fill_key_stop() -> None:
-    """The bytes that end a plain key in a ``get`` line (compiled only: a table lookup per
-    byte in :func:`single_get_key`)."""
-    for c in (32, 10, 13, 0):
-        _KEY_STOP[c] = 1
-
-
-if cython.compiled:
-    _fill_key_stop()
 
 
 class AsciiParser:

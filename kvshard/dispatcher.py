@@ -5,7 +5,7 @@ Theory of operation
 Every protocol session (ASCII, binary, a UDP datagram) hands its keyed operations to its
 connection's :class:`Dispatcher`, which
 
-  * routes: the owner of a key is ``crc32(key) % shards`` (:func:`kvshard.routing.owner_of`);
+  * routes: the owner of a key is :func:`kvshard.routing.owner_of` (a hash of it modulo the shards);
     an operation for this shard runs inline on the local service; one for another shard
     becomes a message over the runtime's channels: a fixed record for the hot operations
     (``run_hot``, ``get_one``: see kvshard.service ``FIXED_*``), a msgpack call for the others

@@ -1,12 +1,17 @@
 # Compiled by Cython (pure-Python mode) from routing.py; see framework/extensions.py.
 cimport cython
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
 
-cdef unsigned int _CRC_TABLE[8 * 256]
+cdef extern from "<endian.h>":
+    uint64_t le64toh(uint64_t x) nogil
+
+cdef unsigned long long _M61, _MIX1, _MIX2
 
 cpdef Py_ssize_t owner_of(key, Py_ssize_t shards) except -1
-
-@cython.locals(data="const unsigned char *", crc=cython.uint, i=Py_ssize_t, n=Py_ssize_t)
-cdef unsigned int _table_crc32(bytes key)
-
-@cython.locals(n=cython.uint, crc=cython.uint, k=cython.uint, prev=cython.uint)
-cdef void _fill_table()
+cpdef unsigned long long route_hash(key) except? 0
+cdef unsigned long long _mix64(unsigned long long x)
+@cython.locals(data="const unsigned char *", n=Py_ssize_t, top=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t,
+               residue=cython.ulonglong, word=cython.ulonglong)
+cdef unsigned long long _mod_m61(bytes key)
+cdef unsigned long long _fold(unsigned long long x)

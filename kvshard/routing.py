@@ -1,67 +1,91 @@
-"""Which shard owns a key: ``crc32(key) % shards``, the same in every process.
+"""Which shard owns a key, the same in every process and in both cores.
 
-Compiled, the CRC-32 (zlib's polynomial, so the result equals :func:`zlib.crc32`) runs over the
-key's bytes from tables in C, eight bytes a step, with no call into the zlib module and no
-Python integer; run interpreted it is :func:`zlib.crc32`.
+The key's bytes, read as one little-endian number, taken modulo the Mersenne prime
+2**61 - 1, then mixed so that every bit of it moves every bit of the result (MurmurHash3's
+64-bit finalizer: xor-shift, multiply, xor-shift, multiply, xor-shift, modulo 2**64), whose
+top 32 bits taken modulo the number of shards are the owner::
+
+    owner = (mix64(int.from_bytes(key, "little") % (2**61 - 1)) >> 32) % shards
+
+Interpreted, that is the line above (two C-level integer operations in CPython). Compiled, the
+remainder is taken eight bytes at a time (Horner's rule: 2**64 is 8 modulo 2**61 - 1, so each
+step is a shift, an add and a fold), about ten instructions per eight bytes where the CRC-32
+this replaced spent some sixty; the number is the same.
 """
 
 from __future__ import annotations
 
-import zlib
+from typing import Final
 
 try:
     import cython
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-__all__ = ["owner_of"]
+__all__ = ["owner_of", "route_hash"]
 
-_crc32 = zlib.crc32
+MERSENNE_61: Final = (1 << 61) - 1
+MIX1: Final = 0xFF51AFD7ED558CCD  # MurmurHash3's fmix64 multipliers
+MIX2: Final = 0xC4CEB9FE1A85EC53
+_MASK64: Final = (1 << 64) - 1
+_M61: Final = MERSENNE_61  # (typed twins, for C arithmetic)
+_MIX1: Final = MIX1
+_MIX2: Final = MIX2
 
 
 def owner_of(key: bytes, shards: int) -> int:
     """The shard that owns ``key`` among ``shards``."""
+    return route_hash(key) % shards
+
+
+def route_hash(key: bytes) -> int:
+    """A 32-bit number for ``key`` (see the module docstring)."""
     if cython.compiled:
         if type(key) is bytes:
-            return _table_crc32(key) % shards
-    return _crc32(key) % shards
+            return _mix64(_mod_m61(key)) >> 32
+        return _mix64(int.from_bytes(key, "little") % MERSENNE_61) >> 32
+    x = int.from_bytes(key, "little") % MERSENNE_61  # (_mix64 written out: one call less)
+    x ^= x >> 33
+    x = x * MIX1 & _MASK64
+    x ^= x >> 33
+    x = x * MIX2 & _MASK64
+    return (x ^ (x >> 33)) >> 32
 
 
-def _table_crc32(key: bytes) -> int:
-    """CRC-32 of ``key`` (compiled only): eight bytes a step from eight tables ("slicing by
-    8"), then the rest a byte at a time."""
+def _mix64(x: int) -> int:
+    """MurmurHash3's fmix64 of a number below 2**64."""
+    if cython.compiled:  # (unsigned 64-bit arithmetic wraps modulo 2**64 by itself)
+        x ^= x >> 33
+        x *= _MIX1
+        x ^= x >> 33
+        x *= _MIX2
+        return x ^ (x >> 33)
+    x ^= x >> 33
+    x = x * MIX1 & _MASK64
+    x ^= x >> 33
+    x = x * MIX2 & _MASK64
+    return x ^ (x >> 33)
+
+
+def _mod_m61(key: bytes) -> int:
+    """The key's bytes as a little-endian number, modulo 2**61 - 1 (compiled only): from the
+    most significant eight-byte word down, residue = residue * 2**64 + word."""
     data = cython.cast(cython.p_uchar, cython.cast(cython.p_char, key))
     n = len(key)
-    crc = 0xFFFFFFFF
-    i = 0
-    while i + 8 <= n:
-        crc ^= data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (cython.cast(cython.uint, data[i + 3]) << 24)
-        crc = (
-            _CRC_TABLE[7 * 256 + (crc & 0xFF)] ^ _CRC_TABLE[6 * 256 + ((crc >> 8) & 0xFF)]
-            ^ _CRC_TABLE[5 * 256 + ((crc >> 16) & 0xFF)] ^ _CRC_TABLE[4 * 256 + (crc >> 24)]
-            ^ _CRC_TABLE[3 * 256 + data[i + 4]] ^ _CRC_TABLE[2 * 256 + data[i + 5]]
-            ^ _CRC_TABLE[256 + data[i + 6]] ^ _CRC_TABLE[data[i + 7]]
-        )
-        i += 8
-    while i < n:
-        crc = _CRC_TABLE[(crc ^ data[i]) & 0xFF] ^ (crc >> 8)
-        i += 1
-    return ~crc  # (crc ^ 0xFFFFFFFF, in C unsigned arithmetic)
+    top = n & 7  # the most significant word is the short one
+    residue = 0
+    i = n - top
+    for j in range(top - 1, -1, -1):
+        residue = (residue << 8) | data[i + j]
+    while i > 0:
+        i -= 8
+        memcpy(cython.address(word), data + i, 8)
+        residue = _fold(_fold(residue << 3) + _fold(le64toh(word)))  # below 2**61 + 2
+        if residue >= _M61:  # reduced at every step, so the next shift cannot overflow
+            residue -= _M61
+    return residue
 
 
-def _fill_table() -> None:
-    """Table k holds the CRC of a byte followed by k zero bytes (reflected polynomial
-    0xEDB88320); table 0 is the classic byte-at-a-time table."""
-    for n in range(256):
-        crc = n
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xEDB88320 if crc & 1 else crc >> 1
-        _CRC_TABLE[n] = crc
-    for k in range(1, 8):
-        for n in range(256):
-            prev = _CRC_TABLE[(k - 1) * 256 + n]
-            _CRC_TABLE[k * 256 + n] = (prev >> 8) ^ _CRC_TABLE[prev & 0xFF]
-
-
-if cython.compiled:
-    _fill_table()
+def _fold(x: int) -> int:
+    """A number below 2**64 made congruent and below 2**61 + 8, modulo 2**61 - 1."""
+    return (x & _M61) + (x >> 61)

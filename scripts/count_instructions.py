@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zlib
 from collections import deque
 from typing import Any, Callable
 
@@ -42,6 +41,7 @@ from kvshard.cache import Cache
 from kvshard.connection import ClientConnection
 from kvshard.context import ShardContext
 from kvshard.service import KVService
+from kvshard.routing import owner_of
 
 __all__ = ["main"]
 
@@ -90,7 +90,7 @@ def _key(owner: int, n: int = 0) -> bytes:
     i = n
     while True:
         key = b"key:%08d" % i
-        if zlib.crc32(key) % 2 == owner:
+        if owner_of(key, 2) == owner:
             return key
         i += 1
 

@@ -1,10 +1,10 @@
-"""Key routing: compiled or interpreted, the owner of a key is crc32(key) % shards, exactly
-zlib's CRC-32 (a key must land on the same shard in every process and every build)."""
+"""Key routing: compiled or interpreted, the owner of a key is the formula in kvshard.routing's
+docstring, computed here with Python's integers (a key must land on the same shard in every
+process and every build), and keys spread evenly over the shards."""
 
 from __future__ import annotations
 
 import random
-import zlib
 
 import pytest
 
@@ -12,18 +12,46 @@ from kvshard.counters import CLASS_COUNTERS, CacheCounters, ConnectionCounters
 from kvshard.routing import owner_of
 
 
-def test_owner_is_zlib_crc32_modulo_shards() -> None:
+_MASK64 = (1 << 64) - 1
+
+
+def expected_owner(key: bytes, shards: int) -> int:
+    """The docstring's formula, independently: the key as a little-endian number modulo
+    2**61 - 1, MurmurHash3's fmix64, the top 32 bits modulo the shards."""
+    x = int.from_bytes(key, "little") % ((1 << 61) - 1)
+    for multiplier in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53):
+        x ^= x >> 33
+        x = x * multiplier & _MASK64
+    x ^= x >> 33
+    return (x >> 32) % shards
+
+
+def test_owner_follows_the_formula() -> None:
     rng = random.Random(17)
-    keys = [b"", b"a", b"key:00000001", bytes(range(256)), b"\xff" * 250]
+    keys = [b"", b"a", b"key:00000001", bytes(range(256)), b"\xff" * 250, b"\x00" * 64]
+    keys += [bytes([255]) * n for n in range(1, 80)]  # every word at its largest: the folds' edge
     keys += [rng.randbytes(rng.randrange(1, 300)) for _ in range(2000)]
     for key in keys:
         for shards in (1, 2, 3, 4, 7, 64, 1024):
-            assert owner_of(key, shards) == zlib.crc32(key) % shards, (key, shards)
+            assert owner_of(key, shards) == expected_owner(key, shards), (key, shards)
+
+
+@pytest.mark.parametrize("keys", [
+    [b"key:%d" % i for i in range(20000)],  # short keys differing in their last bytes
+    [b"%064d" % i for i in range(20000)],  # memaslap-like 64-byte keys
+])
+def test_keys_spread_evenly(keys: list[bytes]) -> None:
+    for shards in (2, 3, 8):
+        counts = [0] * shards
+        for key in keys:
+            counts[owner_of(key, shards)] += 1
+        expected = len(keys) / shards  # each count within 5 standard deviations of a fair split
+        assert all(abs(count - expected) < 5 * (expected * (1 - 1 / shards)) ** 0.5 for count in counts), counts
 
 
 @pytest.mark.parametrize("key", [bytearray(b"key:1"), memoryview(b"key:22")])
 def test_other_byte_buffers_route_like_bytes(key: bytes) -> None:
-    assert owner_of(key, 5) == owner_of(bytes(key), 5) == zlib.crc32(key) % 5
+    assert owner_of(key, 5) == owner_of(bytes(key), 5) == expected_owner(bytes(key), 5)
 
 
 def test_counters_reset_and_read_by_name() -> None:

@@ -9,10 +9,10 @@ import re
 import signal
 import socket
 import time
-import zlib
 from pathlib import Path
 
 from tests.servers import start_server
+from kvshard.routing import owner_of
 
 
 def _children(pid: int) -> list[int]:
@@ -34,7 +34,7 @@ def test_keys_of_a_dead_shard_fail_fast_then_recover() -> None:
     with start_server("kvshard", threads=2) as srv:
         shards = _children(srv.proc.pid)
         keys = [b"res:%d" % i for i in range(40)]
-        owned_by_1 = [k for k in keys if zlib.crc32(k) % 2 == 1]
+        owned_by_1 = [k for k in keys if owner_of(k, 2) == 1]
         with srv.connect() as s:
             for k in keys:
                 s.sendall(b"set %b 0 0 1 noreply\r\nx\r\n" % k)
@@ -79,8 +79,8 @@ def test_kill_9_under_load_restarts_within_2s_counted_and_logged(tmp_path: Path)
     with start_server("kvshard", "--metrics-port", str(metrics_port), "-v", "--log-file", str(log), threads=2) as srv:
         shards = _children(srv.proc.pid)
         keys = [b"load:%d" % i for i in range(40)]
-        owned_by_1 = next(k for k in keys if zlib.crc32(k) % 2 == 1)
-        owned_by_0 = next(k for k in keys if zlib.crc32(k) % 2 == 0)
+        owned_by_1 = next(k for k in keys if owner_of(k, 2) == 1)
+        owned_by_0 = next(k for k in keys if owner_of(k, 2) == 0)
         load = subprocess.Popen([memaslap, "-s", f"127.0.0.1:{srv.port}", "-T", "2", "-c", "16", "-t", "15s"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -15,18 +15,18 @@ from framework import channel, extensions, reactor, ring
 from net_backends.posix import socket_stream
 
 from . import (
-    ascii_session, binary_session, cache, connection, context, counters, crawler, dispatcher, item_dumps, meta_ops,
-    routing, service, slab_arena,
+    ascii_session, binary_session, cache, connection, context, counters, crawler, dispatcher, item_dumps,
+    lru_maintainer, meta_ops, routing, service, slab_arena,
 )
-from .protocol import ascii, binary, meta, numbers
+from .protocol import ascii, binary, byte_slices, meta, numbers
 
 __all__ = ["HOT_MODULES", "mode", "warning"]
 
 HOT_MODULES: Final[tuple[ModuleType, ...]] = (
     ring, channel, reactor, socket_stream,
-    ascii, binary, meta, numbers,
-    counters, routing, slab_arena, cache, crawler, item_dumps, service, meta_ops, context, dispatcher, ascii_session,
-    connection, binary_session,
+    byte_slices, ascii, binary, meta, numbers,
+    counters, routing, slab_arena, cache, crawler, lru_maintainer, item_dumps, service, meta_ops, context, dispatcher,
+    ascii_session, connection, binary_session,
 )
 
 

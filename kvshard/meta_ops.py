@@ -91,7 +91,7 @@ def _echo(tokens: list[bytes], key: bytes, base64: bool) -> bytes:
     return out
 
 
-def _ttl(cache: c.Cache, expire_at: float) -> bytes:
+def _ttl(cache: c.Cache, expire_at: int) -> bytes:
     return b"-1" if not expire_at else b"%d" % (cache.remaining(expire_at) % _U32)
 
 

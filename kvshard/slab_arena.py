@@ -101,8 +101,10 @@ the item's hash above them, a tag: a probe reads an item only when its tag match
 cache misses of a lookup are about one in the index and one in the arena, however long the
 probe (with a 32 MiB arena the tag has 10 bits: one probe in 1024 reads an item in vain). Deletion shifts the following
 entries back (no tombstones). It grows by doubling when 70% full, incrementally: the old array
-is kept beside the new one and every insert moves a few slots of it across, so no request
-pays for rehashing all items; lookups look in both until the old one is empty.
+is kept beside the new one and every insert and every lookup moves a few slots of it across, as
+does the LRU maintainer when it wakes (:meth:`grow_index`), so no request pays for rehashing
+all items and a growth ends even when requests stop (the old array is freed then); lookups look
+in both until the old one is empty.
 
 All of this runs interpreted too, through ``memoryview`` casts of the same memory (correct,
 only slower): the compiled module reads the same views as C arrays.
@@ -239,6 +241,15 @@ def _anonymous(size: int, reserve_only: bool = False) -> mmap.mmap:
     return memory
 
 
+def _without_huge_pages(memory: mmap.mmap, length: int) -> None:
+    """The first ``length`` bytes of ``memory`` in ordinary pages (where the kernel has THP)."""
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        try:
+            memory.madvise(mmap.MADV_NOHUGEPAGE, 0, length)
+        except (OSError, ValueError):  # no transparent huge pages here: nothing to undo
+            pass
+
+
 def _physical_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -283,6 +294,9 @@ class SlabArena:
         except OSError:  # a kernel that refuses to overcommit: no room to grow then
             self._page_room = needed
             self._map = _anonymous((self._page_room + 1) * page_size)
+        # the first page_size bytes stay unused (ref 0 is "none"): a huge page there would make
+        # them resident along with page 0, so that one is left to ordinary pages
+        _without_huge_pages(self._map, min(_HUGE_PAGE, len(self._map)))
         view = memoryview(self._map)
         self._u8 = view
         self._u32 = view.cast("I")
@@ -565,6 +579,8 @@ class SlabArena:
         return self._find_hashed(key, key_hash(key))
 
     def _find_hashed(self, key: bytes, h: int) -> int:
+        if self._old_used:  # lookups move the old array across too, so that a growth ends
+            self._migrate_some(_MIGRATE_STEP)  # even when no store comes after it
         ref = self._probe(self._slots, self._cap, h, key)
         if ref == 0 and self._old_used:
             ref = self._probe(self._old, self._old_cap, h, key)
@@ -680,6 +696,18 @@ class SlabArena:
                 self._old_used -= 1
                 return 0
         raise AssertionError("item missing from the index")
+
+    def grow_index(self, steps: int) -> bool:
+        """Move up to ``steps`` slots of the index's old array across if it is growing (the LRU
+        maintainer does so when it wakes, so a growth ends even when requests stop); True
+        while a growth is still under way."""
+        if self._old_used:
+            self._migrate_some(steps)
+        return self._old_used != 0
+
+    def index_slots(self) -> int:
+        """Slots the index's arrays hold, the old one's included while it grows (4 bytes each)."""
+        return self._cap + self._old_cap
 
     def _migrate_some(self, steps: int) -> None:
         """Move up to ``steps`` slots of the old array into the new one. Moving empties a

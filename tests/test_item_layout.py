@@ -122,3 +122,23 @@ def _fnv1a(data: bytes) -> int:
     for byte in data:
         h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
     return h
+
+
+def test_an_index_growth_ends_on_lookups_and_on_grow_index_without_more_stores() -> None:
+    """The index doubles at 70% and moves its old array across a few slots per insert; lookups
+    and grow_index (the LRU maintainer's wake-ups) move it too, so it is freed though stores
+    stop right after the growth began."""
+    for finish in ("lookups", "grow_index"):
+        arena = SlabArena(64 * PAGE)
+        n = 0
+        while arena.index_slots() == 1024:
+            assert arena.store(b"grow:%06d" % n, b"v", 0, 0, n + 1)
+            n += 1
+        assert arena.index_slots() == 2048 + 1024 and arena.grow_index(0)  # growing: both arrays live
+        if finish == "lookups":
+            for i in range(n):
+                assert arena.find(b"grow:%06d" % i)
+        else:
+            assert not arena.grow_index(1 << 20)
+        assert arena.index_slots() == 2048 and not arena.grow_index(0)
+        assert all(arena.value(arena.find(b"grow:%06d" % i)) == b"v" for i in range(n))

@@ -30,7 +30,7 @@ cdef class Cache:
     cpdef _put(self, key, value, flags, expire_at, cas=*, marks=*)
     @cython.locals(flags=cython.uint, value=bytes, block=bytes)
     cdef tuple _item(self, size_t ref, bytes key)
-    @cython.locals(ref=size_t, expire_at=cython.double)
+    @cython.locals(ref=size_t, expire_at=cython.uint)
     cpdef size_t _live_ref(self, key) except? 0
     @cython.locals(ref=size_t)
     cpdef _live(self, key)
@@ -46,7 +46,7 @@ cdef class Cache:
     @cython.locals(ref=size_t)
     cdef size_t _get_ref(self, key) except? 0
     cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1
-    cpdef double expire_at(self, long long exptime) except? -1
+    cpdef long long expire_at(self, long long exptime) except? -1
     @cython.locals(nbytes=Py_ssize_t)
     cpdef count_hit(self, Py_ssize_t counter, key, tuple item)
     cpdef now_second(self)

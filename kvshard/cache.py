@@ -18,9 +18,11 @@ access (:meth:`Cache.get_block` skips the tuple for the commonest reply):
     ``VALUE <key> <flags> <bytes>\r\n<data>\r\n``; the data is ``block[header_len:-2]``
     (:func:`item_value`), which the commands that change a value (append, incr, ...) and
     other protocols slice out;
-  * ``expire_at`` is 0 (never) or an absolute Unix time (float). memcached's rules turn the
-    protocol's exptime into it (:meth:`Cache.expire_at`): 0 never, negative already expired,
-    up to 30 days relative to now, larger an absolute Unix time.
+  * ``expire_at`` is 0 (never) or the Unix second the item expires at: memcached's clock is
+    whole seconds too, and an item is gone once that second has begun (``expire_at <= now``,
+    memcached's ``exptime <= current_time``). memcached's rules turn the protocol's exptime
+    into it (:meth:`Cache.expire_at`): 0 never, negative already expired, up to 30 days
+    relative to the current second, larger an absolute Unix time.
   * ``cas`` is unique across shards: ``counter * shard_count + shard_id`` (unless a meta
     command's ``E`` chose it);
   * ``seen`` is the Unix second the item was stored or last became active, ``marks`` a set
@@ -54,7 +56,6 @@ watched). Otherwise one integer test is all they cost.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from typing import Any, Callable, Final
@@ -115,7 +116,8 @@ _AT_CAS_HITS: Final = CAS_HITS * CLASS_SLOTS
 _AT_CAS_BADVAL: Final = CAS_BADVAL * CLASS_SLOTS
 _AT_TOUCH_HITS: Final = TOUCH_HITS * CLASS_SLOTS
 
-Item = tuple[bytes, int, float, int, int, int, int]
+Item = tuple[bytes, int, int, int, int, int, int]
+_LAST_SECOND: Final = 0xFFFFFFFF  # an item's expiry is a 32-bit Unix second
 
 
 def render(key: bytes, flags: int, value: bytes) -> tuple[bytes, int]:
@@ -198,15 +200,16 @@ class Cache:
     def arena(self) -> SlabArena:
         return self._arena
 
-    def expire_at(self, exptime: int) -> float:
-        """The protocol's exptime as an absolute time (0 = never)."""
+    def expire_at(self, exptime: int) -> int:
+        """The protocol's exptime as the Unix second the item expires at (0 = never), as
+        memcached's ``realtime``."""
         if exptime == 0:
-            return 0.0
+            return 0
         if exptime < 0:
-            return 1.0  # in the past: already expired
+            return 1  # in the past: already expired
         if exptime <= RELATIVE_EXPTIME_LIMIT:
-            return self._clock() + exptime
-        return float(exptime)
+            return self.now_second() + exptime
+        return min(exptime, _LAST_SECOND)
 
     def now_second(self) -> int:
         """The current Unix second."""
@@ -215,10 +218,10 @@ class Cache:
             self._second = now
         return self._second
 
-    def remaining(self, expire_at: float) -> int:
+    def remaining(self, expire_at: int) -> int:
         """Whole seconds an item with this ``expire_at`` (non-zero) has left, counted as
-        memcached does (a TTL of 100 set just now has 100 left)."""
-        return math.ceil(expire_at - self._clock() - 1e-3)
+        memcached does (a TTL of 100 set within the current second has 100 left)."""
+        return expire_at - self.now_second()
 
     def _next_cas(self) -> int:
         if not self.cas_enabled:
@@ -258,7 +261,7 @@ class Cache:
         if ref:
             self._arena.unlink(ref)
 
-    def _put(self, key: bytes, value: bytes, flags: int, expire_at: float, cas: int = 0, marks: int = 0) -> int:
+    def _put(self, key: bytes, value: bytes, flags: int, expire_at: int, cas: int = 0, marks: int = 0) -> int:
         """Insert or replace (with a new CAS unless ``cas`` is given); the arena evicts as
         needed. Returns STORED or NO_MEMORY (the old item is gone either way)."""
         arena = self._arena
@@ -357,7 +360,7 @@ class Cache:
         class of the live ``item`` stored under ``key`` (for the meta commands, which hold
         items, not refs: the class follows from the sizes)."""
         nbytes = len(item[0]) - item[4] - 2
-        self.stats.per_class[counter * CLASS_SLOTS + self._arena.item_class(len(key), nbytes)] += 1
+        self.stats.per_class[counter * CLASS_SLOTS + self._arena.item_class(len(key), nbytes, item[1])] += 1
 
     def counters(self) -> dict[str, int]:
         """The statistics counters, derived ones included (with what the arena counted since the
@@ -394,7 +397,7 @@ class Cache:
         return item[:5] + (self._arena.atime(ref), self._arena.marks(ref))
 
     def amend(
-        self, key: bytes, item: Item, *, expire_at: float | None = None, cas: int | None = None,
+        self, key: bytes, item: Item, *, expire_at: int | None = None, cas: int | None = None,
         marks: int | None = None,
     ) -> Item:
         """Change a live item's expiry, CAS or marks in place (its LRU place stays)."""
@@ -411,7 +414,7 @@ class Cache:
         return (item[0], item[1], arena.expire_at(ref), arena.cas(ref), item[4], item[5], arena.marks(ref))
 
     def create(
-        self, key: bytes, value: bytes, expire_at: float, cas: int = 0, flags: int = 0, marks: int = 0,
+        self, key: bytes, value: bytes, expire_at: int, cas: int = 0, flags: int = 0, marks: int = 0,
     ) -> Item | None:
         """Store an item without counting a set (mg N, ma N, md x); None if there is no
         room. ``cas`` 0 means a new CAS unique."""
@@ -456,7 +459,7 @@ class Cache:
         allow_stale: bool, marks: int,
     ) -> int:
         """:meth:`store` for every case but a plain set."""
-        self.stats.per_class[_AT_CMD_SET + self._arena.item_class(len(key), len(value))] += 1
+        self.stats.per_class[_AT_CMD_SET + self._arena.item_class(len(key), len(value), flags)] += 1
         if op not in _STORE_OPS:
             raise ValueError(f"unknown storage command {op!r}")
         if cas and op != b"cas" and not self.cas_enabled:
@@ -495,7 +498,7 @@ class Cache:
     def set_item(self, key: bytes, flags: int, exptime: int, value: bytes, new_cas: int = 0, marks: int = 0) -> int:
         """``set`` without a CAS to check: STORED or NO_MEMORY (``new_cas`` and ``marks`` as
         in :meth:`store`)."""
-        self.stats.per_class[_AT_CMD_SET + self._arena.item_class(len(key), len(value))] += 1
+        self.stats.per_class[_AT_CMD_SET + self._arena.item_class(len(key), len(value), flags)] += 1
         if self._watch_flags:  # memcached looks the old item up, then logs the store
             self._watch_lookup(key)
             result = self._put(key, value, flags, self.expire_at(exptime), new_cas, marks)

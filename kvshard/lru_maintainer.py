@@ -27,6 +27,9 @@ States (``state``)::
 * Work per turn of the event loop is bounded: a wake-up spends at most ``ROUNDS_PER_TURN``
   rounds (a juggle that moves nothing costs one); when they run out, the classes not yet juggled
   wait for the loop's next turn, so requests are served in between.
+* kvshard's own: each turn also moves up to ``INDEX_SLOTS_PER_WAKE`` slots of the arena's index
+  while it grows (:meth:`SlabArena.grow_index`), so that a growth the last stores began ends, and
+  its old array is freed, even if no request comes after them.
 
 The settings (``lru tune``, ``lru mode``, ``lru temp_ttl``, memcached's ``-o`` options) are the
 arena's fields, which its pulls and its allocation read; they change here. ``lru tune`` works
@@ -45,7 +48,7 @@ from .memcached_options import c_float, c_integer
 
 __all__ = [
     "LruMaintainer", "settings_from_options", "OFF", "IDLE", "WAKING", "JUGGLE_ROUNDS", "ROUNDS_PER_TURN",
-    "MIN_SLEEP", "MAX_SLEEP",
+    "MIN_SLEEP", "MAX_SLEEP", "INDEX_SLOTS_PER_WAKE",
 ]
 
 # states
@@ -57,6 +60,7 @@ JUGGLE_ROUNDS: Final = 500  # memcached's rounds per juggle
 ROUNDS_PER_TURN: Final = 2000  # the most rounds one turn of the event loop spends
 MIN_SLEEP: Final = 0.001  # memcached's MIN_LRU_MAINTAINER_SLEEP, 1 ms
 MAX_SLEEP: Final = 1.0  # ... MAX_LRU_MAINTAINER_SLEEP, 1 s
+INDEX_SLOTS_PER_WAKE: Final = 16384  # slots of a growing index moved per wake-up (see SlabArena.grow_index)
 
 
 def settings_from_options(options: Mapping[str, str | None]) -> dict[str, Any]:
@@ -171,6 +175,7 @@ class LruMaintainer:
             budget -= did + 1
             self._back_off(cls, did, now)
         del pending[:done]
+        arena.grow_index(INDEX_SLOTS_PER_WAKE)  # (so that a growth ends when requests stop)
         if pending:
             self._timer = self._loop.call_soon(self._wake)
             return

@@ -91,7 +91,7 @@ def _echo(tokens: list[bytes], key: bytes, base64: bool) -> bytes:
     return out
 
 
-def _ttl(cache: c.Cache, expire_at: float) -> bytes:
+def _ttl(cache: c.Cache, expire_at: int) -> bytes:
     return b"-1" if not expire_at else b"%d" % (cache.remaining(expire_at) % _U32)
 
 
@@ -99,7 +99,7 @@ def meta_get(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
     item = cache.peek(key)
     created = False
     if item is None and f.vivify is not None:
-        item = cache.create(key, b"", 0.0, f.new_cas or 0, marks=c.BINARY_KEY if f.base64 else 0)
+        item = cache.create(key, b"", 0, f.new_cas or 0, marks=c.BINARY_KEY if f.base64 else 0)
         created = item is not None
     if item is None:
         cache.stats.get_misses += 1
@@ -227,7 +227,7 @@ def meta_arith(cache: c.Cache, key: bytes, f: m.MetaFlags) -> bytes:
         if f.vivify is None:
             cache.stats.add("incr_misses" if incr else "decr_misses")
             return _code_or_opaque_error(b"NF", f, key)
-        item = cache.create(key, b"%d" % f.initial, 0.0, f.new_cas or 0, marks=c.BINARY_KEY if f.base64 else 0)
+        item = cache.create(key, b"%d" % f.initial, 0, f.new_cas or 0, marks=c.BINARY_KEY if f.base64 else 0)
         if item is None:
             return b"SERVER_ERROR Out of memory allocating new item\r\n"
         created = True

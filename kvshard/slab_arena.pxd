@@ -3,16 +3,18 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memcmp, memset
 
-cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _FLAGS, _NBYTES, _ATIME, _HASH, _MORE
-cdef size_t _NKEY, _LIST, _MARKS, _STATE, _HEADER, _INDEX_START
+cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _NBYTES, _ATIME
+cdef size_t _NKEY, _LIST, _BITS, _CHECK, _HEADER, _FLAG_BYTES, _MORE_BYTES, _INDEX_START
 cdef Py_ssize_t _MIGRATE_STEP, _HUGE_PAGE, _LISTS, _PULL_TRIES, _ALLOC_ROUNDS
 cdef unsigned char _FREE, _ITEM, _CHAIN, _CLAIMED, _ACTIVE, _FETCHED
+cdef unsigned char _STATE_BITS, _MARKS_SHIFT, _MARK_BITS, _HAS_FLAGS
 cdef unsigned char _HOT, _WARM, _COLD, _TEMP, _LRU_BITS, _CLASS_BITS
 cdef int _EVICT
 cdef long long _UPDATE_INTERVAL
 
-@cython.locals(h=cython.uint, p=cython.p_uchar, i=Py_ssize_t)
 cpdef unsigned int key_hash(bytes key)
+@cython.locals(h=cython.uint, i=size_t)
+cdef unsigned int _fnv1a(const unsigned char *data, size_t n)
 
 
 @cython.final
@@ -23,7 +25,6 @@ cdef class SlabArena:
     cdef unsigned char[::1] _u8
     cdef unsigned int[::1] _u32
     cdef unsigned long long[::1] _u64
-    cdef double[::1] _f64
     cdef long long[::1] _size, _perslab, _pages, _free_head, _free_count, _cut, _cut_end
     cdef long long[::1] _head, _tail, _items, _chunks_used, _evicted, _reclaimed
     cdef long long[::1] _list_items, _list_bytes, _list_hits
@@ -49,31 +50,46 @@ cdef class SlabArena:
 
     @cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t)
     cpdef Py_ssize_t class_for(self, Py_ssize_t total)
-    @cython.locals(total=Py_ssize_t)
-    cpdef Py_ssize_t item_class(self, Py_ssize_t nkey, Py_ssize_t nbytes)
-    cpdef Py_ssize_t chunks_needed(self, Py_ssize_t nkey, Py_ssize_t nbytes)
+    @cython.locals(size=Py_ssize_t)
+    cpdef Py_ssize_t item_size(self, Py_ssize_t nkey, Py_ssize_t nbytes, unsigned int flags=*)
+    @cython.locals(size=Py_ssize_t)
+    cpdef Py_ssize_t item_class(self, Py_ssize_t nkey, Py_ssize_t nbytes, unsigned int flags=*)
+    @cython.locals(size=Py_ssize_t, per_link=Py_ssize_t)
+    cpdef Py_ssize_t chunks_needed(self, Py_ssize_t nkey, Py_ssize_t nbytes, unsigned int flags=*)
     cpdef unsigned long long cas(self, size_t ref)
     cpdef void set_cas(self, size_t ref, unsigned long long cas)
-    cpdef double expire_at(self, size_t ref)
-    cpdef void set_expire_at(self, size_t ref, double expire_at)
+    cpdef unsigned int expire_at(self, size_t ref)
+    cpdef void set_expire_at(self, size_t ref, unsigned int expire_at)
+    @cython.locals(base=size_t)
     cpdef unsigned int flags(self, size_t ref)
     cpdef unsigned int nbytes(self, size_t ref)
     cpdef unsigned int atime(self, size_t ref)
     cpdef void set_atime(self, size_t ref, unsigned int second)
     cpdef unsigned int marks(self, size_t ref)
+    @cython.locals(at=size_t)
     cpdef void set_marks(self, size_t ref, unsigned int marks)
     cpdef unsigned int clsid(self, size_t ref)
     cpdef unsigned int list_of(self, size_t ref)
+    @cython.locals(at=size_t)
+    cdef inline size_t _more_at(self, size_t base)
+    @cython.locals(at=size_t)
+    cdef inline size_t _key_at(self, size_t base)
+    @cython.locals(at=size_t)
+    cdef inline size_t _more(self, size_t base)
+    cdef inline size_t _stored_size(self, size_t base)
+    @cython.locals(base=size_t)
     cpdef bytes key(self, size_t ref)
+    @cython.locals(base=size_t, at=size_t, n=size_t)
+    cpdef unsigned int item_hash(self, size_t ref)
     @cython.locals(base=size_t, nkey=size_t, n=size_t, more=size_t, first=size_t, left=Py_ssize_t,
-                   per_link=size_t, take=size_t, parts=list, out=bytes)
+                   per_link=size_t, take=size_t, parts=list, out=bytes, data_at=size_t)
     cpdef bytes value(self, size_t ref)
-    @cython.locals(base=size_t, nkey=size_t, n=size_t, more=size_t, mem="char *", first=size_t, done=size_t,
-                   per_link=size_t, take=size_t)
+    @cython.locals(base=size_t, n=size_t, more=size_t, mem="char *", first=size_t, done=size_t,
+                   per_link=size_t, take=size_t, data_at=size_t)
     cdef Py_ssize_t copy_value(self, size_t ref, char *dest) except -1
     cdef bytes _read(self, size_t at, size_t n)
     cdef void _write(self, size_t at, bytes data, size_t start, size_t n)
-    @cython.locals(base=size_t, n=size_t)
+    @cython.locals(base=size_t, n=size_t, at=size_t)
     cdef bint _key_is(self, size_t ref, bytes key)
     cpdef size_t find(self, bytes key) except? 0
     @cython.locals(ref=size_t)
@@ -84,16 +100,18 @@ cdef class SlabArena:
     cdef int _retag(self, unsigned int[::1] slots, size_t cap, unsigned int old_mask) except -1
     @cython.locals(mask=size_t, i=size_t, ref=size_t, entry=cython.uint, tag_mask=cython.uint, tag=cython.uint)
     cdef size_t _probe(self, unsigned int[::1] slots, size_t cap, unsigned int h, bytes key) except? 0
-    @cython.locals(mask=size_t, i=size_t, here=cython.uint, h=cython.uint, entry=cython.uint)
-    cdef Py_ssize_t _slot_of(self, unsigned int[::1] slots, size_t cap, size_t ref) except? -2
-    @cython.locals(mask=size_t, i=size_t, h=cython.uint)
-    cdef int _insert_slot(self, unsigned int[::1] slots, size_t cap, size_t ref) except -1
+    @cython.locals(mask=size_t, i=size_t, here=cython.uint, entry=cython.uint)
+    cdef Py_ssize_t _slot_of(self, unsigned int[::1] slots, size_t cap, size_t ref, unsigned int h) except? -2
+    @cython.locals(mask=size_t, i=size_t)
+    cdef int _insert_slot(self, unsigned int[::1] slots, size_t cap, size_t ref, unsigned int h) except -1
     @cython.locals(mask=size_t, j=size_t, entry=cython.uint, home=size_t)
     cdef int _delete_slot(self, unsigned int[::1] slots, size_t cap, size_t i) except -1
-    cdef int _index_add(self, size_t ref) except -1
-    @cython.locals(i=Py_ssize_t)
+    cdef int _index_add(self, size_t ref, unsigned int h) except -1
+    @cython.locals(i=Py_ssize_t, h=cython.uint)
     cdef int _index_remove(self, size_t ref) except -1
-    @cython.locals(old="unsigned int[::1]", cap=size_t, entry=cython.uint)
+    cpdef bint grow_index(self, Py_ssize_t steps) except -1
+    cpdef Py_ssize_t index_slots(self)
+    @cython.locals(old="unsigned int[::1]", cap=size_t, entry=cython.uint, ref=size_t)
     cdef int _migrate_some(self, Py_ssize_t steps) except -1
     @cython.locals(base=size_t, head=size_t)
     cdef int _lru_link(self, size_t ref, size_t lst) except -1
@@ -110,12 +128,12 @@ cdef class SlabArena:
     @cython.locals(cls=size_t)
     cdef int _reclaim(self, size_t ref) except -1
     @cython.locals(lru=size_t, cls=size_t, second=cython.longlong, removed=Py_ssize_t, limit=cython.longlong,
-                   tries=Py_ssize_t, search=size_t, nxt=size_t, base=size_t, expire_at=cython.double)
+                   tries=Py_ssize_t, search=size_t, nxt=size_t, base=size_t, expire_at=cython.uint)
     cpdef Py_ssize_t pull_tail(self, size_t lst, long long total_bytes, int flags, long long max_age) except -1
     @cython.locals(did=Py_ssize_t, total=cython.longlong, hot_age=cython.longlong, warm_age=cython.longlong,
                    tail=size_t, cold_age=cython.longlong, more=Py_ssize_t, i=Py_ssize_t)
     cpdef Py_ssize_t juggle(self, size_t cls, Py_ssize_t budget) except -1
-    cpdef size_t new_list(self, size_t cls, double expire_at)
+    cpdef size_t new_list(self, size_t cls, unsigned int expire_at)
     @cython.locals(base=size_t)
     cdef int _free_chunk(self, size_t ref, size_t cls) except -1
     @cython.locals(base=size_t, head=size_t)
@@ -142,7 +160,7 @@ cdef class SlabArena:
     @cython.locals(page=Py_ssize_t)
     cpdef Py_ssize_t begin_clearing(self, Py_ssize_t cls) except -1
     @cython.locals(cls=Py_ssize_t, size=size_t, start=size_t, end=size_t, last=Py_ssize_t, k=Py_ssize_t,
-                   at=size_t, ref=size_t, head=size_t, state=cython.uchar, expire_at=cython.double)
+                   at=size_t, ref=size_t, head=size_t, state=cython.uchar, expire_at=cython.uint)
     cpdef Py_ssize_t clear_chunks(self, Py_ssize_t first, Py_ssize_t budget) except -1
     @cython.locals(page=Py_ssize_t)
     cpdef finish_clearing(self, Py_ssize_t dst)
@@ -151,17 +169,17 @@ cdef class SlabArena:
     cdef size_t _spare_chunk(self, Py_ssize_t cls, size_t start, size_t end) except? 0
     @cython.locals(new=size_t, base=size_t, link=size_t, lst=size_t)
     cdef bint _rescue(self, size_t ref, Py_ssize_t cls, size_t start, size_t end) except -1
-    @cython.locals(new=size_t, base=size_t, head=size_t, link=size_t)
+    @cython.locals(new=size_t, base=size_t, head=size_t, link=size_t, more_at=size_t)
     cdef bint _rescue_link(self, size_t ref, Py_ssize_t cls, size_t start, size_t end) except -1
-    @cython.locals(tag=cython.uint, i=Py_ssize_t)
+    @cython.locals(h=cython.uint, tag=cython.uint, i=Py_ssize_t)
     cdef int _reindex(self, size_t old, size_t new) except -1
     cdef void _copy(self, size_t to, size_t at, size_t n)
     @cython.locals(base=size_t, cls=size_t, marks=cython.uchar)
     cdef int _evict(self, size_t ref) except -1
     cdef void _zero(self, size_t at, size_t n)
-    @cython.locals(nkey=size_t, nbytes=size_t, h=cython.uint, old=size_t, total=size_t,
-                   chain_links=Py_ssize_t, cls=size_t, ref=size_t, base=size_t, first=size_t)
-    cpdef size_t store(self, bytes key, bytes value, unsigned int flags, double expire_at,
+    @cython.locals(nkey=size_t, nbytes=size_t, h=cython.uint, old=size_t, size=size_t,
+                   chain_links=Py_ssize_t, cls=size_t, ref=size_t, base=size_t, first=size_t, at=size_t)
+    cpdef size_t store(self, bytes key, bytes value, unsigned int flags, unsigned int expire_at,
                        unsigned long long cas, unsigned int marks=*) except? 0
     @cython.locals(cls=size_t, per_link=size_t, marks=cython.uchar, last=size_t, link=size_t,
                    base=size_t, take=size_t)
@@ -177,7 +195,6 @@ cdef class SlabArena:
     cpdef size_t newer(self, size_t ref)
     cpdef size_t older(self, size_t ref)
     cpdef bint is_item(self, size_t ref)
-    cpdef unsigned int item_hash(self, size_t ref)
     cpdef unsigned int key_length(self, size_t ref)
     cpdef long long class_items(self, Py_ssize_t cls)
     @cython.locals(base=size_t, unfetched=bint)

@@ -6,29 +6,41 @@ No Python object per item: an item is one *chunk* of a byte arena (an anonymous 
 pages cost resident memory only once written), addressed by a *ref*, its byte offset / 8 as
 a 32-bit number (0 is "none"). The arena is a run of pages (``page_size``, 1 MiB as
 memcached's); a page belongs to one *slab class* once first used, and a class cuts its pages
-into chunks of one size. Class sizes grow by ``factor`` from ``HEADER + min_chunk`` (memcached's
-``-f`` and ``-n``) up to half a page (``chunk_max``); an item larger than ``chunk_max`` is a
-*chain*: a head chunk of the largest class plus continuation chunks of that class (memcached
-chunks large items the same way).
+into chunks of one size. Class sizes are memcached's, byte for byte: they grow by ``factor`` from
+``MEMCACHED_ITEM_STRUCT + min_chunk`` (memcached's 48-byte item struct, its ``-f`` and ``-n``)
+up to half a page (``chunk_max``), so ``stats slabs`` shows the chunk sizes memcached shows;
+our header is smaller than memcached's, so an item often fits a smaller class than it would
+there. An item larger than ``chunk_max`` is a *chain*: a head chunk of the largest class plus
+continuation chunks of that class (memcached chunks large items the same way).
 
-An item's chunk::
+An item's chunk (little-endian)::
 
     off  0  u32 prev      LRU neighbour towards the head (more recent); chain chunk: its head;
                           free chunk: the one before it in the free list (unless it is the head)
     off  4  u32 next      LRU neighbour towards the tail; free chunk: next free; chain: next link
     off  8  u64 cas
-    off 16  f64 expire_at absolute Unix time, 0 = never
-    off 24  u32 nbytes    value length
-    off 28  u32 atime     Unix second of the store or last hit that counted
-    off 32  u32 hash      FNV-1a of the key (the index's probe sequence starts from it)
-    off 36  u32 more      first continuation chunk of a chain (0: the value is all here)
-    off 40  u8  nkey      key length
-    off 41  u8  list      its class and its LRU in the top two bits (memcached's slabs_clsid)
-    off 42  u8  marks     the cache's marks (FETCHED, ACTIVE, ...), opaque here
-    off 43  u8  state     FREE 0, ITEM 1 (a linked head), CHAIN 2 (a continuation chunk),
-                          CLAIMED 3 (see page moves below)
-    off 44  u32 flags     the client's flags
-    off 48  key, then the value (a chain chunk's data starts at 48 too)
+    off 16  u32 expire_at the Unix second it expires at, 0 = never (memcached's clock is whole
+                          seconds too: expired once ``expire_at <= now``)
+    off 20  u32 nbytes    value length
+    off 24  u32 atime     Unix second of the store or last hit that counted
+    off 28  u8  nkey      key length
+    off 29  u8  list      its class and its LRU in the top two bits (memcached's slabs_clsid)
+    off 30  u8  bits      state in bits 0-1: FREE 0, ITEM 1 (a linked head), CHAIN 2 (a
+                          continuation chunk), CLAIMED 3 (see page moves below); the cache's
+                          five marks (FETCHED, ACTIVE, ...: opaque here) in bits 2-6; HAS_FLAGS
+                          in bit 7
+    off 31  u8  check     reserved for the crash-survival work (a per-item validation byte);
+                          always 0 for now
+    off 32  u32 flags     the client's flags, only if HAS_FLAGS (memcached stores them only
+                          when not 0 too)
+    then    u32 more      a chain's head only: its first continuation chunk
+    then    the key, then the value
+
+``HEADER`` is those 32 bytes. An item is a chain's head when header, flags, key and value do
+not fit ``chunk_max``, so its fields say whether ``more`` is there. A continuation chunk keeps
+the header's prev, next, list and state and holds value bytes from offset 32. No hash is
+stored: where the index needs an item's hash (deleting, growing, moving pages) it hashes the
+key in the arena again.
 
 Allocation, for a class: the class's free list (freed chunks), else the next uncut chunk of its
 newest page, else a page of the global page pool (pages ``slabs reassign`` or the automover
@@ -82,15 +94,17 @@ head, tail, count and bytes of the list it is on. The transitions, all in this s
   COLD or WARM; the rounds past the first count in ``direct_reclaims``. A class with no item at
   all takes a page of another class instead (kvshard's: memcached waits for its page mover).
 
-The index is open addressing with linear probing over a flat array of 32-bit slots; the item's
-stored hash decides its home slot, the key is compared in the arena. A slot holds the item's
+The index is open addressing with linear probing over a flat array of 32-bit slots; the hash
+of the item's key decides its home slot, the key is compared in the arena. A slot holds the item's
 ref in its low bits (as many as the largest ref of the arena needs) and the same high bits of
 the item's hash above them, a tag: a probe reads an item only when its tag matches, so the
 cache misses of a lookup are about one in the index and one in the arena, however long the
 probe (with a 32 MiB arena the tag has 10 bits: one probe in 1024 reads an item in vain). Deletion shifts the following
 entries back (no tombstones). It grows by doubling when 70% full, incrementally: the old array
-is kept beside the new one and every insert moves a few slots of it across, so no request
-pays for rehashing all items; lookups look in both until the old one is empty.
+is kept beside the new one and every insert and every lookup moves a few slots of it across, as
+does the LRU maintainer when it wakes (:meth:`grow_index`), so no request pays for rehashing
+all items and a growth ends even when requests stop (the old array is freed then); lookups look
+in both until the old one is empty.
 
 All of this runs interpreted too, through ``memoryview`` casts of the same memory (correct,
 only slower): the compiled module reads the same views as C arrays.
@@ -109,12 +123,15 @@ except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
 __all__ = [
-    "SlabArena", "HEADER", "PAGE_SIZE", "POOL", "class_sizes", "key_hash", "HOT_LRU", "WARM_LRU", "COLD_LRU",
+    "SlabArena", "HEADER", "MEMCACHED_ITEM_STRUCT", "FLAG_BYTES", "MORE_BYTES", "PAGE_SIZE", "POOL", "class_sizes", "key_hash", "HOT_LRU", "WARM_LRU", "COLD_LRU",
     "TEMP_LRU", "LRUS", "EVICT",
 ]
 
 PAGE_SIZE: Final = 1 << 20
-HEADER: Final = 48
+HEADER: Final = 32  # an item chunk's fixed header (the layout in the module docstring)
+# memcached's ``sizeof(item)``: its slab classes start from it (``slabs_init``), and so do ours, so
+# that ``stats slabs`` shows memcached's chunk sizes; our smaller header only lets more items fit
+MEMCACHED_ITEM_STRUCT: Final = 48
 # the LRU lists of a class (the top bits of an item's list byte, memcached's)
 HOT_LRU: Final = 0
 WARM_LRU: Final = 64
@@ -133,8 +150,13 @@ _LISTS: Final = 256
 _PULL_TRIES: Final = 5  # items a tail pull looks at (memcached's)
 _ALLOC_ROUNDS: Final = 10  # rounds of freeing an allocation makes (memcached's)
 _UPDATE_INTERVAL: Final = 60  # flat LRU: a hit relinks an item at most this often (ITEM_UPDATE_INTERVAL)
-_FETCHED: Final = 8  # the cache's FETCHED mark (kvshard.cache.FETCHED)
-_ACTIVE: Final = 16  # the cache's ACTIVE mark (kvshard.cache.ACTIVE)
+# an item's bits byte: its state (the low two bits), the cache's marks (five bits), HAS_FLAGS
+_STATE_BITS: Final = 3
+_MARKS_SHIFT: Final = 2
+_MARK_BITS: Final = 31 << _MARKS_SHIFT
+_HAS_FLAGS: Final = 128  # the client's flags are not 0: they follow the header
+_FETCHED: Final = 8 << _MARKS_SHIFT  # the cache's FETCHED mark (kvshard.cache.FETCHED), in place
+_ACTIVE: Final = 16 << _MARKS_SHIFT  # the cache's ACTIVE mark (kvshard.cache.ACTIVE), in place
 _INDEX_START: Final = 1024
 _MIGRATE_STEP: Final = 64
 _HUGE_PAGE: Final = 2 << 20
@@ -149,31 +171,32 @@ _ITEM: Final = 1
 _CHAIN: Final = 2
 _CLAIMED: Final = 3  # on a page being cleared for another class: free, and on no free list
 POOL: Final = -1  # a class argument meaning the global page pool (memcached's class 0)
+FLAG_BYTES: Final = 4  # the client's flags, after the header when they are not 0
+MORE_BYTES: Final = 4  # a chain head's first continuation chunk, after the flags
 _HEADER: Final = HEADER  # (typed twins of the public constants, for C arithmetic)
+_FLAG_BYTES: Final = FLAG_BYTES
+_MORE_BYTES: Final = MORE_BYTES
 
 # field offsets, in bytes from the start of a chunk
 _PREV: Final = 0
 _NEXT: Final = 4
 _CAS: Final = 8
 _EXPIRE_AT: Final = 16
-_NBYTES: Final = 24
-_ATIME: Final = 28
-_HASH: Final = 32
-_MORE: Final = 36
-_NKEY: Final = 40
-_LIST: Final = 41
-_MARKS: Final = 42
-_STATE: Final = 43
-_FLAGS: Final = 44
+_NBYTES: Final = 20
+_ATIME: Final = 24
+_NKEY: Final = 28
+_LIST: Final = 29
+_BITS: Final = 30
+_CHECK: Final = 31  # reserved for the crash-survival work (a validation byte per item); 0
 
 
 def class_sizes(min_chunk: int = 48, factor: float = 1.25, page_size: int = PAGE_SIZE) -> list[int]:
-    """Chunk sizes, smallest first, as memcached's ``slabs_init``: ``HEADER + min_chunk``
-    rounded up to 8, times ``factor`` (rounded up to 8) while below ``chunk_max / factor``,
+    """Chunk sizes, smallest first, as memcached's ``slabs_init``: ``MEMCACHED_ITEM_STRUCT +
+    min_chunk`` rounded up to 8, times ``factor`` (rounded up to 8) while below ``chunk_max / factor``,
     then ``chunk_max`` = half a page."""
     chunk_max = page_size // 2
     sizes = []
-    size = HEADER + min_chunk
+    size = MEMCACHED_ITEM_STRUCT + min_chunk
     while len(sizes) < 62 and size < chunk_max / factor:
         size = (size + 7) & ~7
         sizes.append(size)
@@ -185,14 +208,16 @@ def class_sizes(min_chunk: int = 48, factor: float = 1.25, page_size: int = PAGE
 def key_hash(key: bytes) -> int:
     """FNV-1a, 32 bits (independent of the CRC-32 that picks the shard, so a shard's keys
     spread over all of its index)."""
-    h = 2166136261
     if cython.compiled:
-        p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, key))
-        for i in range(len(key)):
-            h = (h ^ p[i]) * 16777619
-        return h
-    for byte in key:
-        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+        return _fnv1a(cython.cast(cython.p_uchar, cython.cast(cython.p_char, key)), len(key))
+    return _fnv1a(key, len(key))
+
+
+def _fnv1a(data: bytes | memoryview, n: int) -> int:
+    """FNV-1a of the first ``n`` bytes of ``data`` (compiled: a C pointer)."""
+    h = 2166136261
+    for i in range(n):
+        h = ((h ^ data[i]) * 16777619) & 0xFFFFFFFF
     return h
 
 
@@ -214,6 +239,15 @@ def _anonymous(size: int, reserve_only: bool = False) -> mmap.mmap:
         except OSError:  # a kernel without transparent huge pages: ordinary pages then
             pass
     return memory
+
+
+def _without_huge_pages(memory: mmap.mmap, length: int) -> None:
+    """The first ``length`` bytes of ``memory`` in ordinary pages (where the kernel has THP)."""
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        try:
+            memory.madvise(mmap.MADV_NOHUGEPAGE, 0, length)
+        except (OSError, ValueError):  # no transparent huge pages here: nothing to undo
+            pass
 
 
 def _physical_memory() -> int:
@@ -260,11 +294,13 @@ class SlabArena:
         except OSError:  # a kernel that refuses to overcommit: no room to grow then
             self._page_room = needed
             self._map = _anonymous((self._page_room + 1) * page_size)
+        # the first page_size bytes stay unused (ref 0 is "none"): a huge page there would make
+        # them resident along with page 0, so that one is left to ordinary pages
+        _without_huge_pages(self._map, min(_HUGE_PAGE, len(self._map)))
         view = memoryview(self._map)
         self._u8 = view
         self._u32 = view.cast("I")
         self._u64 = view.cast("Q")
-        self._f64 = view.cast("d")
         n = len(self.sizes)
         self.class_count = n
         self._size = _i64_array(n)
@@ -357,18 +393,28 @@ class SlabArena:
                 lo = mid + 1
         return lo
 
-    def item_class(self, nkey: int, nbytes: int) -> int:
-        """The class of an item with a key and value of these lengths (a chain's head is in the
-        largest)."""
-        total = _HEADER + nkey + nbytes
-        return self.class_for(total) if total <= self.chunk_max else self.class_count - 1
+    def item_size(self, nkey: int, nbytes: int, flags: int = 0) -> int:
+        """Bytes an item takes: the header, its flags unless 0, a chain head's ``more``, the key
+        and the value (memcached's ``bytes`` counts items so)."""
+        size = _HEADER + nkey + nbytes
+        if flags:
+            size += _FLAG_BYTES
+        if size > self.chunk_max:
+            size += _MORE_BYTES
+        return size
 
-    def chunks_needed(self, nkey: int, nbytes: int) -> int:
-        total = _HEADER + nkey + nbytes
-        if total <= self.chunk_max:
+    def item_class(self, nkey: int, nbytes: int, flags: int = 0) -> int:
+        """The class of an item with a key and value of these lengths and these flags (a chain's
+        head is in the largest)."""
+        size = self.item_size(nkey, nbytes, flags)
+        return self.class_for(size) if size <= self.chunk_max else self.class_count - 1
+
+    def chunks_needed(self, nkey: int, nbytes: int, flags: int = 0) -> int:
+        size = self.item_size(nkey, nbytes, flags)
+        if size <= self.chunk_max:
             return 1
         per_link = self.chunk_max - _HEADER
-        return 1 + (total - self.chunk_max + per_link - 1) // per_link
+        return 1 + (size - self.chunk_max + per_link - 1) // per_link
 
     # ----- item fields --------------------------------------------------------------------------
 
@@ -378,14 +424,17 @@ class SlabArena:
     def set_cas(self, ref: int, cas: int) -> None:
         self._u64[(ref * 8 + _CAS) >> 3] = cas
 
-    def expire_at(self, ref: int) -> float:
-        return self._f64[(ref * 8 + _EXPIRE_AT) >> 3]
+    def expire_at(self, ref: int) -> int:
+        return self._u32[(ref * 8 + _EXPIRE_AT) >> 2]
 
-    def set_expire_at(self, ref: int, expire_at: float) -> None:
-        self._f64[(ref * 8 + _EXPIRE_AT) >> 3] = expire_at
+    def set_expire_at(self, ref: int, expire_at: int) -> None:
+        self._u32[(ref * 8 + _EXPIRE_AT) >> 2] = expire_at
 
     def flags(self, ref: int) -> int:
-        return self._u32[(ref * 8 + _FLAGS) >> 2]
+        base = ref * 8
+        if self._u8[base + _BITS] & _HAS_FLAGS:
+            return self._u32[(base + _HEADER) >> 2]
+        return 0
 
     def nbytes(self, ref: int) -> int:
         return self._u32[(ref * 8 + _NBYTES) >> 2]
@@ -397,10 +446,12 @@ class SlabArena:
         self._u32[(ref * 8 + _ATIME) >> 2] = second
 
     def marks(self, ref: int) -> int:
-        return self._u8[ref * 8 + _MARKS]
+        """The cache's marks (FETCHED, ACTIVE, ...: five bits, opaque here)."""
+        return (self._u8[ref * 8 + _BITS] & _MARK_BITS) >> _MARKS_SHIFT
 
     def set_marks(self, ref: int, marks: int) -> None:
-        self._u8[ref * 8 + _MARKS] = marks
+        at = ref * 8 + _BITS
+        self._u8[at] = (self._u8[at] & ~_MARK_BITS) | ((marks << _MARKS_SHIFT) & _MARK_BITS)
 
     def clsid(self, ref: int) -> int:
         return self._u8[ref * 8 + _LIST] & _CLASS_BITS
@@ -409,25 +460,64 @@ class SlabArena:
         """The LRU list the item is on: its class | HOT_LRU, WARM_LRU, COLD_LRU or TEMP_LRU."""
         return self._u8[ref * 8 + _LIST]
 
+    def _more_at(self, base: int) -> int:
+        """Where the ``more`` field of the item at byte offset ``base`` is (after its flags), if
+        it is a chain's head; 0 if the item is all in its chunk."""
+        at = base + _HEADER
+        if self._u8[base + _BITS] & _HAS_FLAGS:
+            at += _FLAG_BYTES
+        if at - base + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2] > self.chunk_max:
+            return at
+        return 0
+
+    def _key_at(self, base: int) -> int:
+        """Where the key of the item at byte offset ``base`` is (after the header, the flags
+        unless 0, a chain head's ``more``); its value follows it."""
+        at = base + _HEADER
+        if self._u8[base + _BITS] & _HAS_FLAGS:
+            at += _FLAG_BYTES
+        if at - base + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2] > self.chunk_max:
+            at += _MORE_BYTES
+        return at
+
+    def _more(self, base: int) -> int:
+        """The first continuation chunk of the item at byte offset ``base`` (0: none)."""
+        at = self._more_at(base)
+        return self._u32[at >> 2] if at else 0
+
+    def _stored_size(self, base: int) -> int:
+        """What the item at byte offset ``base`` takes (see item_size)."""
+        return self._key_at(base) - base + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
+
     def key(self, ref: int) -> bytes:
-        at = ref * 8 + _HEADER
-        return self._read(at, self._u8[ref * 8 + _NKEY])
+        base = ref * 8
+        return self._read(self._key_at(base), self._u8[base + _NKEY])
+
+    def item_hash(self, ref: int) -> int:
+        """The item's key's hash (:func:`key_hash`), computed from the key in the arena."""
+        base = ref * 8
+        at = self._key_at(base)
+        n = self._u8[base + _NKEY]
+        if cython.compiled:
+            return _fnv1a(cython.address(self._u8[0]) + at, n)
+        return _fnv1a(self._u8[at : at + n], n)
 
     def value(self, ref: int) -> bytes:
         """The item's value (one copy out of the arena; a chain is joined)."""
         base = ref * 8
         nkey = self._u8[base + _NKEY]
         n = self._u32[(base + _NBYTES) >> 2]
-        more = self._u32[(base + _MORE) >> 2]
+        data_at = self._key_at(base) + nkey
+        more = self._more(base)
         if more == 0:
-            return self._read(base + _HEADER + nkey, n)
+            return self._read(data_at, n)
         if cython.compiled:
             out = PyBytes_FromStringAndSize(cython.NULL, n)
             self.copy_value(ref, PyBytes_AS_STRING(out))
             return out
         parts = []
-        first = self.chunk_max - _HEADER - nkey
-        parts.append(self._read(base + _HEADER + nkey, first))
+        first = base + self.chunk_max - data_at
+        parts.append(self._read(data_at, first))
         left = n - first
         per_link = self.chunk_max - _HEADER
         while more != 0 and left > 0:
@@ -442,15 +532,15 @@ class SlabArena:
         returns its length."""
         if cython.compiled:
             base = ref * 8
-            nkey = self._u8[base + _NKEY]
             n = self._u32[(base + _NBYTES) >> 2]
-            more = self._u32[(base + _MORE) >> 2]
+            data_at = self._key_at(base) + self._u8[base + _NKEY]
+            more = self._more(base)
             mem = cython.cast(cython.p_char, cython.address(self._u8[0]))
             if more == 0:
-                memcpy(dest, mem + base + _HEADER + nkey, n)
+                memcpy(dest, mem + data_at, n)
                 return n
-            first = self.chunk_max - _HEADER - nkey
-            memcpy(dest, mem + base + _HEADER + nkey, first)
+            first = base + self.chunk_max - data_at
+            memcpy(dest, mem + data_at, first)
             done = first
             per_link = self.chunk_max - _HEADER
             while more != 0 and done < n:
@@ -477,9 +567,10 @@ class SlabArena:
         n = len(key)
         if self._u8[base + _NKEY] != n:
             return False
+        at = self._key_at(base)
         if cython.compiled:
-            return memcmp(cython.address(self._u8[0]) + base + _HEADER, cython.cast(cython.p_char, key), n) == 0
-        return self._u8[base + _HEADER : base + _HEADER + n] == key
+            return memcmp(cython.address(self._u8[0]) + at, cython.cast(cython.p_char, key), n) == 0
+        return self._u8[at : at + n] == key
 
     # ----- the index ----------------------------------------------------------------------------
 
@@ -488,6 +579,8 @@ class SlabArena:
         return self._find_hashed(key, key_hash(key))
 
     def _find_hashed(self, key: bytes, h: int) -> int:
+        if self._old_used:  # lookups move the old array across too, so that a growth ends
+            self._migrate_some(_MIGRATE_STEP)  # even when no store comes after it
         ref = self._probe(self._slots, self._cap, h, key)
         if ref == 0 and self._old_used:
             ref = self._probe(self._old, self._old_cap, h, key)
@@ -515,7 +608,7 @@ class SlabArena:
             entry = slots[i]
             if entry:
                 ref = entry & old_mask
-                slots[i] = ref | (self._u32[(ref * 8 + _HASH) >> 2] & self._tag_mask)
+                slots[i] = ref | (self.item_hash(ref) & self._tag_mask)
 
     def _probe(self, slots: memoryview, cap: int, h: int, key: bytes) -> int:
         mask = cap - 1
@@ -528,13 +621,13 @@ class SlabArena:
                 return 0
             if entry & tag_mask == tag:
                 ref = entry & self._ref_mask
-                if self._u32[(ref * 8 + _HASH) >> 2] == h and self._key_is(ref, key):
+                if self._key_is(ref, key):
                     return ref
             i = (i + 1) & mask
 
-    def _slot_of(self, slots: memoryview, cap: int, ref: int) -> int:
+    def _slot_of(self, slots: memoryview, cap: int, ref: int, h: int) -> int:
+        """The slot naming ``ref`` (whose key hashes to ``h``), or -1."""
         mask = cap - 1
-        h = self._u32[(ref * 8 + _HASH) >> 2]
         entry = ref | (h & self._tag_mask)
         i = h & mask
         while True:
@@ -545,9 +638,8 @@ class SlabArena:
                 return -1
             i = (i + 1) & mask
 
-    def _insert_slot(self, slots: memoryview, cap: int, ref: int) -> None:
+    def _insert_slot(self, slots: memoryview, cap: int, ref: int, h: int) -> None:
         mask = cap - 1
-        h = self._u32[(ref * 8 + _HASH) >> 2]
         i = h & mask
         while slots[i] != 0:
             i = (i + 1) & mask
@@ -564,7 +656,7 @@ class SlabArena:
                 entry = slots[j]
                 if entry == 0:
                     return 0
-                home = self._u32[((entry & self._ref_mask) * 8 + _HASH) >> 2] & mask
+                home = self.item_hash(entry & self._ref_mask) & mask
                 # the entry at j may move to i unless its home lies cyclically in (i, j]
                 if i <= j:
                     if i < home <= j:
@@ -575,7 +667,7 @@ class SlabArena:
             slots[i] = entry
             i = j
 
-    def _index_add(self, ref: int) -> None:
+    def _index_add(self, ref: int, h: int) -> None:
         if self._old_used:
             self._migrate_some(_MIGRATE_STEP)
         elif (self._used_slots + 1) * 10 > self._cap * 7:
@@ -587,22 +679,35 @@ class SlabArena:
             self._slots = _u32_array(self._cap)
             self._used_slots = 0
             self._migrate_some(_MIGRATE_STEP)
-        self._insert_slot(self._slots, self._cap, ref)
+        self._insert_slot(self._slots, self._cap, ref, h)
         self._used_slots += 1
 
     def _index_remove(self, ref: int) -> None:
-        i = self._slot_of(self._slots, self._cap, ref)
+        h = self.item_hash(ref)
+        i = self._slot_of(self._slots, self._cap, ref, h)
         if i >= 0:
             self._delete_slot(self._slots, self._cap, i)
             self._used_slots -= 1
             return 0
         if self._old_used:
-            i = self._slot_of(self._old, self._old_cap, ref)
+            i = self._slot_of(self._old, self._old_cap, ref, h)
             if i >= 0:
                 self._delete_slot(self._old, self._old_cap, i)
                 self._old_used -= 1
                 return 0
         raise AssertionError("item missing from the index")
+
+    def grow_index(self, steps: int) -> bool:
+        """Move up to ``steps`` slots of the index's old array across if it is growing (the LRU
+        maintainer does so when it wakes, so a growth ends even when requests stop); True
+        while a growth is still under way."""
+        if self._old_used:
+            self._migrate_some(steps)
+        return self._old_used != 0
+
+    def index_slots(self) -> int:
+        """Slots the index's arrays hold, the old one's included while it grows (4 bytes each)."""
+        return self._cap + self._old_cap
 
     def _migrate_some(self, steps: int) -> None:
         """Move up to ``steps`` slots of the old array into the new one. Moving empties a
@@ -619,7 +724,8 @@ class SlabArena:
             else:
                 self._delete_slot(old, cap, self._migrate)
                 self._old_used -= 1
-                self._insert_slot(self._slots, self._cap, entry & self._ref_mask)
+                ref = entry & self._ref_mask
+                self._insert_slot(self._slots, self._cap, ref, self.item_hash(ref))
                 self._used_slots += 1
             steps -= 1
         if self._old_used == 0:
@@ -641,7 +747,7 @@ class SlabArena:
             self._tail[lst] = ref
         self._head[lst] = ref
         self._list_items[lst] += 1
-        self._list_bytes[lst] += _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
+        self._list_bytes[lst] += self._stored_size(base)
 
     def _lru_unlink(self, ref: int) -> None:
         base = ref * 8
@@ -657,7 +763,7 @@ class SlabArena:
         else:
             self._tail[lst] = prev
         self._list_items[lst] -= 1
-        self._list_bytes[lst] -= _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
+        self._list_bytes[lst] -= self._stored_size(base)
 
     def _relink(self, ref: int, lru: int) -> None:
         """Move a linked item to the head of its class's list ``lru``."""
@@ -669,7 +775,7 @@ class SlabArena:
         do_item_update in segmented mode)."""
         base = ref * 8
         self._u32[(base + _ATIME) >> 2] = second
-        self._u8[base + _MARKS] &= ~_ACTIVE
+        self._u8[base + _BITS] &= ~_ACTIVE
         self._relink(ref, _WARM)
         self._moves_to_warm[self._u8[base + _LIST] & _CLASS_BITS] += 1
 
@@ -685,7 +791,7 @@ class SlabArena:
             self._to_warm(ref, second)
         else:
             self._u32[(base + _ATIME) >> 2] = second
-            self._u8[base + _MARKS] |= _ACTIVE
+            self._u8[base + _BITS] |= _ACTIVE
 
     def bump(self, ref: int, second: int) -> None:
         """memcached's do_item_update (a hit when flat; add on an existing item, incr/decr):
@@ -693,7 +799,7 @@ class SlabArena:
         flat, an item whose access time is a minute old gets now and its list's head."""
         base = ref * 8
         if self.segmented:
-            if self._u8[base + _LIST] & _LRU_BITS == _COLD and self._u8[base + _MARKS] & _ACTIVE:
+            if self._u8[base + _LIST] & _LRU_BITS == _COLD and self._u8[base + _BITS] & _ACTIVE:
                 self._to_warm(ref, second)
             else:
                 self._u32[(base + _ATIME) >> 2] = second
@@ -705,7 +811,7 @@ class SlabArena:
         """Unlink an expired item found at a tail."""
         cls = self._u8[ref * 8 + _LIST] & _CLASS_BITS
         self._reclaimed[cls] += 1
-        if not self._u8[ref * 8 + _MARKS] & _FETCHED:
+        if not self._u8[ref * 8 + _BITS] & _FETCHED:
             self._expired_unfetched[cls] += 1
             self.expired_unfetched += 1
         self.reclaims += 1
@@ -725,7 +831,7 @@ class SlabArena:
             tries -= 1
             nxt = self._u32[(search * 8 + _PREV) >> 2]
             base = search * 8
-            expire_at = self._f64[(base + _EXPIRE_AT) >> 3]
+            expire_at = self._u32[(base + _EXPIRE_AT) >> 2]
             if expire_at != 0 and expire_at <= self.now:
                 self._reclaim(search)
                 removed += 1
@@ -736,8 +842,8 @@ class SlabArena:
                     limit = total_bytes * self.hot_pct // 100
                 if limit == 0:  # (memcached's HOT falls through to WARM's limit so)
                     limit = total_bytes * self.warm_pct // 100
-                if self._u8[base + _MARKS] & _ACTIVE:
-                    self._u8[base + _MARKS] &= ~_ACTIVE
+                if self._u8[base + _BITS] & _ACTIVE:
+                    self._u8[base + _BITS] &= ~_ACTIVE
                     removed += 1
                     if lru == _WARM:
                         self._moves_within[cls] += 1
@@ -755,7 +861,7 @@ class SlabArena:
                     if self.evict:
                         self._evict(search)
                         removed += 1
-                elif self._u8[base + _MARKS] & _ACTIVE and self.segmented:
+                elif self._u8[base + _BITS] & _ACTIVE and self.segmented:
                     self._to_warm(search, self._u32[(base + _ATIME) >> 2])
                     removed += 1
             break
@@ -788,7 +894,7 @@ class SlabArena:
             did += 1
         return did
 
-    def new_list(self, cls: int, expire_at: float) -> int:
+    def new_list(self, cls: int, expire_at: int) -> int:
         """The list a new item of class ``cls`` enters (memcached's do_item_alloc)."""
         if self.temp_lru and expire_at != 0 and 0 <= expire_at - self.now <= self.temporary_ttl:
             return cls | _TEMP
@@ -804,7 +910,7 @@ class SlabArena:
         """Put chunk ``ref`` at the head of its class's free list."""
         base = ref * 8
         head = self._free_head[cls]
-        self._u8[base + _STATE] = _FREE
+        self._u8[base + _BITS] = _FREE
         self._u32[(base + _NEXT) >> 2] = head
         if head:
             self._u32[(head * 8 + _PREV) >> 2] = ref
@@ -920,7 +1026,7 @@ class SlabArena:
         size = self._size[victim]
         for k in range(self._perslab[victim]):
             chunk = (start + k * size) >> 3
-            state = self._u8[chunk * 8 + _STATE]
+            state = self._u8[chunk * 8 + _BITS] & _STATE_BITS
             if state == _ITEM:
                 self._evict(chunk)
             elif state == _CHAIN:
@@ -990,10 +1096,10 @@ class SlabArena:
         for k in range(first, last):
             at = start + k * size
             ref = at >> 3
-            state = self._u8[at + _STATE]
+            state = self._u8[at + _BITS] & _STATE_BITS
             if state == _ITEM or state == _CHAIN:
                 head = ref if state == _ITEM else self._u32[(at + _PREV) >> 2]
-                expire_at = self._f64[(head * 8 + _EXPIRE_AT) >> 3]
+                expire_at = self._u32[(head * 8 + _EXPIRE_AT) >> 2]
                 if expire_at and expire_at <= self.now:
                     self.unlink(head)
                 elif state == _ITEM and self._rescue(ref, cls, start, end):
@@ -1003,10 +1109,10 @@ class SlabArena:
                 else:
                     self.evictions_nomem += 1
                     self.unlink(head)
-            if self._u8[at + _STATE] == _FREE:
+            if self._u8[at + _BITS] & _STATE_BITS == _FREE:
                 if at < self._clearing_uncut:
                     self._unlist_free(ref, cls)
-                self._u8[at + _STATE] = _CLAIMED
+                self._u8[at + _BITS] = _CLAIMED
         return last
 
     def finish_clearing(self, dst: int) -> None:
@@ -1037,7 +1143,7 @@ class SlabArena:
             if not start <= ref * 8 < end:
                 self._chunks_used[cls] += 1
                 return ref
-            self._u8[ref * 8 + _STATE] = _CLAIMED
+            self._u8[ref * 8 + _BITS] = _CLAIMED
             self.inline_reclaim += 1
             ref = self._free_head[cls]
         at = self._cut[cls]  # (never on the page being cleared: its class stopped cutting it)
@@ -1055,16 +1161,16 @@ class SlabArena:
         if new == 0:
             return False
         base = ref * 8
-        self._copy(new * 8, base, min(self._size[cls], _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]))
+        self._copy(new * 8, base, min(self._size[cls], self._stored_size(base)))
         lst = self._u8[base + _LIST]  # (its class and its LRU: it stays on the same list)
         self._lru_unlink(ref)
         self._lru_link(new, lst)
         self._reindex(ref, new)
-        link = self._u32[(base + _MORE) >> 2]
+        link = self._more(base)
         while link:  # a chain's links name their head
             self._u32[(link * 8 + _PREV) >> 2] = new
             link = self._u32[(link * 8 + _NEXT) >> 2]
-        self._u8[base + _STATE] = _CLAIMED
+        self._u8[base + _BITS] = _CLAIMED
         self._chunks_used[cls] -= 1
         return True
 
@@ -1076,25 +1182,27 @@ class SlabArena:
         base = ref * 8
         self._copy(new * 8, base, self._size[cls])
         head = self._u32[(base + _PREV) >> 2]
-        link = self._u32[(head * 8 + _MORE) >> 2]
+        more_at = self._more_at(head * 8)
+        link = self._u32[more_at >> 2]
         if link == ref:
-            self._u32[(head * 8 + _MORE) >> 2] = new
+            self._u32[more_at >> 2] = new
         else:
             while self._u32[(link * 8 + _NEXT) >> 2] != ref:
                 link = self._u32[(link * 8 + _NEXT) >> 2]
             self._u32[(link * 8 + _NEXT) >> 2] = new
-        self._u8[base + _STATE] = _CLAIMED
+        self._u8[base + _BITS] = _CLAIMED
         self._chunks_used[cls] -= 1
         return True
 
     def _reindex(self, old: int, new: int) -> None:
         """The index entry of the item at ``old`` names ``new`` instead (same hash, same slot)."""
-        tag = self._u32[(old * 8 + _HASH) >> 2] & self._tag_mask
-        i = self._slot_of(self._slots, self._cap, old)
+        h = self.item_hash(old)
+        tag = h & self._tag_mask
+        i = self._slot_of(self._slots, self._cap, old, h)
         if i >= 0:
             self._slots[i] = new | tag
             return 0
-        i = self._slot_of(self._old, self._old_cap, old) if self._old_used else -1
+        i = self._slot_of(self._old, self._old_cap, old, h) if self._old_used else -1
         if i < 0:
             raise AssertionError("item missing from the index")
         self._old[i] = new | tag
@@ -1108,9 +1216,9 @@ class SlabArena:
     def _evict(self, ref: int) -> None:
         base = ref * 8
         cls = self._u8[base + _LIST] & _CLASS_BITS
-        marks = self._u8[base + _MARKS]
+        marks = self._u8[base + _BITS]
         self._evicted[cls] += 1
-        if self._f64[(base + _EXPIRE_AT) >> 3] != 0:
+        if self._u32[(base + _EXPIRE_AT) >> 2] != 0:
             self._evicted_nonzero[cls] += 1
         if not marks & _FETCHED:
             self._evicted_unfetched[cls] += 1
@@ -1132,18 +1240,19 @@ class SlabArena:
 
     # ----- items ----------------------------------------------------------------------------------
 
-    def store(self, key: bytes, value: bytes, flags: int, expire_at: float, cas: int, marks: int = 0) -> int:
+    def store(self, key: bytes, value: bytes, flags: int, expire_at: int, cas: int, marks: int = 0) -> int:
         """Link a new item under ``key`` (replacing any there): its ref, or 0 if it does not
-        fit in the arena at all (the old item is then gone too, as memcached drops it)."""
+        fit in the arena at all (the old item is then gone too, as memcached drops it).
+        ``expire_at``: the Unix second it expires at (0: never)."""
         nkey = len(key)
         nbytes = len(value)
         h = key_hash(key)
         old = self._find_hashed(key, h)
-        total = _HEADER + nkey + nbytes
-        cls = self.item_class(nkey, nbytes)
+        size = self.item_size(nkey, nbytes, flags)
+        cls = self.item_class(nkey, nbytes, flags)
         chain_links = 0
-        if total > self.chunk_max:
-            chain_links = self.chunks_needed(nkey, nbytes) - 1
+        if size > self.chunk_max:
+            chain_links = self.chunks_needed(nkey, nbytes, flags) - 1
             if chain_links + 1 > self.page_count * self._perslab[cls]:
                 if old:
                     self.unlink(old)
@@ -1155,32 +1264,34 @@ class SlabArena:
             self._outofmemory[cls] += 1
             return 0
         base = ref * 8
-        self._u32[(base + _HASH) >> 2] = h
         self._u64[(base + _CAS) >> 3] = cas
-        self._f64[(base + _EXPIRE_AT) >> 3] = expire_at
-        self._u32[(base + _FLAGS) >> 2] = flags
+        self._u32[(base + _EXPIRE_AT) >> 2] = expire_at
         self._u32[(base + _NBYTES) >> 2] = nbytes
         self._u32[(base + _ATIME) >> 2] = int(self.now)
-        self._u32[(base + _MORE) >> 2] = 0
         self._u8[base + _NKEY] = nkey
-        self._u8[base + _MARKS] = marks
-        self._u8[base + _STATE] = _ITEM
-        self._write(base + _HEADER, key, 0, nkey)
-        if chain_links == 0:
-            self._write(base + _HEADER + nkey, value, 0, nbytes)
-        else:
-            # the head is linked (and indexed) before the links are taken, so an eviction made
-            # to find room for a link can never pick a half-built item: it is at the LRU head
-            first = self.chunk_max - _HEADER - nkey
-            self._write(base + _HEADER + nkey, value, 0, first)
+        self._u8[base + _BITS] = _ITEM | ((marks << _MARKS_SHIFT) & _MARK_BITS) | (_HAS_FLAGS if flags else 0)
+        self._u8[base + _CHECK] = 0
+        at = base + _HEADER
+        if flags:
+            self._u32[at >> 2] = flags
+            at += _FLAG_BYTES
+        first = nbytes
+        if chain_links:
+            self._u32[at >> 2] = 0  # (more: the links follow, see _fill_chain)
+            at += _MORE_BYTES
+            first = base + self.chunk_max - at - nkey
+        self._write(at, key, 0, nkey)
+        # a chain's head is linked (and indexed) before the links are taken, so an eviction made
+        # to find room for a link can never pick a half-built item: it is at the LRU head
+        self._write(at + nkey, value, 0, first)
         self._lru_link(ref, self.new_list(cls, expire_at))
-        self._index_add(ref)
+        self._index_add(ref, h)
         self._items[cls] += 1
         self.count += 1
-        self.bytes += _HEADER + nkey + nbytes
-        self._class_bytes[cls] += _HEADER + nkey + nbytes
-        if chain_links and not self._fill_chain(ref, value, self.chunk_max - _HEADER - nkey, chain_links):
-            if self._u8[base + _STATE] == _ITEM and self._u32[(base + _HASH) >> 2] == h:
+        self.bytes += size
+        self._class_bytes[cls] += size
+        if chain_links and not self._fill_chain(ref, value, first, chain_links):
+            if self._find_hashed(key, h) == ref:
                 self.unlink(ref)  # (still ours: a link could not be had)
             return 0
         return ref
@@ -1191,18 +1302,18 @@ class SlabArena:
         so only when every other item of its class was too)."""
         cls = self.class_count - 1
         per_link = self.chunk_max - _HEADER
-        marks = self._u8[head * 8 + _MARKS]
+        marks = self._u8[head * 8 + _BITS]
         last = 0
         for _ in range(links):
-            self._u8[head * 8 + _MARKS] |= _ACTIVE  # not a victim for its own links
+            self._u8[head * 8 + _BITS] |= _ACTIVE  # not a victim for its own links
             link = self._alloc(cls)
             if link == 0:
                 return False
-            if self._u8[head * 8 + _STATE] != _ITEM or link == head:
+            if self._u8[head * 8 + _BITS] & _STATE_BITS != _ITEM or link == head:
                 self._free_chunk(link, cls)
                 return False
             base = link * 8
-            self._u8[base + _STATE] = _CHAIN
+            self._u8[base + _BITS] = _CHAIN
             self._u8[base + _LIST] = cls
             self._u32[(base + _PREV) >> 2] = head
             self._u32[(base + _NEXT) >> 2] = 0
@@ -1212,17 +1323,17 @@ class SlabArena:
             if last:
                 self._u32[(last * 8 + _NEXT) >> 2] = link
             else:
-                self._u32[(head * 8 + _MORE) >> 2] = link
+                self._u32[self._more_at(head * 8) >> 2] = link
             last = link
-        self._u8[head * 8 + _MARKS] = marks
+        self._u8[head * 8 + _BITS] = marks
         return True
 
     def rewrite(self, ref: int, value: bytes) -> None:
         """Overwrite a one-chunk item's value with one of the same length (incr/decr)."""
         base = ref * 8
-        if self._u32[(base + _NBYTES) >> 2] != len(value) or self._u32[(base + _MORE) >> 2]:
+        if self._u32[(base + _NBYTES) >> 2] != len(value) or self._more_at(base):
             raise ValueError("rewrite needs a value of the same length in one chunk")
-        self._write(base + _HEADER + self._u8[base + _NKEY], value, 0, len(value))
+        self._write(self._key_at(base) + self._u8[base + _NKEY], value, 0, len(value))
 
     def unlink(self, ref: int) -> None:
         """Remove a linked item: out of the index and its LRU, its chunks freed."""
@@ -1232,10 +1343,10 @@ class SlabArena:
         self._lru_unlink(ref)
         self._items[cls] -= 1
         self.count -= 1
-        size = _HEADER + self._u8[base + _NKEY] + self._u32[(base + _NBYTES) >> 2]
+        size = self._stored_size(base)
         self.bytes -= size
         self._class_bytes[cls] -= size
-        more = self._u32[(base + _MORE) >> 2]
+        more = self._more(base)
         self._free_chunk(ref, cls)
         last = self.class_count - 1
         while more:
@@ -1375,10 +1486,7 @@ class SlabArena:
 
     def is_item(self, ref: int) -> bool:
         """``ref`` is the head chunk of a linked item (not free, not a chain link)."""
-        return self._u8[ref * 8 + _STATE] == _ITEM
-
-    def item_hash(self, ref: int) -> int:
-        return self._u32[(ref * 8 + _HASH) >> 2]
+        return self._u8[ref * 8 + _BITS] & _STATE_BITS == _ITEM
 
     def key_length(self, ref: int) -> int:
         return self._u8[ref * 8 + _NKEY]
@@ -1392,7 +1500,7 @@ class SlabArena:
         expired_unfetched if it was never fetched (the arena's total of those counts only what
         allocation reclaims); True if so."""
         base = ref * 8
-        unfetched = not self._u8[base + _MARKS] & _FETCHED
+        unfetched = not self._u8[base + _BITS] & _FETCHED
         if unfetched:
             self._expired_unfetched[self._u8[base + _LIST] & _CLASS_BITS] += 1
         self.unlink(ref)

@@ -158,7 +158,7 @@ def test_cachedump_lines_newest_first_within_limit_and_cap() -> None:
     cache.arena.segmented = False  # new items in COLD, the list memcached's cachedump reads
     cache.store(b"set", b"old", 0, 0, b"12345")
     cache.store(b"set", b"new", 0, 100, b"1")
-    meta_binary = cache.create(b"bin", b"v", 0.0, marks=c.BINARY_KEY)
+    meta_binary = cache.create(b"bin", b"v", 0, marks=c.BINARY_KEY)
     assert meta_binary is not None
     arena = cache.arena
     assert cachedump_lines(arena, 0, 0) == [b"ITEM new [1 b; %d s]\r\n" % (int(NOW) + 100), b"ITEM old [5 b; 0 s]\r\n"]

@@ -15,7 +15,7 @@ from kvshard.protocol.ascii_admin import lru_change
 from kvshard.slab_arena import COLD_LRU, EVICT, HOT_LRU, LRUS, POOL, TEMP_LRU, WARM_LRU, SlabArena
 
 PAGE = 1 << 20
-NOW = 1_700_000_000.0
+NOW = 1_700_000_000
 LIST_NAMES = {HOT_LRU: "hot", WARM_LRU: "warm", COLD_LRU: "cold", TEMP_LRU: "temp"}
 
 

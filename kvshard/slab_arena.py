@@ -216,6 +216,10 @@ def key_hash(key: bytes) -> int:
 def _fnv1a(data: bytes | memoryview, n: int) -> int:
     """FNV-1a of the first ``n`` bytes of ``data`` (compiled: a C pointer)."""
     h = 2166136261
+    if cython.compiled:  # (h is a C unsigned int: the product wraps modulo 2**32 by itself; a
+        for i in range(n):  # mask would be a Python integer, and every step Python arithmetic)
+            h = (h ^ data[i]) * 16777619
+        return h
     for i in range(n):
         h = ((h ^ data[i]) * 16777619) & 0xFFFFFFFF
     return h

@@ -18,7 +18,7 @@ import uvloop
 
 from net_backends.posix import overlaps, resolve_passive
 from net_backends.posix.socket_stream import (
-    HIGH_WATER, SocketListener, SocketTransport, listening_sockets, shared_sockets,
+    HIGH_WATER, POLL_EVENTS, SocketListener, SocketTransport, listening_sockets, read_poller, shared_sockets,
 )
 
 
@@ -295,6 +295,34 @@ def test_the_listener_serves_many_connections_and_close_stops_accepting() -> Non
         socks[0].sendall(b"!")  # connections already made go on
         assert await asyncio.to_thread(socks[0].recv, 10) == b"0"
         for sock in socks:
+            sock.close()
+
+    run(body)
+
+
+def test_one_poller_per_loop_reads_every_ready_connection() -> None:
+    """All of a loop's connections are in its ReadPoller (the loop watches only the poller's
+    descriptor); more ready connections than one poll takes are all served, the rest at the
+    next turn; a closed connection leaves the poller."""
+    count = POLL_EVENTS + 24
+
+    async def body(listener: SocketListener, address: tuple[str, int], protocols: list[Recorder]) -> None:
+        poller = read_poller(asyncio.get_running_loop())
+        socks: list[socket.socket] = []
+        while len(socks) < count:  # ten at a time: the listener's backlog is 16
+            socks += await asyncio.to_thread(lambda: [client(address) for _ in range(10)])
+            await accepted(protocols, len(socks))
+        watched = poller.watched()
+        assert all(any(proto.transport is transport for transport in watched) for proto in protocols)
+        for sock in socks:  # every connection ready at once: more than one poll's worth
+            sock.sendall(b"ping")
+        while sum(len(proto.data) for proto in protocols) < 4 * count:
+            await asyncio.sleep(0.005)
+        assert all(proto.data == b"ping" for proto in protocols)
+        socks[0].close()
+        await protocols[0].closed.wait()
+        assert not any(transport is protocols[0].transport for transport in poller.watched())
+        for sock in socks[1:]:
             sock.close()
 
     run(body)

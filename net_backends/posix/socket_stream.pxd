@@ -16,6 +16,17 @@ cdef extern from *:
     """
     int errno_value "kvshard_errno"()
 
+cdef extern from "<sys/epoll.h>":
+    ctypedef union epoll_data_t:
+        void *ptr
+        int fd
+    cdef struct epoll_event:
+        unsigned int events
+        epoll_data_t data
+    int c_epoll_wait "epoll_wait"(int epfd, epoll_event *events, int maxevents, int timeout)
+
+cdef epoll_event _events[256]
+cdef int _POLL_EVENTS
 cdef Py_ssize_t _READ_SIZE
 cdef bytearray _read_buffer
 cdef frozenset _TRY_AGAIN
@@ -26,8 +37,12 @@ cdef class StreamProtocol:
     cpdef data_received(self, data)
 
 
+cdef class ReadPoller
+
+
 cdef class SocketTransport:
     cdef object _loop
+    cdef ReadPoller _poller
     cdef object _sock
     cdef int _fd
     cdef object _protocol
@@ -48,3 +63,15 @@ cdef class SocketTransport:
     @cython.locals(size=Py_ssize_t, sent=Py_ssize_t, code=int)
     cpdef write(self, data)
     cdef _enqueue(self, bytes data)
+
+
+cdef class ReadPoller:
+    cdef object _epoll
+    cdef int _epoll_fd
+    cdef list _by_fd
+
+    cpdef list watched(self)
+    cpdef watch(self, int fd, SocketTransport transport)
+    cpdef unwatch(self, int fd)
+    @cython.locals(count=int, i=int, fd=int, transport=SocketTransport)
+    cpdef _poll(self)

@@ -7,14 +7,19 @@ uvloop's stream transport reaches a buffered protocol through two Python method 
 taken around each) and runs every ``write`` through four layers before ``write(2)``. For a plain
 socket (no TLS: TLS stays with uvloop) this module does the same work directly:
 
-* the loop only watches the descriptor (``add_reader``); one callback per readiness reads with
-  ``recv(2)`` into a buffer the shard's connections share, makes one ``bytes`` of what came
-  and hands it to the protocol's ``data_received`` (bound once);
+* the loop does not watch the descriptor itself: the loop's :class:`ReadPoller`, an epoll
+  descriptor of our own that holds every connection of the loop, is what the loop watches.
+  When it is ready, one loop callback (one round trip of the GIL, which uvloop drops while it
+  waits) asks it for every ready connection (``epoll_wait`` with no wait) and calls each one's
+  read in C; uvloop would make one callback, GIL round trip and handle per connection. Each
+  read is one ``recv(2)`` into a buffer the loop's connections share, one ``bytes`` of what
+  came, handed to the protocol's ``data_received`` (bound once);
 * ``write`` calls ``send(2)`` at once and queues only what the kernel did not take; the queue
   is watched with ``add_writer`` until it drains.
 
-One read per readiness: the loop's epoll is level-triggered, so what is left in the socket
-comes back at the next iteration, after the other connections had their turn.
+One read per readiness: both epolls are level-triggered, so what is left in the socket comes
+back at the next iteration, after the other connections had their turn (and so do connections
+beyond the :data:`POLL_EVENTS` one poll takes).
 
 States of a :class:`SocketTransport`::
 
@@ -28,7 +33,7 @@ from the loop (``call_soon``), after the descriptor is unwatched and before it i
 
 Flow control, as asyncio's: more than the high-water mark queued calls the protocol's
 ``pause_writing``; the queue falling to the low-water mark calls ``resume_writing``.
-``pause_reading``/``resume_reading`` unwatch and rewatch the descriptor.
+``pause_reading``/``resume_reading`` take the descriptor out of the poller and put it back.
 
 :class:`SocketListener` accepts on a listening socket (``add_reader`` again) and makes a
 protocol and a transport per connection, as ``loop.create_server`` does. It is what
@@ -41,7 +46,9 @@ import asyncio
 import errno
 import logging
 import os
+import select
 import socket
+import weakref
 from typing import Any, Callable
 
 try:
@@ -50,8 +57,8 @@ except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
 __all__ = [
-    "COMPILED", "READ_SIZE", "HIGH_WATER", "SocketListener", "SocketTransport", "StreamProtocol", "listening_sockets",
-    "shared_sockets",
+    "COMPILED", "READ_SIZE", "HIGH_WATER", "POLL_EVENTS", "ReadPoller", "SocketListener", "SocketTransport",
+    "StreamProtocol", "listening_sockets", "read_poller", "shared_sockets",
 ]
 
 log = logging.getLogger("net_backends.posix")
@@ -66,6 +73,8 @@ _read_buffer = bytearray(READ_SIZE)  # shared by the process's connections: each
 _TRY_AGAIN = frozenset((errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR))
 _ACCEPT_RETRY_SECONDS = 1.0  # out of descriptors or memory: accepting pauses this long, as asyncio's
 _ACCEPTS_PER_TURN = 64
+POLL_EVENTS = 256  # the most ready connections one poll reads (the rest: the next turn)
+_POLL_EVENTS = POLL_EVENTS
 
 _OPEN = 0
 _CLOSING = 1
@@ -88,6 +97,7 @@ class SocketTransport:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: Any) -> None:
         self._loop = loop
+        self._poller = read_poller(loop)
         self._sock = sock
         self._fd = sock.fileno()
         self._use_protocol(protocol)
@@ -144,12 +154,12 @@ class SocketTransport:
     def pause_reading(self) -> None:
         if self._reading:
             self._reading = False
-            self._loop.remove_reader(self._fd)
+            self._poller.unwatch(self._fd)
 
     def resume_reading(self) -> None:
         if not self._reading and self._state == _OPEN:
             self._reading = True
-            self._loop.add_reader(self._fd, self._on_readable)
+            self._poller.watch(self._fd, self)
 
     def is_reading(self) -> bool:
         return self._reading
@@ -309,6 +319,60 @@ class SocketTransport:
         self._protocol = protocol
         self._data_received = protocol.data_received  # bound once, called per read
         self._stream = protocol if isinstance(protocol, StreamProtocol) else None
+
+
+class ReadPoller:
+    """One loop's connections, watched for reading by one epoll descriptor of our own, the only
+    one of them the loop watches (see the module docstring). Level-triggered, as the loop's."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._epoll = select.epoll()
+        self._epoll_fd = self._epoll.fileno()
+        self._by_fd: list[SocketTransport | None] = []  # indexed by descriptor
+        loop.add_reader(self._epoll_fd, self._poll)
+
+    def watch(self, fd: int, transport: SocketTransport) -> None:
+        if fd >= len(self._by_fd):
+            self._by_fd.extend([None] * (fd + 1 - len(self._by_fd)))
+        self._by_fd[fd] = transport
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def unwatch(self, fd: int) -> None:
+        if fd < len(self._by_fd) and self._by_fd[fd] is not None:
+            self._by_fd[fd] = None
+            self._epoll.unregister(fd)
+
+    def watched(self) -> list[SocketTransport]:
+        """The connections being read."""
+        return [transport for transport in self._by_fd if transport is not None]
+
+    def _poll(self) -> None:
+        """The loop's callback: every ready connection reads once (one closed by an earlier one
+        in the same poll is no longer in ``_by_fd``, and its descriptor is not reused before the
+        loop's next turn: it closes in a ``call_soon``)."""
+        if cython.compiled:
+            count = c_epoll_wait(self._epoll_fd, _events, _POLL_EVENTS, 0)
+            for i in range(count):
+                fd = _events[i].data.fd
+                transport = self._by_fd[fd]
+                if transport is not None:
+                    transport._on_readable()
+            return
+        for fd, _ in self._epoll.poll(0, POLL_EVENTS):
+            transport = self._by_fd[fd]
+            if transport is not None:
+                transport._on_readable()
+
+
+_pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReadPoller] = weakref.WeakKeyDictionary()
+
+
+def read_poller(loop: asyncio.AbstractEventLoop) -> ReadPoller:
+    """The loop's :class:`ReadPoller`, made at its first connection."""
+    poller = _pollers.get(loop)
+    if poller is None:
+        poller = _pollers[loop] = ReadPoller(loop)
+    return poller
 
 
 def _address(getter: Callable[[], Any]) -> Any:

@@ -1,4 +1,5 @@
-"""Which shard owns a key, the same in every process and in both cores.
+"""Which shard owns a key, the same in every process and in both cores; and the arena index's
+hash of a key, from the same mix.
 
 The key's bytes, read as one little-endian number, taken modulo the Mersenne prime
 2**61 - 1, then mixed so that every bit of it moves every bit of the result (MurmurHash3's
@@ -6,6 +7,10 @@ The key's bytes, read as one little-endian number, taken modulo the Mersenne pri
 top 32 bits taken modulo the number of shards are the owner::
 
     owner = (mix64(int.from_bytes(key, "little") % (2**61 - 1)) >> 32) % shards
+
+The mix's low 32 bits are the slab arena's index hash (:func:`key_mix`; kvshard.slab_arena):
+the finalizer's output bits are independent of each other, so the keys a shard owns spread
+over all of its index, and one mix serves both.
 
 Interpreted, that is the line above (two C-level integer operations in CPython). Compiled, the
 remainder is taken eight bytes at a time (Horner's rule: 2**64 is 8 modulo 2**61 - 1, so each
@@ -22,7 +27,7 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-__all__ = ["owner_of", "route_hash"]
+__all__ = ["owner_of", "route_hash", "key_mix", "mix_at"]
 
 MERSENNE_61: Final = (1 << 61) - 1
 MIX1: Final = 0xFF51AFD7ED558CCD  # MurmurHash3's fmix64 multipliers
@@ -40,16 +45,29 @@ def owner_of(key: bytes, shards: int) -> int:
 
 def route_hash(key: bytes) -> int:
     """A 32-bit number for ``key`` (see the module docstring)."""
+    return key_mix(key) >> 32
+
+
+def key_mix(key: bytes) -> int:
+    """The 64-bit mix of ``key`` (see the module docstring)."""
     if cython.compiled:
         if type(key) is bytes:
-            return _mix64(_mod_m61(key)) >> 32
-        return _mix64(int.from_bytes(key, "little") % MERSENNE_61) >> 32
+            return mix_at(cython.cast(cython.p_uchar, cython.cast(cython.p_char, key)), len(key))
+        return _mix64(int.from_bytes(key, "little") % MERSENNE_61)
     x = int.from_bytes(key, "little") % MERSENNE_61  # (_mix64 written out: one call less)
     x ^= x >> 33
     x = x * MIX1 & _MASK64
     x ^= x >> 33
     x = x * MIX2 & _MASK64
-    return (x ^ (x >> 33)) >> 32
+    return x ^ (x >> 33)
+
+
+def mix_at(data: bytes, n: int) -> int:
+    """:func:`key_mix` of the first ``n`` bytes of ``data`` (compiled: a C pointer, so that the
+    arena hashes a key where it lies)."""
+    if cython.compiled:
+        return _mix64(_mod_m61(data, n))
+    return key_mix(data[:n])
 
 
 def _mix64(x: int) -> int:
@@ -67,11 +85,9 @@ def _mix64(x: int) -> int:
     return x ^ (x >> 33)
 
 
-def _mod_m61(key: bytes) -> int:
-    """The key's bytes as a little-endian number, modulo 2**61 - 1 (compiled only): from the
-    most significant eight-byte word down, residue = residue * 2**64 + word."""
-    data = cython.cast(cython.p_uchar, cython.cast(cython.p_char, key))
-    n = len(key)
+def _mod_m61(data: bytes, n: int) -> int:
+    """The first ``n`` bytes at ``data`` as a little-endian number, modulo 2**61 - 1 (compiled
+    only): from the most significant eight-byte word down, residue = residue * 2**64 + word."""
     top = n & 7  # the most significant word is the short one
     residue = 0
     i = n - top

@@ -2,6 +2,7 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memcmp, memset
+from kvshard.routing cimport key_mix, mix_at
 
 cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _NBYTES, _ATIME
 cdef size_t _NKEY, _LIST, _BITS, _CHECK, _HEADER, _FLAG_BYTES, _MORE_BYTES, _INDEX_START
@@ -13,8 +14,7 @@ cdef int _EVICT
 cdef long long _UPDATE_INTERVAL
 
 cpdef unsigned int key_hash(bytes key)
-@cython.locals(h=cython.uint, i=size_t)
-cdef unsigned int _fnv1a(const unsigned char *data, size_t n)
+cdef unsigned int _index_hash(const unsigned char *data, size_t n)
 
 
 @cython.final

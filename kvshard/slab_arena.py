@@ -122,6 +122,8 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
+from .routing import key_mix
+
 __all__ = [
     "SlabArena", "HEADER", "MEMCACHED_ITEM_STRUCT", "FLAG_BYTES", "MORE_BYTES", "PAGE_SIZE", "POOL", "class_sizes", "key_hash", "HOT_LRU", "WARM_LRU", "COLD_LRU",
     "TEMP_LRU", "LRUS", "EVICT",
@@ -206,23 +208,18 @@ def class_sizes(min_chunk: int = 48, factor: float = 1.25, page_size: int = PAGE
 
 
 def key_hash(key: bytes) -> int:
-    """FNV-1a, 32 bits (independent of the CRC-32 that picks the shard, so a shard's keys
-    spread over all of its index)."""
+    """The index's hash of a key: the low 32 bits of kvshard.routing's mix, whose high bits
+    pick the shard (independent bits: a shard's keys spread over all of its index)."""
     if cython.compiled:
-        return _fnv1a(cython.cast(cython.p_uchar, cython.cast(cython.p_char, key)), len(key))
-    return _fnv1a(key, len(key))
+        return _index_hash(cython.cast(cython.p_uchar, cython.cast(cython.p_char, key)), len(key))
+    return key_mix(key) & 0xFFFFFFFF
 
 
-def _fnv1a(data: bytes | memoryview, n: int) -> int:
-    """FNV-1a of the first ``n`` bytes of ``data`` (compiled: a C pointer)."""
-    h = 2166136261
-    if cython.compiled:  # (h is a C unsigned int: the product wraps modulo 2**32 by itself; a
-        for i in range(n):  # mask would be a Python integer, and every step Python arithmetic)
-            h = (h ^ data[i]) * 16777619
-        return h
-    for i in range(n):
-        h = ((h ^ data[i]) * 16777619) & 0xFFFFFFFF
-    return h
+def _index_hash(data: bytes | memoryview, n: int) -> int:
+    """:func:`key_hash` of the first ``n`` bytes of ``data`` (compiled: a C pointer)."""
+    if cython.compiled:
+        return cython.cast(cython.uint, mix_at(data, n))
+    return key_mix(bytes(data[:n])) & 0xFFFFFFFF
 
 
 def _anonymous(size: int, reserve_only: bool = False) -> mmap.mmap:
@@ -503,8 +500,8 @@ class SlabArena:
         at = self._key_at(base)
         n = self._u8[base + _NKEY]
         if cython.compiled:
-            return _fnv1a(cython.address(self._u8[0]) + at, n)
-        return _fnv1a(self._u8[at : at + n], n)
+            return _index_hash(cython.address(self._u8[0]) + at, n)
+        return _index_hash(self._u8[at : at + n], n)
 
     def value(self, ref: int) -> bytes:
         """The item's value (one copy out of the arena; a chain is joined)."""

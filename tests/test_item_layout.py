@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kvshard import cache as c
-from kvshard.slab_arena import FLAG_BYTES, HEADER, MEMCACHED_ITEM_STRUCT, MORE_BYTES, SlabArena, class_sizes
+from kvshard.slab_arena import FLAG_BYTES, HEADER, MEMCACHED_ITEM_STRUCT, MORE_BYTES, SlabArena, class_sizes, key_hash
 from tests.servers import start_server
 
 from .conformance.wire import Wire, storage
@@ -71,7 +71,7 @@ def test_flags_and_values_round_trip_in_one_chunk_and_in_chains(flags: int, size
     chunk = arena.item_size(len(key), size, flags)
     assert arena.bytes == chunk == HEADER + len(key) + size + (FLAG_BYTES if flags else 0) + (
         MORE_BYTES if chunk > arena.chunk_max else 0)
-    assert arena.item_hash(ref) == _fnv1a(key)
+    assert arena.item_hash(ref) == key_hash(key)  # hashed where the key lies in the arena
     arena.set_marks(ref, 31)  # the marks share a byte with the state and HAS_FLAGS
     assert (arena.marks(ref), arena.flags(ref), arena.is_item(ref), arena.value(ref)) == (31, flags, True, value)
     arena.unlink(ref)
@@ -115,13 +115,6 @@ def test_expiry_is_in_whole_seconds_as_memcacheds() -> None:
     assert cache.get(b"short") is not None and cache.remaining(cache.get(b"long")[2]) == 100
     clock.now = 1_700_000_001.0  # a new second: 0.3 s after the store, the 1-second item is gone
     assert cache.get(b"short") is None and cache.remaining(cache.get(b"long")[2]) == 99
-
-
-def _fnv1a(data: bytes) -> int:
-    h = 2166136261
-    for byte in data:
-        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
-    return h
 
 
 def test_an_index_growth_ends_on_lookups_and_on_grow_index_without_more_stores() -> None:

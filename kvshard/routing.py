@@ -53,13 +53,7 @@ def key_mix(key: bytes) -> int:
     if cython.compiled:
         if type(key) is bytes:
             return mix_at(cython.cast(cython.p_uchar, cython.cast(cython.p_char, key)), len(key))
-        return _mix64(int.from_bytes(key, "little") % MERSENNE_61)
-    x = int.from_bytes(key, "little") % MERSENNE_61  # (_mix64 written out: one call less)
-    x ^= x >> 33
-    x = x * MIX1 & _MASK64
-    x ^= x >> 33
-    x = x * MIX2 & _MASK64
-    return x ^ (x >> 33)
+    return _mix64(int.from_bytes(key, "little") % MERSENNE_61)
 
 
 def mix_at(data: bytes, n: int) -> int:

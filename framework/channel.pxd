@@ -27,6 +27,10 @@ cdef class ReplyHandler:
     cpdef on_reply(self, result, error)
 
 
+cdef class FixedTarget:
+    cpdef bytes run_fixed(self, int handler_id, key, value, long long a, long long b, long long c)
+
+
 cdef class PeerLink:
     cdef public int peer
     cdef public RingProducer out
@@ -58,6 +62,8 @@ cdef class Messenger:
     cdef object _loop
     cdef dict _handlers
     cdef list _fixed_handlers
+    cdef FixedTarget _fixed_target
+    cdef bytearray _by_target
     cdef public Py_ssize_t max_inflight
     cdef public Py_ssize_t max_queued
     cdef public bint fixed_records

@@ -92,7 +92,7 @@ import os
 import struct
 from collections import deque
 from functools import partial
-from typing import Any, Callable, Final
+from typing import Any, Callable, Final, Iterable
 
 import msgpack
 
@@ -111,6 +111,7 @@ __all__ = [
     "FixedHandler",
     "ReplyCallback",
     "ReplyHandler",
+    "FixedTarget",
     "Messenger",
     "PeerLink",
     "DEFAULT_MAX_INFLIGHT",
@@ -255,6 +256,17 @@ class ReplyHandler:
         self.on_reply(result, error)
 
 
+class FixedTarget:
+    """Several fixed handlers served by one object the channel reaches with a C call
+    (compiled): subclass it, define ``run_fixed(handler_id, key, value, a, b, c)`` returning
+    the reply bytes, and hand it to :meth:`Messenger.register_fixed_target`."""
+
+    __slots__ = ()
+
+    def run_fixed(self, handler_id: int, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
+        raise NotImplementedError
+
+
 class PeerLink:
     """This shard's end of the two rings it shares with one peer."""
 
@@ -317,6 +329,8 @@ class Messenger:
         self._loop = loop
         self._handlers: dict[str, Handler] = {}
         self._fixed_handlers: list[FixedHandler | None] = [None] * MAX_FIXED_HANDLERS
+        self._fixed_target: FixedTarget | None = None  # serves the ids marked in _by_target
+        self._by_target = bytearray(MAX_FIXED_HANDLERS)
         self._handlers[FIXED_VIA_MSGPACK] = self._run_fixed
         self._handlers[FIXED_SEND_VIA_MSGPACK] = self._run_fixed_send
         self.max_inflight = max_inflight
@@ -377,6 +391,19 @@ class Messenger:
         if self._fixed_handlers[handler_id] is not None:
             raise ValueError(f"fixed handler {handler_id} is already registered")
         self._fixed_handlers[handler_id] = handler
+
+    def register_fixed_target(self, target: FixedTarget, handler_ids: Iterable[int]) -> None:
+        """Let the fixed calls that arrive for ``handler_ids`` (registered already) run as
+        ``target.run_fixed(handler_id, key, value, a, b, c)``: compiled, one C call taking C
+        integers, where a registered handler is a Python call with three int objects. It must
+        do what those handlers do, and return bytes."""
+        if self._fixed_target is not None and self._fixed_target is not target:
+            raise ValueError("another fixed target is registered")
+        for handler_id in handler_ids:
+            if not 0 <= handler_id < MAX_FIXED_HANDLERS or self._fixed_handlers[handler_id] is None:
+                raise ValueError(f"fixed handler {handler_id} is not registered")
+            self._by_target[handler_id] = 1
+        self._fixed_target = target
 
     def link(self, shard: int) -> PeerLink:
         try:
@@ -930,9 +957,12 @@ class Messenger:
             self._run_fixed_oneway(handler, handler_id, key, value, a, b, c)
             return
         try:
-            if handler is None:
+            if self._by_target[handler_id]:
+                result = self._fixed_target.run_fixed(handler_id, key, value, a, b, c)  # type: ignore[union-attr]
+            elif handler is None:
                 raise UnknownHandler(f"no fixed handler {handler_id} on shard {self.shard_id}")
-            result = handler(key, value, a, b, c)
+            else:
+                result = handler(key, value, a, b, c)
         except Exception as exc:
             self._queue(link, (FAILURE, call_id, *encode_exception(exc)))
             return

@@ -1,7 +1,8 @@
 # Compiled by Cython (pure-Python mode) from binary_session.py; see framework/extensions.py.
 cimport cython
 from kvshard.dispatcher cimport Dispatcher
-from kvshard.protocol.binary cimport BinaryParser
+from kvshard.protocol.binary cimport BinaryParser, HotRequest, hot_request
+from kvshard.protocol.byte_slices cimport bytes_slice
 
 
 cdef class BinarySession:
@@ -13,7 +14,7 @@ cdef class BinarySession:
     cdef Py_ssize_t _pending_at
     cdef object __weakref__
 
-    @cython.locals(dispatcher=Dispatcher, parser=BinaryParser)
+    @cython.locals(dispatcher=Dispatcher, parser=BinaryParser, hot=HotRequest, key=bytes)
     cpdef bint feed(self, data)
     cpdef bint run_pending(self)
     @cython.locals(dispatcher=Dispatcher, ran=Py_ssize_t, parser=BinaryParser)

@@ -37,6 +37,11 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any, Callable, Final
 
+try:
+    import cython
+except ModuleNotFoundError:  # interpreted without Cython installed
+    from framework import cython_shim as cython  # type: ignore[no-redef]
+
 from . import cache as c
 from .auth import Credentials, count_login, plain_login
 from .protocol import ascii as ascii_proto
@@ -77,11 +82,25 @@ class BinarySession:
         as kvshard.ascii_session counts it: this read runs at most ``reqs_per_event + 1``)."""
         dispatcher = self._dispatcher
         parser = self._parser
-        if parser.is_idle() and not parser.locked:
-            get = _single_get(data)
-            if get is not None:  # the most common request, a whole read by itself
-                dispatcher.run_hot(get[0], False, FIXED_BGET_PACKET, None, get[1], 0, 0)
-                return False
+        if parser.is_idle() and not parser.locked:  # the commonest requests, a whole read each
+            if cython.compiled:
+                if hot_request(data, parser.max_item_size, cython.address(hot)):
+                    key = bytes_slice(data, hot.key_at, hot.key_at + hot.key_len)
+                    if hot.opcode == b.OP_GET:
+                        dispatcher.run_hot(key, False, FIXED_BGET_PACKET, None, hot.opaque, 0, 0)
+                    else:  # SET, SETQ: as _store sends them
+                        dispatcher.run_hot(
+                            key, False, FIXED_BSTORE_PACKET, bytes_slice(data, hot.key_at + hot.key_len, len(data)),
+                            hot.opcode | cython.cast(cython.longlong, hot.flags) << 8,
+                            cython.cast(cython.longlong, hot.exptime | cython.cast(cython.ulonglong, hot.opaque) << 32),
+                            cython.cast(cython.longlong, hot.cas),
+                        )
+                    return False
+            else:
+                get = _single_get(data)
+                if get is not None:
+                    dispatcher.run_hot(get[0], False, FIXED_BGET_PACKET, None, get[1], 0, 0)
+                    return False
         return self._run(parser.feed(data), 0, dispatcher.ctx.reqs_per_event + 1)
 
     def run_pending(self) -> bool:

@@ -3,7 +3,9 @@ cimport cython
 from kvshard.counters cimport CacheCounters
 from cpython.bytes cimport PyBytes_AS_STRING
 from kvshard.protocol.ascii cimport value_line, value_block_shell
+from kvshard.protocol.binary cimport get_hit, get_hit_shell, get_hit_value_at
 from kvshard.slab_arena cimport SlabArena
+from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
 cdef Py_ssize_t _AT_CMD_SET, _AT_DELETE_HITS, _AT_INCR_HITS, _AT_DECR_HITS, _AT_CAS_HITS
 cdef Py_ssize_t _AT_CAS_BADVAL, _AT_TOUCH_HITS
@@ -21,7 +23,7 @@ cdef class Cache:
     cdef public CacheCounters stats
     cdef long long _evictions_seen, _reclaims_seen
     cdef tuple _seen_counts
-    cdef public object _second
+    cdef bint _system_clock
     cdef int _watch_flags
     cdef public object watch_log
     cdef object __weakref__
@@ -43,11 +45,16 @@ cdef class Cache:
     cpdef get_block(self, key, bytes tail=*)
     @cython.locals(ref=size_t)
     cpdef get_value(self, key)
+    @cython.locals(ref=size_t, packet=bytes)
+    cpdef bytes get_binary_hit(self, key, unsigned int opaque)
     @cython.locals(ref=size_t)
     cdef size_t _get_ref(self, key) except? 0
     cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1
     cpdef long long expire_at(self, long long exptime) except? -1
     @cython.locals(nbytes=Py_ssize_t)
     cpdef count_hit(self, Py_ssize_t counter, key, tuple item)
-    cpdef now_second(self)
+    @cython.locals(ts=timespec)
+    cpdef double now(self) except? -1
+    @cython.locals(ts=timespec)
+    cpdef long long now_second(self) except? -1
     cpdef _next_cas(self)

@@ -69,6 +69,7 @@ from .counters import (
     CAS_BADVAL, CAS_HITS, CLASS_SLOTS, CMD_SET, DECR_HITS, DELETE_HITS, INCR_HITS, TOUCH_HITS, CacheCounters,
 )
 from .protocol.ascii import value_line
+from .protocol.binary import get_hit
 from .protocol.watch import LOG_EVICTIONS, LOG_FETCHERS, LOG_MUTATIONS
 from .slab_arena import PAGE_SIZE, SlabArena
 from .watch_lines import STORE_STATUS as _STORE_STATUS
@@ -165,6 +166,8 @@ class Cache:
         self.cas_enabled = cas_enabled
         self._arena = SlabArena(limit, min_chunk, growth_factor, page_size, evict)
         self._clock = clock
+        # compiled, the system clock is read in C (clock_gettime, no Python call): see now()
+        self._system_clock = clock is time.time
         self._cas_counter = 0
         self._shard_id = shard_id
         self._shard_count = shard_count
@@ -172,7 +175,6 @@ class Cache:
         self._evictions_seen = 0
         self._reclaims_seen = 0
         self._seen_counts = (0, 0, 0)
-        self._second = int(clock())
         # the log streams some connection watches (0: nobody) and the hub to tell (see above)
         self._watch_flags = 0
         self.watch_log: Any = None
@@ -211,12 +213,19 @@ class Cache:
             return self.now_second() + exptime
         return min(exptime, _LAST_SECOND)
 
+    def now(self) -> float:
+        """The clock's time (compiled, the system clock is read in C)."""
+        if cython.compiled and self._system_clock:
+            clock_gettime(CLOCK_REALTIME, cython.address(ts))
+            return ts.tv_sec + ts.tv_nsec * 1e-9
+        return self._clock()  # type: ignore[no-any-return]
+
     def now_second(self) -> int:
         """The current Unix second."""
-        now = int(self._clock())
-        if now != self._second:
-            self._second = now
-        return self._second
+        if cython.compiled and self._system_clock:
+            clock_gettime(CLOCK_REALTIME, cython.address(ts))
+            return ts.tv_sec
+        return int(self._clock())
 
     def remaining(self, expire_at: int) -> int:
         """Whole seconds an item with this ``expire_at`` (non-zero) has left, counted as
@@ -246,7 +255,7 @@ class Cache:
         ref = arena.find(key)
         if ref:
             expire_at = arena.expire_at(ref)
-            if expire_at and expire_at <= self._clock():
+            if expire_at and expire_at <= self.now():
                 arena.unlink(ref)
                 self.stats.get_expired += 1
                 return 0
@@ -265,7 +274,7 @@ class Cache:
         """Insert or replace (with a new CAS unless ``cas`` is given); the arena evicts as
         needed. Returns STORED or NO_MEMORY (the old item is gone either way)."""
         arena = self._arena
-        arena.now = self._clock()
+        arena.now = self.now()
         ref = arena.store(key, value, flags, expire_at, cas if cas and self.cas_enabled else self._next_cas(), marks)
         if arena.evictions != self._evictions_seen or arena.reclaims != self._reclaims_seen:
             self._take_arena_counts()
@@ -333,6 +342,19 @@ class Cache:
         arena = self._arena
         return (arena.flags(ref), arena.cas(ref), arena.value(ref))
 
+    def get_binary_hit(self, key: bytes, opaque: int) -> bytes | None:
+        """:meth:`get` answering a binary GET's whole response packet, or None for a miss.
+        Compiled, the value is copied once, from the arena into the packet."""
+        ref = self._get_ref(key)
+        if ref == 0:
+            return None
+        arena = self._arena
+        if cython.compiled:
+            packet = get_hit_shell(opaque, arena.cas(ref), arena.flags(ref), arena.nbytes(ref))
+            arena.copy_value(ref, get_hit_value_at(packet))
+            return packet
+        return get_hit(opaque, arena.cas(ref), arena.flags(ref), arena.value(ref))
+
     def _get_ref(self, key: bytes) -> int:
         """:meth:`_live_ref`, counting a hit (and marking the item) or a miss."""
         ref = self._live_ref(key)
@@ -345,7 +367,7 @@ class Cache:
 
     def class_stats(self) -> tuple[int, list[dict[str, int]]]:
         """(page size, the arena's per-class figures as of now)."""
-        self._arena.now = self._clock()
+        self._arena.now = self.now()
         return self._arena.page_size, self._arena.class_stats()
 
     def count_get_hit(self, key: bytes) -> None:
@@ -589,7 +611,7 @@ class Cache:
         ref = arena.find(key)
         if ref == 0:
             self.watch_log.item_get(key, 0, 0, 0)
-        elif arena.expire_at(ref) and arena.expire_at(ref) <= self._clock():
+        elif arena.expire_at(ref) and arena.expire_at(ref) <= self.now():
             self.watch_log.item_get(key, 3, 0, 0)
         else:
             self.watch_log.item_get(key, 1, arena.flags(ref), arena.nbytes(ref))

@@ -16,6 +16,10 @@ cdef class _Pending(ReplyHandler):
     cpdef on_reply(self, result, error)
 
 
+@cython.locals(pending=_Pending)
+cdef _Pending _new_pending(list parts, Py_ssize_t missing, Dispatcher owner, finish)
+
+
 cdef class Dispatcher:
     cdef public ShardContext ctx
     cdef object _on_ready
@@ -43,7 +47,7 @@ cdef class Dispatcher:
     cpdef run_keyed_noreply(self, key, name, tuple args)
     cpdef _call(self, Py_ssize_t owner, name, tuple args, finish)
     cpdef _on_part(self, _Pending pending, list positions, result, error)
-    cpdef _call_fixed(self, Py_ssize_t owner, int handler_id, key, value, a, b, c, bint drop)
+    cpdef _call_fixed(self, Py_ssize_t owner, int handler_id, key, value, long long a, long long b, long long c, bint drop)
 
 
 cdef class _Part:

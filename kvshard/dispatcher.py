@@ -99,6 +99,20 @@ class _Pending(ReplyHandler):
             owner.complete(self, self.finish(result))
 
 
+def _new_pending(parts: list[Any] | None, missing: int, owner: "Dispatcher | None",
+                 finish: Callable[[Any], bytes] | None) -> _Pending:
+    """``_Pending(parts, missing, owner, finish)`` (compiled, without the Python call that
+    passes the arguments to ``__init__``: one per forwarded request)."""
+    if cython.compiled:
+        pending = _Pending.__new__(_Pending)
+        pending.parts = parts
+        pending.missing = missing
+        pending.owner = owner
+        pending.finish = finish
+        return pending
+    return _Pending(parts, missing, owner, finish)
+
+
 def _settle(done: Callable[[int, Any, BaseException | None], None], shard: int, future: Any) -> None:
     """A local handler's coroutine is done: hand its result (or failure) to ``done``."""
     if future.cancelled():
@@ -296,7 +310,7 @@ class Dispatcher:
         if not by_owner:
             self.reply(b"".join(parts) + _END)
             return
-        pending = _Pending(parts, len(by_owner))
+        pending = _new_pending(parts, len(by_owner), None, None)
         self.hold(pending)
         gat = 0 if exptime is None else 1
         for owner, positions in by_owner.items():
@@ -328,7 +342,7 @@ class Dispatcher:
         crawler's metadump): its result is taken when it is done."""
         ctx = self.ctx
         results: list[Any] = [None] * ctx.shards
-        pending = _Pending(results, ctx.shards)
+        pending = _new_pending(results, ctx.shards, None, None)
         self.hold(pending)
 
         def done(shard: int, result: Any, error: BaseException | None) -> None:
@@ -367,7 +381,7 @@ class Dispatcher:
     def _call(self, owner: int, name: str, args: tuple[Any, ...], finish: Callable[[Any], bytes] | None) -> None:
         """Run ``name`` on ``owner`` and reply ``finish(result)`` (or the result) in this
         reply's turn."""
-        pending = _Pending(None, 1, self, finish)
+        pending = _new_pending(None, 1, self, finish)
         self.hold(pending)
         try:
             self.ctx.messenger.call(owner, name, args, pending)
@@ -379,7 +393,7 @@ class Dispatcher:
     ) -> None:
         """Run fixed handler ``handler_id`` on ``owner``; its reply bytes (nothing if
         ``drop``) go out in this reply's turn."""
-        pending = _Pending(None, 1, self, _nothing if drop else None)
+        pending = _new_pending(None, 1, self, _nothing if drop else None)
         self.hold(pending)
         try:
             self.ctx.messenger.call_fixed(owner, handler_id, key, value, a, b, c, pending)

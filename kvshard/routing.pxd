@@ -11,8 +11,8 @@ cdef unsigned long long _M61, _MIX1, _MIX2
 cpdef Py_ssize_t owner_of(key, Py_ssize_t shards) except -1
 cpdef unsigned long long route_hash(key) except? 0
 cpdef unsigned long long key_mix(key) except? 0
-cdef unsigned long long mix_at(const unsigned char *data, size_t n)
-cdef unsigned long long _mix64(unsigned long long x)
+cdef unsigned long long mix_at(const unsigned char *data, size_t n) noexcept nogil
+cdef unsigned long long _mix64(unsigned long long x) noexcept nogil
 @cython.locals(top=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, residue=cython.ulonglong, word=cython.ulonglong)
-cdef unsigned long long _mod_m61(const unsigned char *data, Py_ssize_t n)
-cdef unsigned long long _fold(unsigned long long x)
+cdef unsigned long long _mod_m61(const unsigned char *data, Py_ssize_t n) noexcept nogil
+cdef unsigned long long _fold(unsigned long long x) noexcept nogil

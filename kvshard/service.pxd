@@ -2,6 +2,7 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy
+from framework.channel cimport FixedTarget
 from kvshard.cache cimport Cache
 from kvshard.counters cimport ConnectionCounters
 from kvshard.protocol.byte_slices cimport bytes_slice
@@ -13,7 +14,7 @@ cpdef bytes pack_blocks(list blocks)
 cpdef list unpack_blocks(bytes packed, Py_ssize_t count)
 
 
-cdef class KVService:
+cdef class KVService(FixedTarget):
     cdef public Cache cache
     cdef public object _loop
     cdef public object _flush_timer
@@ -33,4 +34,10 @@ cdef class KVService:
     cpdef bytes fixed_arith(self, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_touch(self, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_bget_packet(self, key, value, long long a, long long b, long long c)
+    @cython.locals(unsigned_b=cython.ulonglong)
     cpdef bytes fixed_bstore_packet(self, key, value, long long a, long long b, long long c)
+    @cython.locals(packet=bytes)
+    cpdef bytes bget_packet(self, key, unsigned int opaque)
+    cpdef bytes bstore_packet(self, unsigned int opcode, key, unsigned int flags, unsigned int exptime, value,
+                              unsigned long long cas, unsigned int opaque)
+    cpdef tuple bstore(self, op, key, unsigned int flags, long long exptime, value, unsigned long long cas)

@@ -15,6 +15,7 @@ import time
 from typing import Any, Final
 
 from framework import Shard
+from framework.channel import FixedTarget
 
 from . import cache as c
 from . import meta_ops
@@ -159,7 +160,7 @@ def _with_cas(item: c.Item) -> bytes:
     return b"%b %d\r\n%b" % (block[: header_len - 2], item[3], block[header_len:])
 
 
-class KVService:
+class KVService(FixedTarget):
     """The cache of this shard plus the handlers that expose it to the other shards."""
 
     def __init__(
@@ -191,6 +192,7 @@ class KVService:
             shard.register("kv." + name, getattr(self, name))
         for handler_id, handler in self.fixed_handlers().items():
             shard.messenger.register_fixed(handler_id, handler)
+        shard.messenger.register_fixed_target(self, self.fixed_handlers())  # run_fixed: a C call
 
     def fixed_handlers(self) -> dict[int, Any]:
         """The hot operations by fixed-record handler id (see FIXED_GET_ONE ...)."""
@@ -253,7 +255,12 @@ class KVService:
         return self.bget_packet(key, a)
 
     def fixed_bstore_packet(self, key: bytes, value: bytes, a: int, b: int, c: int) -> bytes:
-        unsigned_b = b & _UINT64_MASK  # exptime | opaque << 32 (b is a C int64 when compiled)
+        if cython.compiled:  # a, b, c are C int64s: their bits, reinterpreted in C
+            unsigned_b = cython.cast(cython.ulonglong, b)
+            return self.bstore_packet(a & 0xFF, key, cython.cast(cython.uint, a >> 8),
+                                      cython.cast(cython.uint, unsigned_b & 0xFFFFFFFF), value,
+                                      cython.cast(cython.ulonglong, c), cython.cast(cython.uint, unsigned_b >> 32))
+        unsigned_b = b & _UINT64_MASK  # exptime | opaque << 32
         return self.bstore_packet(a & 0xFF, key, a >> 8, unsigned_b & 0xFFFFFFFF, value, c & _UINT64_MASK,
                                   unsigned_b >> 32)
 
@@ -347,12 +354,10 @@ class KVService:
 
     def bget_packet(self, key: bytes, opaque: int) -> bytes:
         """The whole response to a binary GET (the hot path of ``memaslap -B``)."""
-        found = self.cache.get_value(key)
+        packet = self.cache.get_binary_hit(key, opaque)
         if self.detail_enabled:
-            self.prefixes.record_get(key, found is not None)
-        if found is None:
-            return bp.error(bp.OP_GET, bp.ST_NOT_FOUND, opaque)
-        return bp.get_hit(opaque, found[1], found[0], found[2])
+            self.prefixes.record_get(key, packet is not None)
+        return bp.error(bp.OP_GET, bp.ST_NOT_FOUND, opaque) if packet is None else packet
 
     def bgat(self, key: bytes, exptime: int) -> tuple[int, int, bytes] | None:
         """GAT and TOUCH (memcached counts both as gets in ``stats detail``)."""

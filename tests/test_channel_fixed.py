@@ -15,7 +15,7 @@ import pytest
 
 from framework import channel as channel_module
 from framework import extensions
-from framework.channel import FIXED_HEADER_BYTES, Messenger, PeerLink
+from framework.channel import FIXED_HEADER_BYTES, FixedTarget, Messenger, PeerLink
 from framework.errors import RemoteError, ShardUnavailable, UnknownHandler
 from framework.metrics import MetricsRegistry
 from framework.shm_layout import SharedLayout
@@ -113,6 +113,42 @@ def test_round_trip(loop: asyncio.AbstractEventLoop) -> None:
     assert pair.a.fixed_out == 3 and pair.b.fixed_in == 3
     assert pair.b.fixed_out == 3 and pair.a.fixed_in == 3
     assert not pair.a.link(1).calls
+    pair.close()
+
+
+class EchoTarget(FixedTarget):
+    """Serves ids 7 and 8 as ``echo``; remembers what reached it (8 raises for a == 1)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, bytes, bytes | None, int, int, int]] = []
+
+    def run_fixed(self, handler_id: int, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
+        self.seen.append((handler_id, key, value, a, b, c))
+        if handler_id == 8 and a == 1:
+            raise KeyError("boom")
+        return echo(key, value, a, b, c)
+
+
+def test_fixed_target_serves_its_ids_in_one_call(loop: asyncio.AbstractEventLoop) -> None:
+    pair = make_pair(loop)
+    target = EchoTarget()
+    with pytest.raises(ValueError):  # only ids with a registered handler
+        pair.b.register_fixed_target(target, [7])
+    for handler_id in (7, 8, 9):
+        pair.b.register_fixed(handler_id, echo)
+    pair.b.register_fixed_target(target, [7, 8])
+    with pytest.raises(ValueError):  # one target per messenger
+        pair.b.register_fixed_target(EchoTarget(), [9])
+    replies = Replies()
+    pair.a.call_fixed(1, 7, b"key", b"value", 1, -2, 2**63 - 1, replies)
+    pair.a.call_fixed(1, 8, b"k", None, -(2**63), 0, 0, replies)
+    pair.a.call_fixed(1, 8, b"k", None, 1, 0, 0, replies)
+    pair.a.call_fixed(1, 9, b"not by the target", None, 0, 0, 0, replies)
+    pair.pump(lambda: len(replies.got) == 4)
+    assert replies.got[:2] == [(b"key|value|1|-2|%d" % (2**63 - 1), None), (b"k|None|%d|0|0" % -(2**63), None)]
+    assert isinstance(replies.got[2][1], KeyError) and "boom" in str(replies.got[2][1])
+    assert replies.got[3] == (b"not by the target|None|0|0|0", None)
+    assert target.seen == [(7, b"key", b"value", 1, -2, 2**63 - 1), (8, b"k", None, -(2**63), 0, 0), (8, b"k", None, 1, 0, 0)]
     pair.close()
 
 

@@ -82,8 +82,7 @@ def make() -> tuple[ClientConnection, FakeTransport, FakeMessenger]:
     messenger = FakeMessenger(remote)
     ctx = ShardContext(
         shard_id=0, shards=2, service=local, messenger=messenger,
-        local={"get": local.get, "gat": local.gat, "store": local.store, "delete": local.delete,
-               "arith": local.arith, "touch": local.touch, "too_large": local.too_large},
+        local=local.handlers(),
         handler=lambda name: getattr(local, name.removeprefix("kv.")), max_item_size=1 << 20,
         max_connections=10, version="1.6.18-test", info=None,  # type: ignore[arg-type]
     )
@@ -191,3 +190,46 @@ def test_run_fixed_dispatches_every_registered_fixed_handler() -> None:
         by_table, inline = fresh(), fresh()
         expected = by_table.fixed_handlers()[handler_id](*call)
         assert inline.run_fixed(handler_id, *call) == expected, handler_id
+
+
+def test_binary_requests_read_whole_answer_as_when_parsed_in_pieces() -> None:
+    """A GET, SET or SETQ that is a whole read takes the session's fast path (compiled: no
+    Request tuple); the same packets cut in two go through the parser. The replies, and what
+    the store holds afterwards, are the same byte for byte."""
+    import struct
+
+    from kvshard.protocol import binary as bp
+
+    def packet(opcode: int, key: bytes, extras: bytes = b"", value: bytes = b"", cas: int = 0, opaque: int = 0) -> bytes:
+        body = len(extras) + len(key) + len(value)
+        return bp.HEADER.pack(0x80, opcode, len(key), len(extras), 0, 0, body, opaque, cas) + extras + key + value
+
+    local, remote = keys_on(0, 2), keys_on(1, 2)
+    requests = []
+    for i, key in enumerate(local + remote):
+        requests.append(packet(bp.OP_SET, key, struct.pack(">II", 0xDEADBEEF - i, 0), b"v%d" % i, opaque=i))
+        requests.append(packet(bp.OP_SETQ, key + b"q", struct.pack(">II", i, 1000), b"q" * (i + 1), opaque=100 + i))
+        requests.append(packet(bp.OP_GET, key, opaque=200 + i))
+        requests.append(packet(bp.OP_GET, key + b"q", opaque=300 + i))
+        requests.append(packet(bp.OP_SET, key, struct.pack(">II", 0, 0), b"cas", cas=12345, opaque=400 + i))  # EXISTS
+        requests.append(packet(bp.OP_GET, key + b"-missing", opaque=500 + i))
+    requests.append(packet(bp.OP_SET, local[0], struct.pack(">II", 0, 0), b"x" * (1 << 20), opaque=600))  # too large
+    requests.append(packet(bp.OP_GET, local[0], opaque=601))  # gone: a refused set drops the old item
+    requests.append(packet(bp.OP_SET, local[1], struct.pack(">II", 0, 0), b"", opaque=602))  # empty value
+    requests.append(packet(bp.OP_GET, local[1], opaque=603))
+
+    answers = []
+    for cut in (None, 10):
+        conn, transport, messenger = make()
+        for request in requests:
+            if cut is None:
+                conn.data_received(request)
+            else:
+                conn.data_received(request[:cut])
+                conn.data_received(request[cut:])
+            messenger.release()
+        answers.append(transport.data)
+    assert answers[0] == answers[1]
+    replies = answers[0]
+    assert b"v0" in replies and b"Data exists for key." in replies and b"Too large." in replies
+    assert struct.pack(">I", 0xDEADBEEF) + b"v0" in replies  # flags come back with the value

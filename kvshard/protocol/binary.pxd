@@ -3,12 +3,27 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy
 from kvshard.protocol.byte_slices cimport bytes_slice
+from kvshard.protocol.ascii cimport item_too_large
 
-@cython.locals(n=Py_ssize_t, out=cython.p_uchar, packet=bytes)
+
+cdef struct HotRequest:
+    unsigned char opcode
+    unsigned int opaque, flags, exptime
+    unsigned long long cas
+    Py_ssize_t key_at, key_len
+
+cdef Py_ssize_t _GET_HIT_HEADER_LEN, _HEADER_LEN
+@cython.locals(n=Py_ssize_t, packet=bytes)
 cpdef bytes get_hit(unsigned int opaque, unsigned long long cas, unsigned int flags, value)
-cdef void _put_be32(unsigned char *out, unsigned int n)
+@cython.locals(out=cython.p_uchar, packet=bytes)
+cdef bytes get_hit_shell(unsigned int opaque, unsigned long long cas, unsigned int flags, Py_ssize_t n)
+cdef char *get_hit_value_at(bytes packet) noexcept
+cdef void _put_be32(unsigned char *out, unsigned int n) noexcept
 @cython.locals(p=cython.p_uchar, key_len=cython.uint, body_len=cython.uint, opaque=cython.uint)
 cpdef object single_get(bytes data)
+@cython.locals(n=Py_ssize_t, p=cython.p_uchar, key_len=cython.uint, body_len=cython.uint, opcode=cython.uchar)
+cdef bint hot_request(bytes data, Py_ssize_t max_item_size, HotRequest *out) except -1
+cdef unsigned int _be32(const unsigned char *p) noexcept
 
 
 cdef class BinaryParser:

@@ -190,22 +190,37 @@ def get_hit(opaque: int, cas: int, flags: int, value: bytes | memoryview) -> byt
     ``response(OP_GET, ST_OK, opaque, cas, flags, b"", value)``)."""
     if cython.compiled and type(value) is bytes:  # one allocation, the header written in C
         n = len(value)
-        packet = PyBytes_FromStringAndSize(cython.NULL, 28 + n)
-        out = cython.cast(cython.p_uchar, PyBytes_AS_STRING(packet))
-        out[0] = RESPONSE_MAGIC
-        out[1] = OP_GET
-        out[2] = out[3] = 0  # key length
-        out[4] = 4  # extras length: the flags
-        out[5] = 0  # data type
-        out[6] = out[7] = 0  # status: ST_OK
-        _put_be32(out + 8, 4 + n)
-        _put_be32(out + 12, opaque)
-        _put_be32(out + 16, cas >> 32)
-        _put_be32(out + 20, cas & 0xFFFFFFFF)
-        _put_be32(out + 24, flags)
-        memcpy(out + 28, cython.cast(cython.p_char, value), n)
+        packet = get_hit_shell(opaque, cas, flags, n)
+        memcpy(PyBytes_AS_STRING(packet) + _GET_HIT_HEADER_LEN, cython.cast(cython.p_char, value), n)
         return packet
     return _GET_HIT.pack(RESPONSE_MAGIC, OP_GET, 0, 4, 0, ST_OK, 4 + len(value), opaque, cas, flags) + value
+
+
+_GET_HIT_HEADER_LEN: Final = 28  # a GET hit's header and flags, before the value
+
+
+def get_hit_shell(opaque: int, cas: int, flags: int, n: int) -> bytes:
+    """A GET hit's response for an ``n``-byte value whose bytes are not written yet (compiled
+    only: the caller copies the value in at :func:`get_hit_value_at`, from where it lies)."""
+    packet = PyBytes_FromStringAndSize(cython.NULL, _GET_HIT_HEADER_LEN + n)
+    out = cython.cast(cython.p_uchar, PyBytes_AS_STRING(packet))
+    out[0] = RESPONSE_MAGIC
+    out[1] = OP_GET
+    out[2] = out[3] = 0  # key length
+    out[4] = 4  # extras length: the flags
+    out[5] = 0  # data type
+    out[6] = out[7] = 0  # status: ST_OK
+    _put_be32(out + 8, 4 + n)
+    _put_be32(out + 12, opaque)
+    _put_be32(out + 16, cas >> 32)
+    _put_be32(out + 20, cas & 0xFFFFFFFF)
+    _put_be32(out + 24, flags)
+    return packet
+
+
+def get_hit_value_at(packet: bytes) -> int:
+    """Where a :func:`get_hit_shell` packet's value goes (compiled only: a C pointer)."""
+    return PyBytes_AS_STRING(packet) + _GET_HIT_HEADER_LEN  # type: ignore[no-any-return]
 
 
 def _put_be32(out: object, n: int) -> None:
@@ -240,6 +255,43 @@ def single_get(data: bytes) -> tuple[bytes, int] | None:
     ):
         return None
     return data[_HEADER_LEN:], opaque
+
+
+def hot_request(data: bytes, max_item_size: int, out: object) -> bool:
+    """Compiled only: whether ``data`` is exactly one GET, SET or SETQ request that the
+    parser would accept as it is, its fields then in ``out`` (a HotRequest: the key is
+    ``data[out.key_at : out.key_at + out.key_len]``, a SET's value all that follows). False
+    leaves ``data`` to the parser. The fast path of the commonest requests, with no Request
+    tuple; the caller checks that the parser holds nothing and is not locked."""
+    n = len(data)
+    if n <= _HEADER_LEN:
+        return False
+    p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, data))
+    key_len = (p[2] << 8) | p[3]
+    body_len = _be32(p + 8)
+    if p[0] != REQUEST_MAGIC or n != _HEADER_LEN + body_len or key_len == 0 or key_len > KEY_MAX_LENGTH:
+        return False
+    opcode = p[1]
+    out.opcode = opcode  # type: ignore[attr-defined]
+    out.opaque = _be32(p + 12)  # type: ignore[attr-defined]
+    out.cas = (cython.cast(cython.ulonglong, _be32(p + 16)) << 32) | _be32(p + 20)  # type: ignore[attr-defined]
+    out.key_len = key_len  # type: ignore[attr-defined]
+    if opcode == OP_GET:
+        out.key_at = _HEADER_LEN  # type: ignore[attr-defined]
+        return p[4] == 0 and body_len == key_len
+    if (opcode == OP_SET or opcode == OP_SETQ) and p[4] == 8 and body_len >= key_len + 8:
+        out.flags = _be32(p + _HEADER_LEN)  # type: ignore[attr-defined]
+        out.exptime = _be32(p + _HEADER_LEN + 4)  # type: ignore[attr-defined]
+        out.key_at = _HEADER_LEN + 8  # type: ignore[attr-defined]
+        return not item_too_large(key_len, out.flags, body_len - 8 - key_len, max_item_size)  # type: ignore[attr-defined]
+    return False
+
+
+def _be32(p: object) -> int:
+    """The big-endian 32-bit number at ``p`` (compiled only)."""
+    return (  # type: ignore[no-any-return]
+        (cython.cast(cython.uint, p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3]  # type: ignore[index]
+    )
 
 
 def error(opcode: int, status: int, opaque: int) -> bytes:

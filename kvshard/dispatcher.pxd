@@ -41,6 +41,9 @@ cdef class Dispatcher:
     cpdef get_one(self, key, Py_ssize_t owner=*)
     @cython.locals(owner=Py_ssize_t)
     cpdef run_hot(self, key, bint noreply, int handler_id, value, long long a, long long b, long long c)
+    @cython.locals(owner=Py_ssize_t, shards=Py_ssize_t, me=Py_ssize_t, i=Py_ssize_t, others=Py_ssize_t,
+                   by_owner=list, positions=list, parts=list, local=list, mine=list, blocks=list)
+    cpdef get_many(self, list keys, bint with_cas, exptime)
     @cython.locals(owner=Py_ssize_t)
     cpdef run_keyed(self, key, name, tuple args, finish=*)
     @cython.locals(owner=Py_ssize_t)
@@ -50,7 +53,13 @@ cdef class Dispatcher:
     cpdef _call_fixed(self, Py_ssize_t owner, int handler_id, key, value, long long a, long long b, long long c, bint drop)
 
 
-cdef class _Part:
+cdef class _Part(ReplyHandler):
     cdef Dispatcher dispatcher
     cdef _Pending pending
     cdef list positions
+
+    cpdef on_reply(self, result, error)
+
+
+@cython.locals(part=_Part)
+cdef _Part _new_part(Dispatcher dispatcher, _Pending pending, list positions)

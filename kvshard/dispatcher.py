@@ -126,9 +126,10 @@ def _nothing(result: Any) -> bytes:
     return b""
 
 
-class _Part:
-    """The reply callback of one owner's share of a multi-key get: its packed blocks go to
-    their places in the reply (``Dispatcher._on_part``)."""
+class _Part(ReplyHandler):
+    """The reply callback of one owner's share of a multi-key get (``on_reply``, called in C
+    by the channel): its packed blocks go to their places in the reply
+    (``Dispatcher._on_part``)."""
 
     __slots__ = ("dispatcher", "pending", "positions")
 
@@ -137,7 +138,7 @@ class _Part:
         self.pending = pending
         self.positions = positions
 
-    def __call__(self, result: bytes | None, error: BaseException | None) -> None:
+    def on_reply(self, result: bytes | None, error: BaseException | None) -> None:
         blocks = None
         if error is None:
             try:
@@ -145,6 +146,17 @@ class _Part:
             except ValueError as exc:
                 error = exc
         self.dispatcher._on_part(self.pending, self.positions, blocks, error)
+
+
+def _new_part(dispatcher: "Dispatcher", pending: _Pending, positions: list[int]) -> _Part:
+    """``_Part(dispatcher, pending, positions)`` (compiled, without ``__init__``'s Python call)."""
+    if cython.compiled:
+        part = _Part.__new__(_Part)
+        part.dispatcher = dispatcher
+        part.pending = pending
+        part.positions = positions
+        return part
+    return _Part(dispatcher, pending, positions)
 
 
 class Dispatcher:
@@ -295,29 +307,40 @@ class Dispatcher:
         if len(keys) == 1 and exptime is None and not with_cas:  # plain `get k`: the hot path
             self.get_one(keys[0], owner_of(keys[0], shards))
             return
-        by_owner: dict[int, list[int]] = {}
-        for i, key in enumerate(keys):
-            by_owner.setdefault(owner_of(key, shards), []).append(i)
+        by_owner: list[list[int] | None] = [None] * shards  # key positions by owner
+        for i in range(len(keys)):
+            owner = owner_of(keys[i], shards)
+            positions = by_owner[owner]
+            if positions is None:
+                by_owner[owner] = [i]
+            else:
+                positions.append(i)
         parts: list[bytes] = [b""] * len(keys)
-        local = by_owner.pop(me, None)
-        ctx.forwarded_requests += len(by_owner)
+        parts.append(_END)  # joined once, with the END after the values
+        local = by_owner[me]
+        by_owner[me] = None
+        others = shards - by_owner.count(None)
+        ctx.forwarded_requests += others
         if local is not None:
             ctx.local_requests += 1
             mine = [keys[i] for i in local]
             blocks = ctx.service.get(mine, with_cas) if exptime is None else ctx.service.gat(mine, with_cas, exptime)
             for i, block in zip(local, blocks):
                 parts[i] = block
-        if not by_owner:
-            self.reply(b"".join(parts) + _END)
+        if not others:
+            self.reply(b"".join(parts))
             return
-        pending = _new_pending(parts, len(by_owner), None, None)
+        pending = _new_pending(parts, others, None, None)
         self.hold(pending)
         gat = 0 if exptime is None else 1
-        for owner, positions in by_owner.items():
+        for owner in range(shards):
+            positions = by_owner[owner]
+            if positions is None:
+                continue
             try:
                 ctx.messenger.call_fixed(
                     owner, FIXED_GET_MANY, b" ".join([keys[i] for i in positions]), None,
-                    1 if with_cas else 0, gat, exptime or 0, _Part(self, pending, positions),
+                    1 if with_cas else 0, gat, exptime or 0, _new_part(self, pending, positions),
                 )
             except ShardUnavailable as exc:
                 self._on_part(pending, positions, None, exc)
@@ -421,4 +444,4 @@ class Dispatcher:
         pending.missing -= 1
         if pending.missing == 0:
             pending.parts = None
-            self.complete(pending, b"".join(parts) + _END)
+            self.complete(pending, b"".join(parts))  # the END is parts' last entry

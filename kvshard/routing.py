@@ -48,11 +48,32 @@ def route_hash(key: bytes) -> int:
     return key_mix(key) >> 32
 
 
+# The last bytes object mixed and its mix: a request's key is mixed to route it, then again by
+# the owner's index lookup, and when that owner is this shard it is the same object (bytes
+# cannot change, and the reference held here keeps its address from being reused).
+_last_key: bytes = b""
+_last_mix = 0
+_last: tuple[bytes, int] = (b"", 0)  # (interpreted: the pair in one object, set in one store)
+
+
 def key_mix(key: bytes) -> int:
     """The 64-bit mix of ``key`` (see the module docstring)."""
+    global _last_key, _last_mix, _last
     if cython.compiled:
         if type(key) is bytes:
-            return mix_at(cython.cast(cython.p_uchar, cython.cast(cython.p_char, key)), len(key))
+            if key is _last_key:
+                return _last_mix
+            mix = mix_at(cython.cast(cython.p_uchar, cython.cast(cython.p_char, key)), len(key))
+            _last_key = key
+            _last_mix = mix
+            return mix
+    elif type(key) is bytes:
+        last = _last
+        if last[0] is key:
+            return last[1]
+        mix = _mix64(int.from_bytes(key, "little") % MERSENNE_61)
+        _last = (key, mix)
+        return mix
     return _mix64(int.from_bytes(key, "little") % MERSENNE_61)
 
 

@@ -6,6 +6,7 @@ from framework.channel cimport FixedTarget
 from kvshard.cache cimport Cache
 from kvshard.counters cimport ConnectionCounters
 from kvshard.protocol.byte_slices cimport bytes_slice
+from kvshard.protocol.ascii cimport tokenize
 
 
 @cython.locals(total=Py_ssize_t, at=Py_ssize_t, size=Py_ssize_t, out="char *", packed=bytes)
@@ -26,6 +27,7 @@ cdef class KVService(FixedTarget):
     cdef object __weakref__
 
     cpdef bytes get_one(self, key)
+    cpdef list get(self, keys, bint with_cas)
     cpdef bytes run_fixed(self, int handler_id, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_get_one(self, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_store(self, key, value, long long a, long long b, long long c)

@@ -211,7 +211,7 @@ def key_hash(key: bytes) -> int:
     """The index's hash of a key: the low 32 bits of kvshard.routing's mix, whose high bits
     pick the shard (independent bits: a shard's keys spread over all of its index)."""
     if cython.compiled:
-        return _index_hash(cython.cast(cython.p_uchar, cython.cast(cython.p_char, key)), len(key))
+        return cython.cast(cython.uint, key_mix(key))  # (remembered when the key was just routed)
     return key_mix(key) & 0xFFFFFFFF
 
 

@@ -210,3 +210,11 @@ def test_single_get_fast_path_agrees_with_the_parser_on_any_bytes(tail: bytes) -
         key = p.single_get_key(data)
         if key is not None:
             assert parse_all(data) == [(p.GET, [key], False)]
+
+
+@given(st.lists(st.sampled_from([b"a", b"key", b" ", b"  ", b"\t", b"\x00", b"\r"]), max_size=12).map(b"".join))
+def test_tokenize_splits_on_spaces_up_to_the_first_nul(text: bytes) -> None:
+    """memcached's tokenizer (the compiled one searches with memchr): runs of spaces collapse,
+    a tab is part of a token, a NUL ends the text."""
+    expected = [t for t in text.split(b"\x00")[0].split(b" ") if t]
+    assert p.tokenize(text) == expected

@@ -68,3 +68,17 @@ def test_counters_reset_and_read_by_name() -> None:
     conns.bytes_read += 10
     conns.reset()
     assert conns.as_dict() == dict.fromkeys(("curr_connections", *ConnectionCounters.NAMES), 0) | {"curr_connections": 4}
+
+
+def test_the_last_key_remembered_is_only_reused_for_that_same_bytes_object() -> None:
+    """key_mix remembers the last bytes object it mixed (a local request is routed, then
+    looked up); equal keys, other keys and a changed buffer are each right."""
+    key = b"key:%d" % 1
+    assert owner_of(key, 1024) == owner_of(key, 1024) == expected_owner(key, 1024)
+    other = b"key:%d" % 2
+    assert owner_of(other, 1024) == expected_owner(other, 1024)
+    buffer = bytearray(other)
+    buffer[-1] = ord("3")
+    assert owner_of(buffer, 1024) == expected_owner(b"key:3", 1024)
+    buffer[-1] = ord("4")
+    assert owner_of(buffer, 1024) == expected_owner(b"key:4", 1024)

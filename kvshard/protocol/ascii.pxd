@@ -1,14 +1,14 @@
 # Compiled by Cython (pure-Python mode) from ascii.py; see framework/extensions.py.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.string cimport memcpy, strcspn
+from libc.string cimport memchr, memcpy, strcspn
 from kvshard.protocol.byte_slices cimport bytes_slice, find_newline
 
 
 cdef tuple _SMALL_DECIMALS
 cpdef bytes decimal(object n)
 cpdef bytes value_line(bytes key, object flags, bytes value, object cas)
-@cython.locals(p=cython.p_uchar, n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, tokens=list)
+@cython.locals(p=cython.p_uchar, hit=cython.p_uchar, n=Py_ssize_t, i=Py_ssize_t, end=Py_ssize_t, tokens=list)
 cpdef list tokenize(bytes text)
 @cython.locals(value_len=Py_ssize_t, block=bytes)
 cdef bytes _value_block(bytes key, unsigned long long flags, bytes value, unsigned long long cas, bint with_cas)

@@ -245,16 +245,19 @@ def tokenize(text: bytes) -> list[bytes]:
     if cython.compiled:  # one pass in C, a bytes object made per token and nothing else
         p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, text))
         n = len(text)
+        hit = cython.cast(cython.p_uchar, memchr(p, 0, n))  # (memchr: SIMD, not a loop per byte)
+        if hit:
+            n = hit - p
         tokens = []
         i = 0
-        while i < n and p[i] != 0:
+        while i < n:
             if p[i] == 32:
                 i += 1
                 continue
-            start = i
-            while i < n and p[i] != 32 and p[i] != 0:
-                i += 1
-            tokens.append(PyBytes_FromStringAndSize(cython.cast(cython.p_char, p) + start, i - start))
+            hit = cython.cast(cython.p_uchar, memchr(p + i, 32, n - i))
+            end = n if not hit else hit - p
+            tokens.append(PyBytes_FromStringAndSize(cython.cast(cython.p_char, p) + i, end - i))
+            i = end
         return tokens
     if 0 in text:
         text = text[: text.index(0)]

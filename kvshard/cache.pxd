@@ -2,7 +2,10 @@
 cimport cython
 from kvshard.counters cimport CacheCounters
 from cpython.bytes cimport PyBytes_AS_STRING
-from kvshard.protocol.ascii cimport value_line, value_block_shell
+from kvshard.protocol.ascii cimport value_line, value_block_shell, value_header_size, write_value_header
+from kvshard.packed_blocks cimport pack_blocks, put_le32
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from kvshard.protocol.binary cimport get_hit, get_hit_shell, get_hit_value_at
 from kvshard.slab_arena cimport SlabArena
 from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
@@ -45,6 +48,9 @@ cdef class Cache:
     cpdef get_block(self, key, bytes tail=*)
     @cython.locals(ref=size_t)
     cpdef get_value(self, key)
+    @cython.locals(n=Py_ssize_t, refs="size_t *", total=Py_ssize_t, i=Py_ssize_t, key=bytes, ref=size_t,
+                   nbytes=Py_ssize_t, packed=bytes, out="char *", at=Py_ssize_t, size=Py_ssize_t, blocks=list)
+    cpdef bytes get_blocks_packed(self, list keys, bint with_cas)
     @cython.locals(ref=size_t, packet=bytes)
     cpdef bytes get_binary_hit(self, key, unsigned int opaque)
     @cython.locals(ref=size_t)

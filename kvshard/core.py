@@ -16,7 +16,7 @@ from net_backends.posix import socket_stream
 
 from . import (
     ascii_session, binary_session, cache, connection, context, counters, crawler, dispatcher, item_dumps,
-    lru_maintainer, meta_ops, routing, service, slab_arena,
+    lru_maintainer, meta_ops, packed_blocks, routing, service, slab_arena,
 )
 from .protocol import ascii, binary, byte_slices, meta, numbers
 
@@ -25,7 +25,7 @@ __all__ = ["HOT_MODULES", "mode", "warning"]
 HOT_MODULES: Final[tuple[ModuleType, ...]] = (
     ring, channel, reactor, socket_stream,
     byte_slices, ascii, binary, meta, numbers,
-    counters, routing, slab_arena, cache, crawler, lru_maintainer, item_dumps, service, meta_ops, context, dispatcher,
+    counters, routing, slab_arena, packed_blocks, cache, crawler, lru_maintainer, item_dumps, service, meta_ops, context, dispatcher,
     ascii_session, connection, binary_session,
 )
 

@@ -3,7 +3,7 @@ cimport cython
 from framework.channel cimport ReplyHandler
 from kvshard.context cimport ShardContext
 from kvshard.routing cimport owner_of
-from kvshard.service cimport unpack_blocks
+from kvshard.packed_blocks cimport merge_blocks, pack_blocks
 
 
 cdef class _Pending(ReplyHandler):
@@ -12,6 +12,7 @@ cdef class _Pending(ReplyHandler):
     cdef public Py_ssize_t missing
     cdef public Dispatcher owner
     cdef public object finish
+    cdef public list owners
 
     cpdef on_reply(self, result, error)
 
@@ -41,25 +42,25 @@ cdef class Dispatcher:
     cpdef get_one(self, key, Py_ssize_t owner=*)
     @cython.locals(owner=Py_ssize_t)
     cpdef run_hot(self, key, bint noreply, int handler_id, value, long long a, long long b, long long c)
-    @cython.locals(owner=Py_ssize_t, shards=Py_ssize_t, me=Py_ssize_t, i=Py_ssize_t, others=Py_ssize_t,
-                   by_owner=list, positions=list, parts=list, local=list, mine=list, blocks=list)
+    @cython.locals(owner=Py_ssize_t, shards=Py_ssize_t, me=Py_ssize_t, others=Py_ssize_t, owners=list,
+                   keys_by_owner=list, theirs=list, parts=list, mine=list)
     cpdef get_many(self, list keys, bint with_cas, exptime)
     @cython.locals(owner=Py_ssize_t)
     cpdef run_keyed(self, key, name, tuple args, finish=*)
     @cython.locals(owner=Py_ssize_t)
     cpdef run_keyed_noreply(self, key, name, tuple args)
     cpdef _call(self, Py_ssize_t owner, name, tuple args, finish)
-    cpdef _on_part(self, _Pending pending, list positions, result, error)
+    cpdef _on_part(self, _Pending pending, Py_ssize_t owner, result, error)
     cpdef _call_fixed(self, Py_ssize_t owner, int handler_id, key, value, long long a, long long b, long long c, bint drop)
 
 
 cdef class _Part(ReplyHandler):
     cdef Dispatcher dispatcher
     cdef _Pending pending
-    cdef list positions
+    cdef Py_ssize_t owner
 
     cpdef on_reply(self, result, error)
 
 
 @cython.locals(part=_Part)
-cdef _Part _new_part(Dispatcher dispatcher, _Pending pending, list positions)
+cdef _Part _new_part(Dispatcher dispatcher, _Pending pending, Py_ssize_t owner)

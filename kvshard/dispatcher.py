@@ -48,7 +48,8 @@ except ModuleNotFoundError:  # interpreted without Cython installed
 
 from .protocol import ascii as proto
 from .routing import owner_of
-from .service import FIXED_GET_MANY, FIXED_GET_ONE, unpack_blocks
+from .packed_blocks import merge_blocks, pack_blocks
+from .service import FIXED_GET_MANY, FIXED_GET_ONE
 
 if TYPE_CHECKING:
     from .context import ShardContext
@@ -73,7 +74,7 @@ class _Pending(ReplyHandler):
     callback of a single-shard call (``on_reply``, called in C by the channel; calling it does
     the same): it completes the reply with ``finish(result)``."""
 
-    __slots__ = ("data", "parts", "missing", "owner", "finish")
+    __slots__ = ("data", "parts", "missing", "owner", "finish", "owners")
 
     def __init__(
         self,
@@ -87,6 +88,7 @@ class _Pending(ReplyHandler):
         self.missing = missing
         self.owner = owner
         self.finish = finish
+        self.owners: list[int] | None = None  # a multi-key get's: each key's owner, in key order
 
     def on_reply(self, result: Any, error: BaseException | None) -> None:
         owner = self.owner
@@ -128,35 +130,28 @@ def _nothing(result: Any) -> bytes:
 
 class _Part(ReplyHandler):
     """The reply callback of one owner's share of a multi-key get (``on_reply``, called in C
-    by the channel): its packed blocks go to their places in the reply
-    (``Dispatcher._on_part``)."""
+    by the channel): its packed blocks wait for the other shares (``Dispatcher._on_part``)."""
 
-    __slots__ = ("dispatcher", "pending", "positions")
+    __slots__ = ("dispatcher", "pending", "owner")
 
-    def __init__(self, dispatcher: "Dispatcher", pending: _Pending, positions: list[int]) -> None:
+    def __init__(self, dispatcher: "Dispatcher", pending: _Pending, owner: int) -> None:
         self.dispatcher = dispatcher
         self.pending = pending
-        self.positions = positions
+        self.owner = owner
 
     def on_reply(self, result: bytes | None, error: BaseException | None) -> None:
-        blocks = None
-        if error is None:
-            try:
-                blocks = unpack_blocks(result, len(self.positions))  # type: ignore[arg-type]
-            except ValueError as exc:
-                error = exc
-        self.dispatcher._on_part(self.pending, self.positions, blocks, error)
+        self.dispatcher._on_part(self.pending, self.owner, result, error)
 
 
-def _new_part(dispatcher: "Dispatcher", pending: _Pending, positions: list[int]) -> _Part:
-    """``_Part(dispatcher, pending, positions)`` (compiled, without ``__init__``'s Python call)."""
+def _new_part(dispatcher: "Dispatcher", pending: _Pending, owner: int) -> _Part:
+    """``_Part(dispatcher, pending, owner)`` (compiled, without ``__init__``'s Python call)."""
     if cython.compiled:
         part = _Part.__new__(_Part)
         part.dispatcher = dispatcher
         part.pending = pending
-        part.positions = positions
+        part.owner = owner
         return part
-    return _Part(dispatcher, pending, positions)
+    return _Part(dispatcher, pending, owner)
 
 
 class Dispatcher:
@@ -307,43 +302,44 @@ class Dispatcher:
         if len(keys) == 1 and exptime is None and not with_cas:  # plain `get k`: the hot path
             self.get_one(keys[0], owner_of(keys[0], shards))
             return
-        by_owner: list[list[int] | None] = [None] * shards  # key positions by owner
-        for i in range(len(keys)):
-            owner = owner_of(keys[i], shards)
-            positions = by_owner[owner]
-            if positions is None:
-                by_owner[owner] = [i]
+        owners: list[int] = []  # each key's owner, in key order
+        keys_by_owner: list[list[bytes] | None] = [None] * shards
+        for key in keys:
+            owner = owner_of(key, shards)
+            owners.append(owner)
+            theirs = keys_by_owner[owner]
+            if theirs is None:
+                keys_by_owner[owner] = [key]
             else:
-                positions.append(i)
-        parts: list[bytes] = [b""] * len(keys)
-        parts.append(_END)  # joined once, with the END after the values
-        local = by_owner[me]
-        by_owner[me] = None
-        others = shards - by_owner.count(None)
+                theirs.append(key)
+        parts: list[bytes | None] = [None] * shards  # each owner's blocks, packed
+        mine = keys_by_owner[me]
+        keys_by_owner[me] = None
+        others = shards - keys_by_owner.count(None)
         ctx.forwarded_requests += others
-        if local is not None:
+        if mine is not None:
             ctx.local_requests += 1
-            mine = [keys[i] for i in local]
-            blocks = ctx.service.get(mine, with_cas) if exptime is None else ctx.service.gat(mine, with_cas, exptime)
-            for i, block in zip(local, blocks):
-                parts[i] = block
+            service = ctx.service
+            parts[me] = (service.get_packed(mine, with_cas) if exptime is None
+                         else pack_blocks(service.gat(mine, with_cas, exptime)))
         if not others:
-            self.reply(b"".join(parts))
+            self.reply(merge_blocks(owners, parts, _END))
             return
         pending = _new_pending(parts, others, None, None)
+        pending.owners = owners
         self.hold(pending)
         gat = 0 if exptime is None else 1
         for owner in range(shards):
-            positions = by_owner[owner]
-            if positions is None:
+            theirs = keys_by_owner[owner]
+            if theirs is None:
                 continue
             try:
                 ctx.messenger.call_fixed(
-                    owner, FIXED_GET_MANY, b" ".join([keys[i] for i in positions]), None,
-                    1 if with_cas else 0, gat, exptime or 0, _new_part(self, pending, positions),
+                    owner, FIXED_GET_MANY, b" ".join(theirs), None,
+                    1 if with_cas else 0, gat, exptime or 0, _new_part(self, pending, owner),
                 )
             except ShardUnavailable as exc:
-                self._on_part(pending, positions, None, exc)
+                self._on_part(pending, owner, None, exc)
 
     def flush_all(self, delay: int, noreply: bool, reply: bytes) -> None:
         """flush_all on every shard; ``reply`` once all have (nothing sent for noreply).
@@ -432,16 +428,22 @@ class Dispatcher:
         except ShardUnavailable:
             pass
 
-    def _on_part(self, pending: _Pending, positions: list[int], result: Any, error: BaseException | None) -> None:
+    def _on_part(self, pending: _Pending, owner: int, result: bytes | None, error: BaseException | None) -> None:
+        """One owner's share of a multi-key get (packed blocks) arrived; the reply is merged
+        once all have. A failure answers SERVER_ERROR at once (later shares are dropped)."""
         parts = pending.parts
-        assert parts is not None
+        if parts is None:  # failed already
+            return
         if error is not None:
             pending.parts = None
             self.complete(pending, server_error(error))
             return
-        for i, value in zip(positions, result):
-            parts[i] = value
+        parts[owner] = result
         pending.missing -= 1
         if pending.missing == 0:
             pending.parts = None
-            self.complete(pending, b"".join(parts))  # the END is parts' last entry
+            try:
+                merged = merge_blocks(pending.owners, parts, _END)  # type: ignore[arg-type]
+            except ValueError as exc:
+                merged = server_error(exc)
+            self.complete(pending, merged)

@@ -7,12 +7,13 @@ cdef extern from "<endian.h>":
     uint64_t le64toh(uint64_t x) nogil
 
 cdef unsigned long long _M61, _MIX1, _MIX2
-cdef bytes _last_key
-cdef unsigned long long _last_mix
+cdef list _memo_keys
+cdef Py_ssize_t _MEMO_SLOTS
+cdef unsigned long long _memo_mixes[16]  # _MEMO_SLOTS
 
 cpdef Py_ssize_t owner_of(key, Py_ssize_t shards) except -1
 cpdef unsigned long long route_hash(key) except? 0
-@cython.locals(mix=cython.ulonglong)
+@cython.locals(mix=cython.ulonglong, slot=cython.size_t)
 cpdef unsigned long long key_mix(key) except? 0
 cdef unsigned long long mix_at(const unsigned char *data, size_t n) noexcept nogil
 cdef unsigned long long _mix64(unsigned long long x) noexcept nogil

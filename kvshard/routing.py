@@ -48,24 +48,27 @@ def route_hash(key: bytes) -> int:
     return key_mix(key) >> 32
 
 
-# The last bytes object mixed and its mix: a request's key is mixed to route it, then again by
-# the owner's index lookup, and when that owner is this shard it is the same object (bytes
-# cannot change, and the reference held here keeps its address from being reused).
-_last_key: bytes = b""
-_last_mix = 0
+# The last bytes objects mixed and their mixes: a request's key is mixed to route it, then again
+# by the owner's index lookup, and when that owner is this shard it is the same object (bytes
+# cannot change, and the reference held here keeps its address from being reused). Compiled,
+# a table of _MEMO_SLOTS entries indexed by the object's address (a multi-key get routes all its
+# keys before it looks any up); interpreted, the last one.
+_MEMO_SLOTS: Final = 16
+_memo_keys: list[bytes | None] = [None] * _MEMO_SLOTS
 _last: tuple[bytes, int] = (b"", 0)  # (interpreted: the pair in one object, set in one store)
 
 
 def key_mix(key: bytes) -> int:
     """The 64-bit mix of ``key`` (see the module docstring)."""
-    global _last_key, _last_mix, _last
+    global _last
     if cython.compiled:
         if type(key) is bytes:
-            if key is _last_key:
-                return _last_mix
+            slot = (cython.cast(cython.size_t, cython.cast(cython.p_void, key)) >> 4) & (_MEMO_SLOTS - 1)
+            if _memo_keys[slot] is key:
+                return _memo_mixes[slot]
             mix = mix_at(cython.cast(cython.p_uchar, cython.cast(cython.p_char, key)), len(key))
-            _last_key = key
-            _last_mix = mix
+            _memo_keys[slot] = key
+            _memo_mixes[slot] = mix
             return mix
     elif type(key) is bytes:
         last = _last

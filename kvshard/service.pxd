@@ -6,13 +6,10 @@ from framework.channel cimport FixedTarget
 from kvshard.cache cimport Cache
 from kvshard.counters cimport ConnectionCounters
 from kvshard.protocol.byte_slices cimport bytes_slice
+from kvshard.packed_blocks cimport pack_blocks, unpack_blocks
 from kvshard.protocol.ascii cimport tokenize
 
 
-@cython.locals(total=Py_ssize_t, at=Py_ssize_t, size=Py_ssize_t, out="char *", packed=bytes)
-cpdef bytes pack_blocks(list blocks)
-@cython.locals(at=Py_ssize_t, size=Py_ssize_t, end=Py_ssize_t, p=cython.p_uchar, blocks=list)
-cpdef list unpack_blocks(bytes packed, Py_ssize_t count)
 
 
 cdef class KVService(FixedTarget):
@@ -28,6 +25,7 @@ cdef class KVService(FixedTarget):
 
     cpdef bytes get_one(self, key)
     cpdef list get(self, keys, bint with_cas)
+    cpdef bytes get_packed(self, list keys, bint with_cas)
     cpdef bytes run_fixed(self, int handler_id, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_get_one(self, key, value, long long a, long long b, long long c)
     cpdef bytes fixed_store(self, key, value, long long a, long long b, long long c)

@@ -20,6 +20,7 @@ from framework.channel import FixedTarget
 from . import cache as c
 from . import meta_ops
 from .counters import ConnectionCounters
+from .packed_blocks import pack_blocks, unpack_blocks
 from .prefix_stats import PrefixStats
 from .protocol import ascii as proto
 from .protocol.ascii import (
@@ -76,54 +77,6 @@ _SEGMENT_FIELDS: Final = (
 _STORE_OPS_BY_CODE: Final = (b"set", b"add", b"replace", b"append", b"prepend", b"cas")
 STORE_CODES: Final = {op: code for code, op in enumerate(_STORE_OPS_BY_CODE)}
 _UINT64_MASK: Final = (1 << 64) - 1
-
-
-def pack_blocks(blocks: list[bytes]) -> bytes:
-    """Blocks as one bytes object, each behind its length (4 bytes, little-endian)."""
-    if cython.compiled:  # one allocation, the lengths and blocks copied in C
-        total = 0
-        for block in blocks:
-            total += 4 + len(block)
-        packed = PyBytes_FromStringAndSize(cython.NULL, total)
-        out = PyBytes_AS_STRING(packed)
-        at = 0
-        for block in blocks:
-            size = len(block)
-            out[at] = size & 0xFF
-            out[at + 1] = (size >> 8) & 0xFF
-            out[at + 2] = (size >> 16) & 0xFF
-            out[at + 3] = (size >> 24) & 0xFF
-            memcpy(out + at + 4, cython.cast(cython.p_char, block), size)
-            at += 4 + size
-        return packed
-    return b"".join([len(block).to_bytes(4, "little") + block for block in blocks])
-
-
-def unpack_blocks(packed: bytes, count: int) -> list[bytes]:
-    """The ``count`` blocks of :func:`pack_blocks`'s output."""
-    blocks = []
-    at = 0
-    if cython.compiled:
-        p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, packed))
-        end = len(packed)
-        for _ in range(count):
-            if at + 4 > end:
-                raise ValueError("packed blocks cut short")
-            size = p[at] | (p[at + 1] << 8) | (p[at + 2] << 16) | (cython.cast(cython.uint, p[at + 3]) << 24)
-            if at + 4 + size > end:
-                raise ValueError("packed blocks cut short")
-            blocks.append(bytes_slice(packed, at + 4, at + 4 + size))
-            at += 4 + size
-        return blocks
-    for _ in range(count):
-        if at + 4 > len(packed):
-            raise ValueError("packed blocks cut short")
-        size = int.from_bytes(packed[at : at + 4], "little")
-        if at + 4 + size > len(packed):
-            raise ValueError("packed blocks cut short")
-        blocks.append(packed[at + 4 : at + 4 + size])
-        at += 4 + size
-    return blocks
 
 
 def as_int64(n: int) -> int:
@@ -240,7 +193,7 @@ class KVService(FixedTarget):
 
     def fixed_get_many(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
         keys = tokenize(key)
-        return pack_blocks(self.gat(keys, a != 0, c) if b else self.get(keys, a != 0))
+        return pack_blocks(self.gat(keys, a != 0, c)) if b else self.get_packed(keys, a != 0)
 
     def fixed_delete(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
         return self.delete(key)
@@ -297,6 +250,12 @@ class KVService(FixedTarget):
         if self.detail_enabled:
             self._record_gets(keys, blocks)
         return blocks
+
+    def get_packed(self, keys: list[bytes], with_cas: bool) -> bytes:
+        """:meth:`get`'s blocks, packed (kvshard.packed_blocks): a multi-key get's share."""
+        if self.detail_enabled:
+            return pack_blocks(self.get(keys, with_cas))
+        return self.cache.get_blocks_packed(keys, with_cas)
 
     def _record_gets(self, keys: list[bytes], blocks: list[bytes]) -> None:
         record_get = self.prefixes.record_get

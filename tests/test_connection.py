@@ -149,7 +149,7 @@ def test_command_name_labels_are_bounded() -> None:
 
 def test_packed_blocks_round_trip_and_refuse_truncation() -> None:
     """FIXED_GET_MANY's reply: each block behind its length; a cut-short one is an error."""
-    from kvshard.service import pack_blocks, unpack_blocks
+    from kvshard.packed_blocks import pack_blocks, unpack_blocks
 
     blocks = [b"", b"VALUE k 0 1\r\nx\r\n", bytes(range(256)) * 300, b""]
     packed = pack_blocks(blocks)

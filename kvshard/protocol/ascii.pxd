@@ -12,11 +12,19 @@ cpdef bytes value_line(bytes key, object flags, bytes value, object cas)
 cpdef list tokenize(bytes text)
 @cython.locals(value_len=Py_ssize_t, block=bytes)
 cdef bytes _value_block(bytes key, unsigned long long flags, bytes value, unsigned long long cas, bint with_cas)
-@cython.locals(n=Py_ssize_t, at=Py_ssize_t, key_len=Py_ssize_t, tail_len=Py_ssize_t, out="char *", block=bytes)
+@cython.locals(head=Py_ssize_t, key_len=Py_ssize_t, tail_len=Py_ssize_t, out="char *", block=bytes)
 cdef bytes value_block_shell(bytes key, unsigned long long flags, Py_ssize_t value_len, unsigned long long cas,
                              bint with_cas, bytes tail, Py_ssize_t *data_at)
+@cython.locals(size=Py_ssize_t)
+cdef Py_ssize_t value_header_size(Py_ssize_t key_len, unsigned long long flags, Py_ssize_t value_len,
+                                  unsigned long long cas, bint with_cas) noexcept
+@cython.locals(at=Py_ssize_t)
+cdef Py_ssize_t write_value_header(char *out, const char *key, Py_ssize_t key_len, unsigned long long flags,
+                                   Py_ssize_t value_len, unsigned long long cas, bint with_cas) noexcept
+@cython.locals(count=Py_ssize_t)
+cdef Py_ssize_t _decimal_length(unsigned long long n) noexcept
 @cython.locals(count=Py_ssize_t, i=Py_ssize_t)
-cdef Py_ssize_t _put_decimal(char *out, unsigned long long n)
+cdef Py_ssize_t _put_decimal(char *out, unsigned long long n) noexcept
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t, p=cython.p_uchar, c=cython.uchar, value=cython.longlong)
 cdef long long _small_decimal(bytes text)
 @cython.locals(n=Py_ssize_t, p=cython.p_uchar)

@@ -134,36 +134,50 @@ def value_block_shell(key: bytes, flags: int, value_len: int, cas: int, with_cas
     """(compiled only) A new ``VALUE <key> <flags> <value_len>[ <cas>]\r\n....\r\n<tail>``
     whose ``value_len`` data bytes, at ``*data_at``, the caller fills in before anyone else
     sees the object (an item store copies its value straight in)."""
-    numbers = cython.declare(cython.char[64])  # three 20-digit numbers and their spaces fit
-    n = _put_decimal(numbers, flags)
-    numbers[n] = 32
-    n += 1
-    n += _put_decimal(cython.address(numbers[n]), value_len)
-    if with_cas:
-        numbers[n] = 32
-        n += 1
-        n += _put_decimal(cython.address(numbers[n]), cas)
     key_len = len(key)
+    head = value_header_size(key_len, flags, value_len, cas, with_cas)
     tail_len = len(tail)
-    block = PyBytes_FromStringAndSize(cython.NULL, 6 + key_len + 1 + n + 2 + value_len + 2 + tail_len)
+    block = PyBytes_FromStringAndSize(cython.NULL, head + value_len + 2 + tail_len)
     out = PyBytes_AS_STRING(block)
-    memcpy(out, b"VALUE ", 6)
-    at = 6
-    memcpy(out + at, cython.cast(cython.p_char, key), key_len)
-    at += key_len
-    out[at] = 32
-    at += 1
-    memcpy(out + at, numbers, n)
-    at += n
-    out[at] = 13
-    out[at + 1] = 10
-    at += 2
-    data_at[0] = at
-    at += value_len
-    out[at] = 13
-    out[at + 1] = 10
-    memcpy(out + at + 2, cython.cast(cython.p_char, tail), tail_len)
+    write_value_header(out, cython.cast(cython.p_char, key), key_len, flags, value_len, cas, with_cas)
+    data_at[0] = head
+    out[head + value_len] = 13
+    out[head + value_len + 1] = 10
+    memcpy(out + head + value_len + 2, cython.cast(cython.p_char, tail), tail_len)
     return block
+
+
+def value_header_size(key_len: int, flags: int, value_len: int, cas: int, with_cas: bool) -> int:
+    """(compiled only) The length of ``VALUE <key> <flags> <value_len>[ <cas>]\r\n``."""
+    size = 6 + key_len + 1 + _decimal_length(flags) + 1 + _decimal_length(value_len) + 2
+    return size + 1 + _decimal_length(cas) if with_cas else size
+
+
+def write_value_header(out: Any, key: Any, key_len: int, flags: int, value_len: int, cas: int, with_cas: bool) -> int:
+    """(compiled only) Write ``VALUE <key> <flags> <value_len>[ <cas>]\r\n`` at ``out``;
+    returns its length (:func:`value_header_size`)."""
+    memcpy(out, b"VALUE ", 6)
+    memcpy(out + 6, key, key_len)
+    at = 6 + key_len
+    out[at] = 32
+    at += 1 + _put_decimal(out + at + 1, flags)
+    out[at] = 32
+    at += 1 + _put_decimal(out + at + 1, value_len)
+    if with_cas:
+        out[at] = 32
+        at += 1 + _put_decimal(out + at + 1, cas)
+    out[at] = 13
+    out[at + 1] = 10
+    return at + 2
+
+
+def _decimal_length(n: int) -> int:
+    """Digits of ``n`` in decimal (compiled only)."""
+    count = 1
+    while n >= 10:
+        n //= 10
+        count += 1
+    return count
 
 
 def _put_decimal(out: Any, n: int) -> int:

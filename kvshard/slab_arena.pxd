@@ -111,7 +111,7 @@ cdef class SlabArena:
     cdef int _index_remove(self, size_t ref) except -1
     cpdef bint grow_index(self, Py_ssize_t steps) except -1
     cpdef Py_ssize_t index_slots(self)
-    @cython.locals(old="unsigned int[::1]", cap=size_t, entry=cython.uint, ref=size_t)
+    @cython.locals(old="unsigned int[::1]", cap=size_t, mask=size_t, i=size_t, j=size_t, entry=cython.uint, ref=size_t)
     cdef int _migrate_some(self, Py_ssize_t steps) except -1
     @cython.locals(base=size_t, head=size_t)
     cdef int _lru_link(self, size_t ref, size_t lst) except -1

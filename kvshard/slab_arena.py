@@ -711,24 +711,39 @@ class SlabArena:
         return self._cap + self._old_cap
 
     def _migrate_some(self, steps: int) -> None:
-        """Move up to ``steps`` slots of the old array into the new one. Moving empties a
-        slot by back-shifting, which may pull a later entry into it: so a slot is left only
-        once it is empty."""
+        """Move about ``steps`` slots of the old array into the new one, in order, a *run* at a
+        time: from the first occupied slot at the migration position to the next empty slot,
+        every entry is moved and its slot emptied without shifting anything back. That breaks
+        no probe of the old array: a probe goes from an entry's home slot to its own through
+        occupied slots only, so only the entries after a removed slot in its run can have
+        crossed it, and they leave with it. Every slot behind the position is empty (inserts
+        go to the new array; a deletion's back-shift fills only the slot it empties, which is
+        ahead), so one pass ends the growth; each entry moved costs one hash of its key (the
+        back-shift of one slot at a time hashed the rest of its run again for every entry)."""
         old = self._old
         cap = self._old_cap
+        mask = cap - 1
+        i = self._migrate
         while steps > 0 and self._old_used:
-            if self._migrate >= cap:
-                self._migrate = 0  # entries shifted across the end wrap to the start
-            entry = old[self._migrate]
-            if entry == 0:
-                self._migrate += 1
-            else:
-                self._delete_slot(old, cap, self._migrate)
+            if i >= cap:
+                i = 0  # (not reached while every slot behind the position is empty)
+            if old[i] == 0:
+                i += 1
+                steps -= 1
+                continue
+            j = i
+            entry = old[j]
+            while entry != 0:  # the run from i to the next empty slot, all of it
+                old[j] = 0
                 self._old_used -= 1
                 ref = entry & self._ref_mask
                 self._insert_slot(self._slots, self._cap, ref, self.item_hash(ref))
                 self._used_slots += 1
-            steps -= 1
+                steps -= 1
+                j = (j + 1) & mask
+                entry = old[j]
+            i = j if j > i else cap
+        self._migrate = i
         if self._old_used == 0:
             self._old = _u32_array(1)
             self._old_cap = 0

@@ -683,8 +683,7 @@ class SlabArena:
         self._insert_slot(self._slots, self._cap, ref, h)
         self._used_slots += 1
 
-    def _index_remove(self, ref: int) -> None:
-        h = self.item_hash(ref)
+    def _index_remove(self, ref: int, h: int) -> None:
         i = self._slot_of(self._slots, self._cap, ref, h)
         if i >= 0:
             self._delete_slot(self._slots, self._cap, i)
@@ -750,8 +749,9 @@ class SlabArena:
 
     # ----- the segmented LRU (see the module docstring) ------------------------------------------
 
-    def _lru_link(self, ref: int, lst: int) -> None:
-        """Put a linked item at the head of list ``lst``."""
+    def _lru_link(self, ref: int, lst: int, size: int) -> None:
+        """Put a linked item, of ``size`` bytes (:meth:`_stored_size`), at the head of list
+        ``lst``."""
         base = ref * 8
         head = self._head[lst]
         self._u8[base + _LIST] = lst
@@ -763,9 +763,10 @@ class SlabArena:
             self._tail[lst] = ref
         self._head[lst] = ref
         self._list_items[lst] += 1
-        self._list_bytes[lst] += self._stored_size(base)
+        self._list_bytes[lst] += size
 
-    def _lru_unlink(self, ref: int) -> None:
+    def _lru_unlink(self, ref: int) -> int:
+        """Take a linked item off its list; returns its size (:meth:`_stored_size`)."""
         base = ref * 8
         lst = self._u8[base + _LIST]
         prev = self._u32[(base + _PREV) >> 2]
@@ -778,13 +779,14 @@ class SlabArena:
             self._u32[(nxt * 8 + _PREV) >> 2] = prev
         else:
             self._tail[lst] = prev
+        size = self._stored_size(base)
         self._list_items[lst] -= 1
-        self._list_bytes[lst] -= self._stored_size(base)
+        self._list_bytes[lst] -= size
+        return size
 
     def _relink(self, ref: int, lru: int) -> None:
         """Move a linked item to the head of its class's list ``lru``."""
-        self._lru_unlink(ref)
-        self._lru_link(ref, (self._u8[ref * 8 + _LIST] & _CLASS_BITS) | lru)
+        self._lru_link(ref, (self._u8[ref * 8 + _LIST] & _CLASS_BITS) | lru, self._lru_unlink(ref))
 
     def _to_warm(self, ref: int, second: int) -> None:
         """A COLD item hit (or found ACTIVE) moves to WARM's head, not ACTIVE (memcached's
@@ -1179,8 +1181,7 @@ class SlabArena:
         base = ref * 8
         self._copy(new * 8, base, min(self._size[cls], self._stored_size(base)))
         lst = self._u8[base + _LIST]  # (its class and its LRU: it stays on the same list)
-        self._lru_unlink(ref)
-        self._lru_link(new, lst)
+        self._lru_link(new, lst, self._lru_unlink(ref))
         self._reindex(ref, new)
         link = self._more(base)
         while link:  # a chain's links name their head
@@ -1271,10 +1272,10 @@ class SlabArena:
             chain_links = self.chunks_needed(nkey, nbytes, flags) - 1
             if chain_links + 1 > self.page_count * self._perslab[cls]:
                 if old:
-                    self.unlink(old)
+                    self._unlink(old, h)
                 return 0
         if old:  # the old item goes first: its memory may be what the new one needs
-            self.unlink(old)
+            self._unlink(old, h)
         ref = self._alloc(cls)
         if ref == 0:
             self._outofmemory[cls] += 1
@@ -1300,7 +1301,7 @@ class SlabArena:
         # a chain's head is linked (and indexed) before the links are taken, so an eviction made
         # to find room for a link can never pick a half-built item: it is at the LRU head
         self._write(at + nkey, value, 0, first)
-        self._lru_link(ref, self.new_list(cls, expire_at))
+        self._lru_link(ref, self.new_list(cls, expire_at), size)
         self._index_add(ref, h)
         self._items[cls] += 1
         self.count += 1
@@ -1308,7 +1309,7 @@ class SlabArena:
         self._class_bytes[cls] += size
         if chain_links and not self._fill_chain(ref, value, first, chain_links):
             if self._find_hashed(key, h) == ref:
-                self.unlink(ref)  # (still ours: a link could not be had)
+                self._unlink(ref, h)  # (still ours: a link could not be had)
             return 0
         return ref
 
@@ -1353,13 +1354,16 @@ class SlabArena:
 
     def unlink(self, ref: int) -> None:
         """Remove a linked item: out of the index and its LRU, its chunks freed."""
+        self._unlink(ref, self.item_hash(ref))
+
+    def _unlink(self, ref: int, h: int) -> None:
+        """:meth:`unlink` where the item's hash ``h`` is known (a store replacing it has it)."""
         base = ref * 8
         cls = self._u8[base + _LIST] & _CLASS_BITS
-        self._index_remove(ref)
-        self._lru_unlink(ref)
+        self._index_remove(ref, h)
+        size = self._lru_unlink(ref)
         self._items[cls] -= 1
         self.count -= 1
-        size = self._stored_size(base)
         self.bytes -= size
         self._class_bytes[cls] -= size
         more = self._more(base)

@@ -509,13 +509,13 @@ class SlabArena:
         nkey = self._u8[base + _NKEY]
         n = self._u32[(base + _NBYTES) >> 2]
         data_at = self._key_at(base) + nkey
-        more = self._more(base)
-        if more == 0:
+        if data_at - base + n <= self.chunk_max:  # all in its chunk (not a chain's head)
             return self._read(data_at, n)
         if cython.compiled:
             out = PyBytes_FromStringAndSize(cython.NULL, n)
             self.copy_value(ref, PyBytes_AS_STRING(out))
             return out
+        more = self._more(base)
         parts = []
         first = base + self.chunk_max - data_at
         parts.append(self._read(data_at, first))

@@ -52,8 +52,8 @@ cdef class SlabArena:
     cpdef Py_ssize_t class_for(self, Py_ssize_t total)
     @cython.locals(size=Py_ssize_t)
     cpdef Py_ssize_t item_size(self, Py_ssize_t nkey, Py_ssize_t nbytes, unsigned int flags=*)
-    @cython.locals(size=Py_ssize_t)
     cpdef Py_ssize_t item_class(self, Py_ssize_t nkey, Py_ssize_t nbytes, unsigned int flags=*)
+    cdef inline Py_ssize_t _size_class(self, Py_ssize_t size)
     @cython.locals(size=Py_ssize_t, per_link=Py_ssize_t)
     cpdef Py_ssize_t chunks_needed(self, Py_ssize_t nkey, Py_ssize_t nbytes, unsigned int flags=*)
     cpdef unsigned long long cas(self, size_t ref)
@@ -178,7 +178,8 @@ cdef class SlabArena:
     cdef int _evict(self, size_t ref) except -1
     cdef void _zero(self, size_t at, size_t n)
     @cython.locals(nkey=size_t, nbytes=size_t, h=cython.uint, old=size_t, size=size_t,
-                   chain_links=Py_ssize_t, cls=size_t, ref=size_t, base=size_t, first=size_t, at=size_t)
+                   chain_links=Py_ssize_t, cls=size_t, ref=size_t, base=size_t, first=size_t, at=size_t,
+                   bits=cython.uchar)
     cpdef size_t store(self, bytes key, bytes value, unsigned int flags, unsigned int expire_at,
                        unsigned long long cas, unsigned int marks=*) except? 0
     @cython.locals(cls=size_t, per_link=size_t, marks=cython.uchar, last=size_t, link=size_t,

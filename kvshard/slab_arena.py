@@ -114,6 +114,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from array import array
 from typing import Final
 
@@ -190,6 +191,8 @@ _NKEY: Final = 28
 _LIST: Final = 29
 _BITS: Final = 30
 _CHECK: Final = 31  # reserved for the crash-survival work (a validation byte per item); 0
+# (interpreted) the header from cas to check: cas, expire_at, nbytes, atime, nkey, list (0), bits, check (0)
+_CAS_TO_CHECK: Final = struct.Struct("<QIIIBxBx")
 
 
 def class_sizes(min_chunk: int = 48, factor: float = 1.25, page_size: int = PAGE_SIZE) -> list[int]:
@@ -407,7 +410,10 @@ class SlabArena:
     def item_class(self, nkey: int, nbytes: int, flags: int = 0) -> int:
         """The class of an item with a key and value of these lengths and these flags (a chain's
         head is in the largest)."""
-        size = self.item_size(nkey, nbytes, flags)
+        return self._size_class(self.item_size(nkey, nbytes, flags))
+
+    def _size_class(self, size: int) -> int:
+        """The class of an item of ``size`` bytes (:meth:`item_size`)."""
         return self.class_for(size) if size <= self.chunk_max else self.class_count - 1
 
     def chunks_needed(self, nkey: int, nbytes: int, flags: int = 0) -> int:
@@ -1266,7 +1272,7 @@ class SlabArena:
         h = key_hash(key)
         old = self._find_hashed(key, h)
         size = self.item_size(nkey, nbytes, flags)
-        cls = self.item_class(nkey, nbytes, flags)
+        cls = self._size_class(size)
         chain_links = 0
         if size > self.chunk_max:
             chain_links = self.chunks_needed(nkey, nbytes, flags) - 1
@@ -1281,13 +1287,17 @@ class SlabArena:
             self._outofmemory[cls] += 1
             return 0
         base = ref * 8
-        self._u64[(base + _CAS) >> 3] = cas
-        self._u32[(base + _EXPIRE_AT) >> 2] = expire_at
-        self._u32[(base + _NBYTES) >> 2] = nbytes
-        self._u32[(base + _ATIME) >> 2] = int(self.now)
-        self._u8[base + _NKEY] = nkey
-        self._u8[base + _BITS] = _ITEM | ((marks << _MARKS_SHIFT) & _MARK_BITS) | (_HAS_FLAGS if flags else 0)
-        self._u8[base + _CHECK] = 0
+        bits = _ITEM | ((marks << _MARKS_SHIFT) & _MARK_BITS) | (_HAS_FLAGS if flags else 0)
+        if cython.compiled:
+            self._u64[(base + _CAS) >> 3] = cas
+            self._u32[(base + _EXPIRE_AT) >> 2] = expire_at
+            self._u32[(base + _NBYTES) >> 2] = nbytes
+            self._u32[(base + _ATIME) >> 2] = int(self.now)
+            self._u8[base + _NKEY] = nkey
+            self._u8[base + _BITS] = bits
+            self._u8[base + _CHECK] = 0
+        else:  # (one call where the stores above are seven; the list byte, 0 here, is _lru_link's)
+            _CAS_TO_CHECK.pack_into(self._u8, base + _CAS, cas, expire_at, nbytes, int(self.now), nkey, bits)
         at = base + _HEADER
         if flags:
             self._u32[at >> 2] = flags

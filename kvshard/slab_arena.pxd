@@ -52,8 +52,8 @@ cdef class SlabArena:
     cpdef Py_ssize_t class_for(self, Py_ssize_t total)
     @cython.locals(size=Py_ssize_t)
     cpdef Py_ssize_t item_size(self, Py_ssize_t nkey, Py_ssize_t nbytes, unsigned int flags=*)
-    @cython.locals(size=Py_ssize_t)
     cpdef Py_ssize_t item_class(self, Py_ssize_t nkey, Py_ssize_t nbytes, unsigned int flags=*)
+    cdef inline Py_ssize_t _size_class(self, Py_ssize_t size)
     @cython.locals(size=Py_ssize_t, per_link=Py_ssize_t)
     cpdef Py_ssize_t chunks_needed(self, Py_ssize_t nkey, Py_ssize_t nbytes, unsigned int flags=*)
     cpdef unsigned long long cas(self, size_t ref)
@@ -107,16 +107,16 @@ cdef class SlabArena:
     @cython.locals(mask=size_t, j=size_t, entry=cython.uint, home=size_t)
     cdef int _delete_slot(self, unsigned int[::1] slots, size_t cap, size_t i) except -1
     cdef int _index_add(self, size_t ref, unsigned int h) except -1
-    @cython.locals(i=Py_ssize_t, h=cython.uint)
-    cdef int _index_remove(self, size_t ref) except -1
+    @cython.locals(i=Py_ssize_t)
+    cdef int _index_remove(self, size_t ref, unsigned int h) except -1
     cpdef bint grow_index(self, Py_ssize_t steps) except -1
     cpdef Py_ssize_t index_slots(self)
-    @cython.locals(old="unsigned int[::1]", cap=size_t, entry=cython.uint, ref=size_t)
+    @cython.locals(old="unsigned int[::1]", cap=size_t, mask=size_t, i=size_t, j=size_t, entry=cython.uint, ref=size_t)
     cdef int _migrate_some(self, Py_ssize_t steps) except -1
     @cython.locals(base=size_t, head=size_t)
-    cdef int _lru_link(self, size_t ref, size_t lst) except -1
-    @cython.locals(base=size_t, lst=size_t, prev=size_t, nxt=size_t)
-    cdef int _lru_unlink(self, size_t ref) except -1
+    cdef int _lru_link(self, size_t ref, size_t lst, size_t size) except -1
+    @cython.locals(base=size_t, lst=size_t, prev=size_t, nxt=size_t, size=size_t)
+    cdef size_t _lru_unlink(self, size_t ref) except? 0
     cdef int _relink(self, size_t ref, size_t lru) except -1
     @cython.locals(base=size_t)
     cdef int _to_warm(self, size_t ref, unsigned int second) except -1
@@ -178,7 +178,8 @@ cdef class SlabArena:
     cdef int _evict(self, size_t ref) except -1
     cdef void _zero(self, size_t at, size_t n)
     @cython.locals(nkey=size_t, nbytes=size_t, h=cython.uint, old=size_t, size=size_t,
-                   chain_links=Py_ssize_t, cls=size_t, ref=size_t, base=size_t, first=size_t, at=size_t)
+                   chain_links=Py_ssize_t, cls=size_t, ref=size_t, base=size_t, first=size_t, at=size_t,
+                   bits=cython.uchar)
     cpdef size_t store(self, bytes key, bytes value, unsigned int flags, unsigned int expire_at,
                        unsigned long long cas, unsigned int marks=*) except? 0
     @cython.locals(cls=size_t, per_link=size_t, marks=cython.uchar, last=size_t, link=size_t,
@@ -186,8 +187,9 @@ cdef class SlabArena:
     cdef bint _fill_chain(self, size_t head, bytes value, size_t done, Py_ssize_t links) except -1
     @cython.locals(base=size_t)
     cpdef rewrite(self, size_t ref, bytes value)
-    @cython.locals(base=size_t, cls=size_t, more=size_t, last=size_t, nxt=size_t, size=size_t)
     cpdef unlink(self, size_t ref)
+    @cython.locals(base=size_t, cls=size_t, more=size_t, last=size_t, nxt=size_t, size=size_t)
+    cdef int _unlink(self, size_t ref, unsigned int h) except -1
     cpdef Py_ssize_t lru_tail(self, Py_ssize_t lst)
     cpdef Py_ssize_t lru_head(self, Py_ssize_t lst)
     cpdef long long list_items(self, Py_ssize_t lst)

@@ -114,6 +114,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from array import array
 from typing import Final
 
@@ -190,6 +191,8 @@ _NKEY: Final = 28
 _LIST: Final = 29
 _BITS: Final = 30
 _CHECK: Final = 31  # reserved for the crash-survival work (a validation byte per item); 0
+# (interpreted) the header from cas to check: cas, expire_at, nbytes, atime, nkey, list (0), bits, check (0)
+_CAS_TO_CHECK: Final = struct.Struct("<QIIIBxBx")
 
 
 def class_sizes(min_chunk: int = 48, factor: float = 1.25, page_size: int = PAGE_SIZE) -> list[int]:
@@ -407,7 +410,10 @@ class SlabArena:
     def item_class(self, nkey: int, nbytes: int, flags: int = 0) -> int:
         """The class of an item with a key and value of these lengths and these flags (a chain's
         head is in the largest)."""
-        size = self.item_size(nkey, nbytes, flags)
+        return self._size_class(self.item_size(nkey, nbytes, flags))
+
+    def _size_class(self, size: int) -> int:
+        """The class of an item of ``size`` bytes (:meth:`item_size`)."""
         return self.class_for(size) if size <= self.chunk_max else self.class_count - 1
 
     def chunks_needed(self, nkey: int, nbytes: int, flags: int = 0) -> int:
@@ -509,13 +515,13 @@ class SlabArena:
         nkey = self._u8[base + _NKEY]
         n = self._u32[(base + _NBYTES) >> 2]
         data_at = self._key_at(base) + nkey
-        more = self._more(base)
-        if more == 0:
+        if data_at - base + n <= self.chunk_max:  # all in its chunk (not a chain's head)
             return self._read(data_at, n)
         if cython.compiled:
             out = PyBytes_FromStringAndSize(cython.NULL, n)
             self.copy_value(ref, PyBytes_AS_STRING(out))
             return out
+        more = self._more(base)
         parts = []
         first = base + self.chunk_max - data_at
         parts.append(self._read(data_at, first))
@@ -683,8 +689,7 @@ class SlabArena:
         self._insert_slot(self._slots, self._cap, ref, h)
         self._used_slots += 1
 
-    def _index_remove(self, ref: int) -> None:
-        h = self.item_hash(ref)
+    def _index_remove(self, ref: int, h: int) -> None:
         i = self._slot_of(self._slots, self._cap, ref, h)
         if i >= 0:
             self._delete_slot(self._slots, self._cap, i)
@@ -711,32 +716,48 @@ class SlabArena:
         return self._cap + self._old_cap
 
     def _migrate_some(self, steps: int) -> None:
-        """Move up to ``steps`` slots of the old array into the new one. Moving empties a
-        slot by back-shifting, which may pull a later entry into it: so a slot is left only
-        once it is empty."""
+        """Move about ``steps`` slots of the old array into the new one, in order, a *run* at a
+        time: from the first occupied slot at the migration position to the next empty slot,
+        every entry is moved and its slot emptied without shifting anything back. That breaks
+        no probe of the old array: a probe goes from an entry's home slot to its own through
+        occupied slots only, so only the entries after a removed slot in its run can have
+        crossed it, and they leave with it. Every slot behind the position is empty (inserts
+        go to the new array; a deletion's back-shift fills only the slot it empties, which is
+        ahead), so one pass ends the growth; each entry moved costs one hash of its key (the
+        back-shift of one slot at a time hashed the rest of its run again for every entry)."""
         old = self._old
         cap = self._old_cap
+        mask = cap - 1
+        i = self._migrate
         while steps > 0 and self._old_used:
-            if self._migrate >= cap:
-                self._migrate = 0  # entries shifted across the end wrap to the start
-            entry = old[self._migrate]
-            if entry == 0:
-                self._migrate += 1
-            else:
-                self._delete_slot(old, cap, self._migrate)
+            if i >= cap:
+                i = 0  # (not reached while every slot behind the position is empty)
+            if old[i] == 0:
+                i += 1
+                steps -= 1
+                continue
+            j = i
+            entry = old[j]
+            while entry != 0:  # the run from i to the next empty slot, all of it
+                old[j] = 0
                 self._old_used -= 1
                 ref = entry & self._ref_mask
                 self._insert_slot(self._slots, self._cap, ref, self.item_hash(ref))
                 self._used_slots += 1
-            steps -= 1
+                steps -= 1
+                j = (j + 1) & mask
+                entry = old[j]
+            i = j if j > i else cap
+        self._migrate = i
         if self._old_used == 0:
             self._old = _u32_array(1)
             self._old_cap = 0
 
     # ----- the segmented LRU (see the module docstring) ------------------------------------------
 
-    def _lru_link(self, ref: int, lst: int) -> None:
-        """Put a linked item at the head of list ``lst``."""
+    def _lru_link(self, ref: int, lst: int, size: int) -> None:
+        """Put a linked item, of ``size`` bytes (:meth:`_stored_size`), at the head of list
+        ``lst``."""
         base = ref * 8
         head = self._head[lst]
         self._u8[base + _LIST] = lst
@@ -748,9 +769,10 @@ class SlabArena:
             self._tail[lst] = ref
         self._head[lst] = ref
         self._list_items[lst] += 1
-        self._list_bytes[lst] += self._stored_size(base)
+        self._list_bytes[lst] += size
 
-    def _lru_unlink(self, ref: int) -> None:
+    def _lru_unlink(self, ref: int) -> int:
+        """Take a linked item off its list; returns its size (:meth:`_stored_size`)."""
         base = ref * 8
         lst = self._u8[base + _LIST]
         prev = self._u32[(base + _PREV) >> 2]
@@ -763,13 +785,14 @@ class SlabArena:
             self._u32[(nxt * 8 + _PREV) >> 2] = prev
         else:
             self._tail[lst] = prev
+        size = self._stored_size(base)
         self._list_items[lst] -= 1
-        self._list_bytes[lst] -= self._stored_size(base)
+        self._list_bytes[lst] -= size
+        return size
 
     def _relink(self, ref: int, lru: int) -> None:
         """Move a linked item to the head of its class's list ``lru``."""
-        self._lru_unlink(ref)
-        self._lru_link(ref, (self._u8[ref * 8 + _LIST] & _CLASS_BITS) | lru)
+        self._lru_link(ref, (self._u8[ref * 8 + _LIST] & _CLASS_BITS) | lru, self._lru_unlink(ref))
 
     def _to_warm(self, ref: int, second: int) -> None:
         """A COLD item hit (or found ACTIVE) moves to WARM's head, not ACTIVE (memcached's
@@ -1164,8 +1187,7 @@ class SlabArena:
         base = ref * 8
         self._copy(new * 8, base, min(self._size[cls], self._stored_size(base)))
         lst = self._u8[base + _LIST]  # (its class and its LRU: it stays on the same list)
-        self._lru_unlink(ref)
-        self._lru_link(new, lst)
+        self._lru_link(new, lst, self._lru_unlink(ref))
         self._reindex(ref, new)
         link = self._more(base)
         while link:  # a chain's links name their head
@@ -1250,28 +1272,32 @@ class SlabArena:
         h = key_hash(key)
         old = self._find_hashed(key, h)
         size = self.item_size(nkey, nbytes, flags)
-        cls = self.item_class(nkey, nbytes, flags)
+        cls = self._size_class(size)
         chain_links = 0
         if size > self.chunk_max:
             chain_links = self.chunks_needed(nkey, nbytes, flags) - 1
             if chain_links + 1 > self.page_count * self._perslab[cls]:
                 if old:
-                    self.unlink(old)
+                    self._unlink(old, h)
                 return 0
         if old:  # the old item goes first: its memory may be what the new one needs
-            self.unlink(old)
+            self._unlink(old, h)
         ref = self._alloc(cls)
         if ref == 0:
             self._outofmemory[cls] += 1
             return 0
         base = ref * 8
-        self._u64[(base + _CAS) >> 3] = cas
-        self._u32[(base + _EXPIRE_AT) >> 2] = expire_at
-        self._u32[(base + _NBYTES) >> 2] = nbytes
-        self._u32[(base + _ATIME) >> 2] = int(self.now)
-        self._u8[base + _NKEY] = nkey
-        self._u8[base + _BITS] = _ITEM | ((marks << _MARKS_SHIFT) & _MARK_BITS) | (_HAS_FLAGS if flags else 0)
-        self._u8[base + _CHECK] = 0
+        bits = _ITEM | ((marks << _MARKS_SHIFT) & _MARK_BITS) | (_HAS_FLAGS if flags else 0)
+        if cython.compiled:
+            self._u64[(base + _CAS) >> 3] = cas
+            self._u32[(base + _EXPIRE_AT) >> 2] = expire_at
+            self._u32[(base + _NBYTES) >> 2] = nbytes
+            self._u32[(base + _ATIME) >> 2] = int(self.now)
+            self._u8[base + _NKEY] = nkey
+            self._u8[base + _BITS] = bits
+            self._u8[base + _CHECK] = 0
+        else:  # (one call where the stores above are seven; the list byte, 0 here, is _lru_link's)
+            _CAS_TO_CHECK.pack_into(self._u8, base + _CAS, cas, expire_at, nbytes, int(self.now), nkey, bits)
         at = base + _HEADER
         if flags:
             self._u32[at >> 2] = flags
@@ -1285,7 +1311,7 @@ class SlabArena:
         # a chain's head is linked (and indexed) before the links are taken, so an eviction made
         # to find room for a link can never pick a half-built item: it is at the LRU head
         self._write(at + nkey, value, 0, first)
-        self._lru_link(ref, self.new_list(cls, expire_at))
+        self._lru_link(ref, self.new_list(cls, expire_at), size)
         self._index_add(ref, h)
         self._items[cls] += 1
         self.count += 1
@@ -1293,7 +1319,7 @@ class SlabArena:
         self._class_bytes[cls] += size
         if chain_links and not self._fill_chain(ref, value, first, chain_links):
             if self._find_hashed(key, h) == ref:
-                self.unlink(ref)  # (still ours: a link could not be had)
+                self._unlink(ref, h)  # (still ours: a link could not be had)
             return 0
         return ref
 
@@ -1338,13 +1364,16 @@ class SlabArena:
 
     def unlink(self, ref: int) -> None:
         """Remove a linked item: out of the index and its LRU, its chunks freed."""
+        self._unlink(ref, self.item_hash(ref))
+
+    def _unlink(self, ref: int, h: int) -> None:
+        """:meth:`unlink` where the item's hash ``h`` is known (a store replacing it has it)."""
         base = ref * 8
         cls = self._u8[base + _LIST] & _CLASS_BITS
-        self._index_remove(ref)
-        self._lru_unlink(ref)
+        self._index_remove(ref, h)
+        size = self._lru_unlink(ref)
         self._items[cls] -= 1
         self.count -= 1
-        size = self._stored_size(base)
         self.bytes -= size
         self._class_bytes[cls] -= size
         more = self._more(base)

@@ -5,6 +5,7 @@ Runs compiled and interpreted."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import shutil
@@ -110,6 +111,26 @@ def test_index_grows_incrementally_and_keeps_every_key() -> None:
     assert all(arena.find(k) == r and arena.value(r) == k[1:] for k, r in live.items())
     assert arena.find(b"k-1") == 0
     assert sorted(arena.refs()) == sorted(live.values())
+
+
+def test_an_index_growth_moves_a_run_of_slots_at_once() -> None:
+    """The old array leaves a run of slots at a time (a run's tail can go without shifting
+    anything back; its head cannot, the entries after it may have probed past it). Here 300
+    keys share one home slot in the first index (1024 slots), so they form one long run; the
+    growth's first store moves slots 0-63 across, then grow_index moves one slot (or run) a
+    call, and after each call one of those keys is deleted by ref, whose index lookup moves
+    nothing across: each is still found where grow_index left the arrays."""
+    arena = SlabArena(64 * PAGE)
+    keys = (b"c%d" % n for n in itertools.count())
+    same_home = list(itertools.islice((k for k in keys if key_hash(k) & 1023 == 200), 300))
+    refs = [arena.store(k, b"v", 0, 0, 1) for k in same_home]
+    n = 0
+    while arena.index_slots() == 1024:
+        assert arena.store(b"f%d" % n, b"v", 0, 0, 1)
+        n += 1
+    while arena.grow_index(1) and refs:
+        arena.unlink(refs.pop())  # (raises if the index lost it)
+    assert not refs and arena.count == n
 
 
 def test_a_larger_limit_widens_the_index_refs_and_keeps_every_key() -> None:

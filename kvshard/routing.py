@@ -40,7 +40,7 @@ _MIX2: Final = MIX2
 
 def owner_of(key: bytes, shards: int) -> int:
     """The shard that owns ``key`` among ``shards``."""
-    return route_hash(key) % shards
+    return (key_mix(key) >> 32) % shards  # (route_hash, one call fewer interpreted)
 
 
 def route_hash(key: bytes) -> int:

@@ -1,7 +1,7 @@
 # Compiled by Cython (pure-Python mode) from binary_session.py; see framework/extensions.py.
 cimport cython
 from kvshard.dispatcher cimport Dispatcher
-from kvshard.protocol.binary cimport BinaryParser, HotRequest, hot_request
+from kvshard.protocol.binary cimport BinaryParser, HotRequest, hot_request, C_OP_GET
 from kvshard.protocol.byte_slices cimport bytes_slice
 
 

@@ -86,7 +86,7 @@ class BinarySession:
             if cython.compiled:
                 if hot_request(data, parser.max_item_size, cython.address(hot)):
                     key = bytes_slice(data, hot.key_at, hot.key_at + hot.key_len)
-                    if hot.opcode == b.OP_GET:
+                    if hot.opcode == C_OP_GET:
                         dispatcher.run_hot(key, False, FIXED_BGET_PACKET, None, hot.opaque, 0, 0)
                     else:  # SET, SETQ: as _store sends them
                         dispatcher.run_hot(

@@ -55,6 +55,8 @@ cdef class Cache:
     cpdef bytes get_binary_hit(self, key, unsigned int opaque)
     @cython.locals(ref=size_t)
     cdef size_t _get_ref(self, key) except? 0
+    @cython.locals(ref=size_t)
+    cpdef unsigned long long cas_of(self, key) except? 0
     cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1
     cpdef long long expire_at(self, long long exptime) except? -1
     @cython.locals(nbytes=Py_ssize_t)

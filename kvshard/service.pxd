@@ -9,6 +9,7 @@ from kvshard.protocol.byte_slices cimport bytes_slice
 from kvshard.packed_blocks cimport pack_blocks, unpack_blocks
 from kvshard.protocol.ascii cimport tokenize
 from kvshard.routing cimport remember_mix
+from kvshard.protocol.binary cimport C_OP_SET, C_OP_SETQ, header_only
 
 
 
@@ -39,6 +40,7 @@ cdef class KVService(FixedTarget):
     cpdef bytes fixed_bstore_packet(self, key, value, long long a, long long b, long long c)
     @cython.locals(packet=bytes)
     cpdef bytes bget_packet(self, key, unsigned int opaque)
+    @cython.locals(cache=Cache)
     cpdef bytes bstore_packet(self, unsigned int opcode, key, unsigned int flags, unsigned int exptime, value,
                               unsigned long long cas, unsigned int opaque)
     cpdef tuple bstore(self, op, key, unsigned int flags, long long exptime, value, unsigned long long cas)

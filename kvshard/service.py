@@ -342,6 +342,13 @@ class KVService(FixedTarget):
     def bstore_packet(self, opcode: int, key: bytes, flags: int, exptime: int, value: bytes, cas: int, opaque: int) -> bytes:
         """A binary store request, answered with its whole response packet (nothing for a
         quiet one that succeeded), as memcached answers it."""
+        if cython.compiled and (opcode == C_OP_SET or opcode == C_OP_SETQ) and cas == 0:  # the common store, in C
+            cache = self.cache
+            if self.detail_enabled:
+                self.prefixes.record_set(key)
+            if cache.set_item(key, flags, exptime, value) == c.STORED:
+                return b"" if opcode == C_OP_SETQ else bp.header_only(opcode, 0, opaque, cache.cas_of(key))
+            return bp.error(opcode, BINARY_RESULT_STATUS[c.NO_MEMORY], opaque)
         verb = BINARY_STORE_VERBS[opcode]
         result, new_cas = self.bstore(verb, key, flags, exptime, value, cas)
         if result == c.STORED:

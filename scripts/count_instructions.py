@@ -45,7 +45,7 @@ from kvshard.routing import owner_of
 
 __all__ = ["main"]
 
-SCENARIOS = ("get", "get_miss", "set", "get_forwarded", "set_forwarded", "mget10")
+SCENARIOS = ("get", "get_miss", "set", "get_forwarded", "set_forwarded", "mget10", "bget", "bset")
 
 
 class _Transport:
@@ -99,6 +99,12 @@ def _requests(scenario: str) -> bytes:
     value = b"x" * 100
     owner = 1 if scenario.endswith("forwarded") else 0
     key = _key(owner)
+    if scenario in ("bget", "bset"):  # binary GET / SET, as memaslap -B sends them
+        from kvshard.protocol.binary import HEADER
+
+        extras = b"" if scenario == "bget" else bytes(8)
+        body = extras + key + (b"" if scenario == "bget" else value)
+        return HEADER.pack(0x80, 0 if scenario == "bget" else 1, len(key), len(extras), 0, 0, len(body), 7, 0) + body
     if scenario.startswith("get"):
         return b"get " + (key if scenario != "get_miss" else b"missing:" + key) + b"\r\n"
     if scenario == "mget10":

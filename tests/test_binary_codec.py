@@ -113,3 +113,9 @@ def test_big_body_over_many_reads_is_joined_once() -> None:
         if start + 7000 < len(packet):
             assert not parser.idle and len(parser._buf) < 7000  # pieces are kept aside, not re-joined
     assert got == whole and [r.opcode for r in got] == [b.OP_SET, b.OP_NOOP] and got[0].value == value
+
+
+def test_header_only_is_a_response_without_a_body() -> None:
+    for opcode, status, opaque, cas in ((b.OP_SET, b.ST_OK, 7, 0), (b.OP_SETQ, b.ST_UNKNOWN, 2**32 - 1, 2**64 - 1),
+                                        (b.OP_ADD, b.ST_EXISTS, 0, 0x0102030405060708)):
+        assert b.header_only(opcode, status, opaque, cas) == b.response(opcode, status, opaque, cas)

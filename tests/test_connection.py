@@ -217,6 +217,10 @@ def test_binary_requests_read_whole_answer_as_when_parsed_in_pieces() -> None:
     requests.append(packet(bp.OP_GET, local[0], opaque=601))  # gone: a refused set drops the old item
     requests.append(packet(bp.OP_SET, local[1], struct.pack(">II", 0, 0), b"", opaque=602))  # empty value
     requests.append(packet(bp.OP_GET, local[1], opaque=603))
+    longest = b"k" * 250
+    requests.append(packet(bp.OP_SETQ, longest, struct.pack(">II", 1, 0), b"v", opaque=604))
+    requests.append(packet(bp.OP_GET, longest, opaque=605))
+    requests.append(packet(bp.OP_GET, longest + b"k", opaque=606))  # too long: Invalid arguments, then closed
 
     answers = []
     for cut in (None, 10):
@@ -232,4 +236,5 @@ def test_binary_requests_read_whole_answer_as_when_parsed_in_pieces() -> None:
     assert answers[0] == answers[1]
     replies = answers[0]
     assert b"v0" in replies and b"Data exists for key." in replies and b"Too large." in replies
+    assert replies.endswith(b"Invalid arguments") and struct.pack(">I", 1) + b"v" in replies  # 250 bytes: fine
     assert struct.pack(">I", 0xDEADBEEF) + b"v0" in replies  # flags come back with the value

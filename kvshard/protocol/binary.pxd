@@ -1,9 +1,21 @@
 # Compiled by Cython (pure-Python mode) from binary.py; see framework/extensions.py.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from kvshard.protocol.byte_slices cimport bytes_slice
 from kvshard.protocol.ascii cimport item_too_large
+
+
+# The protocol's numbers the compiled hot path compares with (the same as binary.py's
+# REQUEST_MAGIC, RESPONSE_MAGIC, OP_GET, OP_SET, OP_SETQ and ascii's KEY_MAX_LENGTH, which are
+# Python objects; test_connection's fast-path test sees a difference as different answers).
+cdef enum:
+    C_REQUEST_MAGIC = 0x80
+    C_RESPONSE_MAGIC = 0x81
+    C_OP_GET = 0x00
+    C_OP_SET = 0x01
+    C_OP_SETQ = 0x11
+    C_KEY_MAX_LENGTH = 250
 
 
 cdef struct HotRequest:
@@ -18,6 +30,8 @@ cpdef bytes get_hit(unsigned int opaque, unsigned long long cas, unsigned int fl
 @cython.locals(out=cython.p_uchar, packet=bytes)
 cdef bytes get_hit_shell(unsigned int opaque, unsigned long long cas, unsigned int flags, Py_ssize_t n)
 cdef char *get_hit_value_at(bytes packet) noexcept
+@cython.locals(out=cython.p_uchar, packet=bytes)
+cpdef bytes header_only(unsigned char opcode, unsigned short status, unsigned int opaque, unsigned long long cas)
 cdef void _put_be32(unsigned char *out, unsigned int n) noexcept
 @cython.locals(p=cython.p_uchar, key_len=cython.uint, body_len=cython.uint, opaque=cython.uint)
 cpdef object single_get(bytes data)

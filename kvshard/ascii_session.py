@@ -55,6 +55,7 @@ __all__ = ["AsciiSession", "R_WATCH_DISABLED", "R_WATCH_PIPELINED"]
 R_WATCH_DISABLED: Final = b"CLIENT_ERROR watch commands not allowed\r\n"
 R_WATCH_PIPELINED: Final = b"ERROR cannot pipeline other commands before watch\r\n"
 _NO_COMMANDS: list[tuple[Any, ...]] = []
+_INT64_LIMIT: Final = 1 << 63
 
 
 def _answer_ok(results: list[Any]) -> bytes:
@@ -127,7 +128,8 @@ class AsciiSession:
             d.get_many(cmd[1], cmd[2], None)
         elif op == STORE:
             _, verb, key, flags, exptime, value, cas, noreply = cmd
-            d.run_hot(key, noreply, FIXED_STORE, value, STORE_CODES[verb] | flags << 8, exptime, as_int64(cas))
+            d.run_hot(key, noreply, FIXED_STORE, value, STORE_CODES[verb] | flags << 8, exptime,
+                      cas if cas < _INT64_LIMIT else as_int64(cas))  # (no call for the usual small CAS)
         elif op == REPLY:
             d.reply(cmd[1])
         elif op == DELETE:

@@ -2,7 +2,7 @@
 cimport cython
 from framework.channel cimport ReplyHandler
 from kvshard.context cimport ShardContext
-from kvshard.routing cimport key_mix, owner_of
+from kvshard.routing cimport owner_of
 from kvshard.packed_blocks cimport merge_blocks, pack_blocks
 
 
@@ -60,9 +60,6 @@ cdef class _Part(ReplyHandler):
     cdef Py_ssize_t owner
 
     cpdef on_reply(self, result, error)
-
-
-cdef long long _mix_word(key) except? -1
 
 
 @cython.locals(part=_Part)

@@ -47,9 +47,9 @@ except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
 from .protocol import ascii as proto
-from .routing import key_mix, owner_of
+from .routing import owner_of
 from .packed_blocks import merge_blocks, pack_blocks
-from .service import FIXED_BGET_PACKET, FIXED_GET_MANY, FIXED_GET_ONE, as_int64
+from .service import FIXED_GET_MANY, FIXED_GET_ONE
 
 if TYPE_CHECKING:
     from .context import ShardContext
@@ -141,14 +141,6 @@ class _Part(ReplyHandler):
 
     def on_reply(self, result: bytes | None, error: BaseException | None) -> None:
         self.dispatcher._on_part(self.pending, self.owner, result, error)
-
-
-def _mix_word(key: bytes) -> int:
-    """The key's routing mix (kvshard.routing.key_mix, remembered since it was routed) as the
-    signed 64-bit word a fixed record carries."""
-    if cython.compiled:
-        return cython.cast(cython.longlong, key_mix(key))
-    return as_int64(key_mix(key))
 
 
 def _new_part(dispatcher: "Dispatcher", pending: _Pending, owner: int) -> _Part:
@@ -247,7 +239,7 @@ class Dispatcher:
             self.reply(ctx.service.get_one(key))
         else:
             ctx.forwarded_requests += 1
-            self._call_fixed(owner, FIXED_GET_ONE, key, None, 0, _mix_word(key), 0, False)
+            self._call_fixed(owner, FIXED_GET_ONE, key, None, 0, 0, 0, False)
 
     def run_hot(
         self, key: bytes, noreply: bool, handler_id: int, value: bytes | None, a: int, b: int, c: int,
@@ -265,8 +257,6 @@ class Dispatcher:
                 self.reply(result)
             return
         ctx.forwarded_requests += 1
-        if handler_id == FIXED_BGET_PACKET:  # its b: the key's mix, which the owner need not compute again
-            b = _mix_word(key)
         if not noreply:
             self._call_fixed(owner, handler_id, key, value, a, b, c, False)
             return

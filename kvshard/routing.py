@@ -27,7 +27,7 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-__all__ = ["owner_of", "route_hash", "key_mix", "mix_at", "remember_mix"]
+__all__ = ["owner_of", "route_hash", "key_mix", "mix_at"]
 
 MERSENNE_61: Final = (1 << 61) - 1
 MIX1: Final = 0xFF51AFD7ED558CCD  # MurmurHash3's fmix64 multipliers
@@ -78,15 +78,6 @@ def key_mix(key: bytes) -> int:
         _last = (key, mix)
         return mix
     return _mix64(int.from_bytes(key, "little") % MERSENNE_61)
-
-
-def remember_mix(key: bytes, mix: int) -> None:
-    """Take ``mix`` as :func:`key_mix` of this ``key`` object from now on (compiled: the owner
-    of a forwarded key, which the requesting shard mixed already, need not mix it again)."""
-    if cython.compiled and type(key) is bytes:
-        slot = (cython.cast(cython.size_t, cython.cast(cython.p_void, key)) >> 4) & (_MEMO_SLOTS - 1)
-        _memo_keys[slot] = key
-        _memo_mixes[slot] = mix
 
 
 def mix_at(data: bytes, n: int) -> int:

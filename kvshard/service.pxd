@@ -8,7 +8,6 @@ from kvshard.counters cimport ConnectionCounters
 from kvshard.protocol.byte_slices cimport bytes_slice
 from kvshard.packed_blocks cimport pack_blocks, unpack_blocks
 from kvshard.protocol.ascii cimport tokenize
-from kvshard.routing cimport remember_mix
 from kvshard.protocol.binary cimport C_OP_SET, C_OP_SETQ, header_only
 
 

@@ -29,7 +29,6 @@ from .protocol.ascii import (
 )
 from .protocol import binary as bp
 from .protocol.byte_slices import bytes_slice
-from .routing import remember_mix
 from .protocol import meta as m
 from .slab_arena import POOL
 
@@ -60,13 +59,12 @@ HANDLER_NAMES: Final = (
 # call_fixed/send_fixed, no msgpack, no handler name): ``handler(key, value, a, b, c)``
 # returns the reply bytes; a, b, c are signed 64-bit integers (:func:`as_int64` folds a
 # 64-bit unsigned CAS or delta into one, the handler unfolds it).
-FIXED_GET_ONE: Final = 1      # (key, None, 0, int64(mix) or 0, 0): the whole reply to `get <key>`
+FIXED_GET_ONE: Final = 1      # (key, None, 0, 0, 0): the whole reply to `get <key>`
 FIXED_STORE: Final = 2        # (key, value, STORE_CODES[op] | flags << 8, exptime, int64(cas))
 FIXED_DELETE: Final = 3       # (key, None, 0, 0, 0)
 FIXED_ARITH: Final = 4        # (key, None, 1 incr / 0 decr, int64(delta), 0)
 FIXED_TOUCH: Final = 5        # (key, None, exptime, 0, 0)
-FIXED_BGET_PACKET: Final = 6  # (key, None, opaque, int64(mix) or 0, 0): the whole binary GET response
-# (mix: kvshard.routing.key_mix of the key, as the forwarding shard computed it to route it)
+FIXED_BGET_PACKET: Final = 6  # (key, None, opaque, 0, 0): the whole binary GET response
 FIXED_BSTORE_PACKET: Final = 7  # (key, value, opcode | flags << 8, int64(exptime | opaque << 32), int64(cas))
 FIXED_GET_MANY: Final = 8     # (keys joined by b" ", None, with_cas, 1 gat / 0 get, exptime):
 #                               pack_blocks(each key's VALUE block, b"" for a miss)
@@ -181,8 +179,6 @@ class KVService(FixedTarget):
         raise ValueError(f"no fixed-record handler {handler_id}")
 
     def fixed_get_one(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
-        if cython.compiled and b != 0:  # (interpreted, nothing is remembered)
-            remember_mix(key, cython.cast(cython.ulonglong, b))
         block = self.cache.get_block(key, R_END)  # get_one, inlined: the most common forwarded operation
         if self.detail_enabled:
             self.prefixes.record_get(key, block is not None)
@@ -209,8 +205,6 @@ class KVService(FixedTarget):
         return self.touch(key, a)
 
     def fixed_bget_packet(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
-        if cython.compiled and b != 0:  # (interpreted, nothing is remembered)
-            remember_mix(key, cython.cast(cython.ulonglong, b))
         return self.bget_packet(key, a)
 
     def fixed_bstore_packet(self, key: bytes, value: bytes, a: int, b: int, c: int) -> bytes:

@@ -82,16 +82,3 @@ def test_the_last_key_remembered_is_only_reused_for_that_same_bytes_object() -> 
     assert owner_of(buffer, 1024) == expected_owner(b"key:3", 1024)
     buffer[-1] = ord("4")
     assert owner_of(buffer, 1024) == expected_owner(b"key:4", 1024)
-
-
-def test_a_remembered_mix_is_used_for_that_object_only() -> None:
-    """remember_mix (compiled): the owner of a forwarded key takes the mix the forwarding shard
-    sent along; an equal key in another object is mixed afresh. Interpreted it does nothing."""
-    from framework import extensions
-    from kvshard.routing import key_mix, remember_mix
-
-    key, twin = b"forwarded:%d" % 7, b"forwarded:%d" % 7
-    right = key_mix(twin)
-    remember_mix(key, right ^ 1)  # (a wrong one, to see which is used)
-    assert key_mix(key) == (right if extensions.extensions_disabled() else right ^ 1)
-    assert key_mix(twin) == right

@@ -6,7 +6,7 @@ from framework.channel cimport FixedTarget
 from kvshard.cache cimport Cache
 from kvshard.counters cimport ConnectionCounters
 from kvshard.protocol.byte_slices cimport bytes_slice
-from kvshard.packed_blocks cimport pack_blocks, unpack_blocks
+from kvshard.packed_blocks cimport pack_blocks
 from kvshard.protocol.ascii cimport tokenize
 from kvshard.protocol.binary cimport C_OP_SET, C_OP_SETQ, header_only
 

@@ -20,7 +20,7 @@ from framework.channel import FixedTarget
 from . import cache as c
 from . import meta_ops
 from .counters import ConnectionCounters
-from .packed_blocks import pack_blocks, unpack_blocks
+from .packed_blocks import pack_blocks
 from .prefix_stats import PrefixStats
 from .protocol import ascii as proto
 from .protocol.ascii import (
@@ -41,7 +41,7 @@ __all__ = [
     "KVService", "MAINTENANCE_INTERVAL", "HANDLER_NAMES", "REPORT_HANDLER", "PING_HANDLER",
     "FIXED_GET_ONE", "FIXED_STORE", "FIXED_DELETE", "FIXED_ARITH", "FIXED_TOUCH", "FIXED_BGET_PACKET",
     "STORE_CODES", "as_int64", "FIXED_BSTORE_PACKET", "BINARY_STORE_VERBS", "BINARY_RESULT_STATUS",
-    "FIXED_GET_MANY", "pack_blocks", "unpack_blocks",
+    "FIXED_GET_MANY",
 ]
 
 MAINTENANCE_INTERVAL: Final = 1.0  # seconds between the crawler's ticks

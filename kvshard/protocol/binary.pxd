@@ -33,7 +33,6 @@ cdef char *get_hit_value_at(bytes packet) noexcept
 @cython.locals(out=cython.p_uchar, packet=bytes)
 cpdef bytes header_only(unsigned char opcode, unsigned short status, unsigned int opaque, unsigned long long cas)
 cdef void _put_be32(unsigned char *out, unsigned int n) noexcept
-@cython.locals(p=cython.p_uchar, key_len=cython.uint, body_len=cython.uint, opaque=cython.uint)
 cpdef object single_get(bytes data)
 @cython.locals(n=Py_ssize_t, p=cython.p_uchar, key_len=cython.uint, body_len=cython.uint, opcode=cython.uchar)
 cdef bint hot_request(bytes data, Py_ssize_t max_item_size, HotRequest *out) except -1

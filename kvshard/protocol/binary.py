@@ -251,21 +251,11 @@ def _put_be32(out: object, n: int) -> None:
 
 def single_get(data: bytes) -> tuple[bytes, int] | None:
     """(key, opaque) if ``data`` is exactly one GET request that the parser would accept,
-    else None (the caller then feeds the parser). Only a fast path for the most common
-    request; the caller checks that the parser holds nothing."""
+    else None (the caller then feeds the parser). The interpreted session's fast path for the
+    most common request (compiled, :func:`hot_request` serves it); the caller checks that the
+    parser holds nothing."""
     if len(data) < 25 or data[1] != OP_GET:
         return None
-    if cython.compiled:  # the header read in C
-        p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, data))
-        key_len = (p[2] << 8) | p[3]
-        body_len = (cython.cast(cython.uint, p[8]) << 24) | (p[9] << 16) | (p[10] << 8) | p[11]
-        if (
-            p[0] != C_REQUEST_MAGIC or p[4] != 0 or key_len > C_KEY_MAX_LENGTH or body_len != key_len
-            or len(data) != _HEADER_LEN + key_len
-        ):
-            return None
-        opaque = (cython.cast(cython.uint, p[12]) << 24) | (p[13] << 16) | (p[14] << 8) | p[15]
-        return bytes_slice(data, _HEADER_LEN, len(data)), opaque
     magic, _, key_len, extras_len, _, _, body_len, opaque, _ = HEADER.unpack_from(data)
     if (
         magic != REQUEST_MAGIC or extras_len or key_len > KEY_MAX_LENGTH or body_len != key_len

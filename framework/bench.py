@@ -20,7 +20,10 @@ medians.
   ``pipelined_roundtrips_per_s`` uses the fixed-record path (``call_fixed`` to an echo handler
   with an 8-byte key and a 32-byte value, the reply callback issuing the next call: no future
   per call), ``pipelined_msgpack_roundtrips_per_s`` 64 coroutines awaiting ``submit_to``.
-* fixed one-way (kvshard only): as one-way, with ``send_fixed(1, SINK, b"", None, i, 0, 0)``.
+* fixed one-way (kvshard only): as one-way, with ``send_fixed(1, SINK, b"", None, i, 0, 0)``
+  in bursts of 1024 between reactor ticks, sent and received by compiled code as a server's
+  request path is (:mod:`framework.bench_fixed`: a C loop calling ``send_fixed``, and a
+  :class:`FixedTarget` sink the receiving channel runs with a C call).
 
 Both kvshard shards are pinned to CPUs 0 and 1; the Queue/Pipe child is pinned to CPU 1 and the
 parent to CPU 0, so every transport crosses the same two cores.
@@ -45,7 +48,8 @@ import tempfile
 import time
 from typing import Any
 
-from . import channel, ring
+from . import bench_fixed, channel, ring
+from .bench_fixed import CountingSink, send_burst
 from .extensions import core_mode
 from .shard import Shard, ShardApp, ShardSettings
 from .smp import default_cpus, run
@@ -70,25 +74,24 @@ class _BenchApp(ShardApp):
         self.out = out
         self.messages = messages
         self.roundtrips = roundtrips
-        self.received = 0
+        self.sink = CountingSink()  # counts both sinks' messages
 
     async def setup(self, shard: Shard) -> None:
-        def sink(i: int) -> None:
-            self.received += 1
+        sink = self.sink
 
-        shard.register("bench.sink", sink)
-        shard.register("bench.count", lambda: self.received)
+        def count_one(i: int) -> None:
+            sink.received += 1
+
+        shard.register("bench.sink", count_one)
+        shard.register("bench.count", lambda: sink.received)
 
         def reset() -> None:
-            self.received = 0
+            sink.received = 0
 
         shard.register("bench.reset", reset)
         shard.register("bench.echo", lambda i: i)
-
-        def fixed_sink(key: bytes, value: bytes | None, a: int, b: int, c: int) -> None:
-            self.received += 1
-
-        shard.messenger.register_fixed(_SINK, fixed_sink)
+        shard.messenger.register_fixed(_SINK, lambda key, value, a, b, c: sink.run_fixed(_SINK, key, value, a, b, c))
+        shard.messenger.register_fixed_target(sink, [_SINK])  # a record reaches it with a C call
         shard.messenger.register_fixed(_ECHO, lambda key, value, a, b, c: value)
 
     async def start(self, shard: Shard) -> None:
@@ -137,16 +140,19 @@ class _BenchApp(ShardApp):
         t0 = time.perf_counter()
         await _pipelined_fixed(shard, calls)
         result["pipelined_roundtrips_per_s"] = calls / (time.perf_counter() - t0)
-        # one way, fixed path
+        # one way, fixed path: bursts of 1024 sent from compiled code (bench_fixed)
         await shard.submit_to(1, "bench.reset")
-        send_fixed = shard.messenger.send_fixed
+        messenger = shard.messenger
+        sent = 0
         t0 = time.perf_counter()
-        for i in range(self.messages):
-            if not send_fixed(1, _SINK, b"", None, i, 0, 0):
+        while sent < self.messages:
+            burst = min(1024, self.messages - sent)
+            done = send_burst(messenger, 1, _SINK, b"", sent, burst)
+            sent += done
+            if done < burst:
                 await shard.wait_writable(1)
-                send_fixed(1, _SINK, b"", None, i, 0, 0)
-            if i & 1023 == 1023:
-                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(0)  # let the reactor flush, as a server's loop would
         count = await shard.submit_to(1, "bench.count")
         elapsed = time.perf_counter() - t0
         assert count == self.messages, (count, self.messages)
@@ -283,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.messages < 1 or args.roundtrips < 64 or args.baseline_messages < 1:
         parser.error("rounds, messages >= 1 and roundtrips >= 64")
-    print(f"core: {core_mode([channel, ring])}", flush=True)
+    print(f"core: {core_mode([channel, ring, bench_fixed])}", flush=True)
     results: dict[str, list[dict[str, float]]] = {"kvshard": [], "mp.Queue": [], "mp.Pipe": []}
     for rnd in range(args.rounds):
         order = ["kvshard", "mp.Queue", "mp.Pipe"] if rnd % 2 == 0 else ["mp.Pipe", "mp.Queue", "kvshard"]

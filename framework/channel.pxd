@@ -108,6 +108,8 @@ cdef class Messenger:
                    klen=Py_ssize_t, call_id=cython.ulonglong, a=cython.longlong,
                    b=cython.longlong, c=cython.longlong)
     cdef void _on_fixed_request(self, PeerLink link, RingConsumer inp, Py_ssize_t n) except *
+    cdef void _run_target_oneway(self, int handler_id, object key, object value,
+                                 long long a, long long b, long long c) except *
     cdef void _dispatch(self, PeerLink link, tuple batch) except *
     cdef void _serve(self, PeerLink link, object call_id, object name, tuple args) except *
     cdef void _settle(self, PeerLink link, object call_id, object result, object error) except *

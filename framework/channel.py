@@ -954,7 +954,10 @@ class Messenger:
         self.fixed_in += 1
         handler = self._fixed_handlers[handler_id]
         if kind == _FIXED_SEND:
-            self._run_fixed_oneway(handler, handler_id, key, value, a, b, c)
+            if self._by_target[handler_id]:
+                self._run_target_oneway(handler_id, key, value, a, b, c)
+            else:
+                self._run_fixed_oneway(handler, handler_id, key, value, a, b, c)
             return
         try:
             if self._by_target[handler_id]:
@@ -985,6 +988,14 @@ class Messenger:
             return
         if result is not None and _is_awaitable(result):
             self._loop.create_task(result).add_done_callback(self._log_oneway_failure)
+
+    def _run_target_oneway(self, handler_id: int, key: bytes, value: bytes | None, a: int, b: int, c: int) -> None:
+        """A one-way fixed message for the registered target (its reply bytes are dropped)."""
+        try:
+            self._fixed_target.run_fixed(handler_id, key, value, a, b, c)  # type: ignore[union-attr]
+        except Exception:
+            self.handler_errors += 1
+            log.exception("one-way fixed handler %d raised", handler_id)
 
     def _reply_fixed_slow(self, link: PeerLink, call_id: int, result: Any) -> None:
         """A fixed handler's result that is not ``bytes``: bytes-like is copied, an awaitable

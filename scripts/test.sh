@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 INTERPRETED_TESTS=(
     tests/test_ascii_codec.py tests/test_binary_codec.py tests/test_login_codec.py
-    tests/test_codec_properties.py tests/test_cache.py tests/test_crawler.py tests/test_slab_arena.py tests/test_item_layout.py tests/test_lru_segments.py tests/test_slab_mover.py tests/test_routing.py tests/test_packed_blocks.py tests/test_connection.py tests/test_ring.py tests/test_channel_fixed.py tests/test_socket_stream.py
+    tests/test_codec_properties.py tests/test_cache.py tests/test_crawler.py tests/test_slab_arena.py tests/test_item_layout.py tests/test_lru_segments.py tests/test_slab_mover.py tests/test_routing.py tests/test_packed_blocks.py tests/test_connection.py tests/test_ring.py tests/test_channel_fixed.py tests/test_channel_bench.py tests/test_socket_stream.py
     tests/test_shards.py tests/test_cli.py tests/test_extensions.py tests/test_import_graph.py tests/test_watch.py tests/conformance
 )
 echo "== compiled core: the whole suite"

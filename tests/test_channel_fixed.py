@@ -15,6 +15,7 @@ import pytest
 
 from framework import channel as channel_module
 from framework import extensions
+from framework.bench_fixed import CountingSink, send_burst
 from framework.channel import FIXED_HEADER_BYTES, FixedTarget, Messenger, PeerLink
 from framework.errors import RemoteError, ShardUnavailable, UnknownHandler
 from framework.metrics import MetricsRegistry
@@ -149,6 +150,36 @@ def test_fixed_target_serves_its_ids_in_one_call(loop: asyncio.AbstractEventLoop
     assert isinstance(replies.got[2][1], KeyError) and "boom" in str(replies.got[2][1])
     assert replies.got[3] == (b"not by the target|None|0|0|0", None)
     assert target.seen == [(7, b"key", b"value", 1, -2, 2**63 - 1), (8, b"k", None, -(2**63), 0, 0), (8, b"k", None, 1, 0, 0)]
+    # one-way records reach the target too; what it raises is counted and logged, not sent
+    target.seen.clear()
+    assert pair.a.send_fixed(1, 8, b"one-way", b"v", 1, 0, 0)
+    assert pair.a.send_fixed(1, 7, b"one-way", None, 2, 0, 0)
+    assert pair.a.send_fixed(1, 9, b"by the handler", None, 3, 0, 0)
+    pair.pump()
+    assert target.seen == [(8, b"one-way", b"v", 1, 0, 0), (7, b"one-way", None, 2, 0, 0)]
+    assert pair.b.handler_errors == 1
+    pair.close()
+
+
+def test_bench_burst_and_sink(loop: asyncio.AbstractEventLoop) -> None:
+    """framework.bench's fixed one-way ends: a burst stops where the link refuses, and the
+    sink, run by the channel as a target, counts every record."""
+    pair = Pair(loop, 1 << 12, 64)
+    sink = CountingSink()
+    pair.b.register_fixed(3, lambda key, value, a, b, c: sink.run_fixed(3, key, value, a, b, c))
+    pair.b.register_fixed_target(sink, [3])
+    sent = refused = 0
+    while sent < 5000:
+        burst = min(1000, 5000 - sent)
+        done = send_burst(pair.a, 1, 3, b"k", sent, burst)
+        assert 0 <= done <= burst
+        sent += done
+        if done < burst:
+            refused += 1
+            pair.pump()
+    pair.pump()
+    assert sent == 5000 and sink.received == 5000
+    assert refused  # a 4 KiB ring holds about a hundred records
     pair.close()
 
 

@@ -14,8 +14,8 @@ over all of its index, and one mix serves both.
 
 Interpreted, that is the line above (two C-level integer operations in CPython). Compiled, the
 remainder is taken eight bytes at a time (Horner's rule: 2**64 is 8 modulo 2**61 - 1, so each
-step is a shift, an add and a fold), about ten instructions per eight bytes where the CRC-32
-this replaced spent some sixty; the number is the same.
+step is a shift by 3 and an add, in 128 bits, folded every 16 words), about five instructions
+per eight bytes where the CRC-32 this replaced spent some sixty; the number is the same.
 """
 
 from __future__ import annotations
@@ -105,19 +105,33 @@ def _mix64(x: int) -> int:
 
 def _mod_m61(data: bytes, n: int) -> int:
     """The first ``n`` bytes at ``data`` as a little-endian number, modulo 2**61 - 1 (compiled
-    only): from the most significant eight-byte word down, residue = residue * 2**64 + word."""
+    only): from the most significant eight-byte word down, residue = residue * 2**64 + word,
+    which is congruent to residue * 8 + word. The sum is kept unreduced in 128 bits (five
+    instructions a word) and folded every 16 words, before it could pass 2**128 (below
+    2**(62 + 3 * 16 + 1) by then), and at the end."""
     top = n & 7  # the most significant word is the short one
     residue = 0
     i = n - top
     for j in range(top - 1, -1, -1):
         residue = (residue << 8) | data[i + j]
+    acc = cython.cast(uint128, residue)  # below 2**56
+    words = 0
     while i > 0:
         i -= 8
         memcpy(cython.address(word), data + i, 8)
-        residue = _fold(_fold(residue << 3) + _fold(le64toh(word)))  # below 2**61 + 2
-        if residue >= _M61:  # reduced at every step, so the next shift cannot overflow
-            residue -= _M61
+        acc = (acc << 3) + le64toh(word)
+        words += 1
+        if words & 15 == 0:  # every 16 words
+            acc = _fold128(acc)
+    residue = _fold(_fold128(acc))  # below 2**61 + 8
+    if residue >= _M61:
+        residue -= _M61
     return residue
+
+
+def _fold128(x: int) -> int:
+    """A number below 2**128 made congruent and below 2**62, modulo 2**61 - 1 (compiled only)."""
+    return (cython.cast(cython.ulonglong, x) & _M61) + (cython.cast(cython.ulonglong, x >> 61) & _M61) + cython.cast(cython.ulonglong, x >> 122)
 
 
 def _fold(x: int) -> int:

@@ -218,3 +218,38 @@ def test_tokenize_splits_on_spaces_up_to_the_first_nul(text: bytes) -> None:
     a tab is part of a token, a NUL ends the text."""
     expected = [t for t in text.split(b"\x00")[0].split(b" ") if t]
     assert p.tokenize(text) == expected
+
+
+def _as_set(commands: list[tuple]) -> list[tuple]:
+    """An ``add`` parse's commands as a ``set`` of the same line would give them."""
+    return [(cmd[0], b"set", *cmd[2:]) if cmd[0] in (p.STORE, p.TOO_LARGE) and cmd[1] == b"add" else cmd
+            for cmd in commands]
+
+
+_SET_LINE_PIECES = [
+    b"k", b"key:00000001", b"k" * 250, b"k" * 251, b"\x01\t\r", b"\x00", b" ", b"  ", b"0", b"7", b"123456789",
+    b"1234567890", b"4294967297", b"-1", b"+1", b"x", b"noreply", b"noreplyx", b"1 noreply",
+]
+
+
+@given(st.lists(st.sampled_from(_SET_LINE_PIECES), min_size=1, max_size=8).map(b" ".join),
+       st.sampled_from([b"\r\n", b"\n"]), st.binary(max_size=12))
+def test_plain_set_lines_parse_as_the_tokenizer_does(rest: bytes, newline: bytes, tail: bytes) -> None:
+    """A ``set`` line in its plainest form is parsed in one C pass (compiled); ``add`` lines
+    always go through the tokenizer, by the same rules: the two agree on any line."""
+    for max_item_size in (1 << 20, 64):
+        expected = _as_set(parse_all(b"add " + rest + newline + tail, max_item_size))
+        assert parse_all(b"set " + rest + newline + tail, max_item_size) == expected
+
+
+def test_opcodes_of_the_pxd_are_those_of_the_source() -> None:
+    """Compiled, the opcodes are ascii.pxd's C enum; interpreted, ascii.py's constants."""
+    import re
+    from pathlib import Path
+
+    source = Path(p.__file__).with_name("ascii.py").read_text()
+    pxd = Path(p.__file__).with_name("ascii.pxd").read_text()
+    in_source = dict(re.findall(r"^    ([A-Z_]+): Final = (\d+) ", source, re.M))
+    in_pxd = dict(re.findall(r"^    ([A-Z_]+) = (\d+)$", pxd[pxd.index("cpdef enum:"):].split("\n\n")[0], re.M))
+    assert in_source == in_pxd and len(in_source) == 19
+    assert all(getattr(p, name) == int(value) for name, value in in_source.items())

@@ -7,7 +7,9 @@ far, in order. It is in one of two states:
 
     LINE   looking for the next ``\\n``. The line (a trailing ``\\r`` stripped) is split on
            single spaces (runs of spaces collapse, tabs are not separators, as in memcached)
-           and turned into a command tuple, an error reply, or a storage header.
+           and turned into a command tuple, an error reply, or a storage header. (Compiled,
+           a ``set`` line in its plainest form is read in one C pass instead, to the same
+           header: :func:`plain_set_line`.)
     DATA   a storage header announced ``n`` bytes: wait for exactly ``n + 2`` bytes. If they
            end in ``\\r\\n`` the STORE command is emitted, otherwise ``CLIENT_ERROR bad data
            chunk`` and the bytes are dropped (memcached then parses whatever follows as the
@@ -199,16 +201,81 @@ def _small_decimal(text: bytes) -> int:
     """``text`` as a number if it is 1 to 9 ASCII digits, else -1 (compiled only: the common
     case of a storage command's flags, exptime and length, without an int object per try)."""
     n = len(text)
-    if n == 0 or n > 9:
+    if _plain_decimal(cython.cast(cython.p_uchar, cython.cast(cython.p_char, text)), 0, n, cython.address(value)) != n:
         return -1
-    p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, text))
+    return value
+
+
+def _plain_decimal(p: Any, at: int, end: int, out: Any) -> int:
+    """(compiled only) The 1 to 9 ASCII digits at ``p[at:]`` up to ``end`` or a space, their
+    value stored at ``out``; returns where they stop, or -1 if there are none, too many, or
+    another byte among them."""
+    start = at
     value = 0
-    for i in range(n):
-        c = p[i]
-        if c < 48 or c > 57:
+    while at < end and p[at] != 32:
+        c = p[at]
+        if c < 48 or c > 57 or at - start == 9:
             return -1
         value = value * 10 + (c - 48)
-    return value
+        at += 1
+    if at == start:
+        return -1
+    out[0] = value
+    return at
+
+
+def plain_set_line(p: Any, end: int, line: Any) -> bool:
+    """(compiled only) Whether the ``end`` bytes at ``p`` are a ``set`` command line in its
+    plainest form, ``set <key> <flags> <exptime> <bytes>[ noreply]``: single spaces, a key of
+    1 to 250 bytes, each number 1 to 9 digits, no NUL byte. Its fields then are in ``line``
+    (a SetLine; its ``value_at`` is left alone). Such a line means the same to the tokenizer's
+    path, in one C pass with no token objects; anything else (the errors, numbers that wrap,
+    the other spellings) is False and goes that way, to get memcached's exact answers."""
+    if end < 4 or p[0] != 115 or p[1] != 101 or p[2] != 116 or p[3] != 32:  # "set "
+        return False
+    if memchr(p, 0, end):  # the tokenizer would end the line there
+        return False
+    key_end = cython.cast(cython.p_uchar, memchr(p + 4, 32, end - 4))
+    if not key_end:
+        return False
+    line.key_at = 4
+    line.key_len = key_end - p - 4
+    if line.key_len == 0 or line.key_len > C_KEY_MAX_LENGTH:
+        return False
+    at = _plain_decimal(p, line.key_at + line.key_len + 1, end, cython.address(number))
+    if at < 0 or at == end:
+        return False
+    line.flags = number
+    at = _plain_decimal(p, at + 1, end, cython.address(number))
+    if at < 0 or at == end:
+        return False
+    line.exptime = number
+    at = _plain_decimal(p, at + 1, end, cython.address(number))
+    if at < 0:
+        return False
+    line.length = number
+    line.noreply = at < end
+    return at == end or (end - at == 8 and memcmp(p + at + 1, b"noreply", 7) == 0)
+
+
+def whole_plain_set(data: bytes, max_item_size: int, line: Any) -> bool:
+    """(compiled only) Whether ``data`` is exactly one :func:`plain_set_line` ending in CRLF
+    and its whole data block, of a size the parser accepts: the session's fast path for a
+    ``set`` that is a read by itself (the caller checks that the parser holds nothing). Its
+    fields are then in ``line``, the value at ``line.value_at``."""
+    n = len(data)
+    p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, data))
+    newline = cython.cast(cython.p_uchar, memchr(p, 10, n))
+    if not newline:
+        return False
+    line_end = newline - p - 1
+    if line_end < 0 or p[line_end] != 13 or not plain_set_line(p, line_end, line):
+        return False
+    line.value_at = line_end + 2
+    return (
+        n - line.value_at == line.length + 2 and p[n - 2] == 13 and p[n - 1] == 10
+        and not item_too_large(line.key_len, line.flags, line.length, max_item_size)
+    )
 
 
 def number_line(n: int) -> bytes:
@@ -216,25 +283,27 @@ def number_line(n: int) -> bytes:
 
 
 # ----- commands ------------------------------------------------------------------------------
-GET: Final = 0        # (GET, keys: list[bytes], with_cas: bool)
-GAT: Final = 1        # (GAT, keys, with_cas, exptime: int)
-STORE: Final = 2      # (STORE, op: bytes, key, flags, exptime, value: bytes, cas: int, noreply)
-DELETE: Final = 3     # (DELETE, key, noreply)
-ARITH: Final = 4      # (ARITH, incr: bool, key, delta: int, noreply)
-TOUCH: Final = 5      # (TOUCH, key, exptime, noreply)
-FLUSH: Final = 6      # (FLUSH, delay: int, noreply)
-VERSION: Final = 7    # (VERSION,)
-VERBOSITY: Final = 8  # (VERBOSITY, level: int, noreply)
-QUIT: Final = 9       # (QUIT,)
-STATS: Final = 10     # (STATS, args: list[bytes])
-REPLY: Final = 11     # (REPLY, reply: bytes): answer with these bytes, nothing to execute
-TOO_LARGE: Final = 12  # (TOO_LARGE, op, key, noreply): item swallowed; a set drops the old item
-CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long, an HTTP request line)
-META: Final = 14      # (META, verb: bytes, key, flags: MetaFlags | None, value: bytes | None)
-FLUSH_REFUSED: Final = 16  # (FLUSH_REFUSED, noreply): flush_all under -F
-SHUTDOWN: Final = 15  # (SHUTDOWN, mode: bytes | None): "shutdown [graceful]"; the server decides if it may
-WATCH: Final = 17     # (WATCH, streams: int (-1: an unknown name), noreply): see kvshard.protocol.watch
-ITEM_ADMIN: Final = 18  # (ITEM_ADMIN, tokens): cache_memlimit, lru_crawler, lru (kvshard.item_commands), slabs (kvshard.slab_mover)
+# (compiled, ascii.pxd's C enum defines these numbers: keep the two lists the same)
+if not cython.compiled:
+    GET: Final = 0        # (GET, keys: list[bytes], with_cas: bool)
+    GAT: Final = 1        # (GAT, keys, with_cas, exptime: int)
+    STORE: Final = 2      # (STORE, op: bytes, key, flags, exptime, value: bytes, cas: int, noreply)
+    DELETE: Final = 3     # (DELETE, key, noreply)
+    ARITH: Final = 4      # (ARITH, incr: bool, key, delta: int, noreply)
+    TOUCH: Final = 5      # (TOUCH, key, exptime, noreply)
+    FLUSH: Final = 6      # (FLUSH, delay: int, noreply)
+    VERSION: Final = 7    # (VERSION,)
+    VERBOSITY: Final = 8  # (VERBOSITY, level: int, noreply)
+    QUIT: Final = 9       # (QUIT,)
+    STATS: Final = 10     # (STATS, args: list[bytes])
+    REPLY: Final = 11     # (REPLY, reply: bytes): answer with these bytes, nothing to execute
+    TOO_LARGE: Final = 12  # (TOO_LARGE, op, key, noreply): item swallowed; a set drops the old item
+    CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long, an HTTP request line)
+    META: Final = 14      # (META, verb: bytes, key, flags: MetaFlags | None, value: bytes | None)
+    SHUTDOWN: Final = 15  # (SHUTDOWN, mode: bytes | None): "shutdown [graceful]"; the server decides if it may
+    FLUSH_REFUSED: Final = 16  # (FLUSH_REFUSED, noreply): flush_all under -F
+    WATCH: Final = 17     # (WATCH, streams: int (-1: an unknown name), noreply): see kvshard.protocol.watch
+    ITEM_ADMIN: Final = 18  # (ITEM_ADMIN, tokens): cache_memlimit, lru_crawler, lru (kvshard.item_commands), slabs (kvshard.slab_mover)
 
 STORE_OPS: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
 
@@ -294,6 +363,8 @@ def _unknown_command(name: bytes, tokens: list[bytes]) -> tuple[Any, ...]:
 
 def _key_ok(key: bytes) -> bool:
     # tokens never contain a space or a newline; every other byte may be part of a key
+    if cython.compiled:
+        return len(key) <= C_KEY_MAX_LENGTH
     return len(key) <= KEY_MAX_LENGTH
 
 
@@ -441,6 +512,8 @@ class AsciiParser:
     # ----- one line -------------------------------------------------------------------------
 
     def _command(self, line: bytes) -> tuple[Any, ...] | None:
+        if cython.compiled and self._plain_set(line):  # the commonest storage line, in one C pass
+            return None
         tokens = tokenize(line)
         if not tokens:
             return (REPLY, R_ERROR)
@@ -561,12 +634,26 @@ class AsciiParser:
             cas = parsed
         if length < 0 or length > MAX_VALUE_LENGTH:  # refused at once: no 2 GiB wait for data
             return (REPLY, b"" if noreply else R_BAD_FORMAT)
+        self._await_block(name, key, flags, exptime, length, cas, noreply)
+        return None
+
+    def _plain_set(self, line: bytes) -> bool:
+        """(compiled only) A :func:`plain_set_line` awaits its block; False for any other line."""
+        if not plain_set_line(cython.cast(cython.p_uchar, cython.cast(cython.p_char, line)), len(line),
+                              cython.address(fields)):
+            return False
+        key = bytes_slice(line, fields.key_at, fields.key_at + fields.key_len)
+        self._await_block(b"set", key, fields.flags, fields.exptime, fields.length, 0, fields.noreply)
+        return True
+
+    def _await_block(self, name: bytes, key: bytes, flags: int, exptime: int, length: int, cas: int,
+                     noreply: bool) -> None:
+        """A valid storage header: the DATA state, for ``length`` bytes and CRLF."""
         self._want = length + 2
         if item_too_large(len(key), flags, length, self.max_item_size):
             self._pending = (TOO_LARGE, name, key, noreply)
         else:
             self._pending = (STORE, name, key, flags, exptime, None, cas, noreply)
-        return None
 
     def _meta(self, name: bytes, tokens: list[bytes]) -> tuple[Any, ...] | None:
         verb = name[1:]

@@ -8,6 +8,7 @@ from kvshard.protocol.ascii cimport (
     TOO_LARGE, TOUCH, VERBOSITY, VERSION, WATCH,
 )
 from kvshard.protocol.byte_slices cimport bytes_slice
+from kvshard.service cimport FIXED_ARITH, FIXED_DELETE, FIXED_STORE, FIXED_TOUCH
 
 cdef list _NO_COMMANDS
 
@@ -26,5 +27,5 @@ cdef class AsciiSession:
     cpdef bint run_pending(self)
     @cython.locals(dispatcher=Dispatcher, i=Py_ssize_t, end=Py_ssize_t)
     cdef bint _run(self, list commands, Py_ssize_t start, Py_ssize_t quota)
-    @cython.locals(d=Dispatcher, op=long, flags=cython.longlong)
+    @cython.locals(d=Dispatcher, op=long, flags=cython.longlong, store_code=cython.longlong)
     cpdef _execute(self, tuple cmd)

@@ -43,7 +43,7 @@ from . import item_commands, slab_mover
 from .dispatcher import Dispatcher
 from .protocol.ascii import R_ERROR, R_FLUSH_REFUSED, R_OK, R_TOO_LARGE, AsciiParser, single_get_key
 from .protocol.meta import R_MN
-from .service import FIXED_ARITH, FIXED_DELETE, FIXED_STORE, FIXED_TOUCH, STORE_CODES, as_int64
+from .service import STORE_CODES, as_int64
 from .verbosity import VERBOSITY_HANDLER
 
 try:
@@ -51,11 +51,12 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-if not cython.compiled:  # compiled, the opcodes are C constants (ascii.pxd), cimported by ascii_session.pxd
+if not cython.compiled:  # compiled, these are C constants (ascii.pxd, service.pxd), cimported by ascii_session.pxd
     from .protocol.ascii import (
         ARITH, CLOSE, DELETE, FLUSH, FLUSH_REFUSED, GAT, GET, ITEM_ADMIN, META, QUIT, REPLY, SHUTDOWN, STATS, STORE,
         TOO_LARGE, TOUCH, VERBOSITY, VERSION, WATCH,
     )
+    from .service import FIXED_ARITH, FIXED_DELETE, FIXED_STORE, FIXED_TOUCH
 
 if TYPE_CHECKING:
     from .context import ShardContext
@@ -146,7 +147,8 @@ class AsciiSession:
             d.get_many(cmd[1], cmd[2], None)
         elif op == STORE:
             _, verb, key, flags, exptime, value, cas, noreply = cmd
-            d.run_hot(key, noreply, FIXED_STORE, value, STORE_CODES[verb] | flags << 8, exptime,
+            store_code = STORE_CODES[verb]
+            d.run_hot(key, noreply, FIXED_STORE, value, store_code | flags << 8, exptime,
                       cas if cas < _INT64_LIMIT else as_int64(cas))  # (no call for the usual small CAS)
         elif op == REPLY:
             d.reply(cmd[1])

@@ -241,15 +241,3 @@ def test_plain_set_lines_parse_as_the_tokenizer_does(rest: bytes, newline: bytes
         expected = _as_set(parse_all(b"add " + rest + newline + tail, max_item_size))
         assert parse_all(b"set " + rest + newline + tail, max_item_size) == expected
 
-
-def test_opcodes_of_the_pxd_are_those_of_the_source() -> None:
-    """Compiled, the opcodes are ascii.pxd's C enum; interpreted, ascii.py's constants."""
-    import re
-    from pathlib import Path
-
-    source = Path(p.__file__).with_name("ascii.py").read_text()
-    pxd = Path(p.__file__).with_name("ascii.pxd").read_text()
-    in_source = dict(re.findall(r"^    ([A-Z_]+): Final = (\d+) ", source, re.M))
-    in_pxd = dict(re.findall(r"^    ([A-Z_]+) = (\d+)$", pxd[pxd.index("cpdef enum:"):].split("\n\n")[0], re.M))
-    assert in_source == in_pxd and len(in_source) == 19
-    assert all(getattr(p, name) == int(value) for name, value in in_source.items())

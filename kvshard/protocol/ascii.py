@@ -374,7 +374,7 @@ def single_get_key(data: bytes) -> bytes | None:
     (several keys, a stray space or CR, an over-long key) answers None."""
     if cython.compiled:  # in C: the key ends at the final CR, at no space, LF or NUL before it
         n = len(data)
-        if n < 7 or n > KEY_MAX_LENGTH + 6:
+        if n < 7 or n > C_KEY_MAX_LENGTH + 6:
             return None
         p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, data))
         if p[0] != 103 or p[1] != 101 or p[2] != 116 or p[3] != 32 or p[n - 2] != 13 or p[n - 1] != 10:

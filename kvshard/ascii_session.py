@@ -4,10 +4,10 @@ for the dispatcher out.
 Theory of operation
 -------------------
 Each read is fed to the sans-IO parser (:class:`~kvshard.protocol.ascii.AsciiParser`), except
-a read that is exactly one plain ``get <key>`` or (compiled) one plain ``set`` with its data
-block, the most common requests, which skip it (see ``single_get_key`` and
-``whole_plain_set``: they take only what the parser would read the same way, and run it as
-:meth:`_execute` runs the parser's command). The commands come out in order and are executed at once, in order, each
+a read that is exactly one plain ``get <key>`` or one plain ``set`` with its data block, the
+most common requests, which skip it (see ``single_get_key``, and ``whole_plain_set``, in C,
+or ``plain_set_fields``: they take only what the parser would read the same way, and run it
+as :meth:`_execute` runs the parser's command). The commands come out in order and are executed at once, in order, each
 by one call on the connection's :class:`~kvshard.dispatcher.Dispatcher`, which routes it and
 keeps its reply in turn.
 
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from . import item_commands, slab_mover
 from .dispatcher import Dispatcher
-from .protocol.ascii import R_ERROR, R_FLUSH_REFUSED, R_OK, R_TOO_LARGE, AsciiParser, single_get_key
+from .protocol.ascii import R_ERROR, R_FLUSH_REFUSED, R_OK, R_TOO_LARGE, AsciiParser, plain_set_fields, single_get_key
 from .protocol.meta import R_MN
 from .service import STORE_CODES, as_int64
 from .verbosity import VERBOSITY_HANDLER
@@ -98,12 +98,19 @@ class AsciiSession:
             if key is not None:
                 self._dispatcher.get_one(key)
                 return False
-            if cython.compiled and whole_plain_set(data, parser.max_item_size, cython.address(line)):
-                self._dispatcher.run_hot(  # as _execute runs the parser's STORE of a set
-                    bytes_slice(data, line.key_at, line.key_at + line.key_len), line.noreply, FIXED_STORE,
-                    bytes_slice(data, line.value_at, line.value_at + line.length),
-                    cython.cast(cython.longlong, line.flags) << 8, line.exptime, 0)
-                return False
+            if cython.compiled:
+                if whole_plain_set(data, parser.max_item_size, cython.address(line)):
+                    self._dispatcher.run_hot(  # as _execute runs the parser's STORE of a set
+                        bytes_slice(data, line.key_at, line.key_at + line.key_len), line.noreply, FIXED_STORE,
+                        bytes_slice(data, line.value_at, line.value_at + line.length),
+                        cython.cast(cython.longlong, line.flags) << 8, line.exptime, 0)
+                    return False
+            else:
+                fields = plain_set_fields(data, parser.max_item_size)
+                if fields is not None:
+                    key, flags, exptime, value, noreply = fields
+                    self._dispatcher.run_hot(key, noreply, FIXED_STORE, value, flags << 8, exptime, 0)
+                    return False
         if not data:
             return False
         return self._run(parser.feed(data), 0, self._ctx.reqs_per_event + 1)

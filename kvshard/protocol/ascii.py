@@ -62,6 +62,8 @@ __all__ = [
     "MAX_GET_LINE",
     "item_too_large",
     "single_get_key",
+    "plain_set_fields",
+    "plain_set_parts",
     "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
     "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META", "SHUTDOWN", "FLUSH_REFUSED", "R_FLUSH_REFUSED", "WATCH",
     "ITEM_ADMIN",
@@ -276,6 +278,41 @@ def whole_plain_set(data: bytes, max_item_size: int, line: Any) -> bool:
         n - line.value_at == line.length + 2 and p[n - 2] == 13 and p[n - 1] == 10
         and not item_too_large(line.key_len, line.flags, line.length, max_item_size)
     )
+
+
+def plain_set_parts(line: bytes) -> tuple[bytes, int, int, int, bool] | None:
+    """:func:`plain_set_line` in Python (the interpreted parser's): ``(key, flags, exptime,
+    length, noreply)`` of a ``set`` line in its plainest form, else None."""
+    parts = line.split(b" ")
+    n = len(parts)
+    if (n != 5 and (n != 6 or parts[5] != _NOREPLY)) or parts[0] != b"set" or 0 in line:
+        return None
+    key, flags, exptime, length = parts[1], parts[2], parts[3], parts[4]
+    if not (
+        0 < len(key) <= KEY_MAX_LENGTH and len(flags) < 10 and len(exptime) < 10 and len(length) < 10
+        and flags.isdigit() and exptime.isdigit() and length.isdigit()
+    ):
+        return None
+    return key, int(flags), int(exptime), int(length), n == 6
+
+
+def plain_set_fields(data: bytes, max_item_size: int) -> tuple[bytes, int, int, bytes, bool] | None:
+    """:func:`whole_plain_set` in Python (the interpreted session's): ``(key, flags, exptime,
+    value, noreply)`` when ``data`` is exactly one plain ``set`` with its data block that the
+    parser would read the same way, else None."""
+    if data[:4] != b"set ":
+        return None
+    line_end = data.find(b"\n") - 1
+    if line_end < 4 or data[line_end] != 13:
+        return None
+    parts = plain_set_parts(data[:line_end])
+    if parts is None:
+        return None
+    key, flags, exptime, length, noreply = parts
+    value_at = line_end + 2
+    if len(data) != value_at + length + 2 or data[-2:] != b"\r\n" or item_too_large(len(key), flags, length, max_item_size):
+        return None
+    return key, flags, exptime, data[value_at:-2], noreply
 
 
 def number_line(n: int) -> bytes:
@@ -512,7 +549,7 @@ class AsciiParser:
     # ----- one line -------------------------------------------------------------------------
 
     def _command(self, line: bytes) -> tuple[Any, ...] | None:
-        if cython.compiled and self._plain_set(line):  # the commonest storage line, in one C pass
+        if self._plain_set(line):  # the commonest storage line, in one pass (compiled, in C)
             return None
         tokens = tokenize(line)
         if not tokens:
@@ -638,12 +675,22 @@ class AsciiParser:
         return None
 
     def _plain_set(self, line: bytes) -> bool:
-        """(compiled only) A :func:`plain_set_line` awaits its block; False for any other line."""
-        if not plain_set_line(cython.cast(cython.p_uchar, cython.cast(cython.p_char, line)), len(line),
-                              cython.address(fields)):
+        """A set line in its plainest form (:func:`plain_set_line` in C, or
+        :func:`plain_set_parts`) awaits its block; False for any other line."""
+        if cython.compiled:
+            if not plain_set_line(cython.cast(cython.p_uchar, cython.cast(cython.p_char, line)), len(line),
+                                  cython.address(fields)):
+                return False
+            key = bytes_slice(line, fields.key_at, fields.key_at + fields.key_len)
+            self._await_block(b"set", key, fields.flags, fields.exptime, fields.length, 0, fields.noreply)
+            return True
+        if not line.startswith(b"set "):  # (the other commands, with no call)
             return False
-        key = bytes_slice(line, fields.key_at, fields.key_at + fields.key_len)
-        self._await_block(b"set", key, fields.flags, fields.exptime, fields.length, 0, fields.noreply)
+        parts = plain_set_parts(line)
+        if parts is None:
+            return False
+        key, flags, exptime, length, noreply = parts
+        self._await_block(b"set", key, flags, exptime, length, 0, noreply)
         return True
 
     def _await_block(self, name: bytes, key: bytes, flags: int, exptime: int, length: int, cas: int,

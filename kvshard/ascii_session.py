@@ -4,8 +4,10 @@ for the dispatcher out.
 Theory of operation
 -------------------
 Each read is fed to the sans-IO parser (:class:`~kvshard.protocol.ascii.AsciiParser`), except
-a read that is exactly one plain ``get <key>``, the most common request, which skips it (see
-``single_get_key``). The commands come out in order and are executed at once, in order, each
+a read that is exactly one plain ``get <key>`` or one plain ``set`` with its data block, the
+most common requests, which skip it (see ``single_get_key``, and ``whole_plain_set``, in C,
+or ``plain_set_fields``: they take only what the parser would read the same way, and run it
+as :meth:`_execute` runs the parser's command). The commands come out in order and are executed at once, in order, each
 by one call on the connection's :class:`~kvshard.dispatcher.Dispatcher`, which routes it and
 keeps its reply in turn.
 
@@ -39,13 +41,22 @@ from typing import TYPE_CHECKING, Any, Final
 
 from . import item_commands, slab_mover
 from .dispatcher import Dispatcher
-from .protocol.ascii import (
-    ARITH, CLOSE, DELETE, FLUSH, FLUSH_REFUSED, GAT, GET, ITEM_ADMIN, META, QUIT, R_ERROR, R_FLUSH_REFUSED, R_OK, R_TOO_LARGE,
-    REPLY, SHUTDOWN, STATS, STORE, TOO_LARGE, TOUCH, VERBOSITY, VERSION, WATCH, AsciiParser, single_get_key,
-)
+from .protocol.ascii import R_ERROR, R_FLUSH_REFUSED, R_OK, R_TOO_LARGE, AsciiParser, plain_set_fields, single_get_key
 from .protocol.meta import R_MN
-from .service import FIXED_ARITH, FIXED_DELETE, FIXED_STORE, FIXED_TOUCH, STORE_CODES, as_int64
+from .service import STORE_CODES, as_int64
 from .verbosity import VERBOSITY_HANDLER
+
+try:
+    import cython
+except ModuleNotFoundError:  # interpreted without Cython installed
+    from framework import cython_shim as cython  # type: ignore[no-redef]
+
+if not cython.compiled:  # compiled, these are C constants (ascii.pxd, service.pxd), cimported by ascii_session.pxd
+    from .protocol.ascii import (
+        ARITH, CLOSE, DELETE, FLUSH, FLUSH_REFUSED, GAT, GET, ITEM_ADMIN, META, QUIT, REPLY, SHUTDOWN, STATS, STORE,
+        TOO_LARGE, TOUCH, VERBOSITY, VERSION, WATCH,
+    )
+    from .service import FIXED_ARITH, FIXED_DELETE, FIXED_STORE, FIXED_TOUCH
 
 if TYPE_CHECKING:
     from .context import ShardContext
@@ -81,13 +92,28 @@ class AsciiSession:
     def feed(self, data: bytes) -> bool:
         """Run the commands of one read; True when some wait for :meth:`run_pending` (see
         the module docstring)."""
-        key = single_get_key(data) if self.parser.is_idle() else None
-        if key is not None:  # the most common request, a whole read by itself
-            self._dispatcher.get_one(key)
-            return False
+        parser = self.parser
+        if parser.is_idle():  # the most common requests, a whole read by themselves
+            key = single_get_key(data)
+            if key is not None:
+                self._dispatcher.get_one(key)
+                return False
+            if cython.compiled:
+                if whole_plain_set(data, parser.max_item_size, cython.address(line)):
+                    self._dispatcher.run_hot(  # as _execute runs the parser's STORE of a set
+                        bytes_slice(data, line.key_at, line.key_at + line.key_len), line.noreply, FIXED_STORE,
+                        bytes_slice(data, line.value_at, line.value_at + line.length),
+                        cython.cast(cython.longlong, line.flags) << 8, line.exptime, 0)
+                    return False
+            else:
+                fields = plain_set_fields(data, parser.max_item_size)
+                if fields is not None:
+                    key, flags, exptime, value, noreply = fields
+                    self._dispatcher.run_hot(key, noreply, FIXED_STORE, value, flags << 8, exptime, 0)
+                    return False
         if not data:
             return False
-        return self._run(self.parser.feed(data), 0, self._ctx.reqs_per_event + 1)
+        return self._run(parser.feed(data), 0, self._ctx.reqs_per_event + 1)
 
     def run_pending(self) -> bool:
         """The next turn of the commands that waited; True when some still wait."""
@@ -128,7 +154,8 @@ class AsciiSession:
             d.get_many(cmd[1], cmd[2], None)
         elif op == STORE:
             _, verb, key, flags, exptime, value, cas, noreply = cmd
-            d.run_hot(key, noreply, FIXED_STORE, value, STORE_CODES[verb] | flags << 8, exptime,
+            store_code = STORE_CODES[verb]
+            d.run_hot(key, noreply, FIXED_STORE, value, store_code | flags << 8, exptime,
                       cas if cas < _INT64_LIMIT else as_int64(cas))  # (no call for the usual small CAS)
         elif op == REPLY:
             d.reply(cmd[1])

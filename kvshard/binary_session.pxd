@@ -3,6 +3,7 @@ cimport cython
 from kvshard.dispatcher cimport Dispatcher
 from kvshard.protocol.binary cimport BinaryParser, HotRequest, hot_request, C_OP_GET
 from kvshard.protocol.byte_slices cimport bytes_slice
+from kvshard.service cimport FIXED_BGET_PACKET, FIXED_BSTORE_PACKET
 
 
 cdef class BinarySession:

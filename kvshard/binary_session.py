@@ -49,7 +49,10 @@ from .protocol import binary as b
 from .protocol.binary import single_get as _single_get
 from .service import BINARY_STORE_VERBS as _STORE_VERBS
 from .service import BINARY_RESULT_STATUS as _RESULT_STATUS
-from .service import FIXED_BGET_PACKET, FIXED_BSTORE_PACKET, as_int64
+from .service import as_int64
+
+if not cython.compiled:  # compiled, C constants (service.pxd), cimported by binary_session.pxd
+    from .service import FIXED_BGET_PACKET, FIXED_BSTORE_PACKET
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher

@@ -10,6 +10,14 @@ from kvshard.protocol.binary cimport get_hit, get_hit_shell, get_hit_value_at
 from kvshard.slab_arena cimport SlabArena
 from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
+# store() results, compiled: C constants (cache.py defines the same numbers for the interpreted modules)
+cpdef enum:
+    STORED = 0
+    NOT_STORED = 1
+    EXISTS = 2
+    NOT_FOUND = 3
+    NO_MEMORY = 4
+
 cdef Py_ssize_t _AT_CMD_SET, _AT_DELETE_HITS, _AT_INCR_HITS, _AT_DECR_HITS, _AT_CAS_HITS
 cdef Py_ssize_t _AT_CAS_BADVAL, _AT_TOUCH_HITS
 
@@ -32,7 +40,8 @@ cdef class Cache:
     cdef object __weakref__
 
     @cython.locals(ref=size_t)
-    cpdef _put(self, key, value, flags, expire_at, cas=*, marks=*)
+    cpdef int _put(self, bytes key, bytes value, unsigned int flags, unsigned int expire_at, unsigned long long cas=*,
+                   unsigned int marks=*) except -1
     @cython.locals(flags=cython.uint, value=bytes, block=bytes)
     cdef tuple _item(self, size_t ref, bytes key)
     @cython.locals(ref=size_t, expire_at=cython.uint)
@@ -57,7 +66,8 @@ cdef class Cache:
     cdef size_t _get_ref(self, key) except? 0
     @cython.locals(ref=size_t)
     cpdef unsigned long long cas_of(self, key) except? 0
-    cpdef int set_item(self, key, flags, long long exptime, value, new_cas=*, marks=*) except -1
+    cpdef int set_item(self, bytes key, unsigned int flags, long long exptime, bytes value, unsigned long long new_cas=*,
+                       unsigned int marks=*) except -1
     cpdef long long expire_at(self, long long exptime) except? -1
     @cython.locals(nbytes=Py_ssize_t)
     cpdef count_hit(self, Py_ssize_t counter, key, tuple item)
@@ -65,4 +75,4 @@ cdef class Cache:
     cpdef double now(self) except? -1
     @cython.locals(ts=timespec)
     cpdef long long now_second(self) except? -1
-    cpdef _next_cas(self)
+    cpdef unsigned long long _next_cas(self) except? 0

@@ -89,12 +89,13 @@ __all__ = [
 RELATIVE_EXPTIME_LIMIT: Final = 60 * 60 * 24 * 30
 _UINT64: Final = 1 << 64
 
-# store() results (small ints: they cross shards as one byte)
-STORED: Final = 0
-NOT_STORED: Final = 1
-EXISTS: Final = 2
-NOT_FOUND: Final = 3
-NO_MEMORY: Final = 4
+# store() results (small ints: they cross shards as one byte; compiled, cache.pxd's C enum)
+if not cython.compiled:
+    STORED: Final = 0
+    NOT_STORED: Final = 1
+    EXISTS: Final = 2
+    NOT_FOUND: Final = 3
+    NO_MEMORY: Final = 4
 # arith() result for a value that is not a number (else the new value, or None if missing)
 NON_NUMERIC: Final = -1
 

@@ -3,6 +3,7 @@ cimport cython
 from framework.channel cimport ReplyHandler
 from kvshard.context cimport ShardContext
 from kvshard.routing cimport owner_of
+from kvshard.service cimport FIXED_GET_MANY, FIXED_GET_ONE
 from kvshard.packed_blocks cimport merge_blocks, pack_blocks
 
 

@@ -49,7 +49,9 @@ except ModuleNotFoundError:  # interpreted without Cython installed
 from .protocol import ascii as proto
 from .routing import owner_of
 from .packed_blocks import merge_blocks, pack_blocks
-from .service import FIXED_GET_MANY, FIXED_GET_ONE
+
+if not cython.compiled:  # compiled, C constants (service.pxd), cimported by dispatcher.pxd
+    from .service import FIXED_GET_MANY, FIXED_GET_ONE
 
 if TYPE_CHECKING:
     from .context import ShardContext

@@ -11,6 +11,21 @@ from kvshard.protocol.ascii cimport tokenize
 from kvshard.protocol.binary cimport C_OP_SET, C_OP_SETQ, header_only
 
 
+# The fixed-record handler ids, compiled: C constants (service.py defines the same numbers for
+# the interpreted modules), so run_fixed and the sessions pick a handler in C.
+cpdef enum:
+    FIXED_GET_ONE = 1
+    FIXED_STORE = 2
+    FIXED_DELETE = 3
+    FIXED_ARITH = 4
+    FIXED_TOUCH = 5
+    FIXED_BGET_PACKET = 6
+    FIXED_BSTORE_PACKET = 7
+    FIXED_GET_MANY = 8
+
+cdef tuple _STORE_REPLIES
+
+
 
 
 cdef class KVService(FixedTarget):

@@ -59,15 +59,16 @@ HANDLER_NAMES: Final = (
 # call_fixed/send_fixed, no msgpack, no handler name): ``handler(key, value, a, b, c)``
 # returns the reply bytes; a, b, c are signed 64-bit integers (:func:`as_int64` folds a
 # 64-bit unsigned CAS or delta into one, the handler unfolds it).
-FIXED_GET_ONE: Final = 1      # (key, None, 0, 0, 0): the whole reply to `get <key>`
-FIXED_STORE: Final = 2        # (key, value, STORE_CODES[op] | flags << 8, exptime, int64(cas))
-FIXED_DELETE: Final = 3       # (key, None, 0, 0, 0)
-FIXED_ARITH: Final = 4        # (key, None, 1 incr / 0 decr, int64(delta), 0)
-FIXED_TOUCH: Final = 5        # (key, None, exptime, 0, 0)
-FIXED_BGET_PACKET: Final = 6  # (key, None, opaque, 0, 0): the whole binary GET response
-FIXED_BSTORE_PACKET: Final = 7  # (key, value, opcode | flags << 8, int64(exptime | opaque << 32), int64(cas))
-FIXED_GET_MANY: Final = 8     # (keys joined by b" ", None, with_cas, 1 gat / 0 get, exptime):
-#                               pack_blocks(each key's VALUE block, b"" for a miss)
+if not cython.compiled:  # compiled, service.pxd's C enum (the same numbers)
+    FIXED_GET_ONE: Final = 1      # (key, None, 0, 0, 0): the whole reply to `get <key>`
+    FIXED_STORE: Final = 2        # (key, value, STORE_CODES[op] | flags << 8, exptime, int64(cas))
+    FIXED_DELETE: Final = 3       # (key, None, 0, 0, 0)
+    FIXED_ARITH: Final = 4        # (key, None, 1 incr / 0 decr, int64(delta), 0)
+    FIXED_TOUCH: Final = 5        # (key, None, exptime, 0, 0)
+    FIXED_BGET_PACKET: Final = 6  # (key, None, opaque, 0, 0): the whole binary GET response
+    FIXED_BSTORE_PACKET: Final = 7  # (key, value, opcode | flags << 8, int64(exptime | opaque << 32), int64(cas))
+    FIXED_GET_MANY: Final = 8     # (keys joined by b" ", None, with_cas, 1 gat / 0 get, exptime):
+    #                               pack_blocks(each key's VALUE block, b"" for a miss)
 # stats items' per-class fields of the segmented LRU, shown while the maintainer runs (memcached's)
 _SEGMENT_FIELDS: Final = (
     "number_hot", "number_warm", "number_cold", "number_temp", "age_hot", "age_warm", "evicted_active",

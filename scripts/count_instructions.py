@@ -45,7 +45,7 @@ from kvshard.routing import owner_of
 
 __all__ = ["main"]
 
-SCENARIOS = ("get", "get_miss", "set", "get_forwarded", "set_forwarded", "mget10", "bget", "bset")
+SCENARIOS = ("get", "get_miss", "set", "get_forwarded", "set_forwarded", "mget10", "set10", "bget", "bset")
 
 
 class _Transport:
@@ -109,6 +109,8 @@ def _requests(scenario: str) -> bytes:
         return b"get " + (key if scenario != "get_miss" else b"missing:" + key) + b"\r\n"
     if scenario == "mget10":
         return b"get " + b" ".join(_key(i % 2, i * 7) for i in range(10)) + b"\r\n"
+    if scenario == "set10":  # ten pipelined sets in one read: the parser's path (a "request" is the read)
+        return b"".join(b"set %b 0 0 %d\r\n%b\r\n" % (_key(i % 2, i * 7), len(value), value) for i in range(10))
     return b"set %b 0 0 %d\r\n%b\r\n" % (key, len(value), value)
 
 

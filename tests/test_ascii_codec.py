@@ -218,3 +218,47 @@ def test_tokenize_splits_on_spaces_up_to_the_first_nul(text: bytes) -> None:
     a tab is part of a token, a NUL ends the text."""
     expected = [t for t in text.split(b"\x00")[0].split(b" ") if t]
     assert p.tokenize(text) == expected
+
+
+def _as_set(commands: list[tuple]) -> list[tuple]:
+    """An ``add`` parse's commands as a ``set`` of the same line would give them."""
+    return [(cmd[0], b"set", *cmd[2:]) if cmd[0] in (p.STORE, p.TOO_LARGE) and cmd[1] == b"add" else cmd
+            for cmd in commands]
+
+
+_SET_LINE_PIECES = [
+    b"k", b"key:00000001", b"k" * 250, b"k" * 251, b"\x01\t\r", b"\x00", b" ", b"  ", b"0", b"7", b"123456789",
+    b"1234567890", b"4294967297", b"-1", b"+1", b"x", b"noreply", b"noreplyx", b"1 noreply",
+]
+
+
+@given(st.lists(st.sampled_from(_SET_LINE_PIECES), min_size=1, max_size=8).map(b" ".join),
+       st.sampled_from([b"\r\n", b"\n"]), st.binary(max_size=12))
+def test_plain_set_lines_parse_as_the_tokenizer_does(rest: bytes, newline: bytes, tail: bytes) -> None:
+    """A ``set`` line in its plainest form is parsed in one C pass (compiled); ``add`` lines
+    always go through the tokenizer, by the same rules: the two agree on any line."""
+    for max_item_size in (1 << 20, 64):
+        expected = _as_set(parse_all(b"add " + rest + newline + tail, max_item_size))
+        assert parse_all(b"set " + rest + newline + tail, max_item_size) == expected
+
+
+
+@given(st.lists(st.sampled_from(_SET_LINE_PIECES), min_size=1, max_size=8).map(b" ".join),
+       st.sampled_from([b"\r\n", b"\n"]), st.sampled_from([b"", b"x", b"xy", b"x\r\n", b"\r\n", b"x\r\nget k\r\n"]))
+def test_a_whole_read_plain_set_is_what_the_parser_reads(rest: bytes, newline: bytes, block: bytes) -> None:
+    """The interpreted session's fast path for a read that is one plain set with its data
+    (compiled, whole_plain_set does the same in C) takes only what the parser reads as one
+    STORE of that set."""
+    data = b"set " + rest + newline + block
+    for max_item_size in (1 << 20, 64):
+        fields = p.plain_set_fields(data, max_item_size)
+        if fields is not None:
+            key, flags, exptime, value, noreply = fields
+            assert parse_all(data, max_item_size) == [(p.STORE, b"set", key, flags, exptime, value, 0, noreply)]
+
+
+def test_a_whole_read_plain_set_takes_the_common_case() -> None:
+    assert p.plain_set_fields(b"set key:1 5 60 3\r\nabc\r\n", 1 << 20) == (b"key:1", 5, 60, b"abc", False)
+    assert p.plain_set_fields(b"set k 0 0 0 noreply\r\n\r\n", 1 << 20) == (b"k", 0, 0, b"", True)
+    assert p.plain_set_fields(b"set k 0 0 1\r\nab\r\n", 1 << 20) is None
+    assert p.plain_set_fields(b"set k 0 0 1\r\na\r\nget k\r\n", 1 << 20) is None

@@ -192,6 +192,25 @@ def test_run_fixed_dispatches_every_registered_fixed_handler() -> None:
         assert inline.run_fixed(handler_id, *call) == expected, handler_id
 
 
+def _whole_and_cut_reads_answer_alike(requests: list[bytes]) -> bytes:
+    """Each request sent as one read, then (on a fresh server) cut in two reads after its 10th
+    byte: the session's fast paths take only the whole ones. Both runs must answer the same
+    bytes; returns them."""
+    answers = []
+    for cut in (None, 10):
+        conn, transport, messenger = make()
+        for request in requests:
+            if cut is None or len(request) <= cut:
+                conn.data_received(request)
+            else:
+                conn.data_received(request[:cut])
+                conn.data_received(request[cut:])
+            messenger.release()
+        answers.append(transport.data)
+    assert answers[0] == answers[1]
+    return answers[0]
+
+
 def test_binary_requests_read_whole_answer_as_when_parsed_in_pieces() -> None:
     """A GET, SET or SETQ that is a whole read takes the session's fast path (compiled: no
     Request tuple); the same packets cut in two go through the parser. The replies, and what
@@ -222,19 +241,43 @@ def test_binary_requests_read_whole_answer_as_when_parsed_in_pieces() -> None:
     requests.append(packet(bp.OP_GET, longest, opaque=605))
     requests.append(packet(bp.OP_GET, longest + b"k", opaque=606))  # too long: Invalid arguments, then closed
 
-    answers = []
-    for cut in (None, 10):
-        conn, transport, messenger = make()
-        for request in requests:
-            if cut is None:
-                conn.data_received(request)
-            else:
-                conn.data_received(request[:cut])
-                conn.data_received(request[cut:])
-            messenger.release()
-        answers.append(transport.data)
-    assert answers[0] == answers[1]
-    replies = answers[0]
+    replies = _whole_and_cut_reads_answer_alike(requests)
     assert b"v0" in replies and b"Data exists for key." in replies and b"Too large." in replies
     assert replies.endswith(b"Invalid arguments") and struct.pack(">I", 1) + b"v" in replies  # 250 bytes: fine
     assert struct.pack(">I", 0xDEADBEEF) + b"v0" in replies  # flags come back with the value
+
+
+def test_ascii_sets_read_whole_answer_as_when_parsed_in_pieces() -> None:
+    """A plain ``set`` that is a whole read takes the session's fast path (compiled: parsed in
+    one C pass, no command tuple); the same requests cut in two go through the parser. The
+    replies, and what the store holds afterwards, are the same byte for byte."""
+    local, remote = keys_on(0, 2), keys_on(1, 2)
+    requests = []
+    for i, key in enumerate(local + remote):
+        requests.append(b"set %b %d 0 2\r\nv%d\r\n" % (key, 123456789 - i, i))
+        requests.append(b"set %bn 0 1000 1 noreply\r\nn\r\n" % key)
+        requests.append(b"get %b %bn\r\n" % (key, key))
+        requests.append(b"set %b 0 0 3\r\nabcd\r\n" % key)  # a bad data chunk
+        requests.append(b"set %b 4294967297 0 1\r\nw\r\n" % key)  # flags wrap: not plain, parsed
+        requests.append(b"set %b 0 0 1 junk\r\nj\r\n" % key)  # a 6th token other than noreply
+        requests.append(b"set %b  0 0 1\r\nd\r\n" % key)  # two spaces
+        requests.append(b"gets %b\r\n" % key)
+    requests.append(b"set %b 0 0 1048516\r\n%b\r\n" % (local[0], b"x" * 1048516))  # too large with the header
+    requests.append(b"get %b\r\n" % local[0])  # gone: a refused set drops the old item
+    requests.append(b"set %b 0 0 0\r\n\r\n" % local[1])  # empty value
+    requests.append(b"set %b 0 -1 1\r\nx\r\n" % local[1])  # expired at once
+    requests.append(b"set %b 0 0 1\nx\r\n" % local[1])  # no CR
+    requests.append(b"set k\x00 0 0 1\r\nx\r\n")  # a NUL ends the line for memcached
+    requests.append(b"set " + b"k" * 250 + b" 1 0 1\r\nv\r\n")
+    requests.append(b"set " + b"k" * 251 + b" 1 0 1\r\nv\r\n")  # too long: the data is a command
+    requests.append(b"get " + b"k" * 250 + b"\r\n")
+    requests.append(b"set %b 0 0 1 noreply\r\nx\r\nget %b\r\n" % (local[1], local[1]))  # more than one
+    requests.append(b"set %b 0 0 1\r\n" % local[1])  # the data in the next read
+    requests.append(b"y\r\n")
+    requests.append(b"get %b\r\n" % local[1])
+
+    replies = _whole_and_cut_reads_answer_alike(requests)
+    assert b"VALUE %b 123456789 2\r\nv0\r\n" % local[0] in replies and b"VALUE %bn 0 1\r\nn\r\n" % remote[0] in replies
+    assert b"CLIENT_ERROR bad data chunk" in replies and b"SERVER_ERROR object too large for cache" in replies
+    assert replies.count(b"\r\nd\r\n") == 4  # each key's last set, read back by gets
+    assert b"VALUE " + b"k" * 250 + b" 1 1\r\nv\r\n" in replies and b"VALUE %b 0 1\r\ny\r\n" % local[1] in replies

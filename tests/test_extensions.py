@@ -99,3 +99,23 @@ def test_core_mode_names_every_hot_module() -> None:
     assert core.mode() == ("interpreted" if slow else "compiled")
     if extensions.extensions_disabled():
         assert slow == [module.__name__ for module in core.HOT_MODULES]
+
+
+@pytest.mark.parametrize("module", ["kvshard.protocol.ascii", "kvshard.cache", "kvshard.service"])
+def test_the_c_constants_of_a_pxd_are_the_numbers_of_its_source(module: str) -> None:
+    """Compiled, a module's ``cpdef enum`` (the ASCII opcodes, the store results, the
+    fixed-record handler ids) defines the names; interpreted, the ``.py`` does, inside
+    ``if not cython.compiled:``. The two lists must agree, name for name and number for number."""
+    import importlib
+    import re
+
+    path = ROOT.joinpath(*module.split("."))
+    source = path.with_suffix(".py").read_text()
+    pxd = path.with_suffix(".pxd").read_text()
+    guarded = source[source.index("if not cython.compiled:"):].split("\n\n")[0]
+    in_source = dict(re.findall(r"^    ([A-Z_]+): Final = (\d+)\b", guarded, re.M))
+    enum = pxd[pxd.index("cpdef enum:"):].split("\n\n")[0]
+    in_pxd = dict(re.findall(r"^    ([A-Z_]+) = (\d+)$", enum, re.M))
+    assert in_source and in_source == in_pxd
+    loaded = importlib.import_module(module)
+    assert all(getattr(loaded, name) == int(number) for name, number in in_source.items())

@@ -7,7 +7,9 @@ far, in order. It is in one of two states:
 
     LINE   looking for the next ``\\n``. The line (a trailing ``\\r`` stripped) is split on
            single spaces (runs of spaces collapse, tabs are not separators, as in memcached)
-           and turned into a command tuple, an error reply, or a storage header.
+           and turned into a command tuple, an error reply, or a storage header. (Compiled,
+           a ``set`` line in its plainest form is read in one C pass instead, to the same
+           header: :func:`plain_set_line`.)
     DATA   a storage header announced ``n`` bytes: wait for exactly ``n + 2`` bytes. If they
            end in ``\\r\\n`` the STORE command is emitted, otherwise ``CLIENT_ERROR bad data
            chunk`` and the bytes are dropped (memcached then parses whatever follows as the
@@ -60,6 +62,8 @@ __all__ = [
     "MAX_GET_LINE",
     "item_too_large",
     "single_get_key",
+    "plain_set_fields",
+    "plain_set_parts",
     "GET", "GAT", "STORE", "DELETE", "ARITH", "TOUCH", "FLUSH", "VERSION", "VERBOSITY",
     "QUIT", "STATS", "REPLY", "TOO_LARGE", "CLOSE", "META", "SHUTDOWN", "FLUSH_REFUSED", "R_FLUSH_REFUSED", "WATCH",
     "ITEM_ADMIN",
@@ -199,16 +203,116 @@ def _small_decimal(text: bytes) -> int:
     """``text`` as a number if it is 1 to 9 ASCII digits, else -1 (compiled only: the common
     case of a storage command's flags, exptime and length, without an int object per try)."""
     n = len(text)
-    if n == 0 or n > 9:
+    if _plain_decimal(cython.cast(cython.p_uchar, cython.cast(cython.p_char, text)), 0, n, cython.address(value)) != n:
         return -1
-    p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, text))
+    return value
+
+
+def _plain_decimal(p: Any, at: int, end: int, out: Any) -> int:
+    """(compiled only) The 1 to 9 ASCII digits at ``p[at:]`` up to ``end`` or a space, their
+    value stored at ``out``; returns where they stop, or -1 if there are none, too many, or
+    another byte among them."""
+    start = at
     value = 0
-    for i in range(n):
-        c = p[i]
-        if c < 48 or c > 57:
+    while at < end and p[at] != 32:
+        c = p[at]
+        if c < 48 or c > 57 or at - start == 9:
             return -1
         value = value * 10 + (c - 48)
-    return value
+        at += 1
+    if at == start:
+        return -1
+    out[0] = value
+    return at
+
+
+def plain_set_line(p: Any, end: int, line: Any) -> bool:
+    """(compiled only) Whether the ``end`` bytes at ``p`` are a ``set`` command line in its
+    plainest form, ``set <key> <flags> <exptime> <bytes>[ noreply]``: single spaces, a key of
+    1 to 250 bytes, each number 1 to 9 digits, no NUL byte. Its fields then are in ``line``
+    (a SetLine; its ``value_at`` is left alone). Such a line means the same to the tokenizer's
+    path, in one C pass with no token objects; anything else (the errors, numbers that wrap,
+    the other spellings) is False and goes that way, to get memcached's exact answers."""
+    if end < 4 or p[0] != 115 or p[1] != 101 or p[2] != 116 or p[3] != 32:  # "set "
+        return False
+    if memchr(p, 0, end):  # the tokenizer would end the line there
+        return False
+    key_end = cython.cast(cython.p_uchar, memchr(p + 4, 32, end - 4))
+    if not key_end:
+        return False
+    line.key_at = 4
+    line.key_len = key_end - p - 4
+    if line.key_len == 0 or line.key_len > C_KEY_MAX_LENGTH:
+        return False
+    at = _plain_decimal(p, line.key_at + line.key_len + 1, end, cython.address(number))
+    if at < 0 or at == end:
+        return False
+    line.flags = number
+    at = _plain_decimal(p, at + 1, end, cython.address(number))
+    if at < 0 or at == end:
+        return False
+    line.exptime = number
+    at = _plain_decimal(p, at + 1, end, cython.address(number))
+    if at < 0:
+        return False
+    line.length = number
+    line.noreply = at < end
+    return at == end or (end - at == 8 and memcmp(p + at + 1, b"noreply", 7) == 0)
+
+
+def whole_plain_set(data: bytes, max_item_size: int, line: Any) -> bool:
+    """(compiled only) Whether ``data`` is exactly one :func:`plain_set_line` ending in CRLF
+    and its whole data block, of a size the parser accepts: the session's fast path for a
+    ``set`` that is a read by itself (the caller checks that the parser holds nothing). Its
+    fields are then in ``line``, the value at ``line.value_at``."""
+    n = len(data)
+    p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, data))
+    newline = cython.cast(cython.p_uchar, memchr(p, 10, n))
+    if not newline:
+        return False
+    line_end = newline - p - 1
+    if line_end < 0 or p[line_end] != 13 or not plain_set_line(p, line_end, line):
+        return False
+    line.value_at = line_end + 2
+    return (
+        n - line.value_at == line.length + 2 and p[n - 2] == 13 and p[n - 1] == 10
+        and not item_too_large(line.key_len, line.flags, line.length, max_item_size)
+    )
+
+
+def plain_set_parts(line: bytes) -> tuple[bytes, int, int, int, bool] | None:
+    """:func:`plain_set_line` in Python (the interpreted parser's): ``(key, flags, exptime,
+    length, noreply)`` of a ``set`` line in its plainest form, else None."""
+    parts = line.split(b" ")
+    n = len(parts)
+    if (n != 5 and (n != 6 or parts[5] != _NOREPLY)) or parts[0] != b"set" or 0 in line:
+        return None
+    key, flags, exptime, length = parts[1], parts[2], parts[3], parts[4]
+    if not (
+        0 < len(key) <= KEY_MAX_LENGTH and len(flags) < 10 and len(exptime) < 10 and len(length) < 10
+        and flags.isdigit() and exptime.isdigit() and length.isdigit()
+    ):
+        return None
+    return key, int(flags), int(exptime), int(length), n == 6
+
+
+def plain_set_fields(data: bytes, max_item_size: int) -> tuple[bytes, int, int, bytes, bool] | None:
+    """:func:`whole_plain_set` in Python (the interpreted session's): ``(key, flags, exptime,
+    value, noreply)`` when ``data`` is exactly one plain ``set`` with its data block that the
+    parser would read the same way, else None."""
+    if data[:4] != b"set ":
+        return None
+    line_end = data.find(b"\n") - 1
+    if line_end < 4 or data[line_end] != 13:
+        return None
+    parts = plain_set_parts(data[:line_end])
+    if parts is None:
+        return None
+    key, flags, exptime, length, noreply = parts
+    value_at = line_end + 2
+    if len(data) != value_at + length + 2 or data[-2:] != b"\r\n" or item_too_large(len(key), flags, length, max_item_size):
+        return None
+    return key, flags, exptime, data[value_at:-2], noreply
 
 
 def number_line(n: int) -> bytes:
@@ -216,25 +320,27 @@ def number_line(n: int) -> bytes:
 
 
 # ----- commands ------------------------------------------------------------------------------
-GET: Final = 0        # (GET, keys: list[bytes], with_cas: bool)
-GAT: Final = 1        # (GAT, keys, with_cas, exptime: int)
-STORE: Final = 2      # (STORE, op: bytes, key, flags, exptime, value: bytes, cas: int, noreply)
-DELETE: Final = 3     # (DELETE, key, noreply)
-ARITH: Final = 4      # (ARITH, incr: bool, key, delta: int, noreply)
-TOUCH: Final = 5      # (TOUCH, key, exptime, noreply)
-FLUSH: Final = 6      # (FLUSH, delay: int, noreply)
-VERSION: Final = 7    # (VERSION,)
-VERBOSITY: Final = 8  # (VERBOSITY, level: int, noreply)
-QUIT: Final = 9       # (QUIT,)
-STATS: Final = 10     # (STATS, args: list[bytes])
-REPLY: Final = 11     # (REPLY, reply: bytes): answer with these bytes, nothing to execute
-TOO_LARGE: Final = 12  # (TOO_LARGE, op, key, noreply): item swallowed; a set drops the old item
-CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long, an HTTP request line)
-META: Final = 14      # (META, verb: bytes, key, flags: MetaFlags | None, value: bytes | None)
-FLUSH_REFUSED: Final = 16  # (FLUSH_REFUSED, noreply): flush_all under -F
-SHUTDOWN: Final = 15  # (SHUTDOWN, mode: bytes | None): "shutdown [graceful]"; the server decides if it may
-WATCH: Final = 17     # (WATCH, streams: int (-1: an unknown name), noreply): see kvshard.protocol.watch
-ITEM_ADMIN: Final = 18  # (ITEM_ADMIN, tokens): cache_memlimit, lru_crawler, lru (kvshard.item_commands), slabs (kvshard.slab_mover)
+# (compiled, ascii.pxd's C enum defines these numbers: keep the two lists the same)
+if not cython.compiled:
+    GET: Final = 0        # (GET, keys: list[bytes], with_cas: bool)
+    GAT: Final = 1        # (GAT, keys, with_cas, exptime: int)
+    STORE: Final = 2      # (STORE, op: bytes, key, flags, exptime, value: bytes, cas: int, noreply)
+    DELETE: Final = 3     # (DELETE, key, noreply)
+    ARITH: Final = 4      # (ARITH, incr: bool, key, delta: int, noreply)
+    TOUCH: Final = 5      # (TOUCH, key, exptime, noreply)
+    FLUSH: Final = 6      # (FLUSH, delay: int, noreply)
+    VERSION: Final = 7    # (VERSION,)
+    VERBOSITY: Final = 8  # (VERBOSITY, level: int, noreply)
+    QUIT: Final = 9       # (QUIT,)
+    STATS: Final = 10     # (STATS, args: list[bytes])
+    REPLY: Final = 11     # (REPLY, reply: bytes): answer with these bytes, nothing to execute
+    TOO_LARGE: Final = 12  # (TOO_LARGE, op, key, noreply): item swallowed; a set drops the old item
+    CLOSE: Final = 13     # (CLOSE,): close the connection now (line too long, an HTTP request line)
+    META: Final = 14      # (META, verb: bytes, key, flags: MetaFlags | None, value: bytes | None)
+    SHUTDOWN: Final = 15  # (SHUTDOWN, mode: bytes | None): "shutdown [graceful]"; the server decides if it may
+    FLUSH_REFUSED: Final = 16  # (FLUSH_REFUSED, noreply): flush_all under -F
+    WATCH: Final = 17     # (WATCH, streams: int (-1: an unknown name), noreply): see kvshard.protocol.watch
+    ITEM_ADMIN: Final = 18  # (ITEM_ADMIN, tokens): cache_memlimit, lru_crawler, lru (kvshard.item_commands), slabs (kvshard.slab_mover)
 
 STORE_OPS: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
 
@@ -294,6 +400,8 @@ def _unknown_command(name: bytes, tokens: list[bytes]) -> tuple[Any, ...]:
 
 def _key_ok(key: bytes) -> bool:
     # tokens never contain a space or a newline; every other byte may be part of a key
+    if cython.compiled:
+        return len(key) <= C_KEY_MAX_LENGTH
     return len(key) <= KEY_MAX_LENGTH
 
 
@@ -303,7 +411,7 @@ def single_get_key(data: bytes) -> bytes | None:
     (several keys, a stray space or CR, an over-long key) answers None."""
     if cython.compiled:  # in C: the key ends at the final CR, at no space, LF or NUL before it
         n = len(data)
-        if n < 7 or n > KEY_MAX_LENGTH + 6:
+        if n < 7 or n > C_KEY_MAX_LENGTH + 6:
             return None
         p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, data))
         if p[0] != 103 or p[1] != 101 or p[2] != 116 or p[3] != 32 or p[n - 2] != 13 or p[n - 1] != 10:
@@ -441,6 +549,8 @@ class AsciiParser:
     # ----- one line -------------------------------------------------------------------------
 
     def _command(self, line: bytes) -> tuple[Any, ...] | None:
+        if self._plain_set(line):  # the commonest storage line, in one pass (compiled, in C)
+            return None
         tokens = tokenize(line)
         if not tokens:
             return (REPLY, R_ERROR)
@@ -561,12 +671,36 @@ class AsciiParser:
             cas = parsed
         if length < 0 or length > MAX_VALUE_LENGTH:  # refused at once: no 2 GiB wait for data
             return (REPLY, b"" if noreply else R_BAD_FORMAT)
+        self._await_block(name, key, flags, exptime, length, cas, noreply)
+        return None
+
+    def _plain_set(self, line: bytes) -> bool:
+        """A set line in its plainest form (:func:`plain_set_line` in C, or
+        :func:`plain_set_parts`) awaits its block; False for any other line."""
+        if cython.compiled:
+            if not plain_set_line(cython.cast(cython.p_uchar, cython.cast(cython.p_char, line)), len(line),
+                                  cython.address(fields)):
+                return False
+            key = bytes_slice(line, fields.key_at, fields.key_at + fields.key_len)
+            self._await_block(b"set", key, fields.flags, fields.exptime, fields.length, 0, fields.noreply)
+            return True
+        if not line.startswith(b"set "):  # (the other commands, with no call)
+            return False
+        parts = plain_set_parts(line)
+        if parts is None:
+            return False
+        key, flags, exptime, length, noreply = parts
+        self._await_block(b"set", key, flags, exptime, length, 0, noreply)
+        return True
+
+    def _await_block(self, name: bytes, key: bytes, flags: int, exptime: int, length: int, cas: int,
+                     noreply: bool) -> None:
+        """A valid storage header: the DATA state, for ``length`` bytes and CRLF."""
         self._want = length + 2
         if item_too_large(len(key), flags, length, self.max_item_size):
             self._pending = (TOO_LARGE, name, key, noreply)
         else:
             self._pending = (STORE, name, key, flags, exptime, None, cas, noreply)
-        return None
 
     def _meta(self, name: bytes, tokens: list[bytes]) -> tuple[Any, ...] | None:
         verb = name[1:]

@@ -11,6 +11,7 @@ from kvshard.protocol.byte_slices cimport bytes_slice
 from kvshard.service cimport FIXED_ARITH, FIXED_DELETE, FIXED_STORE, FIXED_TOUCH
 
 cdef list _NO_COMMANDS
+cdef long long _SET_STORE_CODE
 
 
 cdef class AsciiSession:

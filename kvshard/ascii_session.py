@@ -67,6 +67,7 @@ R_WATCH_DISABLED: Final = b"CLIENT_ERROR watch commands not allowed\r\n"
 R_WATCH_PIPELINED: Final = b"ERROR cannot pipeline other commands before watch\r\n"
 _NO_COMMANDS: list[tuple[Any, ...]] = []
 _INT64_LIMIT: Final = 1 << 63
+_SET_STORE_CODE: Final = STORE_CODES[b"set"]  # (the fast path's; a C integer compiled)
 
 
 def _answer_ok(results: list[Any]) -> bytes:
@@ -103,13 +104,13 @@ class AsciiSession:
                     self._dispatcher.run_hot(  # as _execute runs the parser's STORE of a set
                         bytes_slice(data, line.key_at, line.key_at + line.key_len), line.noreply, FIXED_STORE,
                         bytes_slice(data, line.value_at, line.value_at + line.length),
-                        cython.cast(cython.longlong, line.flags) << 8, line.exptime, 0)
+                        _SET_STORE_CODE | cython.cast(cython.longlong, line.flags) << 8, line.exptime, 0)
                     return False
             else:
                 fields = plain_set_fields(data, parser.max_item_size)
                 if fields is not None:
                     key, flags, exptime, value, noreply = fields
-                    self._dispatcher.run_hot(key, noreply, FIXED_STORE, value, flags << 8, exptime, 0)
+                    self._dispatcher.run_hot(key, noreply, FIXED_STORE, value, _SET_STORE_CODE | flags << 8, exptime, 0)
                     return False
         if not data:
             return False
@@ -154,8 +155,7 @@ class AsciiSession:
             d.get_many(cmd[1], cmd[2], None)
         elif op == STORE:
             _, verb, key, flags, exptime, value, cas, noreply = cmd
-            store_code = STORE_CODES[verb]
-            d.run_hot(key, noreply, FIXED_STORE, value, store_code | flags << 8, exptime,
+            d.run_hot(key, noreply, FIXED_STORE, value, STORE_CODES[verb] | flags << 8, exptime,
                       cas if cas < _INT64_LIMIT else as_int64(cas))  # (no call for the usual small CAS)
         elif op == REPLY:
             d.reply(cmd[1])

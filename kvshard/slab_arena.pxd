@@ -4,7 +4,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memcmp, memset
 from kvshard.routing cimport key_mix, mix_at
 
-cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _NBYTES, _ATIME
+cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _NBYTES, _ATIME, _PREV_WORD, _NEXT_WORD, _EXPIRE_WORD, _ATIME_WORD
 cdef size_t _NKEY, _LIST, _BITS, _CHECK, _HEADER, _FLAG_BYTES, _MORE_BYTES, _INDEX_START
 cdef Py_ssize_t _MIGRATE_STEP, _HUGE_PAGE, _LISTS, _PULL_TRIES, _ALLOC_ROUNDS
 cdef unsigned char _FREE, _ITEM, _CHAIN, _CLAIMED, _ACTIVE, _FETCHED
@@ -76,6 +76,7 @@ cdef class SlabArena:
     cdef inline size_t _key_at(self, size_t base)
     @cython.locals(at=size_t)
     cdef inline size_t _more(self, size_t base)
+    @cython.locals(size=size_t)
     cdef inline size_t _stored_size(self, size_t base)
     @cython.locals(base=size_t)
     cpdef bytes key(self, size_t ref)
@@ -113,10 +114,13 @@ cdef class SlabArena:
     cpdef Py_ssize_t index_slots(self)
     @cython.locals(old="unsigned int[::1]", cap=size_t, mask=size_t, i=size_t, j=size_t, entry=cython.uint, ref=size_t)
     cdef int _migrate_some(self, Py_ssize_t steps) except -1
-    @cython.locals(base=size_t, head=size_t)
+    @cython.locals(word=size_t, head=size_t)
     cdef int _lru_link(self, size_t ref, size_t lst, size_t size) except -1
-    @cython.locals(base=size_t, lst=size_t, prev=size_t, nxt=size_t, size=size_t)
+    @cython.locals(size=size_t)
     cdef size_t _lru_unlink(self, size_t ref) except? 0
+    @cython.locals(word=size_t, prev=size_t, nxt=size_t)
+    cdef int _lru_cut(self, size_t ref, size_t lst, size_t size) except -1
+    @cython.locals(lst=size_t, size=size_t)
     cdef int _relink(self, size_t ref, size_t lru) except -1
     @cython.locals(base=size_t)
     cdef int _to_warm(self, size_t ref, unsigned int second) except -1
@@ -128,10 +132,11 @@ cdef class SlabArena:
     @cython.locals(cls=size_t)
     cdef int _reclaim(self, size_t ref) except -1
     @cython.locals(lru=size_t, cls=size_t, second=cython.longlong, removed=Py_ssize_t, limit=cython.longlong,
-                   tries=Py_ssize_t, search=size_t, nxt=size_t, base=size_t, expire_at=cython.uint)
+                   tries=Py_ssize_t, search=size_t, nxt=size_t, word=size_t, bits_at=size_t, expire_at=cython.uint)
     cpdef Py_ssize_t pull_tail(self, size_t lst, long long total_bytes, int flags, long long max_age) except -1
     @cython.locals(did=Py_ssize_t, total=cython.longlong, hot_age=cython.longlong, warm_age=cython.longlong,
-                   tail=size_t, cold_age=cython.longlong, more=Py_ssize_t, i=Py_ssize_t)
+                   tail=size_t, cold_age=cython.longlong, more=Py_ssize_t, i=Py_ssize_t, cold_idle_tail=size_t,
+                   moved=Py_ssize_t)
     cpdef Py_ssize_t juggle(self, size_t cls, Py_ssize_t budget) except -1
     cpdef size_t new_list(self, size_t cls, unsigned int expire_at)
     @cython.locals(base=size_t)

@@ -921,7 +921,10 @@ class Messenger:
         if callback is not None:
             try:
                 if isinstance(callback, ReplyHandler):
-                    cython.cast(ReplyHandler, callback).on_reply(result, None)
+                    if cython.compiled:
+                        cython.cast(ReplyHandler, callback).on_reply(result, None)
+                    else:  # (Cython's shadow cast is a call)
+                        callback.on_reply(result, None)
                 else:
                     callback(result, None)
             except Exception:

@@ -308,7 +308,7 @@ class ClientConnection(StreamProtocol):
                 self._binary = None
                 return False
             session = self._binary = BinarySession(self._dispatcher)
-        if isinstance(session, BinarySession):
+        if cython.compiled and isinstance(session, BinarySession):  # (interpreted, the cast would be a call)
             waiting = cython.cast(BinarySession, session).feed(data)
         else:
             waiting = session.feed(data)  # a watcher's sink

@@ -221,7 +221,8 @@ class Dispatcher:
                     if head:
                         out.append(head)
                 else:
-                    done = cython.cast(_Pending, head).data  # queued: bytes or a _Pending
+                    # queued: bytes or a _Pending (interpreted, no cast: Cython's shadow cast is a call)
+                    done = cython.cast(_Pending, head).data if cython.compiled else head.data
                     if done is None:
                         break
                     if done:

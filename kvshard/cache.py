@@ -161,12 +161,14 @@ class Cache:
         growth_factor: float = 1.25,
         evict: bool = True,
         cas_enabled: bool = True,
+        index_slots: int = 0,
     ) -> None:
         self.limit = limit
         # False with -C: as memcached's, every item's CAS is 0 and a client's CAS is dropped,
         # except that of a ``cas`` command, which then never matches (checked on stores only)
         self.cas_enabled = cas_enabled
-        self._arena = SlabArena(limit, min_chunk, growth_factor, page_size, evict)
+        # index_slots: the index's starting size (see kvshard.memcached_options.index_slots); 0: the least
+        self._arena = SlabArena(limit, min_chunk, growth_factor, page_size, evict, index_slots)
         self._clock = clock
         # compiled, the system clock is read in C (clock_gettime, no Python call): see now()
         self._system_clock = clock is time.time

@@ -14,13 +14,13 @@ says why one that has no meaning here is accepted and ignored.
 from __future__ import annotations
 
 import re
-from typing import Callable, Final
+from typing import Callable, Final, Mapping
 
 __all__ = [
     "UsageError", "EX_USAGE", "EX_NOUSER", "EX_OSERR", "EXIT_FAILURE", "c_integer", "c_float",
     "whole_number", "at_least_one", "port_number", "item_size", "check_item_size", "protocol",
     "delimiter", "growth_factor", "file_mask", "SUBOPTIONS", "parse_suboptions", "ignored_reason",
-    "check_suboptions", "DEFAULT_SLAB_CHUNK_MAX",
+    "check_suboptions", "DEFAULT_SLAB_CHUNK_MAX", "HASHPOWER_DEFAULT", "index_slots",
 ]
 
 EXIT_FAILURE: Final = 1
@@ -374,6 +374,7 @@ def check_suboptions(options: dict[str, str | None]) -> None:
 
 _ITEM_STORE = "kvshard's item store has no such setting (yet)"
 _IGNORED: Final[dict[str, str]] = {
+    "no_hashexpand": "kvshard's index always grows once 70% full, a little at a time (-o hashpower sets its start)",
     "maxconns_fast": "kvshard always answers a connection over -c at once and closes it",
     "no_maxconns_fast": "kvshard always answers a connection over -c at once and closes it",
     "ext_": "extstore: kvshard keeps items in memory only",
@@ -394,7 +395,7 @@ _IGNORED: Final[dict[str, str]] = {
 _APPLIED: Final = frozenset((
     "idle_timeout", "lru_crawler", "no_lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl", "track_sizes",
     "lru_maintainer", "no_lru_maintainer", "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor",
-    "temporary_ttl",
+    "temporary_ttl", "hashpower",
     "slab_reassign", "no_slab_reassign", "slab_automove", "no_slab_automove", "slab_automove_ratio",
     "slab_automove_window",
     "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_verify_mode", "ssl_min_version", "ssl_ciphers",
@@ -409,3 +410,16 @@ def ignored_reason(name: str) -> str | None:
     if name.startswith("ext_"):
         return _IGNORED["ext_"]
     return _IGNORED.get(name, _ITEM_STORE)
+
+
+HASHPOWER_DEFAULT: Final = 16  # memcached's HASHPOWER_DEFAULT: its hash table starts with 2**16 buckets
+
+
+def index_slots(options: Mapping[str, str | None], shards: int) -> int:
+    """A shard's starting index size from ``-o hashpower`` (memcached's table of ``2**hashpower``
+    buckets, 16 when not given, split over the shards): a table that size needs no growth
+    for its first items, as memcached's needs no expansion until it holds 1.5 items a bucket
+    (kvshard's index still grows, at 70% full; ``no_hashexpand`` is ignored)."""
+    value = options.get("hashpower")
+    power = c_integer(value)[0] if value else HASHPOWER_DEFAULT
+    return (1 << power) // max(1, shards)

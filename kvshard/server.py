@@ -28,7 +28,7 @@ from .item_commands import ItemCommands
 from .lru_maintainer import LruMaintainer
 from .lru_maintainer import settings_from_options as lru_settings
 from .listen_spec import Listener, listener_hosts
-from .memcached_options import c_integer
+from .memcached_options import c_integer, index_slots
 from .connection import SAMPLE_MASK, ClientConnection, native_number, socket_address
 from .service import PING_HANDLER, REPORT_HANDLER, KVService
 from .verbosity import TRACE_LEVEL, VERBOSITY_HANDLER, set_verbosity, trace_log
@@ -141,15 +141,16 @@ class KVServerApp(ShardApp):
         cfg = self.config
         loop = asyncio.get_running_loop()
         self._shard = shard
+        options = dict(cfg.extended_options)
         cache = Cache(cfg.memory_bytes // shard.count, shard.id, shard.count, cas_enabled=cfg.cas_enabled,
-                      evict=cfg.evictions, min_chunk=cfg.min_chunk, growth_factor=cfg.growth_factor)
+                      evict=cfg.evictions, min_chunk=cfg.min_chunk, growth_factor=cfg.growth_factor,
+                      index_slots=index_slots(options, shard.count))
         # the supervisor starts a shard again when it dies; each start is one incarnation
         shard.metrics.counter_func("shard_restarts_total", "Times this shard was started again after it died",
                                    None, lambda: shard.incarnation - 1)
         delimiter = os.fsencode(cfg.prefix_delimiter)[:1]  # -D: its first byte, as memcached
         service = KVService(cache, loop, prefix_delimiter=delimiter, detail_enabled=cfg.detail_enabled)
         service.register(shard)
-        options = dict(cfg.extended_options)
         service.crawler = LruCrawler(
             cache, loop, enabled="no_lru_crawler" not in options,
             sleep_us=c_integer(options.get("lru_crawler_sleep") or str(CRAWLER_SLEEP_US))[0],

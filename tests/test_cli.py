@@ -303,7 +303,7 @@ def test_every_memcached_suboption_is_accepted_and_its_effect_said() -> None:
                      "lru_crawler_tocrawl", "track_sizes", "lru_maintainer", "no_lru_maintainer", "hot_lru_pct",
                      "warm_lru_pct", "hot_max_factor", "warm_max_factor", "temporary_ttl", "slab_reassign",
                      "no_slab_reassign", "slab_automove", "no_slab_automove", "slab_automove_ratio",
-                     "slab_automove_window"}
+                     "slab_automove_window", "hashpower"}
     assert {name for name in SUBOPTIONS if ignored_reason(name) is None} == taking_effect
     for name in SUBOPTIONS:
         if name in taking_effect - {"idle_timeout"} or name.startswith("proxy_"):
@@ -313,11 +313,11 @@ def test_every_memcached_suboption_is_accepted_and_its_effect_said() -> None:
 
 
 def test_ignored_options_are_one_warning_line_at_start() -> None:
-    lines = _start_log("-L", "-k", "-e", "/tmp/kvshard-memory-file", "-o", "ext_path=/tmp/e:64m,ext_threads=2,hashpower=20",
+    lines = _start_log("-L", "-k", "-e", "/tmp/kvshard-memory-file", "-o", "ext_path=/tmp/e:64m,ext_threads=2,no_hashexpand",
                        until="accepted but ignored here: ")
     warnings = [line for line in lines if "accepted but ignored here: " in line]
     assert len(warnings) == 1, lines
-    for named in ("-L (", "-k (", "-e (", "-o ext_path (extstore", "-o ext_threads (extstore", "-o hashpower ("):
+    for named in ("-L (", "-k (", "-e (", "-o ext_path (extstore", "-o ext_threads (extstore", "-o no_hashexpand ("):
         assert named in warnings[0], warnings
 
 

@@ -135,3 +135,21 @@ def test_an_index_growth_ends_on_lookups_and_on_grow_index_without_more_stores()
             assert not arena.grow_index(1 << 20)
         assert arena.index_slots() == 2048 and not arena.grow_index(0)
         assert all(arena.value(arena.find(b"grow:%06d" % i)) == b"v" for i in range(n))
+
+
+def test_the_index_starts_at_hashpower_slots_split_over_the_shards() -> None:
+    """-o hashpower sizes the index as memcached's hash table (2**16 buckets when not given),
+    split over the shards and rounded up to a power of two; a growth still doubles it."""
+    from kvshard.cache import Cache
+    from kvshard.memcached_options import index_slots
+
+    assert index_slots({}, 2) == 1 << 15
+    assert index_slots({"hashpower": "20"}, 4) == 1 << 18
+    assert Cache(1 << 22).arena.index_slots() == 1024  # (no size asked: the least)
+    assert Cache(1 << 22, index_slots=index_slots({}, 2)).arena.index_slots() == 1 << 15
+    assert Cache(1 << 22, index_slots=3000).arena.index_slots() == 4096
+    cache = Cache(32 << 20, index_slots=2048)
+    for i in range(1434):  # 70% of 2048 slots, and one more
+        cache.set_item(b"key:%d" % i, 0, 0, b"v")
+    assert cache.arena.index_slots() == 4096 + 2048  # growing: both arrays live
+    assert all(cache.get(b"key:%d" % i) is not None for i in range(1434))

@@ -163,7 +163,7 @@ class LruMaintainer:
         if self.state == IDLE:
             self.state = WAKING
             self.juggles += 1
-            self._pending = [cls for cls in range(arena.class_count) if due[cls] <= now]
+            self._pending = [cls for cls, when in enumerate(due) if when <= now]
         arena.now = self._cache._clock()
         budget = ROUNDS_PER_TURN
         pending = self._pending
@@ -180,10 +180,7 @@ class LruMaintainer:
             self._timer = self._loop.call_soon(self._wake)
             return
         self.state = IDLE
-        nearest = MAX_SLEEP + now
-        for cls in range(arena.class_count):
-            if due[cls] < nearest:
-                nearest = due[cls]
+        nearest = min(MAX_SLEEP + now, min(due))
         self._timer = self._loop.call_later(min(max(nearest - now, MIN_SLEEP), MAX_SLEEP), self._wake)
 
     def _back_off(self, cls: int, did: int, now: float) -> None:

@@ -33,7 +33,7 @@ cdef class SlabArena:
     cdef long long[::1] _expired_unfetched, _outofmemory
     cdef list _class_pages, _pool
     cdef public Py_ssize_t pages_used, page_moves, count, bytes
-    cdef public bint evict, segmented, temp_lru
+    cdef public bint evict, segmented, temp_lru, batch_pulls
     cdef public long long hot_pct, warm_pct, temporary_ttl
     cdef public double hot_factor, warm_factor
     cdef public Py_ssize_t clearing
@@ -134,9 +134,15 @@ cdef class SlabArena:
     @cython.locals(lru=size_t, cls=size_t, second=cython.longlong, removed=Py_ssize_t, limit=cython.longlong,
                    tries=Py_ssize_t, search=size_t, nxt=size_t, word=size_t, bits_at=size_t, expire_at=cython.uint)
     cpdef Py_ssize_t pull_tail(self, size_t lst, long long total_bytes, int flags, long long max_age) except -1
+    @cython.locals(limit=cython.longlong)
+    cdef long long _pull_limit(self, size_t lru, long long total_bytes)
+    @cython.locals(limit=cython.longlong, cold=size_t, second=cython.longlong, listed=cython.longlong, last=size_t,
+                   first=size_t, search=size_t, moved=Py_ssize_t, run_bytes=cython.longlong, word=size_t, base=size_t,
+                   expire_at=cython.uint, head=size_t)
+    cdef Py_ssize_t _cold_run(self, size_t lst, long long total_bytes, long long max_age, Py_ssize_t most) except -1
     @cython.locals(did=Py_ssize_t, total=cython.longlong, hot_age=cython.longlong, warm_age=cython.longlong,
                    tail=size_t, cold_age=cython.longlong, more=Py_ssize_t, i=Py_ssize_t, cold_idle_tail=size_t,
-                   moved=Py_ssize_t)
+                   moved=Py_ssize_t, hot_idle=bint, run=Py_ssize_t)
     cpdef Py_ssize_t juggle(self, size_t cls, Py_ssize_t budget) except -1
     cpdef size_t new_list(self, size_t cls, unsigned int expire_at)
     @cython.locals(base=size_t)

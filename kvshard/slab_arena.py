@@ -379,6 +379,7 @@ class SlabArena:
         self.warm_factor = 2.0
         self.temp_lru = False
         self.temporary_ttl = 61
+        self.batch_pulls = True  # (juggle; False: memcached's rounds literally, for a test to compare)
         self._ref_mask = 0  # (set by _fit_tags)
         self._tag_mask = 0
         self._tag_pages = 0  # pages whose refs the ref part of a slot can hold
@@ -874,11 +875,7 @@ class SlabArena:
         cls = lst & _CLASS_BITS
         second = int(self.now)
         removed = 0
-        limit = 0
-        if lru == _HOT:
-            limit = total_bytes * self.hot_pct // 100
-        if limit == 0 and lru <= _WARM:  # (memcached's HOT falls through to WARM's limit so)
-            limit = total_bytes * self.warm_pct // 100
+        limit = self._pull_limit(lru, total_bytes) if lru <= _WARM else 0
         tries = _PULL_TRIES
         while tries > 0 and search != 0:
             tries -= 1
@@ -917,6 +914,63 @@ class SlabArena:
             break
         return removed
 
+    def _pull_limit(self, lru: int, total_bytes: int) -> int:
+        """The bytes HOT or WARM (``lru``) may hold before its tail goes to COLD: its share of
+        the class's ``total_bytes`` (memcached's HOT falls through to WARM's share at 0%)."""
+        limit = total_bytes * self.hot_pct // 100 if lru == _HOT else 0
+        if limit == 0:
+            limit = total_bytes * self.warm_pct // 100
+        return limit
+
+    def _cold_run(self, lst: int, total_bytes: int, max_age: int, most: int) -> int:
+        """What up to ``most`` pulls of HOT or WARM list ``lst`` (:meth:`pull_tail`) do while each
+        moves its tail to COLD (neither expired nor ACTIVE, and the list over its limit or the
+        item older than ``max_age``), done at once: that run of tail items is spliced onto
+        COLD's head, in the order the pulls would leave it. How many items moved."""
+        limit = self._pull_limit(lst & _LRU_BITS, total_bytes)
+        cold = (lst & _CLASS_BITS) | _COLD
+        second = int(self.now)
+        listed = self._list_bytes[lst]
+        last = self._tail[lst]  # the run's oldest
+        first = 0  # ... and its newest
+        search = last
+        moved = 0
+        run_bytes = 0
+        while moved < most and search != 0:
+            word = search * 2
+            base = search * 8
+            expire_at = self._u32[word + _EXPIRE_WORD]
+            if expire_at != 0 and expire_at <= self.now or self._u8[base + _BITS] & _ACTIVE:
+                break
+            if listed - run_bytes <= limit and second - self._u32[word + _ATIME_WORD] <= max_age:
+                break
+            run_bytes += self._stored_size(base)
+            self._u8[base + _LIST] = cold
+            first = search
+            moved += 1
+            search = self._u32[word + _PREV_WORD]
+        if moved == 0:
+            return 0
+        self._tail[lst] = search  # (the item newer than the run, if any, is the tail now)
+        if search:
+            self._u32[search * 2 + _NEXT_WORD] = 0
+        else:
+            self._head[lst] = 0
+        head = self._head[cold]
+        self._u32[first * 2 + _PREV_WORD] = 0
+        self._u32[last * 2 + _NEXT_WORD] = head
+        if head:
+            self._u32[head * 2 + _PREV_WORD] = last
+        else:
+            self._tail[cold] = last
+        self._head[cold] = first
+        self._list_items[lst] -= moved
+        self._list_bytes[lst] -= run_bytes
+        self._list_items[cold] += moved
+        self._list_bytes[cold] += run_bytes
+        self._moves_to_cold[lst & _CLASS_BITS] += moved
+        return moved
+
     def juggle(self, cls: int, budget: int) -> int:
         """memcached's lru_maintainer_juggle for class ``cls``, at most ``budget`` rounds per
         part: how many rounds moved something."""
@@ -933,15 +987,34 @@ class SlabArena:
             hot_age = int(cold_age * self.hot_factor)
             warm_age = int(cold_age * self.warm_factor)
             total = self._list_bytes[cls | _COLD] + self._list_bytes[cls | _HOT] + self._list_bytes[cls | _WARM]
-        # a COLD pull that found nothing to do finds nothing again while COLD's tail is the same
-        # item (only a pull of COLD changes its tail, unless COLD was empty; the clock stands
-        # still here), so it is not repeated: what memcached's rounds do, fewer calls
+        # What memcached's rounds do, in fewer steps (``batch_pulls``; the clock stands still
+        # in a juggle): a COLD pull that found nothing to do finds nothing again while COLD's
+        # tail is the same item (only a pull of COLD changes that tail, unless COLD was empty,
+        # and then only to an item a pull leaves alone), so it is not repeated; and rounds
+        # whose HOT pull (WARM's, while HOT's finds nothing: nothing else changes HOT) moves
+        # the tail to COLD are done as one run (_cold_run)
         cold_idle_tail = 0
-        for i in range(budget):
+        hot_idle = False  # the last HOT pull moved nothing
+        i = 0
+        while i < budget:
+            if self.batch_pulls and self.segmented and self._tail[cls | _COLD] == cold_idle_tail:
+                if hot_idle:
+                    run = self._cold_run(cls | _WARM, total, warm_age, budget - i)
+                else:
+                    run = self._cold_run(cls | _HOT, total, hot_age, budget - i)
+                if run:
+                    did += run
+                    i += run
+                    continue
             more = 0
-            if self.pull_tail(cls | _HOT, total, 0, hot_age) or self.pull_tail(cls | _WARM, total, 0, warm_age):
+            if self.pull_tail(cls | _HOT, total, 0, hot_age):
                 more = 1
-            if self.segmented and self._tail[cls | _COLD] != cold_idle_tail:
+                hot_idle = False
+            else:
+                hot_idle = True
+                if self.pull_tail(cls | _WARM, total, 0, warm_age):
+                    more = 1
+            if self.segmented and (self._tail[cls | _COLD] != cold_idle_tail or not self.batch_pulls):
                 moved = self.pull_tail(cls | _COLD, total, 0, 0)
                 if moved == 0:
                     cold_idle_tail = self._tail[cls | _COLD]
@@ -949,6 +1022,7 @@ class SlabArena:
             if more == 0:
                 break
             did += 1
+            i += 1
         return did
 
     def new_list(self, cls: int, expire_at: int) -> int:

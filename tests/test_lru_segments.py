@@ -297,6 +297,58 @@ def test_lists_match_a_model_under_random_operations() -> None:
     assert arena.count == 0 and all(f["number"] == 0 for f in arena.class_stats())
 
 
+def test_batched_juggles_leave_everything_as_memcacheds_rounds_do() -> None:
+    """A juggle moves a run of HOT (or WARM) tail items bound for COLD in one splice and skips
+    COLD pulls that would find nothing (``batch_pulls``); with it off, each round is
+    memcached's pulls literally. The same random stores (some expiring), hits, deletes, time
+    and juggles of every budget on two caches: each juggle returns the same, and every list
+    holds the same items in the same order, with the same per-class figures."""
+    rng = random.Random(17)
+    clocks = (Clock(), Clock())
+    caches = [c.Cache(2 * PAGE, clock=clock) for clock in clocks]
+    caches[1].arena.batch_pulls = False
+    runs = 0
+    for step in range(6000):
+        key = b"key%d" % rng.randrange(4000)
+        roll = rng.random()
+        value = b"%d" % step * rng.choice((1, 30))
+        ttl = rng.choice((0, 0, 0, 2, 30))
+        budget = rng.choice((1, 2, 7, 500))
+        cls = rng.randrange(3) if step % 2 else 0
+        hot_pct = rng.choice((0, 10, 20, 90))  # (90: the age rule moves most)
+        tick = rng.choice((1, 5, 60))
+        for cache in caches:
+            arena = cache.arena
+            if roll < 0.4:
+                cache.store(b"set", key, 0, ttl, value)
+            elif roll < 0.43:
+                cache.delete(key)
+            elif roll < 0.9:
+                cache.get(key)
+            elif roll < 0.97:
+                arena.now = cache.now()
+                before = arena.lru_totals()["moves_to_cold"]
+                done = arena.juggle(cls, budget)
+                if cache is caches[0]:
+                    first_done = done
+                    runs += arena.lru_totals()["moves_to_cold"] - before > 1
+                else:
+                    assert done == first_done, step
+            elif roll < 0.99:
+                pass
+            else:
+                arena.hot_pct = hot_pct
+        if 0.97 <= roll < 0.99:
+            for clock in clocks:
+                clock.now += tick
+    assert runs > 20  # (runs of several items went to COLD in one juggle)
+    a, b = (cache.arena for cache in caches)
+    assert a.class_stats() == b.class_stats() and a.lru_totals() == b.lru_totals()
+    for cls in range(a.class_count):
+        for lru in LRUS:
+            assert [a.key(r) for r in walk(a, cls | lru)] == [b.key(r) for r in walk(b, cls | lru)], (cls, lru)
+
+
 # ----- the maintainer -------------------------------------------------------------------------------
 
 

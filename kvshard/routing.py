@@ -48,19 +48,22 @@ def route_hash(key: bytes) -> int:
     return key_mix(key) >> 32
 
 
-# The last bytes objects mixed and their mixes: a request's key is mixed to route it, then again
-# by the owner's index lookup, and when that owner is this shard it is the same object (bytes
-# cannot change, and the reference held here keeps its address from being reused). Compiled,
-# a table of _MEMO_SLOTS entries indexed by the object's address (a multi-key get routes all its
-# keys before it looks any up); interpreted, the last one.
+# The last keys mixed and their mixes: a request's key is mixed to route it, then again by the
+# owner's index lookup, and when that owner is this shard it is the same object (bytes cannot
+# change, and the reference held here keeps its address from being reused). Compiled, a table of
+# _MEMO_SLOTS entries indexed by the object's address (a multi-key get routes all its keys
+# before it looks any up). Interpreted, a dict by the key's value, emptied when it holds
+# _MEMO_KEYS: a bytes object keeps its hash once computed, so a hit costs a dict lookup where the
+# mix costs a dozen operations on Python integers (multi-key gets spent 9% of an interpreted
+# shard's time mixing).
 _MEMO_SLOTS: Final = 16
 _memo_keys: list[bytes | None] = [None] * _MEMO_SLOTS
-_last: tuple[bytes, int] = (b"", 0)  # (interpreted: the pair in one object, set in one store)
+_MEMO_KEYS: Final = 256
+_memo: dict[bytes, int] = {}
 
 
 def key_mix(key: bytes) -> int:
     """The 64-bit mix of ``key`` (see the module docstring)."""
-    global _last
     if cython.compiled:
         if type(key) is bytes:
             slot = (cython.cast(cython.size_t, cython.cast(cython.p_void, key)) >> 4) & (_MEMO_SLOTS - 1)
@@ -71,11 +74,12 @@ def key_mix(key: bytes) -> int:
             _memo_mixes[slot] = mix
             return mix
     elif type(key) is bytes:
-        last = _last
-        if last[0] is key:
-            return last[1]
-        mix = _mix64(int.from_bytes(key, "little") % MERSENNE_61)
-        _last = (key, mix)
+        mix = _memo.get(key)
+        if mix is None:
+            mix = _mix64(int.from_bytes(key, "little") % MERSENNE_61)
+            if len(_memo) >= _MEMO_KEYS:
+                _memo.clear()
+            _memo[key] = mix
         return mix
     return _mix64(int.from_bytes(key, "little") % MERSENNE_61)
 

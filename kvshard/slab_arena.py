@@ -579,7 +579,7 @@ class SlabArena:
     def _read(self, at: int, n: int) -> bytes:
         if cython.compiled:
             return PyBytes_FromStringAndSize(cython.cast(cython.p_char, cython.address(self._u8[0])) + at, n)
-        return bytes(self._u8[at : at + n])
+        return self._map[at : at + n]  # (an mmap's slice is bytes: one copy, no view made)
 
     def _write(self, at: int, data: bytes, start: int, n: int) -> None:
         if cython.compiled:
@@ -595,7 +595,7 @@ class SlabArena:
         at = self._key_at(base)
         if cython.compiled:
             return memcmp(cython.address(self._u8[0]) + at, cython.cast(cython.p_char, key), n) == 0
-        return self._u8[at : at + n] == key
+        return self._map[at : at + n] == key  # (bytes == bytes is a memcmp; a memoryview's compares bytewise, 3x slower)
 
     # ----- the index ----------------------------------------------------------------------------
 

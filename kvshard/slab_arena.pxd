@@ -6,6 +6,7 @@ from kvshard.routing cimport key_mix, mix_at
 
 cdef size_t _PREV, _NEXT, _CAS, _EXPIRE_AT, _NBYTES, _ATIME, _PREV_WORD, _NEXT_WORD, _EXPIRE_WORD, _ATIME_WORD
 cdef size_t _NKEY, _LIST, _BITS, _CHECK, _HEADER, _FLAG_BYTES, _MORE_BYTES, _INDEX_START
+cdef unsigned int _TOMBSTONE
 cdef Py_ssize_t _MIGRATE_STEP, _HUGE_PAGE, _LISTS, _PULL_TRIES, _ALLOC_ROUNDS
 cdef unsigned char _FREE, _ITEM, _CHAIN, _CLAIMED, _ACTIVE, _FETCHED
 cdef unsigned char _STATE_BITS, _MARKS_SHIFT, _MARK_BITS, _HAS_FLAGS
@@ -43,7 +44,7 @@ cdef class SlabArena:
     cdef public object evict_hook
     cdef public double now
     cdef public long long evictions, reclaims, expired_unfetched, evicted_unfetched, evicted_active
-    cdef Py_ssize_t _page_room, _cap, _used_slots, _old_cap, _old_used, _migrate
+    cdef Py_ssize_t _page_room, _cap, _used_slots, _tombstones, _old_cap, _old_used, _migrate
     cdef unsigned int[::1] _slots, _old
     cdef unsigned int _ref_mask, _tag_mask
     cdef Py_ssize_t _tag_pages
@@ -103,10 +104,10 @@ cdef class SlabArena:
     cdef size_t _probe(self, unsigned int[::1] slots, size_t cap, unsigned int h, bytes key) except? 0
     @cython.locals(mask=size_t, i=size_t, here=cython.uint, entry=cython.uint)
     cdef Py_ssize_t _slot_of(self, unsigned int[::1] slots, size_t cap, size_t ref, unsigned int h) except? -2
-    @cython.locals(mask=size_t, i=size_t)
+    @cython.locals(mask=size_t, i=size_t, entry=cython.uint)
     cdef int _insert_slot(self, unsigned int[::1] slots, size_t cap, size_t ref, unsigned int h) except -1
-    @cython.locals(mask=size_t, j=size_t, entry=cython.uint, home=size_t)
-    cdef int _delete_slot(self, unsigned int[::1] slots, size_t cap, size_t i) except -1
+    @cython.locals(mask=size_t, emptied=Py_ssize_t)
+    cdef Py_ssize_t _delete_slot(self, unsigned int[::1] slots, size_t cap, size_t i) except? -1
     cdef int _index_add(self, size_t ref, unsigned int h) except -1
     @cython.locals(i=Py_ssize_t)
     cdef int _index_remove(self, size_t ref, unsigned int h) except -1

@@ -39,7 +39,7 @@ An item's chunk (little-endian)::
 ``HEADER`` is those 32 bytes. An item is a chain's head when header, flags, key and value do
 not fit ``chunk_max``, so its fields say whether ``more`` is there. A continuation chunk keeps
 the header's prev, next, list and state and holds value bytes from offset 32. No hash is
-stored: where the index needs an item's hash (deleting, growing, moving pages) it hashes the
+stored: where the index needs an item's hash (finding its slot to delete it, growing, moving pages) it hashes the
 key in the arena again.
 
 Allocation, for a class: the class's free list (freed chunks), else the next uncut chunk of its
@@ -99,12 +99,18 @@ of the item's key decides its home slot, the key is compared in the arena. A slo
 ref in its low bits (as many as the largest ref of the arena needs) and the same high bits of
 the item's hash above them, a tag: a probe reads an item only when its tag matches, so the
 cache misses of a lookup are about one in the index and one in the arena, however long the
-probe (with a 32 MiB arena the tag has 10 bits: one probe in 1024 reads an item in vain). Deletion shifts the following
-entries back (no tombstones). It grows by doubling when 70% full, incrementally: the old array
-is kept beside the new one and every insert and every lookup moves a few slots of it across, as
-does the LRU maintainer when it wakes (:meth:`grow_index`), so no request pays for rehashing
-all items and a growth ends even when requests stop (the old array is freed then); lookups look
-in both until the old one is empty.
+probe (with a 32 MiB arena the tag has 10 bits: one probe in 1024 reads an item in vain).
+Deletion leaves a *tombstone* that probes pass over and inserts reuse (a store replacing a key
+takes back the slot its old item left, or an earlier one of the same probe), or an empty slot
+when the next slot is empty, tombstones just before it emptied with it: shifting the following
+entries back instead would hash the key of each of them again, in the arena, to find its home
+(3.6 per deletion at 60% load). When entries and tombstones fill 70% of the array, the index
+moves into a new one, twice the size, or the same size if the entries alone fill at most 40%
+(most of it was tombstones). That move is incremental: the old array is kept beside the new
+one and every insert and every lookup moves a few slots of it across (its tombstones are
+dropped), as does the LRU maintainer when it wakes (:meth:`grow_index`), so no request pays
+for rehashing all items and a growth ends even when requests stop (the old array is freed
+then); lookups look in both until the old one is empty.
 
 All of this runs interpreted too, through ``memoryview`` casts of the same memory (correct,
 only slower): the compiled module reads the same views as C arrays.
@@ -162,6 +168,7 @@ _FETCHED: Final = 8 << _MARKS_SHIFT  # the cache's FETCHED mark (kvshard.cache.F
 _ACTIVE: Final = 16 << _MARKS_SHIFT  # the cache's ACTIVE mark (kvshard.cache.ACTIVE), in place
 _INDEX_START: Final = 1024
 _MIGRATE_STEP: Final = 64
+_TOMBSTONE: Final = 1  # a deleted index slot's entry (ref 1 lies in the unused first page: no item's)
 _HUGE_PAGE: Final = 2 << 20
 _MAP_NORESERVE: Final = 0x4000  # Linux's, which Python's mmap module does not export
 # refs are 32-bit offsets / 8: the mapping may span at most this much
@@ -388,6 +395,7 @@ class SlabArena:
             self._cap *= 2
         self._slots = _u32_array(self._cap)
         self._used_slots = 0
+        self._tombstones = 0  # deleted slots of _slots (see _delete_slot)
         self._old = _u32_array(1)
         self._old_cap = 0
         self._old_used = 0
@@ -631,7 +639,7 @@ class SlabArena:
     def _retag(self, slots: memoryview, cap: int, old_mask: int) -> None:
         for i in range(cap):
             entry = slots[i]
-            if entry:
+            if entry != 0 and entry != _TOMBSTONE:
                 ref = entry & old_mask
                 slots[i] = ref | (self.item_hash(ref) & self._tag_mask)
 
@@ -644,7 +652,7 @@ class SlabArena:
             entry = slots[i]
             if entry == 0:
                 return 0
-            if entry & tag_mask == tag:
+            if entry & tag_mask == tag and entry != _TOMBSTONE:
                 ref = entry & self._ref_mask
                 if self._key_is(ref, key):
                     return ref
@@ -664,45 +672,52 @@ class SlabArena:
             i = (i + 1) & mask
 
     def _insert_slot(self, slots: memoryview, cap: int, ref: int, h: int) -> None:
+        """Enter ``ref`` in its probe's first empty or deleted slot (the new array only:
+        a reused tombstone is taken off its count)."""
         mask = cap - 1
         i = h & mask
-        while slots[i] != 0:
+        while True:
+            entry = slots[i]
+            if entry == 0:
+                break
+            if entry == _TOMBSTONE:
+                self._tombstones -= 1
+                break
             i = (i + 1) & mask
         slots[i] = ref | (h & self._tag_mask)
 
-    def _delete_slot(self, slots: memoryview, cap: int, i: int) -> None:
-        """Empty slot ``i`` and shift back the entries after it that probed past it."""
+    def _delete_slot(self, slots: memoryview, cap: int, i: int) -> int:
+        """Empty slot ``i``: a tombstone, which probes pass over, unless the slot after it is
+        empty (no probe goes past ``i`` then), in which case it and the tombstones just before
+        it become empty slots. How many tombstones that adds (1, or minus those emptied)."""
         mask = cap - 1
-        j = i
-        while True:
+        if slots[(i + 1) & mask] != 0:
+            slots[i] = _TOMBSTONE
+            return 1
+        slots[i] = 0
+        emptied = 0
+        i = (i - 1) & mask
+        while slots[i] == _TOMBSTONE:
             slots[i] = 0
-            while True:
-                j = (j + 1) & mask
-                entry = slots[j]
-                if entry == 0:
-                    return 0
-                home = self.item_hash(entry & self._ref_mask) & mask
-                # the entry at j may move to i unless its home lies cyclically in (i, j]
-                if i <= j:
-                    if i < home <= j:
-                        continue
-                elif home > i or home <= j:
-                    continue
-                break
-            slots[i] = entry
-            i = j
+            emptied += 1
+            i = (i - 1) & mask
+        return -emptied
 
     def _index_add(self, ref: int, h: int) -> None:
         if self._old_used:
             self._migrate_some(_MIGRATE_STEP)
-        elif (self._used_slots + 1) * 10 > self._cap * 7:
+        elif (self._used_slots + self._tombstones + 1) * 10 > self._cap * 7:
+            # 70% taken: into an array twice the size, or (tombstones being most of it) one of
+            # the same size, which the entries alone fill to at most 40%
             self._old = self._slots
             self._old_cap = self._cap
             self._old_used = self._used_slots
             self._migrate = 0
-            self._cap *= 2
+            if (self._used_slots + 1) * 10 > self._cap * 4:
+                self._cap *= 2
             self._slots = _u32_array(self._cap)
             self._used_slots = 0
+            self._tombstones = 0
             self._migrate_some(_MIGRATE_STEP)
         self._insert_slot(self._slots, self._cap, ref, h)
         self._used_slots += 1
@@ -710,13 +725,13 @@ class SlabArena:
     def _index_remove(self, ref: int, h: int) -> None:
         i = self._slot_of(self._slots, self._cap, ref, h)
         if i >= 0:
-            self._delete_slot(self._slots, self._cap, i)
+            self._tombstones += self._delete_slot(self._slots, self._cap, i)
             self._used_slots -= 1
             return 0
         if self._old_used:
             i = self._slot_of(self._old, self._old_cap, ref, h)
             if i >= 0:
-                self._delete_slot(self._old, self._old_cap, i)
+                self._delete_slot(self._old, self._old_cap, i)  # (the migration empties its tombstones)
                 self._old_used -= 1
                 return 0
         raise AssertionError("item missing from the index")
@@ -758,10 +773,11 @@ class SlabArena:
             entry = old[j]
             while entry != 0:  # the run from i to the next empty slot, all of it
                 old[j] = 0
-                self._old_used -= 1
-                ref = entry & self._ref_mask
-                self._insert_slot(self._slots, self._cap, ref, self.item_hash(ref))
-                self._used_slots += 1
+                if entry != _TOMBSTONE:
+                    self._old_used -= 1
+                    ref = entry & self._ref_mask
+                    self._insert_slot(self._slots, self._cap, ref, self.item_hash(ref))
+                    self._used_slots += 1
                 steps -= 1
                 j = (j + 1) & mask
                 entry = old[j]

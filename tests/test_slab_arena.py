@@ -133,6 +133,56 @@ def test_an_index_growth_moves_a_run_of_slots_at_once() -> None:
     assert not refs and arena.count == n
 
 
+def test_index_churn_through_tombstones_and_rebuilds_keeps_every_key() -> None:
+    """Deletions leave tombstones (or empty slots at a run's end), stores reuse them, and an
+    array 70% taken moves to a new one, of the same size when tombstones were most of it.
+    Random stores, replacements and deletions over keys of which a third share one home
+    slot (long runs full of tombstones), checked against a dict: every live key is found,
+    every deleted one is not, and the index does not keep growing while the live count
+    stays put."""
+    arena = SlabArena(64 * PAGE)
+    keys = (b"c%d" % n for n in itertools.count())
+    crowded = list(itertools.islice((k for k in keys if key_hash(k) & 255 == 17), 300))
+    pool = crowded + [b"p%d" % i for i in range(600)]
+    live: dict[bytes, int] = {}
+    rng = random.Random(11)
+    for step in range(60000):
+        key = rng.choice(pool)
+        if key in live and rng.random() < 0.5:
+            arena.unlink(live.pop(key))
+        elif len(live) < 500 or key in live:
+            live[key] = arena.store(key, b"v%d" % step, 0, 0, step)
+        if step % 4999 == 0:
+            assert all(arena.find(k) == live.get(k, 0) for k in pool), step
+    assert arena.count == len(live) and sorted(arena.refs()) == sorted(live.values())
+    while arena.grow_index(1000):
+        pass
+    assert arena.index_slots() <= 2048  # 500 entries: 2048 slots keep them under 40%
+    assert all(arena.find(k) == live.get(k, 0) for k in pool)
+
+
+def test_an_index_full_of_tombstones_moves_to_an_array_of_the_same_size() -> None:
+    """600 keys of one home slot form one run; deleting all but its last leaves 599
+    tombstones (each deleted slot has an entry after it). 350 fresh keys, some in tombstones,
+    then push entries and tombstones past 70% of the 1024 slots while entries fill under 40%: the index moves to a new array
+    of 1024 slots, not 2048, and keeps every key."""
+    arena = SlabArena(64 * PAGE)
+    keys = (b"c%d" % n for n in itertools.count())
+    same_home = list(itertools.islice((k for k in keys if key_hash(k) & 1023 == 300), 600))
+    refs = [arena.store(k, b"v", 0, 0, 1) for k in same_home]
+    assert arena.index_slots() == 1024
+    for ref in refs[:-1]:
+        arena.unlink(ref)
+    live = {same_home[-1]: refs[-1]}
+    for i in range(350):
+        live[b"f%d" % i] = arena.store(b"f%d" % i, b"v", 0, 0, 1)
+    while arena.grow_index(1000):
+        pass
+    assert arena.index_slots() == 1024
+    assert all(arena.find(k) == r for k, r in live.items())
+    assert not any(arena.find(k) for k in same_home[:-1])
+
+
 def test_a_larger_limit_widens_the_index_refs_and_keeps_every_key() -> None:
     """Index slots carry a tag above the ref bits the limit needs; a limit that needs more ref
     bits retags every slot, also while the index is half way through growing."""

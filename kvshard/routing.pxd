@@ -18,6 +18,8 @@ cpdef Py_ssize_t owner_of(key, Py_ssize_t shards) except -1
 cpdef unsigned long long route_hash(key) except? 0
 @cython.locals(mix=cython.ulonglong, slot=cython.size_t)
 cpdef unsigned long long key_mix(key) except? 0
+@cython.locals(slot=cython.size_t)
+cpdef void remember_mix(bytes key, unsigned long long mix)
 cdef unsigned long long mix_at(const unsigned char *data, size_t n) noexcept nogil
 cdef unsigned long long _mix64(unsigned long long x) noexcept nogil
 @cython.locals(top=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, residue=cython.ulonglong, word=cython.ulonglong,

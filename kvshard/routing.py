@@ -27,7 +27,7 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-__all__ = ["owner_of", "route_hash", "key_mix", "mix_at"]
+__all__ = ["owner_of", "route_hash", "key_mix", "mix_at", "remember_mix"]
 
 MERSENNE_61: Final = (1 << 61) - 1
 MIX1: Final = 0xFF51AFD7ED558CCD  # MurmurHash3's fmix64 multipliers
@@ -73,15 +73,35 @@ def key_mix(key: bytes) -> int:
             _memo_keys[slot] = key
             _memo_mixes[slot] = mix
             return mix
-    elif type(key) is bytes:
-        mix = _memo.get(key)
-        if mix is None:
-            mix = _mix64(int.from_bytes(key, "little") % MERSENNE_61)
-            if len(_memo) >= _MEMO_KEYS:
-                _memo.clear()
-            _memo[key] = mix
-        return mix
-    return _mix64(int.from_bytes(key, "little") % MERSENNE_61)
+        return _mix64(int.from_bytes(key, "little") % MERSENNE_61)
+    if type(key) is not bytes:
+        key = bytes(key)
+    mix = _memo.get(key)
+    if mix is None:  # (the finalizer, _mix64, written out: a call would cost a sixth of it)
+        mix = int.from_bytes(key, "little") % MERSENNE_61
+        mix ^= mix >> 33
+        mix = mix * MIX1 & _MASK64
+        mix ^= mix >> 33
+        mix = mix * MIX2 & _MASK64
+        mix ^= mix >> 33
+        if len(_memo) >= _MEMO_KEYS:
+            _memo.clear()
+        _memo[key] = mix
+    return mix
+
+
+def remember_mix(key: bytes, mix: int) -> None:
+    """Have :func:`key_mix` answer ``mix`` for ``key`` without mixing it: the mix that the
+    shard which routed the key computed, sent along with it (kvshard.service's
+    FIXED_GET_ONE), so that the owner's index lookup does not mix the key a second time."""
+    if cython.compiled:
+        slot = (cython.cast(cython.size_t, cython.cast(cython.p_void, key)) >> 4) & (_MEMO_SLOTS - 1)
+        _memo_keys[slot] = key
+        _memo_mixes[slot] = mix
+        return
+    if len(_memo) >= _MEMO_KEYS:
+        _memo.clear()
+    _memo[key] = mix
 
 
 def mix_at(data: bytes, n: int) -> int:
@@ -93,17 +113,12 @@ def mix_at(data: bytes, n: int) -> int:
 
 
 def _mix64(x: int) -> int:
-    """MurmurHash3's fmix64 of a number below 2**64."""
-    if cython.compiled:  # (unsigned 64-bit arithmetic wraps modulo 2**64 by itself)
-        x ^= x >> 33
-        x *= _MIX1
-        x ^= x >> 33
-        x *= _MIX2
-        return x ^ (x >> 33)
+    """MurmurHash3's fmix64 of a number below 2**64 (compiled only: unsigned 64-bit arithmetic
+    wraps modulo 2**64 by itself; interpreted, :func:`key_mix` writes it out, masked)."""
     x ^= x >> 33
-    x = x * MIX1 & _MASK64
+    x *= _MIX1
     x ^= x >> 33
-    x = x * MIX2 & _MASK64
+    x *= _MIX2
     return x ^ (x >> 33)
 
 

@@ -29,6 +29,7 @@ from .protocol.ascii import (
 )
 from .protocol import binary as bp
 from .protocol.byte_slices import bytes_slice
+from .routing import remember_mix
 from .protocol import meta as m
 from .slab_arena import POOL
 
@@ -60,7 +61,7 @@ HANDLER_NAMES: Final = (
 # returns the reply bytes; a, b, c are signed 64-bit integers (:func:`as_int64` folds a
 # 64-bit unsigned CAS or delta into one, the handler unfolds it).
 if not cython.compiled:  # compiled, service.pxd's C enum (the same numbers)
-    FIXED_GET_ONE: Final = 1      # (key, None, 0, 0, 0): the whole reply to `get <key>`
+    FIXED_GET_ONE: Final = 1      # (key, None, mix & 0xFFFFFFFF, mix >> 32, 0): the whole reply to `get <key>`; mix = routing.key_mix(key), or 0
     FIXED_STORE: Final = 2        # (key, value, STORE_CODES[op] | flags << 8, exptime, int64(cas))
     FIXED_DELETE: Final = 3       # (key, None, 0, 0, 0)
     FIXED_ARITH: Final = 4        # (key, None, 1 incr / 0 decr, int64(delta), 0)
@@ -180,6 +181,8 @@ class KVService(FixedTarget):
         raise ValueError(f"no fixed-record handler {handler_id}")
 
     def fixed_get_one(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
+        if not cython.compiled and a | b:  # (the router's mix of the key, for the index lookup)
+            remember_mix(key, a | b << 32)
         block = self.cache.get_block(key, R_END)  # get_one, inlined: the most common forwarded operation
         if self.detail_enabled:
             self.prefixes.record_get(key, block is not None)

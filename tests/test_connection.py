@@ -166,9 +166,11 @@ def test_run_fixed_dispatches_every_registered_fixed_handler() -> None:
     ``run_fixed``) agree: each id gives the same reply both ways, on like services."""
     from kvshard import service as s
     from kvshard.protocol import binary as bp
+    from kvshard.routing import key_mix
 
+    mix = key_mix(b"k")  # (FIXED_GET_ONE carries the router's mix of its key)
     args = {
-        s.FIXED_GET_ONE: (b"k", None, 0, 0, 0),
+        s.FIXED_GET_ONE: (b"k", None, mix & 0xFFFFFFFF, mix >> 32, 0),
         s.FIXED_STORE: (b"k", b"vv", 0, 0, 0),
         s.FIXED_DELETE: (b"k", None, 0, 0, 0),
         s.FIXED_ARITH: (b"n", None, 1, 5, 0),
@@ -190,6 +192,7 @@ def test_run_fixed_dispatches_every_registered_fixed_handler() -> None:
         by_table, inline = fresh(), fresh()
         expected = by_table.fixed_handlers()[handler_id](*call)
         assert inline.run_fixed(handler_id, *call) == expected, handler_id
+    assert fresh().run_fixed(s.FIXED_GET_ONE, *args[s.FIXED_GET_ONE]) == b"VALUE k 0 1\r\nv\r\nEND\r\n"
 
 
 def _whole_and_cut_reads_answer_alike(requests: list[bytes]) -> bytes:

@@ -87,3 +87,17 @@ def test_the_last_key_remembered_is_only_reused_for_that_same_bytes_object() -> 
     assert owner_of(buffer, 1024) == expected_owner(b"key:3", 1024)
     buffer[-1] = ord("4")
     assert owner_of(buffer, 1024) == expected_owner(b"key:4", 1024)
+
+
+def test_a_mix_sent_with_a_key_is_answered_without_mixing_it_again() -> None:
+    """remember_mix (a forwarded get's owner is given the router's mix): key_mix answers what
+    it was given for that key, and other keys are still mixed."""
+    from kvshard.routing import remember_mix
+
+    key = b"key:%d" % 5
+    remember_mix(key, 12345)
+    assert key_mix(key) == 12345  # (given, not computed: a real mix is not 12345)
+    remember_mix(key, expected_mix(key))
+    assert key_mix(key) == expected_mix(key)
+    other = b"key:%d" % 6
+    assert key_mix(other) == expected_mix(other)

@@ -47,7 +47,7 @@ except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
 from .protocol import ascii as proto
-from .routing import key_mix, owner_of
+from .routing import key_mix, owner_of, pack_mixes
 from .packed_blocks import merge_blocks, pack_blocks
 
 if not cython.compiled:  # compiled, C constants (service.pxd), cimported by dispatcher.pxd
@@ -341,8 +341,8 @@ class Dispatcher:
             if theirs is None:
                 continue
             try:
-                ctx.messenger.call_fixed(
-                    owner, FIXED_GET_MANY, b" ".join(theirs), None,
+                ctx.messenger.call_fixed(  # (interpreted, with the keys' mixes: see get_one)
+                    owner, FIXED_GET_MANY, b" ".join(theirs), None if cython.compiled else pack_mixes(theirs),
                     1 if with_cas else 0, gat, exptime or 0, _new_part(self, pending, owner),
                 )
             except ShardUnavailable as exc:

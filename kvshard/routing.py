@@ -20,6 +20,7 @@ per eight bytes where the CRC-32 this replaced spent some sixty; the number is t
 
 from __future__ import annotations
 
+from array import array
 from typing import Final
 
 try:
@@ -27,7 +28,7 @@ try:
 except ModuleNotFoundError:  # interpreted without Cython installed
     from framework import cython_shim as cython  # type: ignore[no-redef]
 
-__all__ = ["owner_of", "route_hash", "key_mix", "mix_at", "remember_mix"]
+__all__ = ["owner_of", "route_hash", "key_mix", "mix_at", "remember_mix", "pack_mixes", "remember_mixes"]
 
 MERSENNE_61: Final = (1 << 61) - 1
 MIX1: Final = 0xFF51AFD7ED558CCD  # MurmurHash3's fmix64 multipliers
@@ -102,6 +103,26 @@ def remember_mix(key: bytes, mix: int) -> None:
     if len(_memo) >= _MEMO_KEYS:
         _memo.clear()
     _memo[key] = mix
+
+
+def pack_mixes(keys: list[bytes]) -> bytes:
+    """The mixes of ``keys`` (:func:`key_mix`), as unsigned 64-bit native-order numbers, for
+    :func:`remember_mixes` on the shard the keys are sent to (the same machine)."""
+    return array("Q", map(key_mix, keys)).tobytes()
+
+
+def remember_mixes(keys: list[bytes], packed: bytes) -> None:
+    """:func:`remember_mix` of each of ``keys`` with its mix from :func:`pack_mixes`."""
+    mixes = array("Q", packed)
+    if len(mixes) != len(keys):
+        raise ValueError(f"{len(mixes)} mixes for {len(keys)} keys")
+    if cython.compiled:
+        for i in range(len(keys)):
+            remember_mix(keys[i], mixes[i])
+        return
+    if len(_memo) + len(keys) > _MEMO_KEYS:
+        _memo.clear()
+    _memo.update(zip(keys, mixes))
 
 
 def mix_at(data: bytes, n: int) -> int:

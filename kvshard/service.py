@@ -29,7 +29,7 @@ from .protocol.ascii import (
 )
 from .protocol import binary as bp
 from .protocol.byte_slices import bytes_slice
-from .routing import remember_mix
+from .routing import remember_mix, remember_mixes
 from .protocol import meta as m
 from .slab_arena import POOL
 
@@ -68,8 +68,8 @@ if not cython.compiled:  # compiled, service.pxd's C enum (the same numbers)
     FIXED_TOUCH: Final = 5        # (key, None, exptime, 0, 0)
     FIXED_BGET_PACKET: Final = 6  # (key, None, opaque, 0, 0): the whole binary GET response
     FIXED_BSTORE_PACKET: Final = 7  # (key, value, opcode | flags << 8, int64(exptime | opaque << 32), int64(cas))
-    FIXED_GET_MANY: Final = 8     # (keys joined by b" ", None, with_cas, 1 gat / 0 get, exptime):
-    #                               pack_blocks(each key's VALUE block, b"" for a miss)
+    FIXED_GET_MANY: Final = 8     # (keys joined by b" ", routing.pack_mixes(keys) or None, with_cas,
+    #                               1 gat / 0 get, exptime): pack_blocks(each key's VALUE block, b"" for a miss)
 # stats items' per-class fields of the segmented LRU, shown while the maintainer runs (memcached's)
 _SEGMENT_FIELDS: Final = (
     "number_hot", "number_warm", "number_cold", "number_temp", "age_hot", "age_warm", "evicted_active",
@@ -197,6 +197,8 @@ class KVService(FixedTarget):
 
     def fixed_get_many(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:
         keys = tokenize(key)
+        if not cython.compiled and value is not None:  # (the router's mixes of the keys)
+            remember_mixes(keys, value)
         return pack_blocks(self.gat(keys, a != 0, c)) if b else self.get_packed(keys, a != 0)
 
     def fixed_delete(self, key: bytes, value: bytes | None, a: int, b: int, c: int) -> bytes:

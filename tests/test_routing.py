@@ -101,3 +101,20 @@ def test_a_mix_sent_with_a_key_is_answered_without_mixing_it_again() -> None:
     assert key_mix(key) == expected_mix(key)
     other = b"key:%d" % 6
     assert key_mix(other) == expected_mix(other)
+
+
+def test_mixes_sent_with_keys_are_answered_for_those_keys() -> None:
+    """pack_mixes / remember_mixes (a forwarded multi-key get's keys and their mixes): each
+    key gets its own mix back, and a count that does not match is refused."""
+    from kvshard.routing import pack_mixes, remember_mix, remember_mixes
+
+    keys = [b"mk:%d" % i for i in range(5)]
+    packed = pack_mixes(keys)
+    assert len(packed) == 40
+    for key in keys:
+        remember_mix(key, 1)
+    received = [bytes(bytearray(k)) for k in keys]  # (other objects, equal keys: what the owner tokenizes)
+    remember_mixes(received, packed)
+    assert [key_mix(k) for k in received] == [expected_mix(k) for k in keys]
+    with pytest.raises(ValueError):
+        remember_mixes(received[:4], packed)

@@ -18,6 +18,14 @@ cpdef enum:
     NOT_FOUND = 3
     NO_MEMORY = 4
 
+# item marks (cache.py defines the same numbers for the interpreted modules)
+cpdef enum:
+    STALE = 1
+    WIN_SENT = 2
+    BINARY_KEY = 4
+    FETCHED = 8
+    ACTIVE = 16
+
 cdef Py_ssize_t _AT_CMD_SET, _AT_DELETE_HITS, _AT_INCR_HITS, _AT_DECR_HITS, _AT_CAS_HITS
 cdef Py_ssize_t _AT_CAS_BADVAL, _AT_TOUCH_HITS
 
@@ -66,6 +74,7 @@ cdef class Cache:
     cdef size_t _get_ref(self, key) except? 0
     @cython.locals(ref=size_t)
     cpdef unsigned long long cas_of(self, key) except? 0
+    cpdef unsigned long long last_cas(self)
     cpdef int set_item(self, bytes key, unsigned int flags, long long exptime, bytes value, unsigned long long new_cas=*,
                        unsigned int marks=*) except -1
     cpdef long long expire_at(self, long long exptime) except? -1

@@ -103,12 +103,13 @@ _COUNTER = re.compile(rb"[ \t\n\v\f\r]*\+?([0-9]+)")
 _SPACE = frozenset(b" \t\n\v\f\r")
 _STORE_OPS = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
 
-# item marks
-STALE: Final = 1       # md I / ms I: the value is stale (mg answers X)
-WIN_SENT: Final = 2    # a client was told it won the right to recache (W); others see Z
-BINARY_KEY: Final = 4  # stored by a meta command with a base64 key (k answers in base64)
-FETCHED: Final = 8     # hit at least once
-ACTIVE: Final = 16     # hit again since: the highest mark, so "marks < ACTIVE" = not active
+# item marks (compiled, cache.pxd's C enum: the same numbers)
+if not cython.compiled:
+    STALE: Final = 1       # md I / ms I: the value is stale (mg answers X)
+    WIN_SENT: Final = 2    # a client was told it won the right to recache (W); others see Z
+    BINARY_KEY: Final = 4  # stored by a meta command with a base64 key (k answers in base64)
+    FETCHED: Final = 8     # hit at least once
+    ACTIVE: Final = 16     # hit again since: the highest mark, so "marks < ACTIVE" = not active
 # where each per-class counter's classes begin in CacheCounters.per_class (get hits are the
 # arena's hits_to_* counts: see CacheCounters.hit_source)
 _AT_CMD_SET: Final = CMD_SET * CLASS_SLOTS
@@ -497,6 +498,13 @@ class Cache:
         if self._put(key, value, flags, expire_at, cas, marks) != STORED:
             return None
         return self._item(self._arena.find(key), key)
+
+    def last_cas(self) -> int:
+        """The CAS unique the latest store without a given one gave its item (0 with CAS
+        off): what :meth:`cas_of` finds right after it, without a lookup."""
+        if not self.cas_enabled:
+            return 0
+        return self._cas_counter * self._shard_count + self._shard_id
 
     def cas_floor(self) -> int:
         """The lowest CAS unique an item stored from now on gets (``stats sizes`` counts those)."""

@@ -3,7 +3,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy
 from framework.channel cimport FixedTarget
-from kvshard.cache cimport Cache
+from kvshard.cache cimport Cache, NO_MEMORY, STORED
 from kvshard.counters cimport ConnectionCounters
 from kvshard.protocol.byte_slices cimport bytes_slice
 from kvshard.packed_blocks cimport pack_blocks

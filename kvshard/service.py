@@ -217,7 +217,7 @@ class KVService(FixedTarget):
         if cython.compiled:  # a, b, c are C int64s: their bits, reinterpreted in C
             unsigned_b = cython.cast(cython.ulonglong, b)
             return self.bstore_packet(a & 0xFF, key, cython.cast(cython.uint, a >> 8),
-                                      cython.cast(cython.uint, unsigned_b & 0xFFFFFFFF), value,
+                                      cython.cast(cython.uint, unsigned_b), value,  # (the low half)
                                       cython.cast(cython.ulonglong, c), cython.cast(cython.uint, unsigned_b >> 32))
         unsigned_b = b & _UINT64_MASK  # exptime | opaque << 32
         return self.bstore_packet(a & 0xFF, key, a >> 8, unsigned_b & 0xFFFFFFFF, value, c & _UINT64_MASK,
@@ -346,9 +346,9 @@ class KVService(FixedTarget):
             cache = self.cache
             if self.detail_enabled:
                 self.prefixes.record_set(key)
-            if cache.set_item(key, flags, exptime, value) == c.STORED:
-                return b"" if opcode == C_OP_SETQ else bp.header_only(opcode, 0, opaque, cache.cas_of(key))
-            return bp.error(opcode, BINARY_RESULT_STATUS[c.NO_MEMORY], opaque)
+            if cache.set_item(key, flags, exptime, value) == STORED:  # (C names: service.pxd's cimports)
+                return b"" if opcode == C_OP_SETQ else header_only(opcode, 0, opaque, cache.last_cas())
+            return bp.error(opcode, BINARY_RESULT_STATUS[NO_MEMORY], opaque)
         verb = BINARY_STORE_VERBS[opcode]
         result, new_cas = self.bstore(verb, key, flags, exptime, value, cas)
         if result == c.STORED:

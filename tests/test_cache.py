@@ -77,9 +77,13 @@ def test_cas_unique_across_shards() -> None:
         for cache in (a, b):
             cache.store(b"set", b"k%d" % i, 0, 0, b"v")
             item = cache.get(b"k%d" % i)
-            assert item is not None
+            assert item is not None and item[3] == cache.last_cas()  # (the binary set's reply)
             seen.add(item[3])
-    assert len(seen) == 200
+            assert cache.set_item(b"s%d" % i, 0, 0, b"v") == c.STORED and cache.last_cas() == cache.cas_of(b"s%d" % i)
+            seen.add(cache.last_cas())
+    assert len(seen) == 400
+    off = c.Cache(1 << 20, 0, 1, Clock(), cas_enabled=False)
+    assert off.set_item(b"k", 0, 0, b"v") == c.STORED and off.last_cas() == 0
 
 
 def test_expiry_rules() -> None:
